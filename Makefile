@@ -1,0 +1,64 @@
+# Two set-up commands on a fresh machine: `make book` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# A local wheel directory (e.g. a CPU-only torch wheel) is used when the machine has one.
+WHEELS ?= /opt/wheels
+FIND_LINKS := $(if $(wildcard $(WHEELS)),--find-links $(WHEELS),)
+
+# Keep every cache inside the project: nothing is written to the home directory.
+export VCC_CACHE_DIR ?= $(CURDIR)/.cache
+export UV_CACHE_DIR ?= $(VCC_CACHE_DIR)/uv
+export PIP_CACHE_DIR ?= $(VCC_CACHE_DIR)/pip
+export XDG_CACHE_HOME ?= $(VCC_CACHE_DIR)/tool-state/xdg-cache
+export MPLCONFIGDIR ?= $(VCC_CACHE_DIR)/tool-state/matplotlib
+export IPYTHONDIR ?= $(VCC_CACHE_DIR)/tool-state/ipython
+export JUPYTER_CONFIG_DIR ?= $(VCC_CACHE_DIR)/tool-state/jupyter/config
+export JUPYTER_DATA_DIR ?= $(VCC_CACHE_DIR)/tool-state/jupyter/data
+export JUPYTER_RUNTIME_DIR ?= $(VCC_CACHE_DIR)/tool-state/jupyter/runtime
+export NUMBA_CACHE_DIR ?= $(VCC_CACHE_DIR)/tool-state/numba
+export LAMIN_SETTINGS_DIR ?= $(VCC_CACHE_DIR)/catalog/settings
+export LAMIN_CACHE_DIR ?= $(VCC_CACHE_DIR)/catalog/lamin-cache
+export PLAYWRIGHT_BROWSERS_PATH ?= $(VCC_CACHE_DIR)/playwright
+
+.PHONY: env data book book-smoke test test-all test-browser browser-deps lint clean
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv
+	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode $(FIND_LINKS) -e ".[dev]"
+	@touch $(STAMP)
+
+data: env
+	$(BIN)/vcc data fetch --embedded
+
+book: data
+	$(BIN)/vcc book
+
+book-smoke: data
+	$(BIN)/vcc book --smoke
+
+test: env
+	$(BIN)/python -m pytest
+
+test-all: env
+	$(BIN)/python -m pytest -m "slow or not slow"
+
+browser-deps: env
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  (apt-get update -q && apt-get install -y -q chromium) || \
+	  (echo "install Debian's chromium (apt-get install chromium) for the browser test" && exit 1)
+
+test-browser: browser-deps
+	@test -f _build/html/index.html || (echo "build the book first: make book" && exit 1)
+	$(BIN)/python -m pytest -m browser tests/test_book_browser.py
+
+lint: env
+	$(BIN)/ruff check vcclib tests benchmarks notebooks
+
+clean:
+	rm -rf _build book/chapters/*.ipynb

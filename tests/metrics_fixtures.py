@@ -1,0 +1,63 @@
+"""Synthetic perturbation data for the metrics tests (synthetic on purpose: small, seeded, with edge cases).
+
+``make_pair`` builds a real AnnData and a prediction of it whose X is log1p of small integer counts (so ties
+are everywhere), with: perturbations named after genes (``G0``, ``G1``, ... so PDS must leave the target gene
+out), one perturbation with no effect (no DE genes), an all-zero gene, a constant gene, and a prediction with
+two perturbation labels swapped.
+"""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+CONTROL = "non-targeting"
+
+
+def make_adata(
+    n_perts: int = 6,
+    n_cells: int = 40,
+    n_ctrl: int = 80,
+    n_genes: int = 60,
+    *,
+    seed: int = 0,
+    sparse: bool = True,
+    effect_seed: int = 1,
+    swap: tuple[int, int] | None = None,
+    dtype=np.float32,
+) -> ad.AnnData:
+    """One AnnData: control plus ``n_perts`` perturbations; perturbation 0 has no effect."""
+    rng = np.random.default_rng(seed)
+    effects_rng = np.random.default_rng(effect_seed)
+    base = effects_rng.gamma(0.6, 2.0, size=n_genes)
+    base[0] = 0.0  # all-zero gene
+    effects = np.exp(effects_rng.normal(0, 0.9, size=(n_perts, n_genes)) * (effects_rng.random((n_perts, n_genes)) < 0.3))
+    effects[0] = 1.0  # a perturbation with no effect
+    labels = [CONTROL] * n_ctrl
+    rates = [np.tile(base, (n_ctrl, 1))]
+    names = [f"G{i + 1}" for i in range(n_perts)]
+    order = list(range(n_perts))
+    if swap is not None:
+        order[swap[0]], order[swap[1]] = order[swap[1]], order[swap[0]]
+    for i, name in enumerate(names):
+        labels += [name] * n_cells
+        rates.append(np.tile(base * effects[order[i]], (n_cells, 1)))
+    lam = np.vstack(rates)
+    counts = rng.poisson(lam).astype(np.float64)
+    X = np.log1p(counts)
+    X[:, 1] = np.log1p(3.0)  # constant gene
+    X = X.astype(dtype)
+    obs = pd.DataFrame({"perturbation": labels}, index=[f"c{seed}_{i}" for i in range(len(labels))])
+    var = pd.DataFrame(index=[f"G{i}" for i in range(n_genes)])
+    adata = ad.AnnData(X=sp.csr_matrix(X) if sparse else X, obs=obs, var=var)
+    adata.uns["vcc"] = {"control_label": CONTROL}
+    return adata
+
+
+def make_pair(sparse: bool = True, **kwargs) -> tuple[ad.AnnData, ad.AnnData]:
+    """(pred, real): the prediction is a fresh draw with perturbations 2 and 3 swapped."""
+    real = make_adata(seed=0, sparse=sparse, **kwargs)
+    pred = make_adata(seed=7, sparse=sparse, swap=(2, 3), **kwargs)
+    return pred, real

@@ -1,0 +1,88 @@
+"""Every dataset manifest is complete and well formed (no network)."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import yaml
+
+from vcclib import config
+from vcclib.data.manifest import MODALITIES, ManifestError, all_manifests, get_manifest, parse_manifest
+
+from conftest import MIRROR
+
+MANIFESTS = all_manifests()
+FULL_SCALE_REQUIRED = {
+    "replogle2022_k562_essential", "replogle2022_k562_gwps", "replogle2022_rpe1", "norman2019_k562_crispra",
+    "adamson2016_upr", "vcc2025_h1_training", "depmap_24q2", "sanger_project_score", "rxrx3_core", "xatlas_orion",
+    "tahoe100m", "lincs2020_level5", "lincs_gse92742_metadata",
+}  # fmt: skip
+LINCS_ADDRESSES = {
+    "https://s3.amazonaws.com/macchiato.clue.io/builds/LINCS2020/level5/level5_beta_all_n1201944x12328.gctx",
+    "https://s3.amazonaws.com/macchiato.clue.io/builds/LINCS2020/siginfo_beta.txt",
+    "ftp://ftp.ncbi.nlm.nih.gov/geo/series/GSE92nnn/GSE92742/suppl/GSE92742_Broad_LINCS_gene_info.txt.gz",
+    "ftp://ftp.ncbi.nlm.nih.gov/geo/series/GSE92nnn/GSE92742/suppl/GSE92742_Broad_LINCS_sig_info.txt.gz",
+    "ftp://ftp.ncbi.nlm.nih.gov/geo/series/GSE92nnn/GSE92742/suppl/GSE92742_Broad_LINCS_sig_metrics.txt.gz",
+}
+
+
+@pytest.mark.parametrize("dataset_id", sorted(MANIFESTS))
+def test_manifest_complete(dataset_id):
+    manifest = MANIFESTS[dataset_id]
+    assert manifest.title and manifest.licence and manifest.citation
+    assert manifest.modality in MODALITIES
+    assert manifest.organism in ("human", "mouse")
+    for data_file in manifest.files:
+        assert data_file.url.startswith(("https://", "http://", "ftp://", "s3://", "gs://"))
+        assert data_file.size > 0
+        if manifest.scale == "mirror":
+            assert data_file.sha256 and len(data_file.sha256) == 64
+    if manifest.loader:
+        from vcclib.data.loaders import LOADERS
+
+        assert manifest.loader in LOADERS
+
+
+def test_every_mirror_file_has_a_manifest_entry_with_its_address_and_checksum():
+    sources = list(csv.DictReader(open(MIRROR / "SOURCES.tsv"), delimiter="\t")) if MIRROR.is_dir() else []
+    if not sources:
+        pytest.skip("no mirror here")
+    for row in sources:
+        manifest = get_manifest(row["dataset"])
+        data_file = manifest.file(row["file"].split("/", 1)[1])
+        assert data_file.sha256 == row["sha256"]
+        assert data_file.size == int(row["bytes"])
+        if row["repository"] != "(derived)":
+            assert data_file.url == (
+                f"https://raw.githubusercontent.com/{row['repository']}/{row['commit']}/{row['path_in_repository']}"
+            ).replace(" ", "%20")
+
+
+def test_full_scale_datasets_declared():
+    full = {m.id for m in MANIFESTS.values() if m.scale == "full"}
+    assert FULL_SCALE_REQUIRED <= full
+    urls = {f.url for m in MANIFESTS.values() for f in m.files}
+    assert LINCS_ADDRESSES <= urls
+
+
+def test_manifest_files_named_by_id():
+    for path in (config.manifest_dir()).glob("*.yaml"):
+        assert yaml.safe_load(path.read_text())["id"] == path.stem
+
+
+def test_malformed_manifest_is_refused_with_every_problem():
+    with pytest.raises(ManifestError) as error:
+        parse_manifest(
+            {"id": "x", "title": "t", "modality": "telepathy", "organism": "human", "licence": "l", "citation": "c",
+             "loader": "h5ad", "files": [{"name": "a", "url": "file:///etc/passwd", "size": -1, "sha256": "abc"}]},
+            source="bad.yaml",
+        )  # fmt: skip
+    message = str(error.value)
+    for fragment in ("bad.yaml", "telepathy", "not an http", "sha256", "positive integer"):
+        assert fragment in message
+
+
+def test_unknown_dataset_suggests_close_ids():
+    with pytest.raises(KeyError, match="papalexi2021_eccite_lowmoi"):
+        get_manifest("papalexi")

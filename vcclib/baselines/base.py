@@ -1,0 +1,298 @@
+"""One interface for baselines and models: ``fit`` on the training part, ``predict`` the held-out groups.
+
+A prediction is an AnnData in the project's schema (:mod:`vcclib.data.schema`), one row per predicted cell,
+``X`` on the training data's scale (log1p). Baselines whose output is ``pseudobulk`` predict one mean profile per
+group and repeat it ``n_cells`` times (as cell-eval's VCC baseline does), so every prediction can be scored by
+cell-level metrics; ``cells`` baselines return real cells. ``obs['vcc_fallback']`` marks groups that a baseline
+could not predict on its own terms (e.g. a target without an embedding) and filled with its fallback, the mean of
+the training perturbations' mean effects.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+
+from vcclib.data.schema import SchemaError, validate
+from vcclib.splits import COVARIATE_NONE, covariate_column
+
+SIDES = ("MIN", "MAX")
+OUTPUTS = ("pseudobulk", "cells")
+QUERY_COLUMNS = ("covariate", "perturbation", "n_cells")
+
+BASELINES: dict[str, type[Baseline]] = {}
+_PARAMS: dict[str, dict[str, Any]] = {}
+
+
+def register(name: str, **params: Any):
+    """Class decorator: register a baseline class under ``name`` with fixed constructor ``params``.
+
+    One class may be registered under several names (variants), each with its own parameters; the class's
+    metadata (side, output, source, description) is declared once on the class or overridden per variant through
+    ``params`` keys ``side``, ``output``, ``source``, ``description``, ``needs``, ``halves``.
+    """
+
+    def wrap(cls):
+        if name in BASELINES:
+            raise ValueError(f"baseline {name!r} is registered twice")
+        BASELINES[name] = cls
+        _PARAMS[name] = dict(params)
+        return cls
+
+    return wrap
+
+
+def _as_dense(matrix) -> np.ndarray:
+    return np.asarray(matrix.toarray() if sp.issparse(matrix) else matrix, dtype=np.float64)
+
+
+def covariates_of(adata: AnnData, column: str | None) -> np.ndarray:
+    """Each cell's covariate value (``"all"`` when the data have no covariate column)."""
+    if column is None:
+        return np.full(adata.n_obs, COVARIATE_NONE, dtype=object)
+    return adata.obs[column].astype(str).to_numpy()
+
+
+def group_means(adata: AnnData, column: str | None) -> pd.DataFrame:
+    """Pseudobulk: the mean of X per (covariate, perturbation), rows a MultiIndex, columns the genes."""
+    keys = pd.MultiIndex.from_arrays(
+        [covariates_of(adata, column), adata.obs["perturbation"].astype(str).to_numpy()],
+        names=["covariate", "perturbation"],
+    )
+    codes, uniques = pd.factorize(keys)
+    indicator = sp.csr_matrix((np.ones(adata.n_obs), (codes, np.arange(adata.n_obs))), shape=(len(uniques), adata.n_obs))
+    sums = indicator @ (adata.X if sp.issparse(adata.X) else np.asarray(adata.X))
+    sums = _as_dense(sums)
+    counts = np.asarray(indicator.sum(axis=1)).ravel()
+    frame = pd.DataFrame(sums / counts[:, None], index=pd.MultiIndex.from_tuples(uniques, names=keys.names),
+                         columns=adata.var_names)
+    return frame.sort_index()
+
+
+class Baseline:
+    """Base class of every baseline (and model): ``fit(train)`` then ``predict(query)``.
+
+    Subclasses set the class metadata and implement :meth:`_predict_delta` (a mean effect Δ per query, added to
+    the query covariate's control mean), or override :meth:`predict` for cell-level outputs.
+
+    Attributes
+    ----------
+    side
+        ``MIN`` (a floor a model must beat) or ``MAX`` (a ceiling no model should reach).
+    output
+        ``pseudobulk`` (one profile per group, repeated per cell) or ``cells`` (real cells).
+    source
+        Where the method comes from (paper or package), for the chapter's tables.
+    needs
+        External feature sources the baseline reads (``go``, ``depmap``, ``coessentiality``, ``lincs``, ``text``).
+    halves
+        MAX baselines that read held-out cells: ``random`` (technical duplicate) or an obs column
+        (``replicate``: the biological replicate); ``None`` for baselines that see training data only.
+    """
+
+    side: ClassVar[str] = "MIN"
+    output: ClassVar[str] = "pseudobulk"
+    source: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    needs: ClassVar[tuple[str, ...]] = ()
+    halves: ClassVar[str | None] = None
+
+    def __init__(self, name: str = "", **params: Any):
+        self.name = name or type(self).__name__
+        meta = {k: params.pop(k) for k in ("side", "output", "source", "description", "needs", "halves") if k in params}
+        for key, value in meta.items():
+            setattr(self, key, value)
+        self.params = params
+        self.fitted = False
+
+    # --- fitting -----------------------------------------------------------------------------------------
+    def fit(self, train: AnnData, *, heldout: AnnData | None = None) -> Baseline:
+        """Learn from the training cells (controls included); MAX baselines also get ``heldout`` query cells."""
+        meta = dict(train.uns.get("vcc", {}))
+        if "control_label" not in meta:
+            raise SchemaError("training data lack uns['vcc']['control_label']")
+        if self.halves is not None and heldout is None:
+            raise ValueError(f"{self.name} is a MAX reference: pass the held-out query half as heldout=")
+        self.control_label = str(meta["control_label"])
+        self.covariate_column = covariate_column(train)
+        self.var_names = train.var_names.copy()
+        self.uns_vcc = meta
+        self.perturbation_type = str(train.obs["perturbation_type"].astype(str).mode().iloc[0])
+        means = group_means(train, self.covariate_column)
+        perturbation = means.index.get_level_values("perturbation")
+        controls = means[perturbation == self.control_label].droplevel("perturbation")
+        if controls.empty:
+            raise ValueError("the training data hold no control cells")
+        self.control_means = controls
+        pert = means[perturbation != self.control_label]
+        cov = pert.index.get_level_values("covariate")
+        known = cov.isin(controls.index)
+        pert = pert[known]
+        self.deltas = pert - controls.loc[pert.index.get_level_values("covariate")].to_numpy()
+        self.train_counts = pd.Series(
+            pd.MultiIndex.from_arrays([covariates_of(train, self.covariate_column),
+                                       train.obs["perturbation"].astype(str).to_numpy()]).value_counts())
+        self._context_cache: dict[str, Any] = {}
+        self._fit(train, heldout)
+        self.fitted = True
+        return self
+
+    def _fit(self, train: AnnData, heldout: AnnData | None) -> None:
+        """Hook for subclasses (after the common statistics are computed)."""
+
+    def training_deltas(self, covariate: str) -> pd.DataFrame:
+        """Mean effects (perturbation × genes) a model may learn from for ``covariate``: that covariate's own
+        training perturbations where it has any, else each perturbation's Δ averaged over the other covariates."""
+        if self.deltas.empty:
+            return pd.DataFrame(columns=self.var_names)
+        cov = self.deltas.index.get_level_values("covariate")
+        if (cov == covariate).any():
+            return self.deltas[cov == covariate].droplevel("covariate")
+        return self.deltas.groupby(level="perturbation").mean()
+
+    def mean_delta(self, covariate: str) -> np.ndarray:
+        """The fallback: the mean of the training perturbations' mean effects (zero when there are none)."""
+        deltas = self.training_deltas(covariate)
+        return deltas.mean(axis=0).to_numpy() if len(deltas) else np.zeros(len(self.var_names))
+
+    def context(self, covariate: str, build):
+        """Per-covariate cache for fitted sub-models (``build(covariate)`` is called once)."""
+        key = covariate if (self.deltas.index.get_level_values("covariate") == covariate).any() else "__pooled__"
+        if key not in self._context_cache:
+            self._context_cache[key] = build(covariate)
+        return self._context_cache[key]
+
+    # --- predicting --------------------------------------------------------------------------------------
+    def _predict_delta(self, covariate: str, perturbations: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Mean effects (len(perturbations) × genes) and a fallback flag per perturbation."""
+        raise NotImplementedError
+
+    def control_mean(self, covariate: str) -> np.ndarray:
+        if covariate not in self.control_means.index:
+            raise ValueError(f"no training control cells for covariate {covariate!r}")
+        return self.control_means.loc[covariate].to_numpy()
+
+    def predict_means(self, query: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+        """The predicted pseudobulk (one row per query group, log1p scale) and the fallback flags."""
+        self._check_fitted()
+        query = normalise_query(query)
+        rows = np.zeros((len(query), len(self.var_names)))
+        fallback = np.zeros(len(query), dtype=bool)
+        for covariate, index in query.groupby("covariate").groups.items():
+            positions = query.index.get_indexer(index)
+            perts = query.loc[index, "perturbation"].tolist()
+            delta, flags = self._predict_delta(str(covariate), perts)
+            rows[positions] = self.control_mean(str(covariate))[None, :] + np.asarray(delta)
+            fallback[positions] = flags
+        rows = np.clip(rows, 0, None)
+        frame = pd.DataFrame(rows, index=pd.MultiIndex.from_frame(query[["covariate", "perturbation"]]),
+                             columns=self.var_names)
+        return frame, fallback
+
+    def predict(self, query: pd.DataFrame) -> AnnData:
+        """Predict the query groups (columns ``covariate``, ``perturbation``, ``n_cells``) as an AnnData."""
+        means, fallback = self.predict_means(query)
+        query = normalise_query(query)
+        n = query["n_cells"].clip(lower=1).to_numpy()
+        X = np.repeat(means.to_numpy(dtype=np.float32), n, axis=0)
+        obs = pd.DataFrame({
+            "covariate": np.repeat(query["covariate"].to_numpy(), n),
+            "perturbation": np.repeat(query["perturbation"].to_numpy(), n),
+            "vcc_fallback": np.repeat(fallback, n),
+        })
+        return self._to_anndata(X, obs)
+
+    # --- output ------------------------------------------------------------------------------------------
+    def _to_anndata(self, X: np.ndarray, obs: pd.DataFrame) -> AnnData:
+        obs = obs.reset_index(drop=True)
+        obs.index = [f"pred_{self.name}_{i}" for i in range(len(obs))]
+        column = self.covariate_column or "cell_line"
+        covariate = obs.pop("covariate").astype(str)
+        obs[column] = covariate if self.covariate_column else "unknown"
+        obs["perturbation"] = obs["perturbation"].astype(str)
+        obs["is_control"] = False
+        obs["dataset"] = str(self.uns_vcc.get("dataset", ""))
+        obs["perturbation_type"] = self.perturbation_type
+        obs["vcc_fallback"] = obs["vcc_fallback"].astype(bool)
+        for key in ("perturbation", column, "dataset", "perturbation_type"):
+            obs[key] = obs[key].astype("category")
+        result = AnnData(X=np.asarray(X, dtype=np.float32), obs=obs, var=pd.DataFrame(index=self.var_names.copy()))
+        result.uns["vcc"] = {**self.uns_vcc, "prediction": self.metadata()}
+        return validate(result)
+
+    def metadata(self) -> dict[str, Any]:
+        """Name, side, output, source and parameters, stored in ``uns['vcc']['prediction']``."""
+        return {
+            "model": self.name,
+            "side": self.side,
+            "output": self.output,
+            "source": self.source,
+            "needs": list(self.needs),
+            "halves": self.halves,
+            "params": {k: v for k, v in self.params.items() if isinstance(v, (int, float, str, bool))},
+        }
+
+    def _check_fitted(self):
+        if not self.fitted:
+            raise RuntimeError(f"{self.name}: call fit() before predict()")
+
+
+def normalise_query(query: pd.DataFrame) -> pd.DataFrame:
+    """A query table with string ``covariate``/``perturbation`` and integer ``n_cells`` (default 1)."""
+    query = query.copy()
+    if "covariate" not in query:
+        query["covariate"] = COVARIATE_NONE
+    if "n_cells" not in query:
+        query["n_cells"] = 1
+    missing = {"perturbation"} - set(query.columns)
+    if missing:
+        raise ValueError(f"query lacks columns {sorted(missing)}")
+    query["covariate"] = query["covariate"].astype(str)
+    query["perturbation"] = query["perturbation"].astype(str)
+    query["n_cells"] = query["n_cells"].astype(int)
+    return query.reset_index(drop=True)[list(QUERY_COLUMNS)]
+
+
+def with_controls(prediction: AnnData, controls: AnnData) -> AnnData:
+    """The prediction followed by the real control cells, on the prediction's genes, ready for evaluation."""
+    import anndata as ad
+
+    missing = prediction.var_names.difference(controls.var_names)
+    if len(missing):
+        raise ValueError(f"the control cells lack {len(missing)} predicted genes")
+    controls = controls[:, prediction.var_names]
+    keep = [c for c in prediction.obs.columns if c in controls.obs.columns]
+    ctrl = AnnData(X=_as_dense(controls.X).astype(np.float32), obs=controls.obs[keep].copy(),
+                   var=pd.DataFrame(index=prediction.var_names.copy()))
+    ctrl.obs["vcc_fallback"] = False
+    ctrl.obs_names = [f"ctrl_{name}" for name in controls.obs_names]
+    pred = prediction.copy()
+    pred.X = _as_dense(pred.X).astype(np.float32)
+    combined = ad.concat([pred, ctrl], join="outer", merge="same")
+    for key in ("perturbation", "dataset", "perturbation_type"):
+        combined.obs[key] = combined.obs[key].astype(str).astype("category")
+    combined.obs["is_control"] = combined.obs["is_control"].astype(bool)
+    combined.obs["vcc_fallback"] = combined.obs["vcc_fallback"].astype(bool)
+    combined.uns["vcc"] = dict(prediction.uns["vcc"])
+    return validate(combined)
+
+
+def get_baseline(name: str, **params: Any) -> Baseline:
+    """A fresh, unfitted instance of the registered baseline ``name`` (``params`` override its defaults)."""
+    if name not in BASELINES:
+        raise KeyError(f"no baseline {name!r}; registered: {sorted(BASELINES)}")
+    return BASELINES[name](name=name, **{**_PARAMS[name], **params})
+
+
+def list_baselines() -> pd.DataFrame:
+    """Every registered baseline with its side, output, source, needs and description."""
+    rows = []
+    for name in BASELINES:
+        model = get_baseline(name)
+        rows.append({"name": name, "side": model.side, "output": model.output, "needs": ",".join(model.needs),
+                     "halves": model.halves or "", "source": model.source, "description": model.description})
+    return pd.DataFrame(rows)

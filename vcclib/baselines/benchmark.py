@@ -1,0 +1,291 @@
+"""Run every baseline on every split of the embedded Perturb-seq data, score them, and place each score between
+the MIN and MAX references. The logic behind the "Metrics and baselines" chapter.
+
+Conventions (stated once, used throughout)
+------------------------------------------
+* gene space: every measured gene of the dataset (Papalexi 299, Norman/McFaline 500 HVGs, Kang 6,998);
+* pseudobulk: mean of log1p-normalised expression over cells;
+* control: the real control cells of the held-out covariate, the same cells in prediction and reference;
+* reference ("real"): half ``B`` of each held-out group (random halves, seeded); half ``A`` is what the MAX
+  references get. MIN baselines never see ``A`` or ``B``;
+* placement of a baseline on a metric: ``(u − b) / (r − b)`` with ``u`` its mean score over held-out
+  perturbations, ``b`` the MIN anchor's (default ``perturbed_mean``) and ``r`` the MAX anchor's (default
+  ``technical_duplicate``): 0 = as good as the mean baseline, 1 = as good as a technical duplicate.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from vcclib.baselines.base import get_baseline, group_means
+from vcclib.baselines.runner import available, fit_predict, subsample
+from vcclib.splits import covariate_column, make_split
+
+#: Metrics that compare a perturbation with the others (ranks, clusters, correlations across perturbations,
+#: perturbed references); undefined when an evaluation group holds fewer than three perturbations (Kang: one).
+NEEDS_SEVERAL = (
+    "discrimination_score_l1", "discrimination_score_l2", "discrimination_score_cosine", "clustering_agreement",
+    "pearson_edistance", "de_spearman_sig", "systema_centroid_accuracy", "systema_pearson_delta_pert",
+    "systema_pearson_delta_pert_de20", "perturbench_rmse_rank", "perturbench_cosine_rank", "dbd_wmse",
+    "dbd_r2w_delta", "systematic_variation",
+)
+
+#: The replicate-halved task re-scores only these (the others are scored on the random halves).
+REPLICATE_TASK_BASELINES = ("control_mean", "perturbed_mean", "celleval_mean", "linear_go", "random_forest",
+                            "replicate")
+
+MIN_ANCHOR = "perturbed_mean"
+MAX_ANCHOR = "technical_duplicate"
+
+
+@dataclass
+class Task:
+    """One dataset (with loader options) × one split × one way of halving the held-out cells."""
+
+    dataset: str
+    split: str
+    options: dict[str, Any] = field(default_factory=dict)
+    split_params: dict[str, Any] = field(default_factory=dict)
+    halves: str = "random"
+    label: str = ""
+    baselines: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        if not self.label:
+            study = self.options.get("study", "")
+            short = self.dataset.split("_")[0] + (f"[{study}]" if study else "")
+            suffix = "" if self.halves == "random" else f"/{self.halves}"
+            self.label = f"{short}:{self.split}{suffix}"
+
+
+def default_tasks(datasets=("papalexi2021_eccite_lowmoi", "norman2019_mcfaline2024_devel", "kang2018_ifnb_pbmc")
+                  ) -> list[Task]:
+    """The chapter's tasks on the embedded Perturb-seq data (a dataset id not listed here gets
+    ``unseen_perturbation``)."""
+    tasks: list[Task] = []
+    for dataset in datasets:
+        if dataset == "papalexi2021_eccite_lowmoi":
+            tasks += [Task(dataset, "unseen_perturbation", split_params={"test_fraction": 0.3}),
+                      Task(dataset, "unseen_perturbation", split_params={"test_fraction": 0.3}, halves="replicate",
+                           baselines=REPLICATE_TASK_BASELINES)]
+        elif dataset == "norman2019_mcfaline2024_devel":
+            tasks += [Task(dataset, "unseen_perturbation", {"study": "norman19"}, {"test_fraction": 0.3}),
+                      Task(dataset, "combo_seen_singles", {"study": "norman19"}),
+                      Task(dataset, "covariate_transfer", {"study": "mcfaline23"})]
+        elif dataset == "kang2018_ifnb_pbmc":
+            tasks += [Task(dataset, "covariate_transfer", split_params={"n_holdout": 3})]
+        else:
+            tasks += [Task(dataset, "unseen_perturbation", split_params={"test_fraction": 0.3})]
+    return tasks
+
+
+def load_task_data(task: Task, max_cells_per_perturbation: int = 0, seed: int = 0) -> AnnData:
+    """The task's AnnData, subsampled to at most ``max_cells_per_perturbation`` cells per group (0: all)."""
+    from vcclib.data import load
+
+    adata = load(task.dataset, **task.options)
+    return subsample(adata, max_cells_per_perturbation, seed=seed, column=covariate_column(adata))
+
+
+def evaluate_by_covariate(prediction: AnnData, real: AnnData, column: str | None, *, profile: str = "full",
+                          control: str, metrics=None) -> pd.DataFrame:
+    """:func:`vcclib.metrics.evaluate` per covariate value (each with its own control cells), stacked.
+
+    Returns one row per (covariate, perturbation) with a column per metric. A covariate with fewer than three
+    perturbations is scored without the metrics in :data:`NEEDS_SEVERAL` (they stay NaN there).
+    """
+    from vcclib.metrics import evaluate
+    from vcclib.metrics.profiles import resolve
+
+    frames = []
+    values = ["all"] if column is None else sorted(prediction.obs[column].astype(str).unique())
+    for value in values:
+        if column is None:
+            pred, ref = prediction, real
+        else:
+            pred = prediction[(prediction.obs[column].astype(str) == value).to_numpy()]
+            ref = real[(real.obs[column].astype(str) == value).to_numpy()]
+        names = list(resolve(profile, metrics))
+        n_perts = ref.obs.loc[ref.obs["perturbation"].astype(str) != control, "perturbation"].nunique()
+        if n_perts < 3:
+            names = [n for n in names if n not in NEEDS_SEVERAL]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = evaluate(pred, ref, pert_col="perturbation", control=control, metrics=names)
+        table = result.results.copy()
+        table.insert(0, "covariate", value)
+        frames.append(table)
+    return pd.concat(frames, ignore_index=True)
+
+
+def run_task(task: Task, *, baselines=None, seed: int = 0, profile: str = "full",
+             max_cells_per_perturbation: int = 0, metrics=None, adata: AnnData | None = None) -> pd.DataFrame:
+    """Fit and score every baseline (``baselines``, else the task's list, else all available) on one task.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``task``, ``dataset``, ``split``, ``halves``, ``baseline``, ``side``, ``covariate``,
+        ``perturbation``, ``fallback`` (share of the group's cells filled by the fallback), ``metric``, ``value``,
+        plus ``seconds`` (fit + predict + score).
+    """
+    adata = load_task_data(task, max_cells_per_perturbation, seed) if adata is None else adata
+    split = make_split(task.split, adata, seed=seed, **task.split_params)
+    names = available(baselines if baselines is not None else task.baselines, halves=task.halves)
+    control = str(adata.uns["vcc"]["control_label"])
+    frames = []
+    for name in names:
+        model = get_baseline(name)
+        start = time.perf_counter()
+        try:
+            prediction, real = fit_predict(name, adata, split, score_on="half", halves=task.halves, seed=seed,
+                                           model=model)
+            scores = evaluate_by_covariate(prediction, real, split.covariate_column, profile=profile,
+                                           control=control, metrics=metrics)
+        except ValueError as error:
+            warnings.warn(f"{task.label}: {name} skipped ({error})", stacklevel=2)
+            continue
+        seconds = time.perf_counter() - start
+        obs = prediction.obs[~prediction.obs["is_control"].to_numpy()]
+        column = split.covariate_column
+        keys = obs[column].astype(str) if column else pd.Series("all", index=obs.index)
+        fallback = obs.groupby([keys.to_numpy(), obs["perturbation"].astype(str).to_numpy()])["vcc_fallback"].mean()
+        long = scores.melt(id_vars=["covariate", "perturbation"], var_name="metric", value_name="value")
+        long["fallback"] = [fallback.get((c, p), np.nan) for c, p in zip(long["covariate"], long["perturbation"])]
+        long.insert(0, "baseline", name)
+        long.insert(1, "side", model.side)
+        long["seconds"] = seconds
+        frames.append(long)
+    table = pd.concat(frames, ignore_index=True)
+    table.insert(0, "task", task.label)
+    table.insert(1, "dataset", task.dataset)
+    table.insert(2, "split", task.split)
+    table.insert(3, "halves", task.halves)
+    table["value"] = pd.to_numeric(table["value"], errors="coerce")
+    return table
+
+
+def mean_scores(long: pd.DataFrame) -> pd.DataFrame:
+    """Mean over held-out perturbations: rows (task, baseline, side), one column per metric."""
+    return (long.groupby(["task", "baseline", "side", "metric"], sort=False)["value"].mean()
+            .unstack("metric").reset_index())
+
+
+def _higher_is_better(metric: str) -> bool:
+    try:
+        from vcclib.metrics import REGISTRY
+
+        return bool(REGISTRY[metric].higher_is_better)
+    except (ImportError, KeyError, AttributeError):
+        return not any(metric.startswith(p) for p in ("mae", "mse", "rmse", "wmse", "edistance"))
+
+
+def scored_metrics(names) -> list[str]:
+    """The metrics among ``names`` that have a best value (descriptive ones such as DE-gene counts dropped)."""
+    try:
+        from vcclib.metrics import REGISTRY
+    except ImportError:  # pragma: no cover
+        return list(names)
+    return [n for n in names if n in REGISTRY and REGISTRY[n].best_value is not None
+            and not pd.isna(REGISTRY[n].best_value)]
+
+
+def _max_anchor_of(long: pd.DataFrame) -> pd.Series:
+    """Per task, the MAX reference it holds (technical duplicate, else the biological replicate)."""
+    present = long.groupby("task")["baseline"].agg(set)
+    return present.map(lambda names: MAX_ANCHOR if MAX_ANCHOR in names else
+                       ("replicate" if "replicate" in names else MAX_ANCHOR))
+
+
+def placement(long: pd.DataFrame, min_anchor: str = MIN_ANCHOR, max_anchor: str | None = None) -> pd.DataFrame:
+    """Where each metric places each baseline between the MIN anchor (0) and the MAX anchor (1).
+
+    ``(u − b) / (r − b)`` on mean scores per task; NaN where an anchor is missing or ``r == b`` (the metric
+    cannot tell the anchors apart). ``max_anchor`` None: the task's technical duplicate, or its biological
+    replicate where the task halves by replicate. Descriptive metrics (no best value) are dropped. Columns:
+    ``task``, ``baseline``, ``side``, ``metric``, ``score``, ``min``, ``max``, ``max_anchor``, ``placement``.
+    """
+    long = long[long["metric"].isin(scored_metrics(long["metric"].unique()))]
+    anchor = _max_anchor_of(long) if max_anchor is None else pd.Series(max_anchor, index=long["task"].unique())
+    means = long.groupby(["task", "baseline", "side", "metric"], sort=False)["value"].mean().reset_index(name="score")
+    means["max_anchor"] = means["task"].map(anchor)
+    lows = means[means["baseline"] == min_anchor].set_index(["task", "metric"])["score"].rename("min")
+    highs = means[means["baseline"] == means["max_anchor"]].set_index(["task", "metric"])["score"].rename("max")
+    merged = means.join(lows, on=["task", "metric"]).join(highs, on=["task", "metric"])
+    span = merged["max"] - merged["min"]
+    merged["placement"] = np.where(np.abs(span) > 1e-12, (merged["score"] - merged["min"]) / span.where(span != 0), np.nan)
+    return merged
+
+
+def separation(long: pd.DataFrame, min_anchor: str = MIN_ANCHOR, max_anchor: str = MAX_ANCHOR) -> pd.DataFrame:
+    """Does a metric separate the technical duplicate (MAX) from the mean baseline (MIN)?
+
+    Per metric, over every held-out perturbation of every task (paired): ``win_rate`` = share of perturbations
+    where the MAX anchor scores better than the MIN anchor (ties count ½), ``mean_gap`` = mean of the oriented
+    difference (positive: MAX better), ``n``; descriptive metrics are dropped; ``separates`` = win_rate ≥ 0.8 and mean_gap > 0; ``rewards_mean``
+    = win_rate ≤ 0.5 (the metric prefers, or cannot tell from, the collapsed mean prediction).
+    """
+    keys = ["task", "covariate", "perturbation", "metric"]
+    long = long[long["metric"].isin(scored_metrics(long["metric"].unique()))]
+    pair = long[long["baseline"].isin([min_anchor, max_anchor])].pivot_table(
+        index=keys, columns="baseline", values="value").dropna()
+    if pair.empty or min_anchor not in pair or max_anchor not in pair:
+        return pd.DataFrame(columns=["metric", "n", "win_rate", "mean_gap", "separates", "rewards_mean"])
+    pair = pair.reset_index()
+    sign = pair["metric"].map(lambda m: 1.0 if _higher_is_better(m) else -1.0)
+    gap = sign * (pair[max_anchor] - pair[min_anchor])
+    pair["win"] = np.where(gap > 1e-12, 1.0, np.where(gap < -1e-12, 0.0, 0.5))
+    pair["gap"] = gap
+    table = pair.groupby("metric").agg(n=("win", "size"), win_rate=("win", "mean"), mean_gap=("gap", "mean"),
+                                       tasks=("task", "nunique")).reset_index()
+    table["separates"] = (table["win_rate"] >= 0.8) & (table["mean_gap"] > 0)
+    table["rewards_mean"] = table["win_rate"] <= 0.5
+    return table.sort_values(["win_rate", "mean_gap"], ascending=False).reset_index(drop=True)
+
+
+def systematic_variation(adata: AnnData) -> pd.DataFrame:
+    """How much of each perturbation's effect is the dataset's common perturbed-vs-control shift (Systema).
+
+    Per (covariate, perturbation): ``cosine`` = cos(μ_p − μ_ctrl, μ̄_pert − μ_ctrl) with μ̄_pert the mean of the
+    covariate's perturbation means; ``share_explained`` = 1 − ‖Δ_p − Δ̄‖² / ‖Δ_p‖² (the share of the effect's
+    squared norm that the mean effect accounts for; negative when Δ_p points away from it); ``n_cells``.
+    Pseudobulk = mean of log1p over cells, all measured genes. A covariate with fewer than three perturbations
+    (Kang: one stimulation per cell type) is compared with the mean effect pooled over all covariates
+    (``reference`` = ``pooled``), since its own mean effect would be itself.
+    """
+    column = covariate_column(adata)
+    control = str(adata.uns["vcc"]["control_label"])
+    means = group_means(adata, column)
+    effects = {}
+    for covariate, block in means.groupby(level="covariate"):
+        block = block.droplevel("covariate")
+        if control in block.index and len(block) > 1:
+            effects[covariate] = block.drop(index=control) - block.loc[control]
+    if not effects:
+        return pd.DataFrame(columns=["dataset", "covariate", "perturbation", "cosine", "share_explained"])
+    pooled = pd.concat(effects.values()).mean(axis=0).to_numpy()
+    rows = []
+    for covariate, deltas in effects.items():
+        mean_delta = deltas.mean(axis=0).to_numpy() if len(deltas) >= 3 else pooled
+        for pert, delta in deltas.iterrows():
+            d = delta.to_numpy()
+            norm = np.linalg.norm(d) * np.linalg.norm(mean_delta)
+            rows.append({"covariate": covariate, "perturbation": pert,
+                         "cosine": float(d @ mean_delta / norm) if norm > 0 else np.nan,
+                         "share_explained": float(1 - np.sum((d - mean_delta) ** 2) / max(np.sum(d ** 2), 1e-300)),
+                         "effect_norm": float(np.linalg.norm(d)), "reference": "covariate" if len(deltas) >= 3
+                         else "pooled"})
+    table = pd.DataFrame(rows)
+    counts = adata.obs.groupby(
+        [adata.obs[column].astype(str) if column else pd.Series("all", index=adata.obs_names),
+         adata.obs["perturbation"].astype(str)], observed=True).size()
+    table["n_cells"] = [int(counts.get((c, p), 0)) for c, p in zip(table["covariate"], table["perturbation"])]
+    table.insert(0, "dataset", str(adata.uns["vcc"].get("dataset", "")))
+    return table

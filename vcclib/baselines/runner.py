@@ -1,0 +1,128 @@
+"""Fit a baseline on a split's training part and predict its held-out part, with the matching real cells.
+
+The scored reference ("real") and the prediction always share the same real control cells, so Δ-based
+metrics see the same control on both sides.
+
+Two ways to choose the real cells a prediction is scored on (``score_on``):
+
+``all``
+    every held-out cell (what ``vcc predict`` writes for a MIN baseline by default);
+``half``
+    the held-out cells are halved per group (``halves="random"``: technical duplicate) or by replicate
+    (``halves="replicate"``), with :func:`vcclib.splits.core.reference_halves`. Half ``A`` is given only to MAX
+    references; every baseline is scored on half ``B``, so MIN and MAX scores are comparable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from vcclib.baselines import features
+from vcclib.baselines.base import BASELINES, covariates_of, get_baseline, with_controls
+from vcclib.splits import Split
+from vcclib.splits.core import reference_halves
+
+
+def available(names=None, *, halves: str | None = "random") -> list[str]:
+    """Registered baselines whose feature sources can be built here (and, for MAX references, whose halving
+    matches ``halves``; ``halves=None`` keeps every MAX reference)."""
+    names = list(BASELINES) if names is None else list(names)
+    result = []
+    for name in names:
+        model = get_baseline(name)
+        if any(not features.is_available(source) for source in model.needs):
+            continue
+        if model.halves is not None and halves is not None and model.halves != halves:
+            continue
+        result.append(name)
+    return result
+
+
+def subsample(adata: AnnData, max_cells: int, seed: int = 0, column: str | None = None) -> AnnData:
+    """At most ``max_cells`` cells per (covariate, perturbation) group, drawn with ``seed`` (0: keep all)."""
+    if not max_cells:
+        return adata
+    rng = np.random.default_rng(seed)
+    keys = pd.Series(list(zip(covariates_of(adata, column), adata.obs["perturbation"].astype(str))))
+    keep = np.zeros(adata.n_obs, dtype=bool)
+    for _, positions in keys.groupby(keys).indices.items():
+        if len(positions) > max_cells:
+            positions = rng.choice(positions, size=max_cells, replace=False)
+        keep[positions] = True
+    return adata[keep].copy()
+
+
+def held_out_halves(adata: AnnData, split: Split, *, seed: int = 0, halves: str = "random") -> pd.Series:
+    """``A``/``B`` for each held-out cell (index: its obs name). ``halves``: ``random`` or an obs column."""
+    test = adata[split.mask(adata, "test")]
+    column = split.covariate_column
+    obs = pd.DataFrame({"covariate": covariates_of(test, column),
+                        "perturbation": test.obs["perturbation"].astype(str).to_numpy()}, index=test.obs_names)
+    by = None
+    if halves != "random":
+        if halves not in test.obs:
+            raise ValueError(f"halves={halves!r}: the data have no obs column {halves!r}")
+        obs[halves] = test.obs[halves].astype(str).to_numpy()
+        by = halves
+    return reference_halves(obs, seed=seed, by=by, group_columns=("covariate", "perturbation"))
+
+
+def fit_predict(
+    name: str,
+    adata: AnnData,
+    split: Split,
+    *,
+    score_on: str = "half",
+    halves: str = "random",
+    seed: int = 0,
+    model=None,
+    **params,
+) -> tuple[AnnData, AnnData]:
+    """Fit baseline ``name`` on ``split``'s training cells; predict the held-out groups.
+
+    Returns
+    -------
+    (prediction, real)
+        Both carry the real control cells of the held-out covariates after their predicted/real cells, so they
+        are ready for :func:`vcclib.metrics.evaluate`. ``real`` is half ``B`` (``score_on="half"``) or every
+        held-out cell (``score_on="all"``, MIN baselines only). ``prediction.obs['vcc_fallback']`` flags groups
+        the baseline filled with its fallback.
+    """
+    model = model if model is not None else get_baseline(name, **params)
+    train = split.subset(adata, "train")
+    test_mask = split.mask(adata, "test")
+    if not test_mask.any():
+        raise ValueError(f"split {split.name!r} holds out no cells of these data")
+    test = adata[test_mask]
+    if model.halves is not None and score_on != "half":
+        raise ValueError(f"{name} is a MAX reference: it needs score_on='half'")
+    if score_on == "half":
+        if model.halves is not None and model.halves != halves:
+            raise ValueError(f"{name} needs halves={model.halves!r}, not {halves!r}")
+        half = held_out_halves(adata, split, seed=seed, halves=halves)
+        real = test[(half == "B").to_numpy()].copy()
+        query_half = test[(half == "A").to_numpy()].copy()
+    elif score_on == "all":
+        real, query_half = test.copy(), None
+    else:
+        raise ValueError("score_on must be 'half' or 'all'")
+    model.fit(train, heldout=query_half if model.halves is not None else None)
+    covariates = covariates_of(real, split.covariate_column)
+    query = (pd.DataFrame({"covariate": covariates, "perturbation": real.obs["perturbation"].astype(str).to_numpy()})
+             .value_counts().rename("n_cells").reset_index().sort_values(["covariate", "perturbation"]))
+    prediction = model.predict(query)
+    prediction.uns["vcc"]["prediction"].update({"split": split.name, "split_seed": split.seed, "halves_seed": seed,
+                                                "score_on": score_on, "halves": halves if score_on == "half" else ""})
+    controls = split.controls(adata, sorted(set(covariates)))
+    real_out = with_controls(_as_prediction_like(real, model), controls)
+    return with_controls(prediction, controls), real_out
+
+
+def _as_prediction_like(real: AnnData, model) -> AnnData:
+    """The real held-out cells with the prediction's obs columns (for concatenation with controls)."""
+    out = real.copy()
+    out.obs["vcc_fallback"] = False
+    out.uns["vcc"] = {**model.uns_vcc}
+    return out

@@ -1,0 +1,5 @@
+import sys
+
+from vcclib.cli import main
+
+sys.exit(main())

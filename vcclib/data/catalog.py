@@ -1,0 +1,229 @@
+"""A project-local lamindb catalog of the datasets: register, annotate, query, load — offline.
+
+The instance (SQLite + storage) lives under ``<cache>/catalog`` (see :mod:`vcclib.config`); lamindb's settings and
+cache directories are pointed there too, so nothing is written to the home directory. The storage location is the
+setting ``VCC_CATALOG_STORAGE`` (a local folder by default; an ``s3://``/``gs://`` address for cloud storage).
+
+Each dataset becomes one artifact with key ``datasets/<id>.h5ad`` (perturbation data, stored in the project schema)
+or ``datasets/<id>/`` (the verified source files of table datasets), annotated with the features in
+:data:`FEATURES` and, for perturbation data, one ``perturbed_gene`` label per target gene.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from vcclib import config
+from vcclib.data.targets import table_targets
+
+INSTANCE_NAME = "vcc-catalog"
+FEATURES: dict[str, type] = {
+    "dataset_id": str,
+    "modality": str,
+    "organism": str,
+    "n_cells": int,
+    "n_perturbations": int,
+    "scale": str,
+}
+# multi-valued features are labels (lamindb ULabels), so that a query matches any one of a dataset's values
+LABEL_FEATURES = ("cell_line", "cell_type", "perturbation_type", "perturbed_gene")
+LABEL_FEATURE = "perturbed_gene"
+NON_GENETIC = ("drug", "cytokine", "none")  # their perturbation labels are not gene symbols
+
+
+class CatalogError(RuntimeError):
+    """The catalog cannot be opened (e.g. lamindb was imported with another settings directory)."""
+
+
+def _prepare_environment() -> None:
+    root = config.catalog_dir()
+    wanted = str(root / "settings")
+    os.environ.setdefault("LAMIN_SETTINGS_DIR", wanted)
+    os.environ.setdefault("LAMIN_CACHE_DIR", str(root / "lamin-cache"))
+    if "lamindb_setup" in sys.modules:
+        from lamindb_setup.core._settings_store import settings_dir
+
+        if not str(settings_dir).startswith(os.environ["LAMIN_SETTINGS_DIR"]):
+            raise CatalogError(
+                f"lamindb was imported before vcclib set its settings directory (it uses {settings_dir}); "
+                "open the catalog before importing lamindb, or set LAMIN_SETTINGS_DIR yourself"
+            )
+
+
+def connect(*, quiet: bool = True):
+    """Open (creating on first use) the project's lamindb instance and return the ``lamindb`` module.
+
+    Works offline: the instance is local, and lamindb is told it is not on LaminHub so it never asks.
+    """
+    _prepare_environment()
+    import lamindb_setup as ls
+
+    sink = io.StringIO() if quiet else None
+    with contextlib.redirect_stdout(sink) if quiet else contextlib.nullcontext():
+        current = ls.settings._instance_settings if hasattr(ls.settings, "_instance_settings") else None
+        if current is None or getattr(current, "name", None) != INSTANCE_NAME:
+            marker_dir = config.catalog_dir()
+            previous = Path.cwd()
+            os.chdir(marker_dir)  # lamindb writes a local ".lamin/current_instance" marker into the cwd
+            try:
+                settings_file = Path(os.environ["LAMIN_SETTINGS_DIR"]) / ".lamin" / f"instance--anonymous--{INSTANCE_NAME}.env"
+                if settings_file.exists():
+                    ls.connect(f"anonymous/{INSTANCE_NAME}")
+                else:
+                    ls.init(storage=config.catalog_storage(), name=INSTANCE_NAME)
+            finally:
+                os.chdir(previous)
+        ls.settings.instance._is_on_hub = False
+    import lamindb as ln
+
+    _ensure_features(ln)
+    return ln
+
+
+def _ensure_features(ln) -> None:
+    existing = set(ln.Feature.filter().values_list("name", flat=True))
+    for name, dtype in FEATURES.items():
+        if name not in existing:
+            ln.Feature(name=name, dtype=dtype).save()
+    for name in LABEL_FEATURES:
+        if name not in existing:
+            ln.Feature(name=name, dtype=ln.ULabel).save()
+
+
+def describe(dataset_id: str, loaded=None) -> dict:
+    """The feature values a dataset is annotated with (from its manifest and, for AnnData, its content)."""
+    from anndata import AnnData
+
+    from vcclib.data.manifest import get_manifest
+
+    manifest = get_manifest(dataset_id)
+    values: dict = {
+        "dataset_id": manifest.id,
+        "modality": manifest.modality,
+        "organism": manifest.organism,
+        "scale": manifest.scale,
+    }
+    if manifest.cell_lines:
+        values["cell_line"] = list(manifest.cell_lines)
+    if manifest.cell_types:
+        values["cell_type"] = list(manifest.cell_types)
+    if manifest.perturbation_type:
+        values["perturbation_type"] = list(manifest.perturbation_type)
+    if isinstance(loaded, AnnData):
+        values["n_cells"] = int(loaded.n_obs)
+        if "perturbation" in loaded.obs:
+            control = loaded.uns.get("vcc", {}).get("control_label")
+            labels = set(loaded.obs["perturbation"].astype(str)) - {control}
+            values["n_perturbations"] = len(labels)
+        if "cell_line" in loaded.obs:
+            values["cell_line"] = sorted(set(loaded.obs["cell_line"].astype(str)))
+        if "cell_type" in loaded.obs:
+            values["cell_type"] = sorted(set(loaded.obs["cell_type"].astype(str)))
+    return values
+
+
+def perturbed_genes(loaded) -> list[str]:
+    """Target gene symbols of a perturbation AnnData (combinations split on ``+``; controls excluded)."""
+    from anndata import AnnData
+
+    from vcclib.data.schema import split_targets
+
+    if not isinstance(loaded, AnnData) or "perturbation" not in loaded.obs:
+        return []
+    obs = loaded.obs
+    genetic = ~obs["perturbation_type"].astype(str).isin(NON_GENETIC) if "perturbation_type" in obs else True
+    control = loaded.uns.get("vcc", {}).get("control_label")
+    genes = set()
+    for label in set(obs.loc[genetic & ~obs["is_control"].astype(bool), "perturbation"].astype(str)) - {control}:
+        genes.update(split_targets(label))
+    return sorted(genes)
+
+
+def register(dataset_id: str, *, download: bool = False):
+    """Register one dataset (fetched and verified first) as an annotated artifact; idempotent.
+
+    Returns
+    -------
+    lamindb.Artifact
+        The dataset's artifact (the existing one when it was registered before with the same content).
+    """
+    from anndata import AnnData
+
+    from vcclib.data import fetch, load
+    from vcclib.data.manifest import get_manifest
+
+    ln = connect()
+    manifest = get_manifest(dataset_id)
+    files = fetch(dataset_id, download=download)  # verifies checksums, also for an already registered dataset
+    for key in (f"datasets/{dataset_id}.h5ad", f"datasets/{dataset_id}"):
+        existing = ln.Artifact.filter(key=key).first()
+        if existing is not None and existing.features.get_values().get("dataset_id") == dataset_id:
+            return existing
+    loaded = load(dataset_id, download=download) if manifest.loader else None
+    if isinstance(loaded, AnnData):
+        key = f"datasets/{dataset_id}.h5ad"
+        artifact = ln.Artifact.from_anndata(loaded, key=key, description=manifest.title)
+    else:
+        key = f"datasets/{dataset_id}"
+        folder = config.catalog_dir() / "staging" / dataset_id
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, path in files.items():
+            target = folder / name
+            if not target.exists():
+                os.link(path, target) if _same_device(path, folder) else target.write_bytes(Path(path).read_bytes())
+        artifact = ln.Artifact(folder, key=key, description=manifest.title)
+    with contextlib.redirect_stdout(io.StringIO()):
+        artifact = artifact.save()
+    values = describe(dataset_id, loaded)
+    genes = perturbed_genes(loaded) or table_targets(dataset_id, loaded)
+    if genes:
+        values[LABEL_FEATURE] = genes
+    labels = sorted({v for name in LABEL_FEATURES for v in values.get(name, [])})
+    if labels:
+        ln.save(ln.ULabel.from_values(labels, create=True))
+    artifact.features.add_values(values)
+    return artifact
+
+
+def _same_device(path: Path, folder: Path) -> bool:
+    try:
+        return os.stat(path).st_dev == os.stat(folder).st_dev
+    except OSError:
+        return False
+
+
+def registered() -> pd.DataFrame:
+    """Every registered dataset with its feature values, one row per artifact."""
+    ln = connect()
+    rows = []
+    for artifact in ln.Artifact.filter(key__startswith="datasets/"):
+        values = artifact.features.get_values()
+        rows.append({"key": artifact.key, "uid": artifact.uid, "size": artifact.size, **values})
+    return pd.DataFrame(rows)
+
+
+def query(**features) -> pd.DataFrame:
+    """Registered datasets whose features match, e.g. ``query(perturbation_type="CRISPRi", cell_line="K562")``
+    or ``query(perturbed_gene="STAT1")``. Returns a DataFrame with one row per matching dataset."""
+    ln = connect()
+    matches = ln.Artifact.filter(**features).filter(key__startswith="datasets/")
+    rows = [{"key": a.key, "uid": a.uid, **a.features.get_values()} for a in matches]
+    return pd.DataFrame(rows, columns=None if rows else ["key", "uid", "dataset_id"])
+
+
+def load_registered(dataset_id: str):
+    """Load a registered dataset back from the catalog's storage (AnnData, or the folder path for tables)."""
+    ln = connect()
+    artifact = ln.Artifact.filter(key=f"datasets/{dataset_id}.h5ad").first()
+    if artifact is not None:
+        return artifact.load()
+    artifact = ln.Artifact.filter(key=f"datasets/{dataset_id}").first()
+    if artifact is None:
+        raise KeyError(f"dataset {dataset_id!r} is not registered; run `vcc data register {dataset_id}`")
+    return artifact.cache()

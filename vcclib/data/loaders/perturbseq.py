@@ -1,0 +1,307 @@
+"""Loaders for single-cell perturbation data into the project's AnnData schema (:mod:`vcclib.data.schema`)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from vcclib.data.manifest import Manifest
+from vcclib.data.schema import (
+    SchemaError,
+    check_finite_nonnegative,
+    finalize,
+    log1p_normalise,
+    looks_like_counts,
+)
+
+PAPALEXI_CONTROL = "non-targeting"
+SCEPTRE_UMI_FRACTION = 0.8  # sceptre's low-MOI default umi_fraction_threshold
+
+
+def _read_rdata(path: Path) -> dict:
+    import rdata
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rdata warns about the Matrix S4 classes it returns as namespaces
+        return rdata.conversion.convert(rdata.parser.parse_file(path))
+
+
+def _triplet_matrix(obj) -> sp.csr_matrix:
+    """An R Matrix ``dgTMatrix`` (i, j, x, Dim) as a scipy CSR matrix (rows × columns as in R)."""
+    shape = tuple(int(d) for d in obj.Dim)
+    return sp.coo_matrix((np.asarray(obj.x, dtype=np.float32), (obj.i, obj.j)), shape=shape).tocsr()
+
+
+def assign_dominant_grna(grna_counts: sp.spmatrix, grna_ids: np.ndarray) -> pd.DataFrame:
+    """Assign each cell the gRNA with the most UMIs.
+
+    Parameters
+    ----------
+    grna_counts
+        gRNAs × cells UMI counts.
+    grna_ids
+        gRNA identifiers, one per row.
+
+    Returns
+    -------
+    DataFrame
+        One row per cell: ``guide`` (the dominant gRNA), ``guide_umis`` (its UMIs), ``total_guide_umis``,
+        ``assignment_fraction`` (guide_umis / total: the assignment's confidence), ``assignment_tied`` (another
+        gRNA has as many UMIs; the first in gRNA order wins) and ``assignment_confident`` (fraction ≥ 0.8, the
+        sceptre low-MOI default).
+    """
+    by_cell = sp.csc_matrix(grna_counts)
+    dominant = np.asarray(by_cell.argmax(axis=0)).ravel()
+    top = np.asarray(by_cell.max(axis=0).todense()).ravel()
+    total = np.asarray(by_cell.sum(axis=0)).ravel()
+    # count the gRNAs that reach the top value in each cell (ties), without densifying
+    ties = np.zeros(by_cell.shape[1], dtype=int)
+    for cell in range(by_cell.shape[1]):
+        start, stop = by_cell.indptr[cell], by_cell.indptr[cell + 1]
+        ties[cell] = int(np.sum(by_cell.data[start:stop] == top[cell]))
+    fraction = np.divide(top, total, out=np.zeros_like(top, dtype=float), where=total > 0)
+    return pd.DataFrame(
+        {
+            "guide": np.asarray(grna_ids)[dominant],
+            "guide_umis": top.astype(int),
+            "total_guide_umis": total.astype(int),
+            "assignment_fraction": fraction,
+            "assignment_tied": ties > 1,
+            "assignment_confident": fraction >= SCEPTRE_UMI_FRACTION,
+        }
+    )
+
+
+def load_papalexi2021(
+    files: dict[str, Path],
+    manifest: Manifest,
+    *,
+    min_assignment_fraction: float = 0.0,
+    target_sum: float = 1e4,
+) -> ad.AnnData:
+    """Papalexi et al. 2021 ECCITE-seq (THP-1, CRISPR knockout, low MOI) in the schema.
+
+    Assignment rule: each cell gets the gRNA with the most UMIs (the dominant gRNA) and that gRNA's target; its
+    confidence is the dominant gRNA's share of the cell's gRNA UMIs. Every cell of this example set has ≥ 5 gRNA
+    UMIs; 78 % have a share ≥ 0.8 (sceptre's low-MOI threshold, flagged in ``assignment_confident``). The gRNA
+    library covers 26 targets (``uns['library_targets']``); CD274's three gRNAs are never a cell's dominant gRNA
+    (at most 8 UMIs where seen), so 25 targets plus the non-targeting control have cells.
+
+    Parameters
+    ----------
+    min_assignment_fraction
+        Drop cells whose dominant gRNA holds less than this share of the cell's gRNA UMIs (0: keep all cells).
+    target_sum
+        Library size that X is normalised to before log1p.
+
+    Returns
+    -------
+    AnnData
+        20,729 cells × 299 genes by default: X = log1p(counts / library size × 1e4) over the 299 measured genes,
+        ``layers['counts']`` raw UMIs; obs ``perturbation`` (26 targets + ``non-targeting``), ``guide``,
+        assignment columns, ``replicate`` (biological replicate rep_1–rep_3), ``cell_line`` THP-1.
+    """
+    raw = _read_rdata(files["lowmoi_example_data.rda"])["lowmoi_example_data"]
+    response = raw["response_matrix"]
+    counts = _triplet_matrix(response).T.tocsr()  # cells × genes
+    genes = np.asarray(response.Dimnames[0]).astype(str)
+    grna = raw["grna_matrix"]
+    grna_ids = np.asarray(grna.Dimnames[0]).astype(str)
+    assignment = assign_dominant_grna(_triplet_matrix(grna), grna_ids)
+    targets = raw["grna_target_data_frame"].set_index("grna_id")["grna_target"].astype(str)
+    obs = assignment.copy()
+    obs["perturbation"] = targets.reindex(obs["guide"]).to_numpy()
+    obs["replicate"] = raw["extra_covariates"]["bio_rep"].astype(str).to_numpy()
+    obs["cell_line"] = "THP-1"
+    obs.index = [f"cell{i:05d}" for i in range(len(obs))]
+    adata = ad.AnnData(X=counts, obs=obs, var=pd.DataFrame(index=pd.Index(genes, name="gene_symbol")))
+    if min_assignment_fraction > 0:
+        adata = adata[adata.obs["assignment_fraction"] >= min_assignment_fraction].copy()
+    log1p_normalise(adata, target_sum=target_sum)
+    adata.uns["library_targets"] = sorted(set(targets) - {PAPALEXI_CONTROL})
+    return finalize(
+        adata,
+        dataset=manifest.id,
+        control_label=PAPALEXI_CONTROL,
+        x_scale="log1p",
+        normalisation=f"log1p(UMI / library size over the 299 measured genes × {target_sum:g}); raw UMIs in layers['counts']",
+        organism=manifest.organism,
+        perturbation_type="CRISPRko",
+    )
+
+
+def load_perturbench_devel(files: dict[str, Path], manifest: Manifest, *, study: str | None = None) -> ad.AnnData:
+    """PerturBench's development set (Norman 2019 CRISPRa K562 + McFaline-Figueroa 2024 CRISPRi glioma).
+
+    Parameters
+    ----------
+    study
+        ``"norman19"`` or ``"mcfaline23"`` for one study; None for both.
+
+    Returns
+    -------
+    AnnData
+        5,961 cells × 500 HVGs (log1p-normalised by PerturBench); obs ``perturbation`` (``+`` joins double
+        perturbations), ``study``, ``cell_line`` (K562, A172, T98G, U87MG), ``perturbation_type`` (CRISPRa for
+        norman19, CRISPRi for mcfaline23), ``ncounts``; control label ``control``. No raw counts in the source.
+    """
+    adata = ad.read_h5ad(files["devel.h5ad"])
+    obs = adata.obs
+    new_obs = pd.DataFrame(index=obs.index.astype(str))
+    new_obs["perturbation"] = obs["condition"].astype(str).to_numpy()
+    new_obs["study"] = obs["dataset"].astype(str).to_numpy()
+    new_obs["cell_line"] = obs["cell_type"].astype(str).replace({"k562": "K562"}).to_numpy()
+    new_obs["ncounts"] = obs["ncounts"].to_numpy()
+    adata = ad.AnnData(X=sp.csr_matrix(adata.X, dtype=np.float32), obs=new_obs, var=adata.var[["means"]].copy())
+    adata.var.index.name = "gene_symbol"
+    if not adata.obs_names.is_unique:
+        adata.obs_names_make_unique()
+    if study is not None:
+        studies = sorted(adata.obs["study"].unique())
+        if study not in studies:
+            raise ValueError(f"study {study!r} is not in this dataset; studies: {studies}")
+        adata = adata[adata.obs["study"] == study].copy()
+    ptype = np.where(adata.obs["study"] == "norman19", "CRISPRa", "CRISPRi")
+    return finalize(
+        adata,
+        dataset=manifest.id,
+        control_label="control",
+        x_scale="log1p",
+        normalisation="log1p of library-size-normalised counts, as distributed by PerturBench (500 HVGs)",
+        organism=manifest.organism,
+        perturbation_type=pd.Series(ptype, index=adata.obs_names),
+    )
+
+
+def load_kang2018(files: dict[str, Path], manifest: Manifest) -> ad.AnnData:
+    """Kang et al. 2018 PBMCs, IFN-β stimulated vs control (scGen's validation split).
+
+    Returns
+    -------
+    AnnData
+        1,975 cells × 6,998 genes, log1p-normalised as distributed by scGen; ``perturbation`` is ``IFNB`` for
+        stimulated cells and ``control`` otherwise; ``cell_type`` has 7 types; perturbation_type ``cytokine``.
+    """
+    adata = ad.read_h5ad(files["valid.h5ad"])
+    obs = pd.DataFrame(index=adata.obs_names.astype(str))
+    obs["perturbation"] = np.where(adata.obs["condition"].astype(str) == "stimulated", "IFNB", "control")
+    obs["cell_type"] = adata.obs["cell_type"].astype(str).to_numpy()
+    obs["n_counts"] = adata.obs["n_counts"].to_numpy()
+    var = pd.DataFrame(index=pd.Index(adata.var_names.astype(str), name="gene_symbol"))
+    result = ad.AnnData(X=sp.csr_matrix(adata.X, dtype=np.float32), obs=obs, var=var)
+    return finalize(
+        result,
+        dataset=manifest.id,
+        control_label="control",
+        x_scale="log1p",
+        normalisation="log1p of library-size-normalised counts, as distributed by scGen (valid.h5ad)",
+        organism=manifest.organism,
+        perturbation_type="cytokine",
+    )
+
+
+def from_anndata(
+    adata: ad.AnnData,
+    *,
+    perturbation_column: str,
+    control_label: str,
+    dataset: str = "user",
+    perturbation_type: str = "CRISPRi",
+    cell_line: str | None = None,
+    cell_type_column: str | None = None,
+    guide_column: str | None = None,
+    organism: str = "human",
+    x_scale: str | None = None,
+) -> ad.AnnData:
+    """Map any perturbation AnnData into the schema, refusing bad input with a clear message.
+
+    Parameters
+    ----------
+    perturbation_column
+        obs column naming each cell's perturbation (targets joined by ``+`` for combinations).
+    control_label
+        The value of that column on control cells.
+    x_scale
+        ``"counts"`` or ``"log1p"``; guessed from the values when None. Counts are normalised to log1p (the raw
+        counts kept in ``layers['counts']``).
+
+    Raises
+    ------
+    SchemaError
+        Missing perturbation column, absent control label (naming the labels that exist), duplicated gene names,
+        negative or non-finite values.
+    """
+    if perturbation_column not in adata.obs:
+        raise SchemaError(
+            f"perturbation column {perturbation_column!r} is not in obs; obs columns: {list(adata.obs.columns)}"
+        )
+    labels = adata.obs[perturbation_column].astype(str)
+    if control_label not in set(labels):
+        present = labels.value_counts()
+        shown = ", ".join(f"{name!r} ({n})" for name, n in present.head(15).items())
+        more = f" and {len(present) - 15} more" if len(present) > 15 else ""
+        raise SchemaError(
+            f"control label {control_label!r} is absent from obs[{perturbation_column!r}]; labels there: {shown}{more}"
+        )
+    if not adata.var_names.is_unique:
+        dupes = adata.var_names[adata.var_names.duplicated()].unique()
+        raise SchemaError(f"{len(dupes)} duplicated gene names, e.g. {list(dupes[:5])}; make them unique first")
+    check_finite_nonnegative(adata.X, "X")
+    result = adata.copy()
+    result.obs["perturbation"] = labels.to_numpy()
+    if guide_column:
+        result.obs["guide"] = result.obs[guide_column].astype(str)
+    if cell_type_column:
+        result.obs["cell_type"] = result.obs[cell_type_column].astype(str)
+    if "cell_line" not in result.obs and "cell_type" not in result.obs:
+        result.obs["cell_line"] = cell_line or "unknown"
+    elif cell_line:
+        result.obs["cell_line"] = cell_line
+    scale = x_scale or ("counts" if looks_like_counts(result.X) else "log1p")
+    if scale == "counts":
+        log1p_normalise(result)
+        normalisation = "log1p(counts / library size × 1e4) computed by vcclib; raw counts in layers['counts']"
+    elif scale == "log1p":
+        normalisation = "log1p values as given by the user"
+    else:
+        raise ValueError(f"x_scale must be 'counts' or 'log1p', not {scale!r}")
+    return finalize(
+        result,
+        dataset=dataset,
+        control_label=control_label,
+        x_scale="log1p",
+        normalisation=normalisation,
+        organism=organism,
+        perturbation_type=perturbation_type,
+    )
+
+
+def load_user_h5ad(path: str | Path, *, perturbation_column: str, control_label: str, **options) -> ad.AnnData:
+    """Read the user's own h5ad and map it into the schema (see :func:`from_anndata` for the options)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no h5ad file at {path}")
+    options.setdefault("dataset", path.stem)
+    return from_anndata(
+        ad.read_h5ad(path), perturbation_column=perturbation_column, control_label=control_label, **options
+    )
+
+
+def load_h5ad_from_manifest(files: dict[str, Path], manifest: Manifest, **options) -> ad.AnnData:
+    """Generic loader for a full-scale h5ad dataset; the manifest's ``loader_options`` name its columns."""
+    settings = {**manifest.loader_options, **options}
+    h5ad_files = [path for name, path in files.items() if name.endswith(".h5ad")]
+    if len(h5ad_files) != 1:
+        raise ValueError(f"{manifest.id}: expected one .h5ad file, found {sorted(files)}; pass file=NAME")
+    settings.setdefault("dataset", manifest.id)
+    settings.setdefault("organism", manifest.organism)
+    if manifest.perturbation_type:
+        settings.setdefault("perturbation_type", manifest.perturbation_type[0])
+    if manifest.cell_lines and len(manifest.cell_lines) == 1:
+        settings.setdefault("cell_line", manifest.cell_lines[0])
+    return load_user_h5ad(h5ad_files[0], **settings)

@@ -1,0 +1,241 @@
+"""``evaluate``: score a prediction against real data on a profile of metrics, cell-eval's output format."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vcclib.metrics import inputs
+from vcclib.metrics.context import EvalContext
+from vcclib.metrics.pseudobulk import GroupedCells
+from vcclib.metrics.registry import REGISTRY
+
+AGG_STATS = ("count", "null_count", "mean", "std", "min", "25%", "50%", "75%", "max")
+#: metrics whose value depends on the prediction's own control cells
+CONTROL_DEPENDENT_FAMILIES = ("de",)
+
+
+@dataclass
+class EvaluationResult:
+    """Per-perturbation metrics (``results``), their aggregate (``agg``), and baseline scores (``scores``)."""
+
+    results: pd.DataFrame
+    agg: pd.DataFrame
+    scores: dict = field(default_factory=dict)
+    profile: str | None = None
+    de_real: pd.DataFrame | None = None
+    de_pred: pd.DataFrame | None = None
+    baseline_agg: pd.DataFrame | None = None
+    warnings: list = field(default_factory=list)
+
+    def summary(self) -> str:
+        """A few lines: sizes, the mean of each metric, and the scores."""
+        lines = [f"{len(self.results)} perturbations, {self.results.shape[1] - 1} metrics (profile {self.profile})"]
+        means = self.agg.set_index("statistic").loc["mean"]
+        width = max((len(c) for c in means.index), default=0)
+        lines += [f"  {name:<{width}}  {value: .6g}" for name, value in means.items()]
+        if self.scores:
+            vcc = self.scores.get("vcc2025", {})
+            if vcc:
+                lines.append(f"VCC 2025 score vs baseline: {vcc.get('avg_score', float('nan')):.4f}")
+        lines += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+    def write(self, outdir) -> Path:
+        """Write results.csv, agg_results.csv, DE tables and scores under ``outdir``."""
+        out = Path(outdir)
+        out.mkdir(parents=True, exist_ok=True)
+        self.results.to_csv(out / "results.csv", index=False)
+        self.agg.to_csv(out / "agg_results.csv", index=False)
+        if self.de_real is not None:
+            self.de_real.to_csv(out / "real_de.csv", index=False)
+        if self.de_pred is not None:
+            self.de_pred.to_csv(out / "pred_de.csv", index=False)
+        if self.scores:
+            vcc = self.scores.get("vcc2025", {})
+            pd.DataFrame({"metric": list(vcc), "from_baseline": list(vcc.values())}).to_csv(
+                out / "score.csv", index=False
+            )
+            if self.baseline_agg is not None:
+                self.baseline_agg.to_csv(out / "baseline_agg_results.csv", index=False)
+        return out
+
+
+def aggregate(values: dict[str, pd.Series], n_perts: int) -> pd.DataFrame:
+    """polars ``describe()`` of the results as cell-eval writes it: missing values are nulls (left out), NaN
+    propagates to mean/std, min/max ignore NaN, quantiles use the nearest rank."""
+    table = {"statistic": list(AGG_STATS)}
+    for name, series in values.items():
+        v = series.to_numpy(dtype=np.float64)
+        count = v.size
+        finite = v[~np.isnan(v)]
+        srt = np.sort(v)  # NaN last
+        def q(p, srt=srt, count=count):
+            return float(srt[int(np.floor(p * (count - 1) + 0.5))]) if count else np.nan
+        table[name] = [
+            float(count),
+            float(n_perts - count),
+            float(v.mean()) if count else np.nan,
+            float(v.std(ddof=1)) if count > 1 else np.nan,
+            float(finite.min()) if finite.size else np.nan,
+            q(0.25), q(0.5), q(0.75),
+            float(finite.max()) if finite.size else np.nan,
+        ]
+    return pd.DataFrame(table)
+
+
+def _load(adata):
+    if isinstance(adata, str | Path):
+        import anndata as ad
+
+        return ad.read_h5ad(adata)
+    return adata
+
+
+def compute_metrics(ctx: EvalContext, names: list[str]) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
+    """Run ``names`` on ``ctx``; returns (results frame, metric → Series of the values present)."""
+    values: dict[str, pd.Series] = {}
+    for name in names:
+        out = REGISTRY[name].compute(ctx)
+        if isinstance(out, pd.Series):
+            values[name] = out.astype(np.float64)
+        else:
+            values[name] = pd.Series(np.full(ctx.n_perts, float(out)), index=ctx.perts)
+    frame = pd.DataFrame({"perturbation": ctx.perts})
+    for name, series in values.items():
+        frame[name] = series.reindex(ctx.perts).to_numpy()
+    return frame, values
+
+
+def _grouped(adata, pert_col, control, keep=None) -> GroupedCells:
+    labels = adata.obs[pert_col].astype(str).to_numpy()
+    if keep is not None:
+        mask = np.isin(labels, keep)
+        if not mask.all():
+            return GroupedCells.from_labels(adata.X[np.flatnonzero(mask)], labels[mask], control)
+    return GroupedCells.from_labels(adata.X, labels, control)
+
+
+def _with_real_controls(pred: GroupedCells, real: GroupedCells) -> GroupedCells:
+    import scipy.sparse as sp
+
+    keep = np.flatnonzero(pred.codes != pred.control_index)
+    labels = np.concatenate([pred.names[pred.codes[keep]], np.full(real.rows(real.control).size, real.control)])
+    a, b = pred.X[keep], real.X[real.rows(real.control)]
+    if sp.issparse(a) or sp.issparse(b):
+        X = sp.vstack([sp.csr_matrix(a), sp.csr_matrix(b).astype(a.dtype)]).tocsr()
+    else:
+        X = np.vstack([a, np.asarray(b, dtype=a.dtype)])
+    return GroupedCells.from_labels(X, labels, real.control)
+
+
+def evaluate(
+    pred,
+    real,
+    *,
+    pert_col: str = "perturbation",
+    control: str | None = None,
+    profile: str = "vcc",
+    de_convention: str = "cell-eval",
+    baseline=None,
+    use_real_controls: bool = False,
+    outdir=None,
+    metrics=None,
+) -> EvaluationResult:
+    """Score a prediction against the real data.
+
+    Parameters
+    ----------
+    pred, real
+        AnnData (or .h5ad paths) with log1p X, dense or scipy sparse, the same genes in the same order.
+    pert_col
+        obs column with perturbation labels (in both files).
+    control
+        Control label; defaults to ``real.uns['vcc']['control_label']``.
+    profile
+        Named metric set (see :data:`vcclib.metrics.PROFILES`); ignored when ``metrics`` is given.
+    de_convention
+        ``"cell-eval"`` (BH per perturbation) or ``"vcc2025"`` (BH across all rows, clipped fold change).
+    baseline
+        A baseline prediction (AnnData/path) scored the same way; fills ``scores['vcc2025']``.
+    use_real_controls
+        Replace the prediction's control cells by the real ones (Δ and DE of the prediction then use real
+        controls). Otherwise a prediction whose control cells differ from the real ones gets a warning.
+    outdir
+        When given, results.csv, agg_results.csv, real_de.csv, pred_de.csv (and score.csv) are written there.
+    metrics
+        Explicit metric names instead of a profile.
+
+    Returns
+    -------
+    EvaluationResult
+
+    Raises
+    ------
+    InputError
+        On bad input (see :mod:`vcclib.metrics.inputs`).
+    """
+    from vcclib.metrics.profiles import resolve
+    from vcclib.metrics.scoring import vcc2025_score
+
+    pred, real = _load(pred), _load(real)
+    control = inputs.resolve_control(real, control)
+    names = resolve(profile, metrics)
+    inputs.validate_pair(pred, real, pert_col, control)
+    pred_labels = np.unique(pred.obs[pert_col].astype(str).to_numpy())
+    real_cells = _grouped(real, pert_col, control, keep=pred_labels)
+    pred_cells = _grouped(pred, pert_col, control)
+    notes = []
+    if use_real_controls:
+        pred_cells = _with_real_controls(pred_cells, real_cells)
+    else:
+        differ = pred_cells.sizes[pred_cells.control_index] != real_cells.sizes[real_cells.control_index] or not (
+            np.allclose(pred_cells.mean_of([control]), real_cells.mean_of([control]), atol=1e-6, rtol=0)
+        )
+        affected = [n for n in names if REGISTRY[n].needs == "de" or "own control" in
+                    REGISTRY[n].conventions.get("reference", "")]
+        if differ and affected:
+            msg = (
+                "the prediction's control cells differ from the real control cells; the predicted Δ and DE of "
+                f"these metrics use them: {', '.join(affected)} (pass use_real_controls=True / --use-real-controls "
+                "to use the real controls)"
+            )
+            warnings.warn(msg, inputs.ControlMismatchWarning, stacklevel=2)
+            notes.append(msg)
+    genes = np.asarray(real.var_names).astype(str)
+    ctx = EvalContext(pred_cells, real_cells, genes, de_convention=de_convention)
+    frame, values = compute_metrics(ctx, names)
+    agg = aggregate(values, ctx.n_perts)
+    uses_de = any(REGISTRY[n].needs == "de" for n in names)
+    result = EvaluationResult(
+        results=frame,
+        agg=agg,
+        profile=profile if metrics is None else "custom",
+        de_real=_de_frame(ctx.de_real) if uses_de else None,
+        de_pred=_de_frame(ctx.de_pred) if uses_de else None,
+        warnings=notes,
+    )
+    if baseline is not None:
+        base = _load(baseline)
+        inputs.validate_pair(base, real, pert_col, control)
+        base_cells = _grouped(base, pert_col, control, keep=ctx.perts.tolist() + [control])
+        if use_real_controls:
+            base_cells = _with_real_controls(base_cells, real_cells)
+        base_ctx = EvalContext(
+            base_cells, real_cells, genes, de_convention=de_convention,
+            real_de=ctx.__dict__.get("de_real"),
+        )
+        _, base_values = compute_metrics(base_ctx, names)
+        result.baseline_agg = aggregate(base_values, base_ctx.n_perts)
+        result.scores["vcc2025"] = vcc2025_score(agg, result.baseline_agg)
+    if outdir is not None:
+        result.write(outdir)
+    return result
+
+
+def _de_frame(de) -> pd.DataFrame:
+    return de.to_frame()

@@ -1,0 +1,52 @@
+"""Named metric profiles (cell-eval's ``full``, ``vcc``, ``minimal``, ``de``, ``anndata``, ``pds``, plus ours)."""
+
+from __future__ import annotations
+
+from vcclib.metrics.registry import REGISTRY
+
+CE_DE = [f"{m}_at_{k}" for m in ("overlap", "precision") for k in ("N", 50, 100, 200, 500)] + [
+    "de_spearman_sig", "de_direction_match", "de_spearman_lfc_sig", "de_sig_genes_recall",
+    "de_nsig_counts_real", "de_nsig_counts_pred", "pr_auc", "roc_auc",
+]
+CE_ANNDATA = [
+    "pearson_delta", "mse", "mae", "mse_delta", "mae_delta", "discrimination_score_l1",
+    "discrimination_score_l2", "discrimination_score_cosine", "pearson_edistance", "clustering_agreement",
+]
+
+
+def _field() -> list[str]:
+    return [n for n, s in REGISTRY.items() if s.family != "cell-eval"]
+
+
+#: profile → metric names (lists, or callables evaluated at use so late registrations are included).
+PROFILES: dict[str, list[str]] = {
+    "vcc": ["mae", "discrimination_score_l1", "overlap_at_N"],
+    "minimal": ["pearson_delta", "mse", "mae", "discrimination_score_l1", "overlap_at_N", "precision_at_N",
+                "de_nsig_counts_real", "de_nsig_counts_pred"],
+    "de": CE_DE,
+    "anndata": CE_ANNDATA,
+    "pds": ["discrimination_score_l1"],
+    "cell-eval": CE_DE + CE_ANNDATA,
+    "field": [],  # filled below
+    "full": [],
+}
+
+
+def _fill() -> None:
+    PROFILES["field"] = _field()
+    PROFILES["full"] = CE_DE + CE_ANNDATA + _field()
+
+
+def resolve(profile: str | None = None, metrics=None) -> list[str]:
+    """Metric names of a profile, or the explicit list ``metrics`` (validated against the registry)."""
+    _fill()
+    if metrics is not None:
+        names = list(metrics)
+    else:
+        if profile not in PROFILES:
+            raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+        names = PROFILES[profile]
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        raise ValueError(f"unknown metrics {unknown}; see vcclib.metrics.list_metrics()")
+    return names

@@ -1,0 +1,125 @@
+"""Cells grouped by perturbation, and their pseudobulks (means over cells), sparse-aware.
+
+Pseudobulks are computed with one sparse indicator product (groups × cells) @ X, in float64, so a sparse X is
+never densified; only the (groups × genes) result is dense.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def as_float_matrix(X):
+    """X as CSR (when sparse) or a C-ordered ndarray; float16 and integer data become float32/float64."""
+    if sp.issparse(X):
+        X = sp.csr_matrix(X)
+        if X.dtype not in (np.float32, np.float64):
+            X = X.astype(np.float32 if X.dtype == np.float16 else np.float64)
+        return X
+    X = np.asarray(X)
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float32 if X.dtype == np.float16 else np.float64)
+    return X
+
+
+def group_codes(labels) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique labels and each cell's code into them."""
+    labels = np.asarray(labels).astype(str)
+    names, codes = np.unique(labels, return_inverse=True)
+    return names, codes.astype(np.int64)
+
+
+def indicator(codes: np.ndarray, n_groups: int, *, normalise: bool = True) -> sp.csr_matrix:
+    """(groups × cells) matrix with 1/n_g (or 1) at each cell of group g."""
+    n = codes.size
+    counts = np.bincount(codes, minlength=n_groups).astype(np.float64)
+    weights = 1.0 / counts[codes] if normalise else np.ones(n)
+    return sp.csr_matrix((weights, (codes, np.arange(n))), shape=(n_groups, n))
+
+
+def group_means(X, codes: np.ndarray, n_groups: int) -> np.ndarray:
+    """Mean of X's rows per group, float64, shape (groups × genes)."""
+    M = indicator(codes, n_groups)
+    if sp.issparse(X):
+        return np.asarray((M @ X.astype(np.float64)).toarray())
+    return np.asarray(M @ np.asarray(X, dtype=np.float64))
+
+
+def group_mean_var(X, codes: np.ndarray, n_groups: int, ddof: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Per-group mean and variance (``ddof`` as in numpy), float64."""
+    mean = group_means(X, codes, n_groups)
+    if sp.issparse(X):
+        Xsq = X.astype(np.float64).multiply(X.astype(np.float64)).tocsr()
+    else:
+        Xsq = np.asarray(X, dtype=np.float64) ** 2
+    mean_sq = group_means(Xsq, codes, n_groups)
+    n = np.bincount(codes, minlength=n_groups).astype(np.float64)[:, None]
+    var = (mean_sq - mean**2) * n / np.maximum(n - ddof, 1)
+    var[(n - ddof).ravel() <= 0] = np.nan
+    return mean, np.maximum(var, 0)
+
+
+@dataclass
+class GroupedCells:
+    """One AnnData's cells grouped by perturbation.
+
+    Attributes
+    ----------
+    X
+        CSR matrix or ndarray (cells × genes), log1p values.
+    names
+        Sorted group labels (control included).
+    codes
+        Each cell's index into ``names``.
+    control
+        The control label.
+    """
+
+    X: object
+    names: np.ndarray
+    codes: np.ndarray
+    control: str
+    _means: np.ndarray | None = field(default=None, repr=False)
+    _rows: dict | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_labels(cls, X, labels, control: str) -> GroupedCells:
+        names, codes = group_codes(labels)
+        return cls(X=as_float_matrix(X), names=names, codes=codes, control=control)
+
+    @property
+    def control_index(self) -> int:
+        return int(np.flatnonzero(self.names == self.control)[0])
+
+    @property
+    def sizes(self) -> np.ndarray:
+        return np.bincount(self.codes, minlength=self.names.size)
+
+    def means(self) -> np.ndarray:
+        """Pseudobulk (mean log1p) of every group, float64 (groups × genes); cached."""
+        if self._means is None:
+            self._means = group_means(self.X, self.codes, self.names.size)
+        return self._means
+
+    def rows(self, label: str) -> np.ndarray:
+        """Row indices of the cells of ``label``."""
+        if self._rows is None:
+            order = np.argsort(self.codes, kind="stable")
+            bounds = np.concatenate([[0], np.cumsum(self.sizes)])
+            self._rows = {name: order[bounds[i] : bounds[i + 1]] for i, name in enumerate(self.names)}
+        return self._rows[label]
+
+    def cells(self, label: str, dense: bool = True) -> np.ndarray:
+        """The cells of ``label`` (dense float64 by default)."""
+        sub = self.X[self.rows(label)]
+        if dense:
+            return sub.toarray().astype(np.float64) if sp.issparse(sub) else np.asarray(sub, dtype=np.float64)
+        return sub
+
+    def mean_of(self, labels) -> np.ndarray:
+        """Pseudobulks of ``labels`` in that order."""
+        index = np.searchsorted(self.names, np.asarray(labels))
+        return self.means()[index]

@@ -1,0 +1,306 @@
+"""Execute a chapter notebook with papermill into a run folder of its own.
+
+A run folder ``runs/<notebook>/<run id>/`` holds the executed notebook, ``parameters.yaml`` (what was used),
+``run.json`` (status, timings, the failing cell if any) and whatever the notebook wrote through
+:class:`vcclib.results.Results` (tables, records, figures). A run never overwrites an earlier one.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import secrets
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import yaml
+
+from vcclib import config
+
+KERNEL_NAME = "vcc"
+SHARED_PARAMETERS = ("dataset", "h5ad_path", "perturbation_column", "control_label", "seed", "device", "output_dir")
+
+
+class ParameterError(ValueError):
+    """A parameter is unknown to the notebook, or its value has the wrong type."""
+
+
+class NotebookRunError(RuntimeError):
+    """A notebook raised; carries the run record with the failing cell."""
+
+    def __init__(self, message: str, record: RunRecord):
+        super().__init__(message)
+        self.record = record
+
+
+@dataclass
+class RunRecord:
+    """What a run did: where, with which parameters, how long, and how it ended."""
+
+    notebook: str
+    run_dir: str
+    executed_notebook: str
+    parameters: dict
+    status: str = "running"
+    started: str = ""
+    seconds: float = 0.0
+    failed_cell: int | None = None
+    failed_source: str = ""
+    error: str = ""
+    kernel: str = KERNEL_NAME
+    extra: dict = field(default_factory=dict)
+
+
+def parameters_cell(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The code cell tagged ``parameters`` (the first one)."""
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            return cell
+    raise ParameterError("the notebook has no code cell tagged 'parameters'")
+
+
+def read_parameters(notebook_path: str | Path) -> dict[str, Any]:
+    """The notebook's declared parameters and their defaults, read from its ``parameters`` cell.
+
+    Only simple assignments of literals (``name = 3``, ``name = "x"``) count as parameters.
+    """
+    notebook = nbformat.read(notebook_path, as_version=4)
+    tree = ast.parse(parameters_cell(notebook).source)
+    declared: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            declared[node.targets[0].id] = ast.literal_eval(node.value)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            declared[node.target.id] = ast.literal_eval(node.value)
+    return declared
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    expected = type(default)
+    if default is None or isinstance(value, expected) and not (expected is int and isinstance(value, bool)):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            if expected is bool:
+                lowered = text.lower()
+                if lowered in ("true", "yes", "1"):
+                    return True
+                if lowered in ("false", "no", "0"):
+                    return False
+                raise ValueError
+            if expected is int:
+                return int(text)
+            if expected is float:
+                return float(text)
+            if expected in (list, dict):
+                parsed = yaml.safe_load(text)
+                if isinstance(parsed, expected):
+                    return parsed
+                raise ValueError
+        except ValueError:
+            pass
+    elif expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    raise ParameterError(
+        f"parameter {name!r} expects {expected.__name__} (default {default!r}); got {value!r} "
+        f"({type(value).__name__})"
+    )
+
+
+def validate_parameters(declared: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """Check given parameters against the declared ones and convert command-line strings to their types.
+
+    Raises
+    ------
+    ParameterError
+        For an unknown name (listing the known ones) or a value of the wrong type.
+    """
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise ParameterError(f"unknown parameter(s) {unknown}; this notebook takes: {sorted(declared)}")
+    return {name: _coerce(name, value, declared[name]) for name, value in given.items()}
+
+
+def ensure_kernel() -> str:
+    """Install the project's kernelspec (``vcc``: this environment's Python) inside the environment."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    manager = KernelSpecManager()
+    specs = manager.get_all_specs()
+    if KERNEL_NAME in specs and Path(specs[KERNEL_NAME]["spec"]["argv"][0]).resolve() == Path(sys.executable).resolve():
+        return KERNEL_NAME
+    from ipykernel.kernelspec import install
+
+    install(kernel_name=KERNEL_NAME, display_name="Python (vcc)", prefix=sys.prefix)
+    return KERNEL_NAME
+
+
+def new_run_dir(notebook_name: str, runs_root: Path | None = None, label: str = "") -> Path:
+    """Create and return a fresh ``<runs>/<notebook>/<UTC time>-<random>`` folder (never an existing one)."""
+    root = Path(runs_root) if runs_root else config.runs_dir()
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    for _ in range(20):
+        run_id = f"{stamp}-{label + '-' if label else ''}{secrets.token_hex(3)}"
+        path = root / notebook_name / run_id
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a new run folder under {root / notebook_name}")
+
+
+def _first_error(notebook_path: Path) -> tuple[int | None, str, str]:
+    notebook = nbformat.read(notebook_path, as_version=4)
+    code_index = 0
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        code_index += 1
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                message = f"{output.get('ename')}: {output.get('evalue')}"
+                return code_index, cell.source, message
+    return None, "", ""
+
+
+def error_outputs(notebook_path: str | Path) -> list[str]:
+    """Every error output in an executed notebook, as ``'cell N: Name: message'``."""
+    notebook = nbformat.read(notebook_path, as_version=4)
+    found = []
+    for index, cell in enumerate(c for c in notebook.cells if c.cell_type == "code"):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                found.append(f"cell {index + 1}: {output.get('ename')}: {output.get('evalue')}")
+    return found
+
+
+def run_notebook(
+    notebook_path: str | Path,
+    parameters: dict[str, Any] | None = None,
+    *,
+    runs_root: str | Path | None = None,
+    run_dir: str | Path | None = None,
+    label: str = "",
+    progress: bool = True,
+    timeout: int | None = None,
+) -> RunRecord:
+    """Execute a notebook with papermill into a new run folder.
+
+    Parameters
+    ----------
+    notebook_path
+        The source notebook (outputs stripped).
+    parameters
+        Values for the notebook's parameters; validated first (unknown names and wrong types are refused
+        before anything runs). ``output_dir`` defaults to the run folder.
+    runs_root
+        Where run folders go (default ``runs/`` in the project, or ``VCC_RUNS_DIR``).
+    run_dir
+        An explicit, not yet existing folder for this run.
+    timeout
+        Seconds a single cell may take (None: no limit).
+
+    Returns
+    -------
+    RunRecord
+        With ``status == "ok"``.
+
+    Raises
+    ------
+    ParameterError
+        Before anything runs.
+    NotebookRunError
+        When a cell raised; the partial notebook and ``run.json`` are kept in the run folder.
+    """
+    import papermill
+
+    notebook_path = Path(notebook_path)
+    if not notebook_path.is_file():
+        raise FileNotFoundError(f"no notebook at {notebook_path}")
+    declared = read_parameters(notebook_path)
+    values = validate_parameters(declared, dict(parameters or {}))
+    config.contain_tool_state()
+    name = notebook_path.stem
+    if run_dir is not None:
+        target = Path(run_dir)
+        target.mkdir(parents=True, exist_ok=False)
+    else:
+        target = new_run_dir(name, Path(runs_root) if runs_root else None, label)
+    if "output_dir" in declared and not values.get("output_dir"):
+        values["output_dir"] = str(target.resolve())
+    executed = target / f"{name}.ipynb"
+    record = RunRecord(
+        notebook=str(notebook_path),
+        run_dir=str(target),
+        executed_notebook=str(executed),
+        parameters=values,
+        started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    (target / "parameters.yaml").write_text(yaml.safe_dump({**{k: declared[k] for k in declared}, **values}, sort_keys=False))
+    kernel = ensure_kernel()
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(notebook_path),
+            str(executed),
+            parameters=values,
+            kernel_name=kernel,
+            cwd=str(target),
+            progress_bar=progress,
+            execution_timeout=timeout,
+            report_mode=False,
+        )
+        record.status = "ok"
+    except papermill.PapermillExecutionError as error:
+        record.status = "failed"
+        record.failed_cell, record.failed_source, record.error = _first_error(executed)
+        if not record.error:
+            record.error = f"{error.ename}: {error.evalue}"
+    finally:
+        record.seconds = round(time.perf_counter() - start, 2)
+        (target / "run.json").write_text(json.dumps(asdict(record), indent=2, default=str))
+    if record.status != "ok":
+        raise NotebookRunError(
+            f"{name} failed in code cell {record.failed_cell}: {record.error}\n--- failing cell ---\n"
+            f"{record.failed_source}\n--- partial notebook: {executed}",
+            record,
+        )
+    return record
+
+
+def strip_outputs(notebook_path: str | Path) -> bool:
+    """Remove outputs and execution counts from a source notebook in place; True when it changed."""
+    notebook = nbformat.read(notebook_path, as_version=4)
+    changed = False
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None):
+            cell.outputs, cell.execution_count = [], None
+            changed = True
+    if changed:
+        nbformat.write(notebook, notebook_path)
+    return changed
+
+
+def has_outputs(notebook_path: str | Path) -> bool:
+    """True when any code cell of the notebook carries outputs or an execution count."""
+    notebook = nbformat.read(notebook_path, as_version=4)
+    return any(c.cell_type == "code" and (c.outputs or c.execution_count is not None) for c in notebook.cells)
+
+
+def load_parameter_file(path: str | Path) -> dict[str, Any]:
+    """Parameters from a YAML file (an empty file means no parameters)."""
+    loaded = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(loaded, dict):
+        raise ParameterError(f"{path}: a parameters file holds a mapping of name: value")
+    return loaded
+
+
+os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
