@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import shutil
 import threading
 from functools import partial
@@ -10,11 +11,10 @@ from http.server import HTTPServer, SimpleHTTPRequestHandler
 
 import pytest
 
-import importlib
+from vcclib.data.fetch import ChecksumError, DatasetUnavailableError, fetch, sha256_of
+from vcclib.data.manifest import DataFile, get_manifest
 
 fetch_module = importlib.import_module("vcclib.data.fetch")  # the module, not the function `vcclib.data.fetch`
-from vcclib.data.fetch import ChecksumError, DatasetUnavailableError, fetch, sha256_of  # noqa: E402
-from vcclib.data.manifest import DataFile, get_manifest
 
 pytestmark = pytest.mark.mirror
 DATASET = "tf_lambert2018"

@@ -6,11 +6,10 @@ import csv
 
 import pytest
 import yaml
+from conftest import MIRROR
 
 from vcclib import config
 from vcclib.data.manifest import MODALITIES, ManifestError, all_manifests, get_manifest, parse_manifest
-
-from conftest import MIRROR
 
 MANIFESTS = all_manifests()
 FULL_SCALE_REQUIRED = {

@@ -83,7 +83,8 @@ def test_a_failing_notebook_exits_nonzero_keeps_partial_notebook_and_shows_the_e
     assert "raise ValueError" in completed.stderr  # the failing cell's source
     (run,) = (tmp_path / "runs" / "broken").iterdir()
     record = json.loads((run / "run.json").read_text())
-    assert record["status"] == "failed" and record["failed_cell"] == 2
+    # code cells of the executed notebook: parameters, papermill's injected parameters, then the failing cell
+    assert record["status"] == "failed" and record["failed_cell"] == 3
     assert (run / "broken.ipynb").is_file()
 
 

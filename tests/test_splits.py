@@ -13,7 +13,7 @@ from vcclib.data.schema import split_targets
 from vcclib.splits import Split, list_splits, make_split
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _data(dataset: str, study: str = ""):
     return load(dataset, **({"study": study} if study else {}))
 

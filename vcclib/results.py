@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ class Results:
 
     def __init__(self, output_dir: str | Path = "", chapter: str = "chapter"):
         if not output_dir:
-            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
             output_dir = config.runs_dir() / chapter / f"interactive-{stamp}"
         self.root = Path(output_dir)
         self.root.mkdir(parents=True, exist_ok=True)

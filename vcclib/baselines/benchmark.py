@@ -207,8 +207,8 @@ def _max_anchor_of(long: pd.DataFrame) -> pd.Series:
 def placement(long: pd.DataFrame, min_anchor: str = MIN_ANCHOR, max_anchor: str | None = None) -> pd.DataFrame:
     """Where each metric places each baseline between the MIN anchor (0) and the MAX anchor (1).
 
-    ``(u − b) / (r − b)`` on mean scores per task; NaN where an anchor is missing or ``r == b`` (the metric
-    cannot tell the anchors apart). ``max_anchor`` None: the task's technical duplicate, or its biological
+    ``(u − b) / (r − b)`` on mean scores per task; NaN where an anchor is missing or the MAX anchor does not
+    score better than the MIN anchor (``anchors_ordered`` False: the metric cannot place anything between them). ``max_anchor`` None: the task's technical duplicate, or its biological
     replicate where the task halves by replicate. Descriptive metrics (no best value) are dropped. Columns:
     ``task``, ``baseline``, ``side``, ``metric``, ``score``, ``min``, ``max``, ``max_anchor``, ``placement``.
     """
@@ -220,7 +220,10 @@ def placement(long: pd.DataFrame, min_anchor: str = MIN_ANCHOR, max_anchor: str 
     highs = means[means["baseline"] == means["max_anchor"]].set_index(["task", "metric"])["score"].rename("max")
     merged = means.join(lows, on=["task", "metric"]).join(highs, on=["task", "metric"])
     span = merged["max"] - merged["min"]
-    merged["placement"] = np.where(np.abs(span) > 1e-12, (merged["score"] - merged["min"]) / span.where(span != 0), np.nan)
+    sign = merged["metric"].map(lambda m: 1.0 if _higher_is_better(m) else -1.0)
+    merged["anchors_ordered"] = sign * span > 1e-12
+    merged["placement"] = np.where(merged["anchors_ordered"], (merged["score"] - merged["min"]) / span.where(span != 0),
+                                   np.nan)
     return merged
 
 
@@ -289,3 +292,60 @@ def systematic_variation(adata: AnnData) -> pd.DataFrame:
     table["n_cells"] = [int(counts.get((c, p), 0)) for c, p in zip(table["covariate"], table["perturbation"])]
     table.insert(0, "dataset", str(adata.uns["vcc"].get("dataset", "")))
     return table
+
+
+def placement_matrix(placed: pd.DataFrame, how: str = "median") -> pd.DataFrame:
+    """Metrics × baselines: the ``how`` (median/mean) placement across tasks (rows ordered by the mean
+    baseline–technical duplicate gap, columns MIN first)."""
+    matrix = placed.pivot_table(index="metric", columns="baseline", values="placement", aggfunc=how)
+    sides = placed.drop_duplicates("baseline").set_index("baseline")["side"]
+    columns = sorted(matrix.columns, key=lambda b: (sides.get(b) == "MAX", b != MIN_ANCHOR, b))
+    return matrix[columns]
+
+
+def headline(long: pd.DataFrame, placed: pd.DataFrame, separated: pd.DataFrame,
+             variation: pd.DataFrame) -> dict[str, Any]:
+    """The numbers the chapter's conclusions quote, computed from its tables (so reruns keep them true)."""
+    def rate(metric):
+        row = separated[separated["metric"] == metric]
+        return float(row["win_rate"].iloc[0]) if len(row) else float("nan")
+
+    minimum = placed[(placed["side"] == "MIN") & (placed["baseline"] != MIN_ANCHOR)]
+    beats_max = minimum[minimum["placement"] >= 1]
+    best = {}
+    for metric in ("pearson_delta", "discrimination_score_l1", "overlap_at_N", "mae"):
+        rows = minimum[minimum["metric"] == metric].dropna(subset=["placement"])
+        if rows.empty:
+            continue
+        top = rows.loc[rows.groupby("task")["placement"].idxmax()]
+        best[metric] = {t: {"baseline": b, "placement": round(float(p), 3), "score": round(float(s), 4)}
+                        for t, b, p, s in zip(top["task"], top["baseline"], top["placement"], top["score"])}
+    learned = minimum[~minimum["baseline"].isin(["control_mean", "perturbed_mean_pooled", "celleval_mean",
+                                                  "seen_delta"])]
+    beats_mean = (learned.dropna(subset=["placement"]).assign(win=lambda f: f["placement"] > 0)
+                  .groupby("metric")["win"].mean())
+    by_task = {}
+    for metric in ("pearson_delta", "discrimination_score_l1", "overlap_at_N", "mae"):
+        rows = placed[(placed["metric"] == metric) & placed["baseline"].isin([MIN_ANCHOR])]
+        by_task[metric] = {t: {"ordered": bool(o), "min": round(float(lo), 4), "max": round(float(hi), 4)}
+                           for t, o, lo, hi in zip(rows["task"], rows["anchors_ordered"], rows["min"], rows["max"])}
+    anchors = placed.drop_duplicates(["task", "metric"])
+    per_dataset = variation.groupby("dataset").agg(cosine=("cosine", "median"),
+                                                   share_explained=("share_explained", "median"),
+                                                   n=("cosine", "size"))
+    return {
+        "tasks": sorted(long["task"].unique()),
+        "n_baselines": int(long["baseline"].nunique()),
+        "n_metrics": int(len(scored_metrics(long["metric"].unique()))),
+        "separating": separated.loc[separated["separates"], "metric"].tolist(),
+        "rewarding_mean": separated.loc[separated["rewards_mean"], "metric"].tolist(),
+        "win_rate": {m: rate(m) for m in ("mae", "mse", "pearson_delta", "discrimination_score_l1",
+                                          "overlap_at_N", "systema_pearson_delta_pert", "pr_auc")},
+        "best_min": best,
+        "min_beats_max": beats_max[["task", "baseline", "metric", "placement"]].to_dict("records"),
+        "share_learned_beating_mean": beats_mean.round(3).to_dict(),
+        "anchors_by_task": by_task,
+        "unordered_share": float(1 - anchors["anchors_ordered"].mean()) if len(anchors) else float("nan"),
+        "unordered_by_task": (1 - anchors.groupby("task")["anchors_ordered"].mean()).round(3).to_dict(),
+        "systematic_variation": per_dataset.round(3).to_dict("index"),
+    }

@@ -239,7 +239,7 @@ def perturbation_embedding(perturbations, source: str, gene_space: pd.DataFrame 
     all_targets = sorted({t for ts in targets.values() for t in ts})
     table = gene_space if gene_space is not None else gene_embedding(source, all_targets)
     rows = {p: table.loc[ts].to_numpy().sum(0) for p, ts in targets.items() if ts and all(t in table.index for t in ts)}
-    return pd.DataFrame.from_dict(rows, orient="index", columns=table.columns)
+    return pd.DataFrame.from_dict(rows, orient="index", columns=table.columns).astype(float)
 
 
 def crafted_features(perturbations, control_mean: pd.Series | None = None) -> pd.DataFrame:

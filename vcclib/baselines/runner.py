@@ -40,16 +40,20 @@ def available(names=None, *, halves: str | None = "random") -> list[str]:
     return result
 
 
-def subsample(adata: AnnData, max_cells: int, seed: int = 0, column: str | None = None) -> AnnData:
-    """At most ``max_cells`` cells per (covariate, perturbation) group, drawn with ``seed`` (0: keep all)."""
+def subsample(adata: AnnData, max_cells: int, seed: int = 0, column: str | None = None,
+              control_factor: int = 4) -> AnnData:
+    """At most ``max_cells`` cells per (covariate, perturbation) group, and ``control_factor × max_cells``
+    control cells per covariate, drawn with ``seed`` (``max_cells`` 0: keep all)."""
     if not max_cells:
         return adata
     rng = np.random.default_rng(seed)
+    control = str(adata.uns.get("vcc", {}).get("control_label", ""))
     keys = pd.Series(list(zip(covariates_of(adata, column), adata.obs["perturbation"].astype(str))))
     keep = np.zeros(adata.n_obs, dtype=bool)
-    for _, positions in keys.groupby(keys).indices.items():
-        if len(positions) > max_cells:
-            positions = rng.choice(positions, size=max_cells, replace=False)
+    for key, positions in keys.groupby(keys).indices.items():
+        cap = max_cells * control_factor if key[1] == control else max_cells
+        if len(positions) > cap:
+            positions = rng.choice(positions, size=cap, replace=False)
         keep[positions] = True
     return adata[keep].copy()
 

@@ -98,7 +98,6 @@ def show_info(args: argparse.Namespace) -> int:
 
 def fetch_datasets(args: argparse.Namespace) -> int:
     from vcclib.data.fetch import ChecksumError, DatasetUnavailableError, fetch
-
     from vcclib.data.manifest import all_manifests
 
     ids = list(args.dataset_ids)

@@ -163,7 +163,7 @@ def register(dataset_id: str, *, download: bool = False):
     files = fetch(dataset_id, download=download)  # verifies checksums, also for an already registered dataset
     for key in (f"datasets/{dataset_id}.h5ad", f"datasets/{dataset_id}"):
         existing = ln.Artifact.filter(key=key).first()
-        if existing is not None and existing.features.get_values().get("dataset_id") == dataset_id:
+        if existing is not None and feature_values(existing).get("dataset_id") == dataset_id:
             return existing
     loaded = load(dataset_id, download=download) if manifest.loader else None
     if isinstance(loaded, AnnData):
@@ -184,11 +184,23 @@ def register(dataset_id: str, *, download: bool = False):
     genes = perturbed_genes(loaded) or table_targets(dataset_id, loaded)
     if genes:
         values[LABEL_FEATURE] = genes
-    labels = sorted({v for name in LABEL_FEATURES for v in values.get(name, [])})
-    if labels:
-        ln.save(ln.ULabel.from_values(labels, create=True))
+    _ensure_labels(ln, sorted({v for name in LABEL_FEATURES for v in values.get(name, [])}))
     artifact.features.add_values(values)
     return artifact
+
+
+def _ensure_labels(ln, names: list[str]) -> None:
+    """Create the missing ULabels in bulk (lamindb's per-record similar-name search is quadratic in labels)."""
+    existing = set(ln.ULabel.filter(name__in=names).values_list("name", flat=True)) if names else set()
+    missing = [name for name in names if name not in existing]
+    if not missing:
+        return
+    previous = ln.settings.creation.search_names
+    ln.settings.creation.search_names = False
+    try:
+        ln.save([ln.ULabel(name=name) for name in missing])
+    finally:
+        ln.settings.creation.search_names = previous
 
 
 def _same_device(path: Path, folder: Path) -> bool:
@@ -198,23 +210,37 @@ def _same_device(path: Path, folder: Path) -> bool:
         return False
 
 
+def feature_values(artifact) -> dict:
+    """An artifact's feature values: scalars as they are, label features as lists of label names.
+
+    Two queries (json values, label links) instead of ``artifact.features.get_values()``, which is slow for an
+    artifact linked to tens of thousands of gene labels.
+    """
+    from lamindb.models import ArtifactULabel
+
+    values: dict = dict(artifact.json_values.values_list("feature__name", "value"))
+    links = ArtifactULabel.filter(artifact=artifact).values_list("feature__name", "ulabel__name")
+    for feature_name, label in links:
+        values.setdefault(feature_name, []).append(label)
+    return values
+
+
+def _rows(artifacts) -> pd.DataFrame:
+    rows = [{"key": a.key, "uid": a.uid, "size": a.size, **feature_values(a)} for a in artifacts]
+    return pd.DataFrame(rows, columns=None if rows else ["key", "uid", "size", "dataset_id"])
+
+
 def registered() -> pd.DataFrame:
-    """Every registered dataset with its feature values, one row per artifact."""
+    """Every registered dataset with its feature values, one row per artifact (label features as lists)."""
     ln = connect()
-    rows = []
-    for artifact in ln.Artifact.filter(key__startswith="datasets/"):
-        values = artifact.features.get_values()
-        rows.append({"key": artifact.key, "uid": artifact.uid, "size": artifact.size, **values})
-    return pd.DataFrame(rows)
+    return _rows(ln.Artifact.filter(key__startswith="datasets/").order_by("key"))
 
 
 def query(**features) -> pd.DataFrame:
     """Registered datasets whose features match, e.g. ``query(perturbation_type="CRISPRi", cell_line="K562")``
     or ``query(perturbed_gene="STAT1")``. Returns a DataFrame with one row per matching dataset."""
     ln = connect()
-    matches = ln.Artifact.filter(**features).filter(key__startswith="datasets/")
-    rows = [{"key": a.key, "uid": a.uid, **a.features.get_values()} for a in matches]
-    return pd.DataFrame(rows, columns=None if rows else ["key", "uid", "dataset_id"])
+    return _rows(ln.Artifact.filter(**features).filter(key__startswith="datasets/").order_by("key"))
 
 
 def load_registered(dataset_id: str):

@@ -72,7 +72,7 @@ def catalog_table(register: bool | str | list[str] = True) -> pd.DataFrame:
                 "size_mb": round(manifest.total_size / 1e6, 1),
                 "n_cells": value("n_cells"),
                 "n_perturbations": value("n_perturbations"),
-                "n_perturbed_genes": len(genes) if isinstance(genes, (set, list, tuple)) else (1 if genes else None),
+                "n_perturbed_genes": len(genes) if isinstance(genes, (set, list, tuple)) else None,
                 "licence": manifest.licence,
                 "citation": manifest.citation,
                 "in_catalog": entry is not None,
@@ -91,8 +91,6 @@ def perturbed_gene_sets() -> dict[str, set[str]]:
         return sets
     for _, row in registered.iterrows():
         genes = row["perturbed_gene"]
-        if isinstance(genes, str):
-            genes = {genes}
         if isinstance(genes, (set, list, tuple)) and genes:
             sets[row["dataset_id"]] = set(genes)
     return sets

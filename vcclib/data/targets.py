@@ -21,7 +21,7 @@ def _column(frame: pd.DataFrame, *columns: str) -> set[str]:
 
 def _screens(tables: dict) -> set[str]:
     genes: set[str] = set()
-    for name, frame in tables.items():
+    for frame in tables.values():
         if {"gene_a", "gene_b"} <= set(frame.columns):
             genes |= _column(frame, "gene_a", "gene_b")
         elif "gene" in frame.columns:

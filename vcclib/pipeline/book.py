@@ -19,7 +19,13 @@ import pandas as pd
 import yaml
 
 from vcclib import config
-from vcclib.pipeline.notebooks import NotebookRunError, error_outputs, load_parameter_file, new_run_dir, run_notebook
+from vcclib.pipeline.notebooks import (
+    NotebookRunError,
+    error_outputs,
+    load_parameter_file,
+    new_run_dir,
+    run_notebook,
+)
 
 CHAPTER_PREFIX = "book/chapters/"
 

@@ -14,7 +14,7 @@ import secrets
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +145,7 @@ def ensure_kernel() -> str:
 def new_run_dir(notebook_name: str, runs_root: Path | None = None, label: str = "") -> Path:
     """Create and return a fresh ``<runs>/<notebook>/<UTC time>-<random>`` folder (never an existing one)."""
     root = Path(runs_root) if runs_root else config.runs_dir()
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     for _ in range(20):
         run_id = f"{stamp}-{label + '-' if label else ''}{secrets.token_hex(3)}"
         path = root / notebook_name / run_id
@@ -242,7 +242,7 @@ def run_notebook(
         run_dir=str(target),
         executed_notebook=str(executed),
         parameters=values,
-        started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        started=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     (target / "parameters.yaml").write_text(yaml.safe_dump({**{k: declared[k] for k in declared}, **values}, sort_keys=False))
     kernel = ensure_kernel()
@@ -253,6 +253,7 @@ def run_notebook(
             str(executed),
             parameters=values,
             kernel_name=kernel,
+            language="python",
             cwd=str(target),
             progress_bar=progress,
             execution_timeout=timeout,

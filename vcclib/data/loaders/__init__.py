@@ -9,8 +9,9 @@ Modules are imported lazily so that ``import vcclib`` stays fast.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import import_module
-from typing import Any, Callable
+from typing import Any
 
 LOADERS: dict[str, str] = {
     # Perturb-seq and other single-cell perturbation data -> AnnData in the schema
