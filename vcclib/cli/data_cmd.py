@@ -120,7 +120,7 @@ def fetch_datasets(args: argparse.Namespace) -> int:
 
 
 def register_datasets(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
+    from tqdm.std import tqdm
 
     from vcclib.data import catalog
     from vcclib.data.fetch import is_available

@@ -63,7 +63,10 @@ def connect(*, quiet: bool = True):
     """
     _prepare_environment()
     import lamindb_setup as ls
+    from lamindb_setup.core._logger import logger as lamin_logger
 
+    if quiet:
+        lamin_logger.set_verbosity(0)  # errors only: no "anonymous user" / "ln.track()" hints in every output
     sink = io.StringIO() if quiet else None
     with contextlib.redirect_stdout(sink) if quiet else contextlib.nullcontext():
         current = ls.settings._instance_settings if hasattr(ls.settings, "_instance_settings") else None
@@ -82,6 +85,8 @@ def connect(*, quiet: bool = True):
         ls.settings.instance._is_on_hub = False
     import lamindb as ln
 
+    if quiet:
+        ln.settings.verbosity = "error"
     _ensure_features(ln)
     return ln
 

@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from tqdm.std import tqdm
 
 from vcclib import config
 from vcclib.data.manifest import DataFile, Manifest, get_manifest

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm.std import tqdm
 
 from vcclib.data.fetch import local_copy
 from vcclib.data.manifest import all_manifests

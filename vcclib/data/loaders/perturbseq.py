@@ -187,7 +187,9 @@ def load_kang2018(files: dict[str, Path], manifest: Manifest) -> ad.AnnData:
         1,975 cells × 6,998 genes, log1p-normalised as distributed by scGen; ``perturbation`` is ``IFNB`` for
         stimulated cells and ``control`` otherwise; ``cell_type`` has 7 types; perturbation_type ``cytokine``.
     """
-    adata = ad.read_h5ad(files["valid.h5ad"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scGen's file is in an old anndata layout; the reader converts it
+        adata = ad.read_h5ad(files["valid.h5ad"])
     obs = pd.DataFrame(index=adata.obs_names.astype(str))
     obs["perturbation"] = np.where(adata.obs["condition"].astype(str) == "stimulated", "IFNB", "control")
     obs["cell_type"] = adata.obs["cell_type"].astype(str).to_numpy()
