@@ -109,3 +109,11 @@ def test_tampered_download_never_lands_in_cache(local_server, tmp_path, monkeypa
     with pytest.raises(ChecksumError, match=expected):
         fetch_module.fetch_file(DATASET, data_file)
     assert not any((tmp_path / "cache").rglob("*" + FILE + "*"))
+
+
+def test_derived_file_is_never_downloaded(tmp_path, monkeypatch):
+    monkeypatch.setattr(fetch_module.config, "mirror_dirs", lambda: [])
+    monkeypatch.setenv("VCC_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(fetch_module.urllib.request, "urlopen", lambda *a, **k: pytest.fail("must not download"))
+    with pytest.raises(DatasetUnavailableError, match="no byte-identical public copy"):
+        fetch("go_human_bioc_3_16")

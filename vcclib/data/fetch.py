@@ -112,6 +112,11 @@ def fetch_file(dataset_id: str, data_file: DataFile, *, download: bool = True, t
     )
     if not download:
         raise DatasetUnavailableError(f"dataset {dataset_id!r}: no local copy of {data_file.name}. {hint}")
+    if data_file.mirror_only:
+        raise DatasetUnavailableError(
+            f"dataset {dataset_id!r}: {data_file.name} is derived from {data_file.url} and has no byte-identical "
+            f"public copy, so only a mirror can provide it. {hint}"
+        )
     try:
         _download(data_file, dataset_id, target, timeout)
     except (urllib.error.URLError, OSError, TimeoutError) as error:

@@ -65,6 +65,7 @@ class DataFile:
     size: int
     sha256: str | None = None
     format: str | None = None
+    mirror_only: bool = False  # derived bytes with no identical public copy: ``url`` names their source
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,7 @@ def parse_manifest(raw: dict, source: str = "<dict>") -> Manifest:
                     size=int(entry["size"]),
                     sha256=str(sha) if sha else None,
                     format=entry.get("format"),
+                    mirror_only=bool(entry.get("mirror_only") or entry.get("source") == "derived"),
                 )
             )
     if not raw.get("files"):
