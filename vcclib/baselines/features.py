@@ -153,12 +153,9 @@ def text_encoder():
     except ImportError:
         packaged = None
     if packaged is not None:
-        for attribute in ("load_model", "get_model", "load", "model"):
-            candidate = getattr(packaged, attribute, None)
-            if callable(candidate):
-                model = candidate()
-                if hasattr(model, "encode"):
-                    return model.encode
+        from sentence_transformers import SentenceTransformer  # a dependency of the packaged model
+
+        return SentenceTransformer(str(packaged.get_model_path()), device="cpu").encode
     try:
         from sentence_transformers import SentenceTransformer  # type: ignore[import-not-found]
     except ImportError as error:

@@ -26,13 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in SUBCOMMAND_MODULES:
-        try:  # DEV-ONLY-TOLERANCE
-            module = import_module(module_name)
-        except ModuleNotFoundError as error:  # DEV-ONLY-TOLERANCE
-            if error.name != module_name:  # DEV-ONLY-TOLERANCE
-                raise  # DEV-ONLY-TOLERANCE
-            continue  # DEV-ONLY-TOLERANCE
-        module.register(subparsers)
+        import_module(module_name).register(subparsers)
     return parser
 
 

@@ -23,7 +23,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="DE convention: cell-eval (BH per perturbation) or vcc2025 (BH across all rows)")
     p.add_argument("--use-real-controls", action="store_true",
                    help="replace the prediction's control cells by the real ones")
-    p.add_argument("-o", "--outdir", required=True, help="output folder")
+    p.add_argument("-o", "--outdir", required=True, help="output folder (must not hold earlier results)")
+    p.add_argument("--force", action="store_true", help="replace results already in OUTDIR")
     p.set_defaults(func=run)
     return p
 
@@ -33,8 +34,14 @@ def run(args) -> int:
     import sys
     import warnings
 
+    from pathlib import Path
+
     from vcclib.metrics import InputError, evaluate
 
+    if (Path(args.outdir) / "results.csv").exists() and not args.force:
+        print(f"vcc eval: error: {args.outdir} already holds results.csv; choose a new -o (or --force)",
+              file=sys.stderr)
+        return 2
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

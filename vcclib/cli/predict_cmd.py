@@ -66,6 +66,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--max-cells", type=int, default=0, help="subsample to at most N cells per group (0: all)")
     parser.add_argument("-o", "--output", default="", help="prediction h5ad to write")
     parser.add_argument("--real", default="", help="also write the matching real held-out cells + controls here")
+    parser.add_argument("--force", action="store_true", help="replace existing output files")
     parser.set_defaults(func=run)
     return parser
 
@@ -93,6 +94,11 @@ def run(args) -> int:
         return 0
     if not args.model or not args.output or not (args.split or args.split_file):
         print("vcc predict: --model, --split (or --split-file) and -o are required (or use --list)", file=sys.stderr)
+        return 2
+    existing = [path for path in (args.output, args.real) if path and Path(path).exists()]
+    if existing and not args.force:
+        print(f"vcc predict: {', '.join(existing)} exists; choose a new path (or --force to replace it)",
+              file=sys.stderr)
         return 2
     from vcclib.baselines import BASELINES, get_baseline
     from vcclib.baselines.runner import fit_predict, subsample

@@ -31,7 +31,7 @@ def _gene_stats(keys, pos, starts, ref, signbit, n_pass, j, U, T, ws_a, ws_b, ia
                 cnt_g, seen, bnd, cnt):  # pragma: no cover - compiled
     """U and tie term of every group for one gene.
 
-    ``keys``: order-preserving unsigned images of the gene's stored (non-zero) values; ``pos``: the group-sorted
+    ``keys``: the bits of the gene's stored (non-zero) values as unsigned integers; ``pos``: the group-sorted
     position of each value's cell (ascending). The remaining arguments are work buffers of sufficient size.
     """
     nnz = keys.size
@@ -48,8 +48,12 @@ def _gene_stats(keys, pos, starts, ref, signbit, n_pass, j, U, T, ws_a, ws_b, ia
     kb = ws_b
     xa = ia
     xb = ib
+    value_mask = np.uint64(signbit - np.uint64(1))
+    full_mask = signbit | value_mask
     for i in range(nnz):
-        ka[i] = keys[i]
+        # order-preserving unsigned image of the float's bits: flip negatives, set the sign bit of positives
+        b = np.uint64(keys[i])
+        ka[i] = ((~b) & full_mask) if b & signbit else (b | signbit)
         xa[i] = i
     mask = np.uint64(RADIX_SIZE - 1)
     for step in range(n_pass):
@@ -117,8 +121,8 @@ def _gene_stats(keys, pos, starts, ref, signbit, n_pass, j, U, T, ws_a, ws_b, ia
 
 
 @nb.njit(parallel=True, cache=True)
-def mwu_rank_stats_csr(indptr, indices, bits, signbit, n_pass, order, starts, ref, n_genes,
-                       chunk):  # pragma: no cover - compiled
+def mwu_rank_stats_csr(indptr, indices, bits, signbit, n_pass, order, starts, ref, n_genes, chunk,
+                       stripes, col_nnz):  # pragma: no cover - compiled
     """U statistic of each group (as sample x) and the tie term Σ(t³ − t) of the combined sample.
 
     Parameters
@@ -138,6 +142,11 @@ def mwu_rank_stats_csr(indptr, indices, bits, signbit, n_pass, order, starts, re
         Index of the reference group.
     n_genes, chunk
         Number of columns, and how many are gathered at a time.
+    stripes
+        Column boundaries of the stripes processed in parallel (each walks its columns chunk by chunk with one
+        cursor per row), e.g. balanced by stored values.
+    col_nnz
+        Number of stored non-zero values of each column (:func:`column_nnz`).
 
     Returns
     -------
@@ -147,66 +156,73 @@ def mwu_rank_stats_csr(indptr, indices, bits, signbit, n_pass, order, starts, re
     n_groups = starts.size - 1
     U = np.zeros((n_groups, n_genes))
     T = np.zeros((n_groups, n_genes))
-    n_chunks = (n_genes + chunk - 1) // chunk
     value_mask = np.uint64(signbit - np.uint64(1))  # every bit but the sign bit (of the data's width)
-    for c in nb.prange(n_chunks):
-        glo = c * chunk
-        ghi = min(glo + chunk, n_genes)
-        width = ghi - glo
-        seg_lo = np.empty(n_rows, dtype=np.int64)
-        seg_hi = np.empty(n_rows, dtype=np.int64)
-        cptr = np.zeros(width + 1, dtype=np.int64)
+    for st in nb.prange(stripes.size - 1):
+        s_lo = stripes[st]
+        s_hi = stripes[st + 1]
+        cursor = np.empty(n_rows, dtype=np.int64)
+        row_end = np.empty(n_rows, dtype=np.int64)
         for q in range(n_rows):
             r = order[q]
             a = indptr[r]
             b = indptr[r + 1]
-            s = a + np.searchsorted(indices[a:b], glo)
-            e = s
-            while e < b and indices[e] < ghi:
-                if np.uint64(bits[e]) & value_mask:
-                    cptr[indices[e] - glo + 1] += 1
-                e += 1
-            seg_lo[q] = s
-            seg_hi[q] = e
-        for jj in range(width):
-            cptr[jj + 1] += cptr[jj]
-        nnz = cptr[width]
-        keys = np.empty(nnz, dtype=np.uint64)
-        pos = np.empty(nnz, dtype=np.int64)
-        fill = cptr[:width].copy()
-        for q in range(n_rows):
-            for p in range(seg_lo[q], seg_hi[q]):
-                b64 = np.uint64(bits[p])
-                if b64 & value_mask:
-                    jj = indices[p] - glo
-                    d = fill[jj]
-                    fill[jj] = d + 1
-                    # order-preserving unsigned image: flip negatives, set the sign bit of positives
-                    if b64 & signbit:
-                        keys[d] = (~b64) & (signbit | value_mask)
-                    else:
-                        keys[d] = b64 | signbit
-                    pos[d] = q
-        max_nnz = 0
-        for jj in range(width):
-            max_nnz = max(max_nnz, cptr[jj + 1] - cptr[jj])
-        ws_a = np.empty(max_nnz, dtype=np.uint64)
-        ws_b = np.empty(max_nnz, dtype=np.uint64)
-        ia = np.empty(max_nnz, dtype=np.int64)
-        ib = np.empty(max_nnz, dtype=np.int64)
-        ids = np.empty(max_nnz, dtype=np.int64)
-        is_pos = np.empty(max_nnz + 1, dtype=np.bool_)
-        cnt_c = np.empty(max_nnz + 1, dtype=np.int64)
-        less = np.empty(max_nnz + 1)
-        cnt_g = np.empty(max_nnz + 1, dtype=np.int64)
-        seen = np.empty(max_nnz + 1, dtype=np.int64)
+            cursor[q] = a + np.searchsorted(indices[a:b], s_lo)
+            row_end[q] = b
         bnd = np.empty(n_groups + 1, dtype=np.int64)
         cnt = np.empty(RADIX_SIZE, dtype=np.int64)
-        for jj in range(width):
-            lo = cptr[jj]
-            hi = cptr[jj + 1]
-            _gene_stats(keys[lo:hi], pos[lo:hi], starts, ref, signbit, n_pass, glo + jj, U, T, ws_a, ws_b, ia, ib,
-                        ids, is_pos, cnt_c, less, cnt_g, seen, bnd, cnt)
+        cap = 0
+        ws_a = np.empty(0, dtype=np.uint64)
+        ws_b = np.empty(0, dtype=np.uint64)
+        ia = np.empty(0, dtype=np.int64)
+        ib = np.empty(0, dtype=np.int64)
+        ids = np.empty(0, dtype=np.int64)
+        is_pos = np.empty(1, dtype=np.bool_)
+        cnt_c = np.empty(1, dtype=np.int64)
+        less = np.empty(1)
+        cnt_g = np.empty(1, dtype=np.int64)
+        seen = np.empty(1, dtype=np.int64)
+        for glo in range(s_lo, s_hi, chunk):
+            ghi = min(glo + chunk, s_hi)
+            width = ghi - glo
+            cptr = np.zeros(width + 1, dtype=np.int64)
+            for jj in range(width):
+                cptr[jj + 1] = cptr[jj] + col_nnz[glo + jj]
+            nnz = cptr[width]
+            keys = np.empty(nnz, dtype=bits.dtype)
+            pos = np.empty(nnz, dtype=np.int32)
+            fill = cptr[:width].copy()
+            for q in range(n_rows):
+                e = cursor[q]
+                b = row_end[q]
+                while e < b and indices[e] < ghi:
+                    if np.uint64(bits[e]) & value_mask:
+                        jj = indices[e] - glo
+                        d = fill[jj]
+                        fill[jj] = d + 1
+                        keys[d] = bits[e]
+                        pos[d] = q
+                    e += 1
+                cursor[q] = e
+            max_nnz = 0
+            for jj in range(width):
+                max_nnz = max(max_nnz, cptr[jj + 1] - cptr[jj])
+            if max_nnz > cap:
+                cap = max_nnz
+                ws_a = np.empty(cap, dtype=np.uint64)
+                ws_b = np.empty(cap, dtype=np.uint64)
+                ia = np.empty(cap, dtype=np.int64)
+                ib = np.empty(cap, dtype=np.int64)
+                ids = np.empty(cap, dtype=np.int64)
+                is_pos = np.empty(cap + 1, dtype=np.bool_)
+                cnt_c = np.empty(cap + 1, dtype=np.int64)
+                less = np.empty(cap + 1)
+                cnt_g = np.empty(cap + 1, dtype=np.int64)
+                seen = np.empty(cap + 1, dtype=np.int64)
+            for jj in range(width):
+                lo = cptr[jj]
+                hi = cptr[jj + 1]
+                _gene_stats(keys[lo:hi], pos[lo:hi], starts, ref, signbit, n_pass, glo + jj, U, T, ws_a, ws_b, ia,
+                            ib, ids, is_pos, cnt_c, less, cnt_g, seen, bnd, cnt)
     return U, T
 
 
@@ -235,3 +251,14 @@ def group_sums_csr(indptr, indices, data, order, starts, n_genes, scale_native):
                 mean64[g, j] += w * np.float64(x)
                 native[g, j] += x * s
     return mean64, native
+
+
+@nb.njit(cache=True)
+def column_nnz(indices, bits, signbit, n_genes):  # pragma: no cover - compiled
+    """Stored non-zero values per column of a CSR/COO ``indices``, ``bits`` (zeros of either sign skipped)."""
+    value_mask = np.uint64(signbit - np.uint64(1))
+    out = np.zeros(n_genes, dtype=np.int64)
+    for p in range(indices.size):
+        if np.uint64(bits[p]) & value_mask:
+            out[indices[p]] += 1
+    return out

@@ -10,8 +10,8 @@ Two conventions, both two-sided asymptotic Mann–Whitney U with tie and continu
     Benjamini–Hochberg **across all perturbation × gene rows** jointly.
 
 The engine ranks each gene's control values once and reuses them for every perturbation (see
-:mod:`vcclib.metrics._mwu_kernel`); a sparse matrix is converted to CSC but never densified, a dense one is
-processed in gene chunks.
+:mod:`vcclib.metrics._mwu_kernel`); a sparse matrix is read in place (never converted, copied or densified:
+the kernel gathers gene chunks itself), a dense one is processed in gene chunks.
 
 Also here: scanpy's t-test score (``rank_genes_groups(method="t-test")``, Welch, and ``t-test_overestim_var``)
 used to pick GEARS's top-20 DE genes and Diversity by Design's weights.
@@ -32,6 +32,8 @@ from vcclib.metrics.pseudobulk import GroupedCells, group_mean_var
 CONVENTIONS = ("cell-eval", "vcc2025")
 FC_CLIP = 20.0
 GENE_CHUNK = 1024
+#: genes gathered at a time by the rank-sum kernel (per thread: O(cells × GATHER_CHUNK) memory)
+GATHER_CHUNK = 256
 
 
 @dataclass
@@ -96,37 +98,56 @@ def mwu_pvalues(U1: np.ndarray, tie: np.ndarray, n1: np.ndarray, n2: float) -> n
     return p
 
 
-def _sorted_csc_chunks(X, codes: np.ndarray, n_groups: int):
-    """Yield (gene slice, CSC chunk) of X with rows sorted by group code; and group starts."""
-    order = np.argsort(codes, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=n_groups))]).astype(np.int64)
+def _stripes(col_nnz: np.ndarray, n_parts: int) -> np.ndarray:
+    """Column boundaries splitting the genes into ``n_parts`` stripes of about equal work (stored values)."""
+    n_genes = col_nnz.size
+    work = np.concatenate([[0], np.cumsum(col_nnz + 256)])
+    bounds = np.searchsorted(work, np.linspace(0, work[-1], n_parts + 1), side="left")
+    bounds[0], bounds[-1] = 0, n_genes
+    return np.unique(bounds).astype(np.int64)
+
+
+def _csr_rank_sums(X, order, starts, ref, U, T, offset: int = 0) -> None:
+    """Fill U, T[:, offset : offset + X.shape[1]] from a canonical CSR X (see :mod:`~vcclib.metrics._mwu_kernel`)."""
+    import numba
+
+    from vcclib.metrics._mwu_kernel import RADIX_BITS, column_nnz, mwu_rank_stats_csr
+
     n_genes = X.shape[1]
-    if sp.issparse(X):
-        csc = sp.csr_matrix(X)[order].tocsc()
-        csc.eliminate_zeros()
-        csc.sort_indices()
-        yield starts, slice(0, n_genes), csc
-        return
-    for lo in range(0, n_genes, GENE_CHUNK):
-        sl = slice(lo, min(lo + GENE_CHUNK, n_genes))
-        chunk = sp.csc_matrix(np.asarray(X[:, sl])[order])
-        chunk.eliminate_zeros()
-        chunk.sort_indices()
-        yield starts, sl, chunk
+    width = X.dtype.itemsize * 8
+    bits = X.data.view(np.uint32 if width == 32 else np.uint64)
+    signbit = np.uint64(1 << (width - 1))
+    n_pass = -(-width // RADIX_BITS)
+    col_nnz = column_nnz(X.indices, bits, signbit, n_genes)
+    stripes = _stripes(col_nnz, 4 * numba.get_num_threads())
+    u, t = mwu_rank_stats_csr(X.indptr, X.indices, bits, signbit, n_pass, order, starts, int(ref), n_genes,
+                              GATHER_CHUNK, stripes, col_nnz)
+    U[:, offset : offset + n_genes] = u
+    T[:, offset : offset + n_genes] = t
 
 
-def rank_sums(X, codes: np.ndarray, n_groups: int, ref: int) -> tuple[np.ndarray, np.ndarray]:
-    """U statistic (each group as x) and tie term of each group against ``ref``: (groups × genes)."""
-    from vcclib.metrics._mwu_kernel import mwu_rank_stats
+def rank_sums(
+    X, codes: np.ndarray, n_groups: int, ref: int, order=None, starts=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """U statistic (each group as x) and tie term of each group against ``ref``: (groups × genes).
 
+    A sparse X is read in place (CSR, gathered gene chunk by gene chunk); a dense one is converted to CSR
+    :data:`GENE_CHUNK` genes at a time.
+    """
+    from vcclib.metrics.pseudobulk import as_float_matrix, group_order
+
+    if order is None:
+        order, starts = group_order(codes, n_groups)
     U = np.zeros((n_groups, X.shape[1]))
     T = np.zeros((n_groups, X.shape[1]))
-    for starts, sl, csc in _sorted_csc_chunks(X, codes, n_groups):
-        u, t = mwu_rank_stats(
-            csc.indptr, csc.indices, csc.data, starts, int(ref)
-        )
-        U[:, sl] = u
-        T[:, sl] = t
+    if sp.issparse(X):
+        _csr_rank_sums(as_float_matrix(X), order, starts, ref, U, T)
+        return U, T
+    X = as_float_matrix(X)
+    for lo in range(0, X.shape[1], GENE_CHUNK):
+        chunk = sp.csr_matrix(np.asarray(X[:, lo : lo + GENE_CHUNK]))
+        chunk.sort_indices()
+        _csr_rank_sums(chunk, order, starts, ref, U, T, offset=lo)
     return U, T
 
 
@@ -134,14 +155,10 @@ def native_group_means(cells: GroupedCells) -> np.ndarray:
     """expm1 of each group's mean, accumulated in X's own dtype exactly as pdex does (float32 stays float32).
 
     pdex reports ``expm1(X[group].mean(axis=0))``; with float32 input that mean is accumulated in float32, and
-    fold changes inherit its rounding (≈1e-6 relative). Using the same calls keeps our fold changes, and so the
-    top-k gene orders of the DE metrics, identical to cell-eval's.
+    fold changes inherit its rounding (≈1e-6 relative). Reproducing the same arithmetic keeps our fold changes,
+    and so the top-k gene orders of the DE metrics, identical to cell-eval's.
     """
-    X = cells.X
-    out = np.empty((cells.names.size, X.shape[1]), dtype=X.dtype)
-    for i, name in enumerate(cells.names):
-        out[i] = np.asarray(X[cells.rows(name)].mean(axis=0)).ravel()
-    return np.expm1(out)
+    return np.expm1(cells.native_means())
 
 
 def de_arrays(cells: GroupedCells, genes, convention: str = "cell-eval") -> DEArrays:
@@ -151,7 +168,7 @@ def de_arrays(cells: GroupedCells, genes, convention: str = "cell-eval") -> DEAr
     ref = cells.control_index
     sizes = cells.sizes
     keep = np.flatnonzero(np.arange(cells.names.size) != ref)
-    U, T = rank_sums(cells.X, cells.codes, cells.names.size, ref)
+    U, T = rank_sums(cells.X, cells.codes, cells.names.size, ref, *cells.order())
     U, T = U[keep], T[keep]
     n_ref = float(sizes[ref])
     pvals = mwu_pvalues(U, T, sizes[keep], n_ref)

@@ -19,6 +19,29 @@ AGG_STATS = ("count", "null_count", "mean", "std", "min", "25%", "50%", "75%", "
 CONTROL_DEPENDENT_FAMILIES = ("de",)
 
 
+class _LazyFrame:
+    """Dataclass field holding a DataFrame, or a DE result that is turned into one on first access.
+
+    The long DE tables (perturbations × genes rows) are only built when read or written, so ``evaluate`` does
+    not pay for them when they are not used; assigning a DataFrame (or ``None``) works as for a plain field.
+    """
+
+    def __set_name__(self, owner, name):
+        self.name = "_" + name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return None  # the field's default
+        value = obj.__dict__.get(self.name)
+        if value is not None and not isinstance(value, pd.DataFrame) and hasattr(value, "to_frame"):
+            value = value.to_frame()
+            obj.__dict__[self.name] = value
+        return value
+
+    def __set__(self, obj, value):
+        obj.__dict__[self.name] = value
+
+
 @dataclass
 class EvaluationResult:
     """Per-perturbation metrics (``results``), their aggregate (``agg``), and baseline scores (``scores``)."""
@@ -27,8 +50,8 @@ class EvaluationResult:
     agg: pd.DataFrame
     scores: dict = field(default_factory=dict)
     profile: str | None = None
-    de_real: pd.DataFrame | None = None
-    de_pred: pd.DataFrame | None = None
+    de_real: pd.DataFrame | None = _LazyFrame()
+    de_pred: pd.DataFrame | None = _LazyFrame()
     baseline_agg: pd.DataFrame | None = None
     warnings: list = field(default_factory=list)
 
@@ -215,8 +238,8 @@ def evaluate(
         results=frame,
         agg=agg,
         profile=profile if metrics is None else "custom",
-        de_real=_de_frame(ctx.de_real) if uses_de else None,
-        de_pred=_de_frame(ctx.de_pred) if uses_de else None,
+        de_real=ctx.de_real if uses_de else None,  # DEArrays; a DataFrame on first access (_LazyFrame)
+        de_pred=ctx.de_pred if uses_de else None,
         warnings=notes,
     )
     if baseline is not None:
@@ -235,7 +258,3 @@ def evaluate(
     if outdir is not None:
         result.write(outdir)
     return result
-
-
-def _de_frame(de) -> pd.DataFrame:
-    return de.to_frame()

@@ -1,7 +1,10 @@
 """Cells grouped by perturbation, and their pseudobulks (means over cells), sparse-aware.
 
-Pseudobulks are computed with one sparse indicator product (groups × cells) @ X, in float64, so a sparse X is
-never densified; only the (groups × genes) result is dense.
+A sparse X is never densified or copied: one numba pass over its CSR rows (visited in group order) gives every
+group's float64 pseudobulk and, in the same pass, the mean in X's own dtype that pdex computes for fold changes
+(see :func:`vcclib.metrics._mwu_kernel.group_sums_csr`, which reproduces the arithmetic of the scipy calls, so
+results are bit-identical to ``indicator @ X.astype(float64)`` and ``X[rows].mean(axis=0)``). Dense X uses the
+indicator product. Only the (groups × genes) results are dense.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ def as_float_matrix(X):
         X = sp.csr_matrix(X)
         if X.dtype not in (np.float32, np.float64):
             X = X.astype(np.float32 if X.dtype == np.float16 else np.float64)
+        if not X.has_canonical_format:  # sorted column indices, no duplicates: what the kernels read
+            X = X.copy()
+            X.sum_duplicates()
         return X
     X = np.asarray(X)
     if X.dtype not in (np.float32, np.float64):
@@ -40,11 +46,32 @@ def indicator(codes: np.ndarray, n_groups: int, *, normalise: bool = True) -> sp
     return sp.csr_matrix((weights, (codes, np.arange(n))), shape=(n_groups, n))
 
 
+def group_order(codes: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cells sorted by group (ascending within a group) and the groups' offsets into that order."""
+    order = np.argsort(codes, kind="stable").astype(np.int64)
+    starts = np.zeros(n_groups + 1, dtype=np.int64)
+    np.cumsum(np.bincount(codes, minlength=n_groups), out=starts[1:])
+    return order, starts
+
+
+def sparse_group_means(X, codes: np.ndarray, n_groups: int, order=None, starts=None):
+    """(float64 means, means in X's dtype) per group of a sparse X, in one pass (see the module docstring)."""
+    from vcclib.metrics._mwu_kernel import group_sums_csr
+
+    X = as_float_matrix(X)
+    if order is None:
+        order, starts = group_order(codes, n_groups)
+    sizes = np.diff(starts)
+    with np.errstate(divide="ignore"):
+        scale = (1.0 / np.maximum(sizes, 1)).astype(X.dtype)
+    return group_sums_csr(X.indptr, X.indices, X.data, order, starts, X.shape[1], scale)
+
+
 def group_means(X, codes: np.ndarray, n_groups: int) -> np.ndarray:
     """Mean of X's rows per group, float64, shape (groups × genes)."""
-    M = indicator(codes, n_groups)
     if sp.issparse(X):
-        return np.asarray((M @ X.astype(np.float64)).toarray())
+        return sparse_group_means(X, codes, n_groups)[0]
+    M = indicator(codes, n_groups)
     return np.asarray(M @ np.asarray(X, dtype=np.float64))
 
 
@@ -84,6 +111,8 @@ class GroupedCells:
     control: str
     _means: np.ndarray | None = field(default=None, repr=False)
     _rows: dict | None = field(default=None, repr=False)
+    _native: np.ndarray | None = field(default=None, repr=False)
+    _order: tuple | None = field(default=None, repr=False)
 
     @classmethod
     def from_labels(cls, X, labels, control: str) -> GroupedCells:
@@ -98,17 +127,38 @@ class GroupedCells:
     def sizes(self) -> np.ndarray:
         return np.bincount(self.codes, minlength=self.names.size)
 
+    def order(self) -> tuple[np.ndarray, np.ndarray]:
+        """(cells sorted by group, group offsets), see :func:`group_order`; cached."""
+        if self._order is None:
+            self._order = group_order(self.codes, self.names.size)
+        return self._order
+
     def means(self) -> np.ndarray:
         """Pseudobulk (mean log1p) of every group, float64 (groups × genes); cached."""
         if self._means is None:
-            self._means = group_means(self.X, self.codes, self.names.size)
+            if sp.issparse(self.X):
+                self._means, self._native = sparse_group_means(self.X, self.codes, self.names.size, *self.order())
+            else:
+                self._means = group_means(self.X, self.codes, self.names.size)
         return self._means
+
+    def native_means(self) -> np.ndarray:
+        """Mean of every group accumulated in X's own dtype as ``X[rows].mean(axis=0)`` (pdex); cached."""
+        if self._native is None:
+            if sp.issparse(self.X):
+                self.means()
+            else:
+                X = self.X
+                out = np.empty((self.names.size, X.shape[1]), dtype=X.dtype)
+                for i, name in enumerate(self.names):
+                    out[i] = np.asarray(X[self.rows(name)].mean(axis=0)).ravel()
+                self._native = out
+        return self._native
 
     def rows(self, label: str) -> np.ndarray:
         """Row indices of the cells of ``label``."""
         if self._rows is None:
-            order = np.argsort(self.codes, kind="stable")
-            bounds = np.concatenate([[0], np.cumsum(self.sizes)])
+            order, bounds = self.order()
             self._rows = {name: order[bounds[i] : bounds[i + 1]] for i, name in enumerate(self.names)}
         return self._rows[label]
 
