@@ -115,5 +115,7 @@ def test_cli(tmp_path, capsys):
     results = pd.read_csv(tmp_path / "out" / "results.csv")
     assert list(results.columns) == ["perturbation", "mae", "discrimination_score_l1", "overlap_at_N"]
     args.control = "missing"
+    args.outdir = str(tmp_path / "out-missing-control")
     assert args.func(args) == 2
     assert "missing" in capsys.readouterr().err
+    assert not (tmp_path / "out-missing-control" / "results.csv").exists()

@@ -33,7 +33,6 @@ def run(args) -> int:
     """Run ``vcc eval``; returns the exit status (2 on bad input)."""
     import sys
     import warnings
-
     from pathlib import Path
 
     from vcclib.metrics import InputError, evaluate

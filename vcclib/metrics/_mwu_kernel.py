@@ -27,22 +27,16 @@ def _tie(t):
 
 
 @nb.njit(cache=True)
-def _gene_stats(keys, pos, starts, ref, signbit, n_pass, j, U, T, ws_a, ws_b, ia, ib, ids, is_pos, cnt_c, less,
-                cnt_g, seen, bnd, cnt):  # pragma: no cover - compiled
+def _gene_stats(keys, bnd, starts, ref, signbit, n_pass, j, U, T, ws_a, ws_b, ia, ib, ids, is_pos, cnt_c, less,
+                cnt_g, seen, cnt):  # pragma: no cover - compiled
     """U and tie term of every group for one gene.
 
-    ``keys``: the bits of the gene's stored (non-zero) values as unsigned integers; ``pos``: the group-sorted
-    position of each value's cell (ascending). The remaining arguments are work buffers of sufficient size.
+    ``keys``: the bits of the gene's stored (non-zero) values as unsigned integers, grouped (group g's values
+    are ``keys[bnd[g] : bnd[g + 1]]``). The remaining arguments are work buffers of sufficient size.
     """
     nnz = keys.size
     n_groups = starts.size - 1
     n_c = starts[ref + 1] - starts[ref]
-    # group boundaries among the stored entries (positions are sorted)
-    p = 0
-    for g in range(n_groups + 1):
-        while p < nnz and pos[p] < starts[g]:
-            p += 1
-        bnd[g] = p
     # LSD radix sort of (key, index)
     ka = ws_a
     kb = ws_b
@@ -50,26 +44,28 @@ def _gene_stats(keys, pos, starts, ref, signbit, n_pass, j, U, T, ws_a, ws_b, ia
     xb = ib
     value_mask = np.uint64(signbit - np.uint64(1))
     full_mask = signbit | value_mask
+    mask = np.uint64(RADIX_SIZE - 1)
+    cnt[: n_pass * RADIX_SIZE] = 0
     for i in range(nnz):
         # order-preserving unsigned image of the float's bits: flip negatives, set the sign bit of positives
         b = np.uint64(keys[i])
-        ka[i] = ((~b) & full_mask) if b & signbit else (b | signbit)
+        k = ((~b) & full_mask) if b & signbit else (b | signbit)
+        ka[i] = k
         xa[i] = i
-    mask = np.uint64(RADIX_SIZE - 1)
+        for step in range(n_pass):  # the histograms of every digit in one read
+            cnt[step * RADIX_SIZE + ((k >> np.uint64(step * RADIX_BITS)) & mask)] += 1
     for step in range(n_pass):
         shift = np.uint64(step * RADIX_BITS)
-        cnt[:] = 0
-        for i in range(nnz):
-            cnt[(ka[i] >> shift) & mask] += 1
-        if nnz == 0 or cnt[(ka[0] >> shift) & mask] == nnz:
+        base = step * RADIX_SIZE
+        if nnz == 0 or cnt[base + ((np.uint64(ka[0]) >> shift) & mask)] == nnz:
             continue  # every key has the same digit: nothing to reorder
         s = 0
-        for b in range(RADIX_SIZE):
+        for b in range(base, base + RADIX_SIZE):
             c = cnt[b]
             cnt[b] = s
             s += c
         for i in range(nnz):
-            d = (ka[i] >> shift) & mask
+            d = base + ((np.uint64(ka[i]) >> shift) & mask)
             q = cnt[d]
             cnt[d] = q + 1
             kb[q] = ka[i]
@@ -168,14 +164,14 @@ def mwu_rank_stats_csr(indptr, indices, bits, signbit, n_pass, order, starts, re
             b = indptr[r + 1]
             cursor[q] = a + np.searchsorted(indices[a:b], s_lo)
             row_end[q] = b
-        bnd = np.empty(n_groups + 1, dtype=np.int64)
-        cnt = np.empty(RADIX_SIZE, dtype=np.int64)
+        bnd = np.empty((chunk, n_groups + 1), dtype=np.int64)
+        cnt = np.empty(n_pass * RADIX_SIZE, dtype=np.int64)
         cap = 0
-        ws_a = np.empty(0, dtype=np.uint64)
-        ws_b = np.empty(0, dtype=np.uint64)
-        ia = np.empty(0, dtype=np.int64)
-        ib = np.empty(0, dtype=np.int64)
-        ids = np.empty(0, dtype=np.int64)
+        ws_a = np.empty(0, dtype=bits.dtype)
+        ws_b = np.empty(0, dtype=bits.dtype)
+        ia = np.empty(0, dtype=np.int32)
+        ib = np.empty(0, dtype=np.int32)
+        ids = np.empty(0, dtype=np.int32)
         is_pos = np.empty(1, dtype=np.bool_)
         cnt_c = np.empty(1, dtype=np.int64)
         less = np.empty(1)
@@ -189,30 +185,33 @@ def mwu_rank_stats_csr(indptr, indices, bits, signbit, n_pass, order, starts, re
                 cptr[jj + 1] = cptr[jj] + col_nnz[glo + jj]
             nnz = cptr[width]
             keys = np.empty(nnz, dtype=bits.dtype)
-            pos = np.empty(nnz, dtype=np.int32)
             fill = cptr[:width].copy()
-            for q in range(n_rows):
-                e = cursor[q]
-                b = row_end[q]
-                while e < b and indices[e] < ghi:
-                    if np.uint64(bits[e]) & value_mask:
-                        jj = indices[e] - glo
-                        d = fill[jj]
-                        fill[jj] = d + 1
-                        keys[d] = bits[e]
-                        pos[d] = q
-                    e += 1
-                cursor[q] = e
+            for g in range(n_groups):
+                for jj in range(width):  # where group g starts among each column's stored values
+                    bnd[jj, g] = fill[jj] - cptr[jj]
+                for q in range(starts[g], starts[g + 1]):
+                    e = cursor[q]
+                    b = row_end[q]
+                    while e < b and indices[e] < ghi:
+                        if np.uint64(bits[e]) & value_mask:
+                            jj = indices[e] - glo
+                            d = fill[jj]
+                            fill[jj] = d + 1
+                            keys[d] = bits[e]
+                        e += 1
+                    cursor[q] = e
+            for jj in range(width):
+                bnd[jj, n_groups] = fill[jj] - cptr[jj]
             max_nnz = 0
             for jj in range(width):
                 max_nnz = max(max_nnz, cptr[jj + 1] - cptr[jj])
             if max_nnz > cap:
                 cap = max_nnz
-                ws_a = np.empty(cap, dtype=np.uint64)
-                ws_b = np.empty(cap, dtype=np.uint64)
-                ia = np.empty(cap, dtype=np.int64)
-                ib = np.empty(cap, dtype=np.int64)
-                ids = np.empty(cap, dtype=np.int64)
+                ws_a = np.empty(cap, dtype=bits.dtype)
+                ws_b = np.empty(cap, dtype=bits.dtype)
+                ia = np.empty(cap, dtype=np.int32)
+                ib = np.empty(cap, dtype=np.int32)
+                ids = np.empty(cap, dtype=np.int32)
                 is_pos = np.empty(cap + 1, dtype=np.bool_)
                 cnt_c = np.empty(cap + 1, dtype=np.int64)
                 less = np.empty(cap + 1)
@@ -221,8 +220,8 @@ def mwu_rank_stats_csr(indptr, indices, bits, signbit, n_pass, order, starts, re
             for jj in range(width):
                 lo = cptr[jj]
                 hi = cptr[jj + 1]
-                _gene_stats(keys[lo:hi], pos[lo:hi], starts, ref, signbit, n_pass, glo + jj, U, T, ws_a, ws_b, ia,
-                            ib, ids, is_pos, cnt_c, less, cnt_g, seen, bnd, cnt)
+                _gene_stats(keys[lo:hi], bnd[jj], starts, ref, signbit, n_pass, glo + jj, U, T, ws_a, ws_b, ia,
+                            ib, ids, is_pos, cnt_c, less, cnt_g, seen, cnt)
     return U, T
 
 
@@ -253,12 +252,15 @@ def group_sums_csr(indptr, indices, data, order, starts, n_genes, scale_native):
     return mean64, native
 
 
-@nb.njit(cache=True)
+@nb.njit(parallel=True, cache=True)
 def column_nnz(indices, bits, signbit, n_genes):  # pragma: no cover - compiled
     """Stored non-zero values per column of a CSR/COO ``indices``, ``bits`` (zeros of either sign skipped)."""
     value_mask = np.uint64(signbit - np.uint64(1))
-    out = np.zeros(n_genes, dtype=np.int64)
-    for p in range(indices.size):
-        if np.uint64(bits[p]) & value_mask:
-            out[indices[p]] += 1
-    return out
+    n_blocks = 8
+    step = (indices.size + n_blocks - 1) // n_blocks
+    partial = np.zeros((n_blocks, n_genes), dtype=np.int64)
+    for blk in nb.prange(n_blocks):
+        for p in range(blk * step, min((blk + 1) * step, indices.size)):
+            if np.uint64(bits[p]) & value_mask:
+                partial[blk, indices[p]] += 1
+    return partial.sum(axis=0)

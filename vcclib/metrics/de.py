@@ -33,7 +33,7 @@ CONVENTIONS = ("cell-eval", "vcc2025")
 FC_CLIP = 20.0
 GENE_CHUNK = 1024
 #: genes gathered at a time by the rank-sum kernel (per thread: O(cells × GATHER_CHUNK) memory)
-GATHER_CHUNK = 256
+GATHER_CHUNK = 512
 
 
 @dataclass

@@ -29,8 +29,11 @@ def _lfc32(de):
 def _top_lists(de, sig):
     """Per perturbation: indices of significant genes ordered by |lfc| desc (ties in gene order)."""
     key = -np.abs(_lfc32(de)).astype(np.float64)
-    order = np.argsort(key, axis=1, kind="stable")
-    return [o[s[o]] for o, s in zip(order, sig)]
+    out = []
+    for k, s in zip(key, sig):
+        idx = np.flatnonzero(s)  # ascending gene order; a stable sort of this subset keeps ties in gene order
+        out.append(idx[np.argsort(k[idx], kind="stable")])
+    return out
 
 
 def _overlap(ctx, k: int | None = None, metric: str = "overlap"):

@@ -92,7 +92,13 @@ def _clustering_agreement(
     pred_resolutions: tuple = (0.2, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0),
     n_neighbors: int = 15,
 ):
-    """Leiden (igraph) on real vs predicted centroids; best AMI over the predicted resolutions (cell-eval)."""
+    """Leiden (igraph) on real vs predicted centroids; best AMI over the predicted resolutions (cell-eval).
+
+    Undefined (NaN) with fewer than 3 perturbations: a neighbour graph of one or two centroids has no clusters to
+    agree on (cell-eval's scanpy call fails there and the metric is skipped).
+    """
+    if len(ctx.bulk_real) < 3:
+        return float("nan")
     import anndata as ad
     import scanpy as sc
     from sklearn.metrics import adjusted_mutual_info_score

@@ -56,6 +56,10 @@ def check_names(names, what: str) -> None:
 def check_values(X, what: str) -> None:
     """Refuse NaN, Inf and negative values, saying how many and where."""
     values = _values(X)
+    if values.size:
+        lo, hi = values.min(), values.max()  # NaN propagates; finite bounds with lo >= 0 mean all is well
+        if np.isfinite(lo) and np.isfinite(hi) and lo >= 0:
+            return
     bad = ~np.isfinite(values)
     if bad.any():
         raise InputError(f"{what} holds {int(bad.sum())} non-finite values (NaN or Inf)" + _where(X, bad))

@@ -18,7 +18,8 @@ import scipy.sparse as sp
 def as_float_matrix(X):
     """X as CSR (when sparse) or a C-ordered ndarray; float16 and integer data become float32/float64."""
     if sp.issparse(X):
-        X = sp.csr_matrix(X)
+        if not isinstance(X, sp.csr_matrix):
+            X = sp.csr_matrix(X)  # a CSR matrix is kept as is (its canonical-format flag is then checked once)
         if X.dtype not in (np.float32, np.float64):
             X = X.astype(np.float32 if X.dtype == np.float16 else np.float64)
         if not X.has_canonical_format:  # sorted column indices, no duplicates: what the kernels read
