@@ -136,6 +136,9 @@ def _lincs_embedding() -> pd.DataFrame:
     return frame.fillna(0.0)
 
 
+TEXT_EMBEDDING_DIM = 384  # all-MiniLM-L6-v2
+
+
 def text_encoder():
     """The sentence encoder for the ``text`` source: all-MiniLM-L6-v2, loaded offline.
 
@@ -171,7 +174,7 @@ def _text_embedding(genes: tuple[str, ...]) -> pd.DataFrame:
     table = go_annotations()
     table = table[(table["ontology"] == "BP") & table["symbol"].isin(genes)]
     texts = table.groupby("symbol")["go_term"].apply(lambda terms: "; ".join(sorted(set(terms))[:50]))
-    values = np.asarray(encode(texts.tolist()))
+    values = np.asarray(encode(texts.tolist())) if len(texts) else np.zeros((0, TEXT_EMBEDDING_DIM))
     return pd.DataFrame(values, index=texts.index, columns=[f"t{i}" for i in range(values.shape[1])])
 
 
