@@ -13,6 +13,7 @@ export VCC_CACHE_DIR ?= $(CURDIR)/.cache
 export UV_CACHE_DIR ?= $(VCC_CACHE_DIR)/uv
 export PIP_CACHE_DIR ?= $(VCC_CACHE_DIR)/pip
 export XDG_CACHE_HOME ?= $(VCC_CACHE_DIR)/tool-state/xdg-cache
+export XDG_CONFIG_HOME ?= $(VCC_CACHE_DIR)/tool-state/xdg-config
 export MPLCONFIGDIR ?= $(VCC_CACHE_DIR)/tool-state/matplotlib
 export IPYTHONDIR ?= $(VCC_CACHE_DIR)/tool-state/ipython
 export JUPYTER_CONFIG_DIR ?= $(VCC_CACHE_DIR)/tool-state/jupyter/config

@@ -25,7 +25,7 @@ HTML = PROJECT / "_build" / "html"
 SCREENSHOTS = PROJECT / "_build" / "screenshots"
 CHROMIUM_FLAGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--disable-component-update", "--disable-sync", "--disable-crash-reporter", "--disable-breakpad",
 ]  # fmt: skip
 
 

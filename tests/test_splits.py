@@ -71,14 +71,14 @@ def test_unseen_perturbation_holds_labels_out_everywhere_and_seed_matters():
 
 def test_covariate_transfer_holds_out_one_line_with_its_controls_in_train():
     adata = _data("norman2019_mcfaline2024_devel", "mcfaline23")
-    split = make_split("covariate_transfer", adata, seed=0, holdout="A172")
+    split = make_split("covariate_transfer", adata, seed=0, held_out="A172")
     test = split.test_groups()
     assert set(test["covariate"]) == {"A172"}
     assert set(test["perturbation"]) <= set(split.train_perturbations())  # each seen in another line
     assert ("A172", "control") in set(map(tuple, split.groups("train")[["covariate", "perturbation"]].to_numpy()))
     kang = make_split("covariate_transfer", _data("kang2018_ifnb_pbmc"), seed=1)
     assert kang.test_groups()["covariate"].nunique() == 1
-    assert kang.params["holdout"] == kang.test_groups()["covariate"].iloc[0]
+    assert kang.params["held_out"] == kang.test_groups()["covariate"].iloc[0]
     with pytest.raises(ValueError):
         make_split("covariate_transfer", _data("papalexi2021_eccite_lowmoi"))  # one cell line only
 

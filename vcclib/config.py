@@ -114,6 +114,7 @@ def contain_tool_state() -> dict[str, str]:
         "IPYTHONDIR": root / "ipython",
         "MPLCONFIGDIR": root / "matplotlib",
         "XDG_CACHE_HOME": root / "xdg-cache",
+        "XDG_CONFIG_HOME": root / "xdg-config",
         "NUMBA_CACHE_DIR": root / "numba",
         "LAMIN_SETTINGS_DIR": catalog_dir() / "settings",
         "LAMIN_CACHE_DIR": catalog_dir() / "lamin-cache",

@@ -80,7 +80,7 @@ def default_tasks(datasets=("papalexi2021_eccite_lowmoi", "norman2019_mcfaline20
                       Task(dataset, "combo_seen_singles", {"study": "norman19"}),
                       Task(dataset, "covariate_transfer", {"study": "mcfaline23"})]
         elif dataset == "kang2018_ifnb_pbmc":
-            tasks += [Task(dataset, "covariate_transfer", split_params={"n_holdout": 3})]
+            tasks += [Task(dataset, "covariate_transfer", split_params={"n_held_out": 3})]
         else:
             tasks += [Task(dataset, "unseen_perturbation", split_params={"test_fraction": 0.3})]
     return tasks

@@ -11,7 +11,7 @@ vcc predict --model perturbed_mean --dataset papalexi2021_eccite_lowmoi --split 
 vcc predict --model additive --dataset norman2019_mcfaline2024_devel --option study=norman19 \
     --split combo_seen_singles --save-split split.csv -o pred.h5ad --real real.h5ad
 vcc predict --model technical_duplicate --dataset kang2018_ifnb_pbmc --split covariate_transfer \
-    --split-param holdout=CD14+Mono -o pred.h5ad --real real.h5ad
+    --split-param held_out=CD14+Mono -o pred.h5ad --real real.h5ad
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--control-label", default="", help="with --h5ad: the control label")
     parser.add_argument("--split", default="", help="split generator name; see --list")
     parser.add_argument("--split-param", action="append", metavar="KEY=VALUE",
-                        help="split generator parameter, e.g. test_fraction=0.3 or holdout=A172 (repeatable)")
+                        help="split generator parameter, e.g. test_fraction=0.3 or held_out=A172 (repeatable)")
     parser.add_argument("--split-file", default="", help="reload a saved split (CSV) instead of generating one")
     parser.add_argument("--save-split", default="", help="save the split used (CSV + JSON sidecar)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split and of the held-out halves")

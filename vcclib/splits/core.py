@@ -272,10 +272,10 @@ def unseen_perturbation(adata: AnnData, seed: int = 0, test_fraction: float = 0.
 
 
 @register_split("covariate_transfer", "cell types or lines held out: predict their perturbations from the others")
-def covariate_transfer(adata: AnnData, seed: int = 0, holdout: str = "", n_holdout: int = 1) -> Split:
+def covariate_transfer(adata: AnnData, seed: int = 0, held_out: str = "", n_held_out: int = 1) -> Split:
     """Hold out the perturbed cells of one or more covariate values (cell types or lines).
 
-    ``holdout`` names them (comma-separated); empty: ``n_holdout`` values drawn with ``seed``. Only the held-out
+    ``held_out`` names them (comma-separated); empty: ``n_held_out`` values drawn with ``seed``. Only the held-out
     covariates' perturbations that were measured in a kept covariate are test groups (a perturbation seen
     nowhere cannot be transferred); the held-out covariates' other perturbations are not used. Their control
     cells stay in train.
@@ -286,25 +286,25 @@ def covariate_transfer(adata: AnnData, seed: int = 0, holdout: str = "", n_holdo
     table = group_table(adata, column)
     covariates = sorted(table["covariate"].unique())
     rng = np.random.default_rng(seed)
-    if holdout:
-        held = [h.strip() for h in str(holdout).split(",") if h.strip()]
+    if held_out:
+        held = [h.strip() for h in str(held_out).split(",") if h.strip()]
     else:
         eligible = [c for c in covariates if not table[(table["covariate"] == c) & ~table["is_control"]].empty]
-        if not 1 <= n_holdout < len(eligible):
-            raise ValueError(f"n_holdout must be between 1 and {len(eligible) - 1}")
-        held = sorted(rng.choice(eligible, size=n_holdout, replace=False).tolist())
+        if not 1 <= n_held_out < len(eligible):
+            raise ValueError(f"n_held_out must be between 1 and {len(eligible) - 1}")
+        held = sorted(rng.choice(eligible, size=n_held_out, replace=False).tolist())
     unknown = set(held) - set(covariates)
     if unknown:
-        raise ValueError(f"holdout {sorted(unknown)} not among the values of obs[{column!r}]: {covariates}")
+        raise ValueError(f"held_out {sorted(unknown)} not among the values of obs[{column!r}]: {covariates}")
     kept = ~table["covariate"].isin(held)
     elsewhere = set(table.loc[kept & ~table["is_control"], "perturbation"])
-    in_holdout = ~kept & ~table["is_control"]
-    test = in_holdout & table["perturbation"].isin(elsewhere)
+    in_held_out = ~kept & ~table["is_control"]
+    test = in_held_out & table["perturbation"].isin(elsewhere)
     if not test.any():
         raise ValueError("no perturbation of the held-out covariates was measured elsewhere")
-    table = table[~(in_holdout & ~test)]
+    table = table[~(in_held_out & ~test)]
     parts = np.where(test[table.index], "test", "train")
-    return _new("covariate_transfer", adata, table, parts, seed, {"holdout": ",".join(held)}, column)
+    return _new("covariate_transfer", adata, table, parts, seed, {"held_out": ",".join(held)}, column)
 
 
 @register_split("combo_seen_singles", "combinations whose single perturbations were all seen are held out")
