@@ -45,14 +45,14 @@ def register(subparsers) -> None:
 
 
 def list_datasets(args: argparse.Namespace) -> int:
-    from vcclib.data.fetch import local_copy
+    from vcclib.data.fetch import is_available
     from vcclib.data.manifest import all_manifests
 
     print(f"{'id':34} {'modality':20} {'scale':6} {'size':>10}  local")
     for manifest in all_manifests().values():
         if args.modality and manifest.modality != args.modality:
             continue
-        local = all(local_copy(manifest.id, f) is not None for f in manifest.files)
+        local = is_available(manifest.id)
         print(
             f"{manifest.id:34} {manifest.modality:20} {manifest.scale:6} {_human_size(manifest.total_size):>10}  "
             f"{'yes' if local else 'no'}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -160,7 +161,8 @@ def register(dataset_id: str, *, download: bool = False):
     """
     from anndata import AnnData
 
-    from vcclib.data import fetch, load
+    from vcclib.data import fetch
+    from vcclib.data.loaders import get_loader
     from vcclib.data.manifest import get_manifest
 
     ln = connect()
@@ -170,7 +172,7 @@ def register(dataset_id: str, *, download: bool = False):
         existing = ln.Artifact.filter(key=key).first()
         if existing is not None and feature_values(existing).get("dataset_id") == dataset_id:
             return existing
-    loaded = load(dataset_id, download=download) if manifest.loader else None
+    loaded = get_loader(manifest.loader)(files, manifest) if manifest.loader else None
     if isinstance(loaded, AnnData):
         key = f"datasets/{dataset_id}.h5ad"
         artifact = ln.Artifact.from_anndata(loaded, key=key, description=manifest.title)
@@ -180,8 +182,12 @@ def register(dataset_id: str, *, download: bool = False):
         folder.mkdir(parents=True, exist_ok=True)
         for name, path in files.items():
             target = folder / name
-            if not target.exists():
-                os.link(path, target) if _same_device(path, folder) else target.write_bytes(Path(path).read_bytes())
+            if target.exists():
+                continue
+            if _same_device(path, folder):
+                os.link(path, target)
+            else:
+                shutil.copyfile(path, target)
         artifact = ln.Artifact(folder, key=key, description=manifest.title)
     with contextlib.redirect_stdout(io.StringIO()):
         artifact = artifact.save()

@@ -67,10 +67,19 @@ def local_copy(dataset_id: str, data_file: DataFile) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
+def availability(dataset_id: str) -> str:
+    """Where a dataset's files are: ``"mirror"`` (all local, none from the cache), ``"cache"`` (all local, some
+    downloaded earlier) or ``"download"`` (some file has no local copy). Not checksummed: see :func:`fetch`."""
+    copies = [local_copy(dataset_id, f) for f in get_manifest(dataset_id).files]
+    if not all(copies):
+        return "download"
+    cache = config.data_cache_dir()
+    return "cache" if any(cache in copy.parents for copy in copies) else "mirror"
+
+
 def is_available(dataset_id: str) -> bool:
     """True when every file of the dataset has a local copy (not checksummed: see :func:`fetch`)."""
-    manifest = get_manifest(dataset_id)
-    return all(local_copy(dataset_id, f) is not None for f in manifest.files)
+    return availability(dataset_id) != "download"
 
 
 def _download(data_file: DataFile, dataset_id: str, target: Path, timeout: float) -> None:
@@ -119,9 +128,7 @@ def fetch_file(dataset_id: str, data_file: DataFile, *, download: bool = True, t
         )
     try:
         _download(data_file, dataset_id, target, timeout)
-    except (urllib.error.URLError, OSError, TimeoutError) as error:
-        if isinstance(error, ChecksumError):
-            raise
+    except (urllib.error.URLError, OSError, TimeoutError) as error:  # ChecksumError is none of these
         raise DatasetUnavailableError(
             f"dataset {dataset_id!r}: cannot download {data_file.name} from {data_file.url} ({error}). {hint}"
         ) from error

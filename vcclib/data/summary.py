@@ -7,7 +7,7 @@ import itertools
 import pandas as pd
 from tqdm.std import tqdm
 
-from vcclib.data.fetch import local_copy
+from vcclib.data.fetch import availability, is_available
 from vcclib.data.manifest import all_manifests
 
 
@@ -42,23 +42,15 @@ def catalog_table(register: bool | str | list[str] = True) -> pd.DataFrame:
     if isinstance(register, str):
         register = True if register == "all" else [i.strip() for i in register.split(",") if i.strip()]
     if register is True:
-        register = [m.id for m in manifests.values() if m.loader and all(local_copy(m.id, f) for f in m.files)]
+        register = [m.id for m in manifests.values() if m.loader and is_available(m.id)]
     for dataset_id in tqdm(register or [], desc="catalog", unit="dataset"):
         catalog.register(dataset_id)
     registered = catalog.registered()
     by_id = registered.set_index("dataset_id") if not registered.empty else pd.DataFrame()
     rows = []
     for manifest in manifests.values():
-        copies = [local_copy(manifest.id, f) for f in manifest.files]
-        if all(copies):
-            availability = "cache" if any(".cache" in str(c) for c in copies) else "mirror"
-        else:
-            availability = "download"
-        entry = by_id.loc[manifest.id] if manifest.id in by_id.index else None
-
-        def value(name, entry=entry):
-            return None if entry is None or name not in entry or pd.isna(entry[name]) is True else entry[name]
-
+        entry = by_id.loc[manifest.id].dropna().to_dict() if manifest.id in by_id.index else {}
+        value = entry.get
         genes = value("perturbed_gene")
         rows.append(
             {
@@ -68,14 +60,14 @@ def catalog_table(register: bool | str | list[str] = True) -> pd.DataFrame:
                 "organism": manifest.organism,
                 "cell_lines": _joined(value("cell_line") or value("cell_type") or manifest.cell_lines or manifest.cell_types),
                 "perturbation_type": _joined(manifest.perturbation_type),
-                "availability": availability,
+                "availability": availability(manifest.id),
                 "size_mb": round(manifest.total_size / 1e6, 1),
                 "n_cells": value("n_cells"),
                 "n_perturbations": value("n_perturbations"),
                 "n_perturbed_genes": len(genes) if isinstance(genes, (set, list, tuple)) else None,
                 "licence": manifest.licence,
                 "citation": manifest.citation,
-                "in_catalog": entry is not None,
+                "in_catalog": manifest.id in by_id.index,
             }
         )
     return pd.DataFrame(rows)

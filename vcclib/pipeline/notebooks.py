@@ -228,6 +228,7 @@ def run_notebook(
     declared = read_parameters(notebook_path)
     values = validate_parameters(declared, dict(parameters or {}))
     config.contain_tool_state()
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # the kernel's debugger warns about frozen modules
     name = notebook_path.stem
     if run_dir is not None:
         target = Path(run_dir)
@@ -244,7 +245,7 @@ def run_notebook(
         parameters=values,
         started=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    (target / "parameters.yaml").write_text(yaml.safe_dump({**{k: declared[k] for k in declared}, **values}, sort_keys=False))
+    (target / "parameters.yaml").write_text(yaml.safe_dump({**declared, **values}, sort_keys=False))
     kernel = ensure_kernel()
     start = time.perf_counter()
     try:
@@ -303,5 +304,3 @@ def load_parameter_file(path: str | Path) -> dict[str, Any]:
         raise ParameterError(f"{path}: a parameters file holds a mapping of name: value")
     return loaded
 
-
-os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")

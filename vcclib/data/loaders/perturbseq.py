@@ -60,10 +60,8 @@ def assign_dominant_grna(grna_counts: sp.spmatrix, grna_ids: np.ndarray) -> pd.D
     top = np.asarray(by_cell.max(axis=0).todense()).ravel()
     total = np.asarray(by_cell.sum(axis=0)).ravel()
     # count the gRNAs that reach the top value in each cell (ties), without densifying
-    ties = np.zeros(by_cell.shape[1], dtype=int)
-    for cell in range(by_cell.shape[1]):
-        start, stop = by_cell.indptr[cell], by_cell.indptr[cell + 1]
-        ties[cell] = int(np.sum(by_cell.data[start:stop] == top[cell]))
+    cell_of_entry = np.repeat(np.arange(by_cell.shape[1]), np.diff(by_cell.indptr))
+    ties = np.bincount(cell_of_entry, weights=by_cell.data == top[cell_of_entry], minlength=by_cell.shape[1])
     fraction = np.divide(top, total, out=np.zeros_like(top, dtype=float), where=total > 0)
     return pd.DataFrame(
         {
