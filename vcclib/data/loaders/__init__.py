@@ -1,55 +1,116 @@
-"""Loader registry: a manifest's ``loader`` field names one entry here.
+"""Loader registry: a manifest's ``loader`` field names one entry of :data:`LOADERS`.
 
 Every loader has the signature ``loader(files, manifest, **options)`` where ``files`` maps file names to verified
 local paths (from :func:`vcclib.data.fetch.fetch`) and ``manifest`` is the dataset's
 :class:`~vcclib.data.manifest.Manifest`. Perturbation data come back as an AnnData in the project's schema
 (:mod:`vcclib.data.schema`); tables (references, screens, annotations) as a pandas DataFrame or a dict of them.
-Modules are imported lazily so that ``import vcclib`` stays fast.
+
+A loader registers itself next to its code with :func:`loader`; its options are the keyword parameters of its
+signature (or those it declares), and :func:`check_options` refuses any other option with the list of those that
+exist.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
-from importlib import import_module
+from dataclasses import dataclass
 from typing import Any
 
-LOADERS: dict[str, str] = {
-    # Perturb-seq and other single-cell perturbation data -> AnnData in the schema
-    "papalexi2021": "vcclib.data.loaders.perturbseq:load_papalexi2021",
-    "norman2019_mcfaline2024": "vcclib.data.loaders.perturbseq:load_perturbench_devel",
-    "kang2018": "vcclib.data.loaders.perturbseq:load_kang2018",
-    "h5ad": "vcclib.data.loaders.perturbseq:load_h5ad_from_manifest",
-    # LINCS L1000
-    "lincs_cmapr_plate": "vcclib.data.loaders.lincs:load_cmapr_kd_plate",
-    "lincs_ctrap_consensus": "vcclib.data.loaders.lincs:load_ctrap_kd_consensus",
-    "lincs_dhimmel": "vcclib.data.loaders.lincs:load_dhimmel",
-    "gct": "vcclib.data.loaders.lincs:load_gct_from_manifest",
-    "lincs_table": "vcclib.data.loaders.lincs:load_lincs_table",
-    # DepMap and fitness screens
-    "depmap_chronos_sample": "vcclib.data.loaders.depmap:load_chronos_sample",
-    "depmap_achilles_19q2": "vcclib.data.loaders.depmap:load_achilles_19q2",
-    "depmap_model": "vcclib.data.loaders.depmap:load_model_table",
-    "depmap_coessentiality": "vcclib.data.loaders.depmap:load_coessentiality",
-    "depmap_matrix_csv": "vcclib.data.loaders.depmap:load_matrix_csv",
-    # bulk, imaging, pooled screens, interaction maps
-    "encode_shrna": "vcclib.data.loaders.bulk:load_encode_eif4g1",
-    "periscope": "vcclib.data.loaders.imaging:load_periscope",
-    "screens_biodiscoveryagent": "vcclib.data.loaders.screens:load_biodiscoveryagent",
-    "screens_mageckflute": "vcclib.data.loaders.screens:load_mageckflute_pan2018",
-    "norman2019_gi": "vcclib.data.loaders.screens:load_norman2019_gi",
-    "dann2025": "vcclib.data.loaders.references:load_dann2025",
-    # references
-    "trrust": "vcclib.data.loaders.references:load_trrust",
-    "dorothea": "vcclib.data.loaders.references:load_dorothea",
-    "lambert_tfs": "vcclib.data.loaders.references:load_lambert_tfs",
-    "msigdb_gmt": "vcclib.data.loaders.references:load_gmt",
-    "go_human": "vcclib.data.loaders.references:load_go_human",
-}
+from vcclib.errors import VccError
+from vcclib.registry import Registry
+
+#: What a loader returns.
+RETURNS = ("anndata", "table", "tables", "signatures")
 
 
-def get_loader(name: str) -> Callable[..., Any]:
-    """The loader function registered as ``name``."""
-    if name not in LOADERS:
-        raise KeyError(f"no loader {name!r}; registered loaders: {sorted(LOADERS)}")
-    module_name, function_name = LOADERS[name].split(":")
-    return getattr(import_module(module_name), function_name)
+@dataclass(frozen=True)
+class LoaderSpec:
+    """One dataset loader.
+
+    Attributes
+    ----------
+    name
+        The value of a manifest's ``loader`` field.
+    func
+        ``func(files, manifest, **options)``.
+    returns
+        ``anndata`` (the project schema), ``table`` (one DataFrame), ``tables`` (a dict of DataFrames) or
+        ``signatures`` (a :class:`~vcclib.data.signatures.Signatures` object).
+    options
+        Keyword options the loader accepts.
+    description
+        One sentence.
+    """
+
+    name: str
+    func: Callable[..., Any]
+    returns: str
+    options: tuple[str, ...]
+    description: str
+
+    def __call__(self, files, manifest, **options):
+        check_options(self, options)
+        return self.func(files, manifest, **options)
+
+
+LOADERS: Registry[LoaderSpec] = Registry(
+    "loader",
+    modules=(
+        "vcclib.data.loaders.perturbseq",
+        "vcclib.data.loaders.lincs",
+        "vcclib.data.loaders.depmap",
+        "vcclib.data.loaders.bulk",
+        "vcclib.data.loaders.imaging",
+        "vcclib.data.loaders.screens",
+        "vcclib.data.loaders.references",
+    ),
+)
+
+
+def _signature_options(func: Callable[..., Any]) -> tuple[str, ...]:
+    params = list(inspect.signature(func).parameters.values())[2:]
+    return tuple(p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and not p.name.startswith("_"))
+
+
+def loader(name: str, *, returns: str, description: str = "", options: tuple[str, ...] | None = None):
+    """Decorator: register ``func(files, manifest, **options)`` as the loader ``name``.
+
+    Parameters
+    ----------
+    name
+        What manifests write in their ``loader`` field.
+    returns
+        One of :data:`RETURNS`.
+    description
+        One sentence; defaults to the first line of the function's docstring.
+    options
+        The options it accepts; default: the keyword parameters of its signature after ``files, manifest``.
+    """
+    if returns not in RETURNS:
+        raise ValueError(f"returns must be one of {RETURNS}, not {returns!r}")
+
+    def make(func):
+        doc = (func.__doc__ or "").strip().splitlines()
+        return LoaderSpec(
+            name=name,
+            func=func,
+            returns=returns,
+            options=tuple(options) if options is not None else _signature_options(func),
+            description=description or (doc[0] if doc else ""),
+        )
+
+    return LOADERS.decorator(make)
+
+
+def check_options(spec: LoaderSpec, options: dict[str, Any]) -> None:
+    """Refuse options that ``spec`` does not accept, naming those it does."""
+    unknown = sorted(set(options) - set(spec.options))
+    if unknown:
+        accepted = ", ".join(spec.options) if spec.options else "none"
+        raise VccError(f"loader {spec.name!r} has no option {', '.join(map(repr, unknown))}; its options: {accepted}")
+
+
+def get_loader(name: str) -> LoaderSpec:
+    """The loader registered as ``name`` (callable like the function, with its options checked)."""
+    return LOADERS.get(name)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from vcclib.data.loaders import loader
 from vcclib.data.schema import SchemaError, finalize, log1p_normalise
 
 CONTROL_LABEL = "control"
@@ -38,6 +39,7 @@ def _unique_names(names) -> list[str]:
     return out
 
 
+@loader("encode_shrna", returns="anndata")
 def load_encode_eif4g1(files: Mapping[str, Path], manifest, **_: object) -> AnnData:
     """ENCODE ENCSR509LIV: EIF4G1 shRNA knockdown in HepG2, bulk RNA-seq gene counts (via cTRAP).
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from vcclib.data.loaders import loader
 from vcclib.data.schema import SchemaError
 
 GENE_LABEL = re.compile(r"^(?P<symbol>.+?)\s*\((?P<entrez>[^()]*)\)\s*$")
@@ -115,6 +116,7 @@ def _readcounts(path: Path, sequence_map: pd.DataFrame) -> AnnData:
     return adata
 
 
+@loader("depmap_chronos_sample", returns="tables")
 def load_chronos_sample(files: Mapping[str, Path], manifest, **_: object) -> dict:
     """The Chronos package's sample data and its fitted model (Dempster et al. 2021).
 
@@ -169,6 +171,7 @@ def load_chronos_sample(files: Mapping[str, Path], manifest, **_: object) -> dic
     return out
 
 
+@loader("depmap_achilles_19q2", returns="tables")
 def load_achilles_19q2(files: Mapping[str, Path], manifest, **_: object) -> dict[str, pd.DataFrame]:
     """DepMap Achilles 19Q2 guide-level tables (Avana library, CERES era).
 
@@ -208,6 +211,7 @@ def load_achilles_19q2(files: Mapping[str, Path], manifest, **_: object) -> dict
     }
 
 
+@loader("depmap_model", returns="table")
 def load_model_table(files: Mapping[str, Path], manifest, **_: object) -> pd.DataFrame:
     """DepMap ``Model.csv``: one row per cell model.
 
@@ -227,6 +231,7 @@ def load_model_table(files: Mapping[str, Path], manifest, **_: object) -> pd.Dat
     return table.set_index("ModelID")
 
 
+@loader("depmap_coessentiality", returns="table")
 def load_coessentiality(files: Mapping[str, Path], manifest, **_: object) -> pd.DataFrame:
     """shinyDepMap 19Q3 co-essentiality network (Shimada et al. 2021).
 
@@ -254,6 +259,7 @@ def load_coessentiality(files: Mapping[str, Path], manifest, **_: object) -> pd.
     )
 
 
+@loader("depmap_matrix_csv", returns="anndata")
 def load_matrix_csv(files: Mapping[str, Path], manifest, file: str | None = None, **_: object) -> AnnData:
     """A DepMap release matrix CSV (CRISPRGeneEffect.csv, OmicsExpression…csv, …) as cell lines × genes.
 

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from vcclib.data.loaders import loader
 from vcclib.data.schema import SchemaError
 
 PERISCOPE_CHANNELS = ("Mito", "ConA", "WGA", "DAPI", "Phalloidin")
 
 
+@loader("periscope", returns="table")
 def load_periscope(files: Mapping[str, Path], manifest, **_: object) -> pd.DataFrame:
     """PERISCOPE A549 optical pooled CRISPR-knockout screen: phenotype strength per gene knockout.
 

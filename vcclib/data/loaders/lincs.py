@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from vcclib.data.loaders import loader
 from vcclib.data.schema import SchemaError, finalize
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -273,6 +274,7 @@ def _pick_file(files: Mapping[str, Path], suffixes: tuple[str, ...], what: str, 
     return Path(files[candidates[0]])
 
 
+@loader("gct", returns="anndata")
 def load_gct_from_manifest(
     files: Mapping[str, Path], manifest, rows=None, columns=None, file: str | None = None, **_: object
 ) -> AnnData:
@@ -304,6 +306,7 @@ def load_gct_from_manifest(
     return adata
 
 
+@loader("lincs_table", returns="table")
 def load_lincs_table(
     files: Mapping[str, Path], manifest, file: str | None = None, missing_as_na: bool = True, **_: object
 ) -> pd.DataFrame:
@@ -350,6 +353,7 @@ def _read_rda(path: Path) -> dict:
         return rdata.read_rda(str(path))
 
 
+@loader("lincs_cmapr_plate", returns="anndata")
 def load_cmapr_kd_plate(files: Mapping[str, Path], manifest, **_: object) -> AnnData:
     """cmapR's ``kd_gct``: one L1000 shRNA knockdown plate (LITMUS.KD017, A549, 96 h) as a schema AnnData.
 
@@ -441,6 +445,7 @@ def load_cmapr_kd_plate(files: Mapping[str, Path], manifest, **_: object) -> Ann
     )
 
 
+@loader("lincs_ctrap_consensus", returns="anndata")
 def load_ctrap_kd_consensus(files: Mapping[str, Path], manifest, **_: object) -> AnnData:
     """cTRAP's ``cmapPerturbationsKD``: 26 level-5 consensus knockdown signatures in HepG2 (96 h).
 
@@ -502,6 +507,7 @@ def _boolean(series: pd.Series) -> pd.Series:
     return series.map(_TRUTH).astype("boolean")
 
 
+@loader("lincs_dhimmel", returns="tables")
 def load_dhimmel(files: Mapping[str, Path], manifest, **_: object) -> dict[str, pd.DataFrame]:
     """Daniel Himmelstein's processed LINCS L1000 tables.
 

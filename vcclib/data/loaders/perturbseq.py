@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from vcclib.data.loaders import loader
 from vcclib.data.manifest import Manifest
 from vcclib.data.schema import (
     SchemaError,
@@ -75,6 +76,7 @@ def assign_dominant_grna(grna_counts: sp.spmatrix, grna_ids: np.ndarray) -> pd.D
     )
 
 
+@loader("papalexi2021", returns="anndata")
 def load_papalexi2021(
     files: dict[str, Path],
     manifest: Manifest,
@@ -133,6 +135,7 @@ def load_papalexi2021(
     )
 
 
+@loader("norman2019_mcfaline2024", returns="anndata")
 def load_perturbench_devel(files: dict[str, Path], manifest: Manifest, *, study: str | None = None) -> ad.AnnData:
     """PerturBench's development set (Norman 2019 CRISPRa K562 + McFaline-Figueroa 2024 CRISPRi glioma).
 
@@ -176,6 +179,7 @@ def load_perturbench_devel(files: dict[str, Path], manifest: Manifest, *, study:
     )
 
 
+@loader("kang2018", returns="anndata")
 def load_kang2018(files: dict[str, Path], manifest: Manifest) -> ad.AnnData:
     """Kang et al. 2018 PBMCs, IFN-β stimulated vs control (scGen's validation split).
 
@@ -292,6 +296,12 @@ def load_user_h5ad(path: str | Path, *, perturbation_column: str, control_label:
     )
 
 
+@loader(
+    "h5ad",
+    returns="anndata",
+    options=("perturbation_column", "control_label", "dataset", "perturbation_type", "cell_line",
+             "cell_type_column", "guide_column", "organism", "x_scale"),
+)
 def load_h5ad_from_manifest(files: dict[str, Path], manifest: Manifest, **options) -> ad.AnnData:
     """Generic loader for a full-scale h5ad dataset; the manifest's ``loader_options`` name its columns."""
     settings = {**manifest.loader_options, **options}

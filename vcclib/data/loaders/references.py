@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from vcclib.data.loaders import loader
 from vcclib.data.schema import SchemaError
 
 TRRUST_MODES = ("Activation", "Repression", "Unknown")
@@ -29,6 +30,7 @@ def _check(table: pd.DataFrame, columns, what: str) -> pd.DataFrame:
     return table
 
 
+@loader("trrust", returns="table")
 def load_trrust(files: Mapping[str, Path], manifest, **_: object) -> pd.DataFrame:
     """TRRUST v2 human TF → target regulations (Han et al. 2018).
 
@@ -170,6 +172,7 @@ def _fast_rda_frames(path: Path) -> dict[str, pd.DataFrame]:
     return frames
 
 
+@loader("dorothea", returns="table")
 def load_dorothea(files: Mapping[str, Path], manifest, **_: object) -> pd.DataFrame:
     """DoRothEA human regulons (Garcia-Alonso et al. 2019), from the R package's ``dorothea_hs``.
 
@@ -201,6 +204,7 @@ def load_dorothea(files: Mapping[str, Path], manifest, **_: object) -> pd.DataFr
     return table
 
 
+@loader("lambert_tfs", returns="table")
 def load_lambert_tfs(files: Mapping[str, Path], manifest, **_: object) -> pd.DataFrame:
     """Lambert et al. 2018 human transcription factors (TF_names_v_1.01.txt).
 
@@ -218,6 +222,7 @@ def load_lambert_tfs(files: Mapping[str, Path], manifest, **_: object) -> pd.Dat
     return pd.DataFrame({"gene": names})
 
 
+@loader("msigdb_gmt", returns="table")
 def load_gmt(files: Mapping[str, Path], manifest, as_frame: bool = False, **_: object):
     """Gene sets from a GMT file (e.g. MSigDB Hallmark v7.0: 50 sets).
 
@@ -247,6 +252,7 @@ def load_gmt(files: Mapping[str, Path], manifest, as_frame: bool = False, **_: o
     return pd.DataFrame(rows, columns=["gene_set", "gene", "description"])
 
 
+@loader("go_human", returns="tables")
 def load_go_human(files: Mapping[str, Path], manifest, **_: object) -> dict[str, pd.DataFrame]:
     """Human GO annotations and the GO graph, exported from Bioconductor org.Hs.eg.db / GO.db 3.16.
 
@@ -273,6 +279,7 @@ def load_go_human(files: Mapping[str, Path], manifest, **_: object) -> dict[str,
     return out
 
 
+@loader("dann2025", returns="table")
 def load_dann2025(files: Mapping[str, Path], manifest, **_: object) -> pd.DataFrame:
     """Dann et al. 2025: per-target agreement of CRISPRi Perturb-seq effects between K562 and primary CD4+ T cells.
 

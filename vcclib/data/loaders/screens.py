@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from vcclib.data.loaders import loader
 from vcclib.data.schema import SchemaError
 
 MAGECK_RRA_COLUMNS = ("id", "num", "neg|score", "neg|fdr", "pos|score", "pos|fdr", "neg|lfc")
@@ -29,6 +30,7 @@ def _pair_table(path: Path) -> pd.DataFrame:
     return pd.DataFrame({"gene_a": pairs[0], "gene_b": pairs[1], "score": table["Score"].astype(float)})
 
 
+@loader("screens_biodiscoveryagent", returns="tables")
 def load_biodiscoveryagent(files: Mapping[str, Path], manifest, **_: object) -> dict[str, pd.DataFrame]:
     """Gene-level pooled CRISPR screen phenotypes collected by BioDiscoveryAgent (Roohani et al. 2024).
 
@@ -64,6 +66,7 @@ def load_biodiscoveryagent(files: Mapping[str, Path], manifest, **_: object) -> 
     return out
 
 
+@loader("screens_mageckflute", returns="tables")
 def load_mageckflute_pan2018(files: Mapping[str, Path], manifest, **_: object) -> dict[str, pd.DataFrame]:
     """MAGeCKFlute's test data: Pan et al. 2018 mouse B16F10 (Pmel-1 T-cell co-culture) CRISPR screen.
 
@@ -100,6 +103,7 @@ def _square(path: Path, sep: str = ",") -> pd.DataFrame:
     return table
 
 
+@loader("norman2019_gi", returns="tables")
 def load_norman2019_gi(files: Mapping[str, Path], manifest, **_: object) -> dict[str, pd.DataFrame]:
     """Norman et al. 2019 CRISPRa K562 genetic-interaction results (Perturbseq_GI repository).
 
