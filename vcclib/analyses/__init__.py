@@ -1,0 +1,1 @@
+"""Research chapters\x27 logic: one module or small subpackage per chapter."""

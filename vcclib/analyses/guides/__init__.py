@@ -1,0 +1,1 @@
+"""Guide efficacy and off-targeting chapter."""
