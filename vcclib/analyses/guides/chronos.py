@@ -46,7 +46,18 @@ def _key(files: dict, settings: dict) -> str:
     return digest.hexdigest()[:16]
 
 
-def run_chronos(nepochs: int = 101, seed: int = 0, copy_correct: bool = True, timeout: int = 3600) -> dict:
+def _cache_root() -> Path:
+    return config.cache_dir() / "guides" / "chronos"
+
+
+def cached_fits() -> list[Path]:
+    """Finished Chronos fits in the cache, newest first."""
+    root = _cache_root()
+    done = [p.parent for p in root.glob("*/done.json")] if root.is_dir() else []
+    return sorted(done, key=lambda p: (p / "done.json").stat().st_mtime, reverse=True)
+
+
+def run_chronos(nepochs: int | None = 101, seed: int = 0, copy_correct: bool = True, timeout: int = 3600) -> dict:
     """Fit Chronos on the Chronos sample (Avana + KY) and return its gene effects.
 
     Returns
@@ -60,13 +71,18 @@ def run_chronos(nepochs: int = 101, seed: int = 0, copy_correct: bool = True, ti
     ChronosUnavailable
         No environment (run ``scripts/env_chronos.sh``), or the fit failed (the last lines of its output).
     """
+    if nepochs is None:  # the newest cached fit, whatever its settings
+        fits = cached_fits()
+        if not fits:
+            raise ChronosUnavailable("no cached Chronos fit: run with chronos_epochs > 0 once")
+        return _read_fit(fits[0], json.loads((fits[0] / "config.json").read_text()), cached=True)
     if not is_available():
         raise ChronosUnavailable(f"no Chronos environment at {chronos_env()}: run scripts/env_chronos.sh")
     from vcclib.data import fetch
 
     files = {name: str(path) for name, path in fetch("depmap_chronos_sample").items()}
     settings = {"nepochs": int(nepochs), "seed": int(seed), "copy_correct": bool(copy_correct)}
-    out_dir = config.cache_dir() / "guides" / "chronos" / _key(files, settings)
+    out_dir = _cache_root() / _key(files, settings)
     cached = (out_dir / "done.json").is_file()
     if not cached:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -77,13 +93,19 @@ def run_chronos(nepochs: int = 101, seed: int = 0, copy_correct: bool = True, ti
         (out_dir / "config.json").write_text(json.dumps(job, indent=2))
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
         start = time.perf_counter()
-        done = subprocess.run([str(chronos_env() / "bin" / "python"), str(FIT_SCRIPT), str(out_dir / "config.json")],
+        # -P: the script's folder (which holds this module, also named chronos) stays off sys.path
+        done = subprocess.run([str(chronos_env() / "bin" / "python"), "-P", str(FIT_SCRIPT), str(out_dir / "config.json")],
                               capture_output=True, text=True, timeout=timeout, env=env)
         if done.returncode != 0 or not (out_dir / "done.json").is_file():
             tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-5:])
             raise ChronosUnavailable(f"Chronos fit failed (exit {done.returncode}): {tail}")
         (out_dir / "wall_seconds.txt").write_text(f"{time.perf_counter() - start:.1f}\n")
+    return _read_fit(out_dir, settings, cached)
+
+
+def _read_fit(out_dir: Path, settings: dict, cached: bool) -> dict:
     info = json.loads((out_dir / "done.json").read_text())
+    settings = {k: settings[k] for k in ("nepochs", "seed", "copy_correct") if k in settings}
     result = {"gene_effect": _matrix(out_dir / "gene_effect.csv"),
               "guide_efficacy": pd.read_csv(out_dir / "guide_efficacy.csv", index_col=0).iloc[:, 0],
               "info": {**info, **settings, "cached": cached, "folder": str(out_dir)}}

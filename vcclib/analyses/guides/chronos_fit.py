@@ -19,13 +19,16 @@ import time
 import numpy as np
 import pandas as pd
 
+# this folder holds vcclib's own chronos.py: keep it off the path so `import chronos` finds crispr-chronos
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+
 
 def main(config_path):
     config = json.load(open(config_path))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow as tf
-
     import chronos
+    import tensorflow as tf
 
     np.random.seed(config.get("seed", 0))
     tf.random.set_seed(config.get("seed", 0))
@@ -43,8 +46,9 @@ def main(config_path):
         sequence_map = sequence_map[sequence_map["sequence_ID"].isin(counts.index)]
         readcounts[library], guide_maps[library], sequence_maps[library] = counts, guide_map, sequence_map
     start = time.time()
+    os.makedirs(config["out_dir"], exist_ok=True)
     model = chronos.Chronos(readcounts=readcounts, guide_gene_map=guide_maps, sequence_map=sequence_maps,
-                            print_to=open(os.devnull, "w"))
+                            print_to=os.path.join(config["out_dir"], "chronos.log"))
     model.train(nepochs=int(config.get("nepochs", 301)), report_freq=10 ** 6)
     gene_effect = model.gene_effect
     out = config["out_dir"]

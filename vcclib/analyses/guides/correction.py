@@ -40,7 +40,7 @@ def correct(adata: AnnData, guides: pd.DataFrame, escape: pd.DataFrame | None, *
     labels = adata.obs["perturbation"].astype(str).to_numpy()
     bad_status = {"failed", "weak"} if drop_weak else {"failed"}
     drop_guides = set()
-    for target, rows in guides.groupby("target"):
+    for _, rows in guides.groupby("target"):
         bad = set(rows.loc[rows["status"].isin(bad_status), "guide"])
         if bad and len(bad) < len(rows):
             drop_guides |= bad

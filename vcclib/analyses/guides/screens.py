@@ -219,16 +219,32 @@ def library_fold_changes(tables: dict, library: str) -> pd.DataFrame:
     return line_fold_changes(guide_log_fold_changes(readcounts), readcounts)
 
 
-def gene_effects(tables: dict, library: str, *, weighting: bool, cn_correct: bool,
+def weighted_by(line_lfc: pd.DataFrame, guide_map: pd.DataFrame, efficacy: pd.Series) -> pd.DataFrame:
+    """Gene scores with given guide efficacies: ``G = Σ e_g lfc / Σ e_g²`` (guides without one get 1)."""
+    guides = [g for g in guide_map["sgrna"] if g in line_lfc.columns]
+    e = efficacy.reindex(guides).fillna(1.0).clip(0, 1).to_numpy()
+    gene_of = guide_map.set_index("sgrna").loc[guides, "symbol"].to_numpy()
+    Y = line_lfc[guides]
+    mask = Y.notna().to_numpy()
+    num = pd.DataFrame(np.nan_to_num(Y.to_numpy()) * e, index=Y.index).T.groupby(gene_of).sum().T
+    den = pd.DataFrame(mask * e ** 2, index=Y.index).T.groupby(gene_of).sum().T
+    return num / den.where(den > 0)
+
+
+def gene_effects(tables: dict, library: str, *, weighting: bool | pd.Series, cn_correct: bool,
                  drop_multi_alignment: bool = False, n_iter: int = 20, lfc: pd.DataFrame | None = None) -> dict:
     """Gene effects of one library (``avana`` or ``ky``) of the Chronos sample under one set of choices.
 
-    Returns a dict: ``scores`` (lines × genes, DepMap scale), ``efficacy`` (per sgRNA; all 1 without weighting),
+    ``weighting``: False (mean over guides), True (efficacies fitted here, :func:`fit_guide_efficacy`) or a
+    Series of given per-sgRNA efficacies (e.g. Chronos's published ones). Returns a dict: ``scores`` (lines ×
+    genes, DepMap scale), ``efficacy`` (per sgRNA; all 1 without weighting),
     ``trend`` (copy-number trend table, empty without correction), ``guide_map`` (the guides used).
     """
     guide_map = usable_guide_map(tables[f"{library}_guide_map"], drop_multi_alignment=drop_multi_alignment)
     lfc = library_fold_changes(tables, library) if lfc is None else lfc
-    if weighting:
+    if isinstance(weighting, pd.Series):
+        scores, efficacy = weighted_by(lfc, guide_map, weighting), weighting
+    elif weighting:
         scores, efficacy = fit_guide_efficacy(lfc, guide_map, n_iter=n_iter)
     else:
         scores = mean_over_guides(lfc, guide_map)
