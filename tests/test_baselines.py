@@ -26,6 +26,8 @@ from vcclib.baselines.benchmark import placement, separation, systematic_variati
 from vcclib.data import load, validate
 from vcclib.splits import make_split
 
+pytestmark = pytest.mark.mirror  # reads the real-data mirror (skipped where there is none)
+
 warnings.filterwarnings("ignore", category=UserWarning)
 
 

@@ -84,11 +84,10 @@ def test_adjust_pvalues():
         adjust_pvalues(p, "bonferroni")
 
 
+@pytest.mark.mirror
 def test_papalexi_ifng_pathway_knockouts_have_an_effect():
-    from vcclib.data import is_available, load
+    from vcclib.data import load
 
-    if not is_available("papalexi2021_eccite_lowmoi"):
-        pytest.skip("Papalexi data not available offline")
     adata = load("papalexi2021_eccite_lowmoi")
     df = perturbation_effects(adata, n_pcs=20, n_permutations=100, max_control_cells=500,
                               max_cells_per_perturbation=200, seed=0)

@@ -18,15 +18,16 @@ from tqdm.std import tqdm
 
 from vcclib import config
 from vcclib.data.manifest import DataFile, Manifest, get_manifest
+from vcclib.errors import VccError
 
 CHUNK = 1 << 20
 
 
-class ChecksumError(RuntimeError):
+class ChecksumError(VccError, RuntimeError):
     """A file's sha256 differs from its manifest's: tampered, truncated or the wrong file."""
 
 
-class DatasetUnavailableError(RuntimeError):
+class DatasetUnavailableError(VccError, RuntimeError):
     """No local copy exists and the download failed (typically: offline)."""
 
 

@@ -19,8 +19,10 @@ import pandas as pd
 import yaml
 
 from vcclib import config
+from vcclib.errors import VccError
 from vcclib.pipeline.notebooks import (
     NotebookRunError,
+    contain_tool_state,
     error_outputs,
     load_parameter_file,
     new_run_dir,
@@ -30,8 +32,10 @@ from vcclib.pipeline.notebooks import (
 CHAPTER_PREFIX = "book/chapters/"
 
 
-class BookBuildError(RuntimeError):
+class BookBuildError(VccError, RuntimeError):
     """A chapter failed, showed an error output, or Jupyter Book failed."""
+
+    exit_code = 1  # a failed run, not bad input
 
 
 @dataclass
@@ -125,7 +129,7 @@ def render(builder: str = "html") -> Path:
 
 def build_book(chapters: list[str] | None = None, *, smoke: bool = False, render_only: bool = False) -> Path:
     """Run every chapter and render the book; prints each step's time. Returns the HTML folder."""
-    config.contain_tool_state()
+    contain_tool_state()
     start = time.perf_counter()
     timings = [] if render_only else run_chapters(chapters, smoke=smoke)
     render_start = time.perf_counter()
