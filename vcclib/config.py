@@ -112,7 +112,11 @@ def shared_mirror() -> Path | None:
 
 def mirror_dirs() -> list[Path]:
     """Local mirror directories, in search order: ``VCC_DATA_MIRROR`` entries, then ``../shared/data``."""
-    dirs = [Path(entry.strip()).expanduser() for entry in os.environ.get("VCC_DATA_MIRROR", "").split(":") if entry.strip()]
+    dirs = [
+        Path(entry.strip()).expanduser()
+        for entry in os.environ.get("VCC_DATA_MIRROR", "").split(":")
+        if entry.strip()
+    ]
     shared = shared_mirror()
     if shared is not None and shared not in dirs:
         dirs.append(shared)
@@ -193,6 +197,14 @@ def settings(*, resolve_device: bool = True) -> list[Setting]:
         from vcclib.device import resolve_device as resolve
 
         device = resolve("auto")
-        found.append(Setting("device", f"auto -> {device.name} ({device.reason})", "default (each chapter's and model's `device` parameter overrides it)"))
-    found.append(Setting("debug", "on" if _from_env("VCC_DEBUG") not in (None, "0") else "off", _source("VCC_DEBUG")))
+        found.append(
+            Setting(
+                "device",
+                f"auto -> {device.name} ({device.reason})",
+                "default (each chapter's and model's `device` parameter overrides it)",
+            )
+        )
+    found.append(
+        Setting("debug", "on" if _from_env("VCC_DEBUG") not in (None, "0") else "off", _source("VCC_DEBUG"))
+    )
     return found

@@ -41,13 +41,16 @@ def register(subparsers) -> None:
     reg.add_argument("dataset_ids", nargs="*", metavar="ID", help="default: every dataset with a local copy")
     reg.set_defaults(func=register_datasets)
 
-    query = data_sub.add_parser("query", help="registered datasets matching features, e.g. perturbed_gene=STAT1")
+    query = data_sub.add_parser(
+        "query", help="registered datasets matching features, e.g. perturbed_gene=STAT1"
+    )
     query.add_argument("conditions", nargs="*", metavar="FEATURE=VALUE")
     query.set_defaults(func=query_catalog)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
 def list_datasets(args: argparse.Namespace) -> int:
+    """Print every dataset: id, modality, scale, size, local copy or not."""
     from vcclib.data.fetch import is_available
     from vcclib.data.manifest import all_manifests
 
@@ -64,6 +67,7 @@ def list_datasets(args: argparse.Namespace) -> int:
 
 
 def show_info(args: argparse.Namespace) -> int:
+    """Print everything the manifest says about one dataset, and where its local copies are."""
     from vcclib.data.fetch import local_copy
     from vcclib.data.manifest import get_manifest
 
@@ -89,7 +93,9 @@ def show_info(args: argparse.Namespace) -> int:
     print("  files:")
     for data_file in manifest.files:
         local = local_copy(manifest.id, data_file)
-        print(f"    {data_file.name}  {_human_size(data_file.size)}  sha256 {data_file.sha256 or '(none published)'}")
+        print(
+            f"    {data_file.name}  {_human_size(data_file.size)}  sha256 {data_file.sha256 or '(none published)'}"
+        )
         print(f"      {data_file.url}")
         print(f"      local: {local or 'no'}")
     return 0
@@ -143,6 +149,7 @@ def register_datasets(args: argparse.Namespace) -> int:
 
 
 def query_catalog(args: argparse.Namespace) -> int:
+    """Print the registered datasets matching every FEATURE=VALUE condition (all of them without conditions)."""
     from vcclib.data import catalog
 
     conditions = {}

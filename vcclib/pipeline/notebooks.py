@@ -25,7 +25,15 @@ from vcclib import config
 from vcclib.errors import PathNotFoundError, VccError
 
 KERNEL_NAME = "vcc"
-SHARED_PARAMETERS = ("dataset", "h5ad_path", "perturbation_column", "control_label", "seed", "device", "output_dir")
+SHARED_PARAMETERS = (
+    "dataset",
+    "h5ad_path",
+    "perturbation_column",
+    "control_label",
+    "seed",
+    "device",
+    "output_dir",
+)
 
 
 class ParameterError(VccError, ValueError):
@@ -181,7 +189,10 @@ def ensure_kernel() -> str:
 
     manager = KernelSpecManager()
     specs = manager.get_all_specs()
-    if KERNEL_NAME in specs and Path(specs[KERNEL_NAME]["spec"]["argv"][0]).resolve() == Path(sys.executable).resolve():
+    if (
+        KERNEL_NAME in specs
+        and Path(specs[KERNEL_NAME]["spec"]["argv"][0]).resolve() == Path(sys.executable).resolve()
+    ):
         return KERNEL_NAME
     from ipykernel.kernelspec import install
 
@@ -278,7 +289,9 @@ def run_notebook(
     declared = read_parameters(notebook_path)
     values = check_paths(validate_parameters(declared, dict(parameters or {})))
     contain_tool_state()
-    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # the kernel's debugger warns about frozen modules
+    os.environ.setdefault(
+        "PYDEVD_DISABLE_FILE_VALIDATION", "1"
+    )  # the kernel's debugger warns about frozen modules
     name = notebook_path.stem
     if run_dir is not None:
         target = Path(run_dir)
@@ -360,3 +373,16 @@ def load_parameter_file(path: str | Path) -> dict[str, Any]:
         raise ParameterError(f"{path}: a parameters file holds a mapping of name: value")
     return loaded
 
+
+def _check_no_outputs(paths: list[str]) -> int:
+    """Exit status for the pre-commit hook: 1 (naming them) when any of the notebooks carries outputs."""
+    dirty = [path for path in paths if has_outputs(path)]
+    for path in dirty:
+        print(f"{path}: carries outputs; strip them with vcclib.pipeline.notebooks.strip_outputs", file=sys.stderr)
+    return 1 if dirty else 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--check-no-outputs"]:
+        sys.exit(_check_no_outputs(sys.argv[2:]))
+    sys.exit("usage: python -m vcclib.pipeline.notebooks --check-no-outputs NOTEBOOK...")
