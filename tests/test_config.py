@@ -32,7 +32,11 @@ def test_reading_every_setting_creates_no_folder_and_writes_no_environment(tmp_p
 def test_vcc_config_prints_each_setting_and_where_it_came_from(isolated_env, tmp_path):
     mirror = tmp_path / "my-mirror"
     mirror.mkdir()
-    env = {**isolated_env, "VCC_DATA_MIRROR": f"{mirror}:{tmp_path / 'gone'}", "VCC_CATALOG_STORAGE": "s3://bucket/x"}
+    env = {
+        **isolated_env,
+        "VCC_DATA_MIRROR": f"{mirror}:{tmp_path / 'gone'}",
+        "VCC_CATALOG_STORAGE": "s3://bucket/x",
+    }
     env.pop("VCC_MANIFEST_DIR", None)
     completed = run_vcc(["config"], env)
     assert completed.returncode == 0, completed.stderr
