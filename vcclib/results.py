@@ -45,7 +45,8 @@ class Results:
     Notes
     -----
     Layout: ``tables/<name>.csv``, ``records/<name>.json``, ``figures/<name>.png`` and ``index.json``. Writing a
-    name twice in one run is an error: a chapter's results never silently overwrite each other.
+    name twice in one run is an error: a chapter's results never silently overwrite each other. Each figure names
+    the table holding its numbers (``table=``).
     """
 
     def __init__(self, output_dir: str | Path = "", chapter: str = "chapter"):
@@ -85,14 +86,29 @@ class Results:
         self._record("records", name, path, description)
         return path
 
-    def figure(self, name: str, figure, description: str = "", dpi: int = 120) -> Path:
-        """Save a matplotlib figure as ``figures/<name>.png`` (its numbers belong in a table too)."""
+    def figure(self, name: str, figure, description: str = "", dpi: int = 120, *, table: str | None = None) -> Path:
+        """Save a matplotlib figure as ``figures/<name>.png``.
+
+        Parameters
+        ----------
+        table
+            The table (already written in this run) that holds the figure's numbers; the book build refuses a
+            chapter figure without one, so every plotted number can be reused.
+        """
+        if table is not None and table not in self.index["tables"]:
+            raise ValueError(f"figure {name!r}: table {table!r} is not written in this run; write it first")
         path = self._target("figures", name, ".png")
         figure.savefig(path, dpi=dpi, bbox_inches="tight")
-        self._record("figures", name, path, description)
+        self._record("figures", name, path, description, table=table)
         return path
 
 
 def read_index(run_dir: str | Path) -> dict:
     """The ``index.json`` of a run folder."""
     return json.loads((Path(run_dir) / "index.json").read_text())
+
+
+def figures_without_table(run_dir: str | Path) -> list[str]:
+    """Figures of a run whose numbers are not written as a table (``Results.figure(..., table=...)``)."""
+    index = read_index(run_dir)
+    return [name for name, entry in index["figures"].items() if entry.get("table") not in index["tables"]]

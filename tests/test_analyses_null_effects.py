@@ -1,10 +1,14 @@
-"""Tests of :mod:`vcclib.effects` (per-perturbation effect calls).
+"""Tests of :mod:`vcclib.analyses.null_effects` (per-perturbation effect calls, the chapter's rules and answer).
 
 Synthetic data with a known truth: Poisson counts (log1p) for 40 genes; 3 perturbations carry a real effect
 (``G0`` knocks its own gene down 8-fold and shifts G10–G14; ``G1+G2`` and ``UP`` triple the rate of 8 genes) and 2
 (``NULL_A``, ``NULL_B``) are drawn from the control distribution. The rule must call exactly the 2 null ones.
 On the real Papalexi ECCITE-seq data the IFN-γ pathway knockouts STAT1 and JAK2 knock down their own target and are
 called "effect" even with small settings.
+
+The chapter's rules (one test only, knockdown only) are checked on a hand-made call table whose answer is known
+by construction, and the conclusions on records built from the synthetic calls. The zero-expression test knocks a
+target out completely (rate 0 in its own cells): its fold change must be the DE engine's bound, not −inf.
 """
 
 from __future__ import annotations
@@ -15,10 +19,25 @@ import pytest
 import scipy.sparse as sp
 from anndata import AnnData
 
-from vcclib.effects import EFFECT_CALL, NULL_CALL, adjust_pvalues, perturbation_effects
+from vcclib.analyses.null_effects import (
+    EFFECT_CALL,
+    NULL_CALL,
+    adjust_pvalues,
+    chapter_records,
+    conclusions,
+    dataset_record,
+    knockdown_only,
+    one_test_only,
+    perturbation_effects,
+    stability,
+    target_log2_fold_change,
+    weak_points,
+)
+from vcclib.analyses.takeaways import TAKEAWAYS_CLASS
+from vcclib.metrics.de import FC_CLIP
 
 
-def _synthetic(seed: int = 0) -> AnnData:
+def _synthetic(seed: int = 0, knockout: bool = False) -> AnnData:
     rng = np.random.default_rng(seed)
     n_genes = 40
     base = rng.uniform(0.5, 4.0, n_genes)
@@ -27,7 +46,7 @@ def _synthetic(seed: int = 0) -> AnnData:
     for name, n in groups.items():
         rate = base.copy()
         if name == "G0":
-            rate[0] /= 8
+            rate[0] = 0.0 if knockout else rate[0] / 8
             rate[10:15] *= 3
         elif name == "G1+G2":
             rate[20:28] *= 3
@@ -99,3 +118,68 @@ def test_papalexi_ifng_pathway_knockouts_have_an_effect():
         assert row["target_log2fc"] < -2 and row["target_fdr"] < 1e-10 and row["n_de_other"] >= 20
     # the four IFN-γ pathway knockouts are among the five largest E-distances
     assert {"STAT1", "JAK2", "IFNGR1", "IFNGR2"} <= set(df.index[:5])
+
+
+def test_target_log2_fold_change_is_finite_with_the_engine_bound():
+    bound = np.log2(FC_CLIP)
+    got = target_log2_fold_change([0.0, 0.0, 5.0, 2.0, 1.0], [2.0, 0.0, 0.0, 1.0, 40.0])
+    np.testing.assert_allclose(got, [-bound, 0.0, bound, 1.0, -bound])
+
+
+def test_a_target_with_zero_expression_in_its_own_cells_gets_the_bound_not_minus_inf():
+    df = perturbation_effects(_synthetic(knockout=True), n_pcs=10, n_permutations=50, max_control_cells=200, seed=0)
+    lfc = df.loc["G0", "target_log2fc"]
+    assert np.isfinite(lfc) and lfc == pytest.approx(-np.log2(FC_CLIP))
+    assert df.loc["G0", "target_fdr"] < 1e-6 and df.loc["G0", "call"] == EFFECT_CALL
+    assert "clipped to [1/20, 20]" in df.attrs["target_log2fc_convention"]
+    assert np.isfinite(df["target_log2fc"].dropna()).all()
+
+
+def _calls() -> pd.DataFrame:
+    """Four hand-made calls with a known answer: A both tests; B DE only, just its own target; C E-test only;
+    D nothing."""
+    return pd.DataFrame({
+        "call": [EFFECT_CALL, EFFECT_CALL, EFFECT_CALL, NULL_CALL],
+        "evidence": ["both", "DE only", "E-test only", "neither"],
+        "etest_p_adj": [0.001, 0.4, 0.01, 0.6],
+        "n_de_genes": [30, 1, 0, 0], "n_de_other": [29, 0, 0, 0],
+        "target_measured": [True, True, False, True], "target_fdr": [1e-9, 1e-4, np.nan, 0.7],
+    }, index=["A", "B", "C", "D"])
+
+
+def test_one_test_only_and_knockdown_only_rules():
+    calls = _calls()
+    assert one_test_only(calls) == ["B", "C"]
+    assert knockdown_only(calls, alpha=0.05) == ["B"]
+    assert knockdown_only(calls.assign(etest_p_adj=0.01), alpha=0.05) == []
+
+
+def test_conclusions_are_written_from_the_records(synthetic_calls):
+    rerun = synthetic_calls.copy()
+    rerun.loc["NULL_A", "call"] = EFFECT_CALL
+    table = stability(synthetic_calls, rerun)
+    assert table.index[~table["stable"]].tolist() == ["NULL_A"]
+    records = chapter_records(synthetic_calls, table, dataset="synthetic", n_genes=40, rerun_variant="seed + 1",
+                              device="device: cpu (no GPU path)")
+    takeaways = conclusions(records)
+    text = "\n".join(takeaways.points)
+    nulls = ", ".join(synthetic_calls.index[synthetic_calls["call"] == NULL_CALL])
+    assert f"**synthetic**: 3 of 5 perturbations have a detectable effect; **2 show none** ({nulls})." in text
+    assert f"{records['largest_edistances'][0]:.2f}" in text and "flips 1 call: NULL_A" in text
+    assert "Of the 1 measured target, 1 are significantly lowered" in text
+    markdown = takeaways.to_markdown()
+    assert markdown.startswith("```{admonition} Key takeaways") and TAKEAWAYS_CLASS in markdown
+    assert any("clipped to [1/20, 20]" in c for c in takeaways.conventions)
+    # change a record and the sentence follows: nothing is typed
+    records["n_effect"], records["n"] = 7, 9
+    assert "7 of 9 perturbations" in conclusions(records).points[0]
+    weak = "\n".join(weak_points(records))
+    assert "120–120 cells" in weak and "Only 40 genes" in weak
+
+
+def test_second_dataset_record_enters_the_conclusions(synthetic_calls):
+    second = dataset_record(synthetic_calls, dataset="other", n_genes=40, n_control=300)
+    records = chapter_records(synthetic_calls, stability(synthetic_calls, synthetic_calls), dataset="synthetic",
+                              n_genes=40, rerun_variant="seed + 1", second=second)
+    assert "**other**: 3 of 5 perturbations" in conclusions(records).points[-1]
+    assert "300 control cells" in weak_points(records)[-1]
