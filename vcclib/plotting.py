@@ -181,3 +181,12 @@ def win_rate_bars(pooled: pd.DataFrame, separating: float = 0.8) -> Figure:
         ax.invert_yaxis()
         ax.set_xlabel("share of perturbations where the ceiling beats the mean baseline")
     return fig
+
+
+def note_figure(text: str) -> Figure:
+    """A small figure that says why a figure is empty in this run (so its numbered caption still has a body)."""
+    with house_style():
+        fig, ax = figure(6, 1.2)
+        ax.axis("off")
+        ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=9, color=COLOURS["neutral"], wrap=True)
+    return fig

@@ -72,6 +72,23 @@ class Results:
         self.index[kind][name] = {"path": str(path.relative_to(self.root)), "description": description, **extra}
         self._index_path.write_text(json.dumps(self.index, indent=2, default=_json_default))
 
+    def keep_warnings(self) -> Path:
+        """Write Python warnings to ``warnings.log`` in the run folder from now on, instead of the notebook's stderr.
+
+        A chapter's output then carries no warning blocks, and no warning is lost: the log stays with the run
+        (the book build reports how many each chapter had).
+        """
+        import warnings
+
+        path = self.root / "warnings.log"
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            with path.open("a") as handle:
+                handle.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+        warnings.showwarning = show
+        return path
+
     def table(self, name: str, frame: pd.DataFrame, description: str = "", index: bool = False) -> Path:
         """Write ``frame`` as ``tables/<name>.csv``; returns the path."""
         path = self._target("tables", name, ".csv")

@@ -161,3 +161,13 @@ def conventions(records: dict) -> list[str]:
              f"focus dataset: {f['n_cells']:,} cells × {f['n_genes']:,} genes, X = {f['x_scale']} "
              f"({f['normalisation']}), control label `{f['control_label']}`"]
     return lines + ([records["device"]] if records.get("device") else [])
+
+
+def citation_table(catalog: pd.DataFrame) -> str:
+    """Licence and reference of every dataset as a MyST table; each reference cites the book's bibliography
+    (key = dataset id, generated from the manifests by :func:`vcclib.pipeline.book.write_bibliography`)."""
+    rows = ["| dataset | licence | reference |", "|---|---|---|"]
+    for row in catalog.itertuples():
+        licence = str(row.licence).replace("|", "/").replace("\n", " ")
+        rows.append(f"| `{row.dataset}` | {licence} | {{cite:p}}`{row.dataset}` |")
+    return "\n".join(rows)

@@ -372,7 +372,8 @@ def conclusions(records: dict) -> Takeaways:
                 f"cells (median log2 fold change {number(m['median_log2fc'])})")
         text += f"; {m['n_raised']} significantly raised." if m["n_raised"] else "."
         if m["n_at_floor"]:
-            text += (f" {plural(m['n_at_floor'], 'target')} sit at the bound of the fold-change convention "
+            verb = "sits" if m["n_at_floor"] == 1 else "sit"
+            text += (f" {plural(m['n_at_floor'], 'target')} {verb} at the bound of the fold-change convention "
                      f"(at least {m['fold_change_bound']:g}-fold lowered).")
         points.append(text)
     text = f"{plural(len(r['one_test_only']), 'effect call')} rest on one test only ({names(r['one_test_only'], '—')})"
