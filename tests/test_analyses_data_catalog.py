@@ -91,3 +91,20 @@ def test_cells_per_perturbation_on_real_papalexi(papalexi):
     cells = cells_per_perturbation(papalexi)
     assert cells["n_cells"].sum() == papalexi.n_obs
     assert cells.iloc[0]["perturbation"] == papalexi.uns["vcc"]["control_label"]  # controls are the largest group
+
+
+def test_quietly_drops_progress_bars_and_keeps_other_stderr_as_warnings():
+    import sys
+    import warnings
+
+    from vcclib.analyses.quiet import quietly
+
+    def noisy():
+        sys.stderr.write("catalog:  50%|█████     | 2/4 [00:01<00:01,  1.2dataset/s]\r")
+        sys.stderr.write("something real happened\n")
+        return 7
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert quietly(noisy) == 7
+    assert [str(w.message) for w in caught] == ["something real happened"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from vcclib.analyses.quiet import quietly
 from vcclib.analyses.takeaways import Takeaways, names, number, plural
 
 #: a dataset perturbing at least this many genes is a genome-wide library: it overlaps everything, so the
@@ -35,8 +36,15 @@ def register_datasets(register: str) -> list[str]:
 
     ids = datasets_to_register(register)
     for dataset_id in ids:
-        catalog.register(dataset_id)
+        quietly(catalog.register, dataset_id)
     return ids
+
+
+def catalog_table() -> pd.DataFrame:
+    """:func:`vcclib.data.summary.catalog_table` of the registered datasets, without its progress bar."""
+    from vcclib.data.summary import catalog_table as table
+
+    return quietly(table, register=False)
 
 
 def availability_counts(catalog: pd.DataFrame) -> pd.DataFrame:
@@ -132,7 +140,7 @@ def conclusions(records: dict) -> Takeaways:
     if top is not None and top["shared"] > 0:
         others = r["n_focused_pairs"] - 1
         overlap = (f"Between the focused datasets the largest overlap is `{top['dataset_a']}` and `{top['dataset_b']}`:"
-                   f" {top['shared']:,} shared perturbed genes (Jaccard {number(top['jaccard'])}); "
+                   f" {plural(top['shared'], 'shared perturbed gene')} (Jaccard {number(top['jaccard'])}); "
                    f"{min(r['n_focused_pairs_few_shared'], others)} of the other {others} focused pairs share fewer "
                    f"than {r['few_shared']}.")
     else:
@@ -148,8 +156,10 @@ def conclusions(records: dict) -> Takeaways:
         f"{genome_wide}{overlap}",
         f"The focus dataset `{f['dataset']}` has {f['n_cells']:,} cells over {plural(f['n_perturbations'], 'perturbation')}"
         f" and {f['n_control']:,} control cells; the median perturbation has {f['median_cells_per_perturbation']:,} "
-        f"cells. Of its {plural(f['n_targets'], 'target gene')}, other datasets perturb: {coverage}. Cross-modality "
-        "questions about these targets (fitness, imaging, L1000) are answerable only for the genes counted here.",
+        f"cells. " + (f"Of its {plural(f['n_targets'], 'target gene')}, other datasets perturb: {coverage}. "
+                      "Cross-modality questions about these targets (fitness, imaging, L1000) are answerable only "
+                      "for the genes counted here." if f["n_targets"] else
+                      "It perturbs no gene (not a genetic screen), so no target overlap applies."),
     ]
     return Takeaways(points, conventions=conventions(records))
 

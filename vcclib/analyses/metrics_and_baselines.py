@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from vcclib.analyses.quiet import quietly
 from vcclib.analyses.takeaways import Takeaways, names, number, share
 from vcclib.baselines.benchmark import (
     MAX_ANCHOR,
@@ -48,6 +49,15 @@ def chapter_tasks(datasets: str, *, user_adata=None) -> tuple[list[Task], dict]:
     return default_tasks(ids), {}
 
 
+def baseline_catalogue() -> pd.DataFrame:
+    """Every registered baseline with ``available_here`` (its optional packages are installed)."""
+    from vcclib.baselines import available, list_baselines
+
+    catalogue = list_baselines()
+    catalogue["available_here"] = catalogue["name"].isin(quietly(available, halves=None))
+    return catalogue
+
+
 def task_table(tasks: list[Task]) -> pd.DataFrame:
     """One row per task: label, dataset, loader options, split, split parameters, halving."""
     return pd.DataFrame([{"task": t.label, "dataset": t.dataset, "options": str(t.options), "split": t.split,
@@ -62,7 +72,7 @@ def systematic_variation_table(tasks: list[Task], task_data: dict, seed: int = 0
         data = task_data.get(USER_TASK) if ds == "user_h5ad" else None
         if data is None:
             data = load_task_data(Task(ds, "unseen_perturbation", dict(options)), 0, seed)
-        frame = systematic_variation(data)
+        frame = quietly(systematic_variation, data)
         frame["dataset"] = ds + "".join(f"[{v}]" for _, v in options)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
@@ -86,7 +96,7 @@ def run_tasks(tasks: list[Task], task_data: dict, *, baselines=None, seed: int =
             data = load_task_data(task, max_cells_per_perturbation, seed)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
-            frames.append(run_task(task, baselines=baselines, seed=seed, profile=profile, adata=data))
+            frames.append(quietly(run_task, task, baselines=baselines, seed=seed, profile=profile, adata=data))
         skipped += [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
         timings.append({"task": task.label, "cells": data.n_obs, "genes": data.n_vars,
                         "seconds": round(time.perf_counter() - tick, 1)})
