@@ -97,6 +97,9 @@ def test_chapter_reads_like_a_report(site, browser, chapter):
     box = main.locator(f"div.admonition.{TAKEAWAYS_CLASS}")
     assert box.count() == 1, f"{chapter}: no key-takeaways box"
     assert box.locator("li").count() >= 1 and box.is_visible()
+    first_output = main.locator("div.cell_output").first
+    assert first_output.locator(f"div.admonition.{TAKEAWAYS_CLASS}").count() == 1, \
+        f"{chapter}: an output comes before the key-takeaways box: {first_output.inner_text()[:200]!r}"
     box_top = box.bounding_box()["y"]
     figures = main.locator("figure")
     assert figures.count() >= 1, f"{chapter}: no figure"
