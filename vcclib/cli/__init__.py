@@ -16,6 +16,7 @@ SUBCOMMAND_MODULES = (
     "vcclib.cli.book_cmd",
     "vcclib.cli.eval_cmd",
     "vcclib.cli.predict_cmd",
+    "vcclib.cli.train_cmd",
 )
 
 

@@ -11,7 +11,15 @@ from vcclib.metrics import de_metrics, distances, expression, field  # noqa: F40
 from vcclib.metrics.evaluate import EvaluationResult, evaluate
 from vcclib.metrics.inputs import ControlMismatchWarning, InputError
 from vcclib.metrics.profiles import PROFILES, resolve
-from vcclib.metrics.registry import METRICS, REGISTRY, MetricNeeds, MetricSpec, get_metric, list_metrics, register
+from vcclib.metrics.registry import (
+    METRICS,
+    REGISTRY,
+    MetricNeeds,
+    MetricSpec,
+    get_metric,
+    list_metrics,
+    register,
+)
 from vcclib.metrics.scoring import calibrated_score, vcc2025_score
 
 resolve("full")  # fill the profiles that list every registered metric
