@@ -117,7 +117,8 @@ def test_model_specs_hold_every_former_side_list():
     assert {"linear_pca", "linear_go", "knn_go", "random_forest"} <= learned
     assert {"control_mean", "perturbed_mean", "additive", "seen_delta"}.isdisjoint(learned)
     assert MODELS.get("knn_text").extra == "text" and MODELS.get("linear_go").params["pert_embedding"] == "go"
-    assert MODELS.get("additive").tasks == {PredictionTask.COMBINATION}
+    assert MODELS.get("additive").tasks == (PredictionTask.COMBINATION,)
+    assert MODELS.get("control_mean").tasks == tuple(PredictionTask)
     assert MODELS.get("random_forest").test_params == {"n_estimators": 5}
     assert MODELS.get("random_forest").create(test=True).params["n_estimators"] == 5
     assert MODELS.get("random_forest").create().params["n_estimators"] == 200

@@ -70,11 +70,11 @@ def model_table():
     """The ``--list`` table of models: name, kind, side, output, extra, installed, tasks, description."""
     import pandas as pd
 
-    from vcclib.models import MODELS, PredictionTask
+    from vcclib.models import MODELS
 
     rows = [{"name": s.name, "kind": s.kind.value, "side": s.side.value, "output": s.output.value,
              "extra": s.extra or "", "installed": _installed(s.extra),
-             "tasks": ", ".join(t.value for t in PredictionTask if t in s.tasks), "description": s.description}
+             "tasks": ", ".join(t.value for t in s.tasks), "description": s.description}
             for s in MODELS.specs()]
     return pd.DataFrame(rows)
 

@@ -58,7 +58,7 @@ def list_models() -> pd.DataFrame:
         rows.append({
             "name": spec.name, "kind": spec.kind.value, "side": spec.side.value, "output": spec.output.value,
             "needs": ",".join(spec.needs), "halves": spec.halves or "", "extra": spec.extra or "",
-            "tasks": ", ".join(t.value for t in PredictionTask if t in spec.tasks), "source": spec.source,
+            "tasks": ", ".join(t.value for t in spec.tasks), "source": spec.source,
             "description": spec.description, "params": ", ".join(f"{k}={v}" for k, v in spec.params.items()),
             "class": spec.cls,
         })

@@ -39,7 +39,7 @@ class PredictionTask(enum.StrEnum):
     COVARIATE_TRANSFER = "covariate transfer"  #: a seen perturbation in an unseen cell type or line
 
 
-ALL_TASKS = frozenset(PredictionTask)
+ALL_TASKS = tuple(PredictionTask)
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,8 @@ class ModelSpec:
     extra
         The optional-dependency extra of vcclib the model needs (``pip install 'vcclib[EXTRA]'``), or None.
     tasks
-        The :class:`PredictionTask` s the model can answer on its own terms (elsewhere it falls back).
+        The :class:`PredictionTask` s the model can answer on its own terms (elsewhere it falls back), in the
+        enum's order.
     test_params
         Parameters of the test mode: tiny settings with which the model fits in seconds.
     """
@@ -86,7 +87,7 @@ class ModelSpec:
     needs: tuple[str, ...] = ()
     halves: str | None = None
     extra: str | None = None
-    tasks: frozenset[PredictionTask] = ALL_TASKS
+    tasks: tuple[PredictionTask, ...] = ALL_TASKS
     test_params: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -144,7 +145,7 @@ def register_model(
             needs=tuple(needs),
             halves=halves,
             extra=extra,
-            tasks=frozenset(PredictionTask(t) for t in tasks),
+            tasks=tuple(t for t in PredictionTask if t in {PredictionTask(t) for t in tasks}),
             test_params=dict(test_params or {}),
         )
 
