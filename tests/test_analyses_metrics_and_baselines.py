@@ -18,7 +18,7 @@ from vcclib.analyses.metrics_and_baselines import (
     separation_tables,
     skipped_note,
 )
-from vcclib.baselines.benchmark import headline, placement
+from vcclib.models.benchmark import headline, placement
 
 VALUES = {  # baseline -> (pearson_delta, mae)
     "perturbed_mean": (0.2, 0.10), "technical_duplicate": (0.8, 0.10), "linear_go": (0.5, 0.12),

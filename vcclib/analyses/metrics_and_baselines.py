@@ -1,6 +1,6 @@
 """Chapter *Metrics and baselines*: where every metric places honest references between a floor and a ceiling.
 
-The scoring itself lives in :mod:`vcclib.baselines.benchmark` (tasks, runs, placement, separation, the headline
+The scoring itself lives in :mod:`vcclib.models.benchmark` (tasks, runs, placement, separation, the headline
 numbers); this module runs the chapter's tasks (:func:`run_tasks`), derives its tables (:func:`key_scores`,
 :func:`separation_tables`, :func:`systematic_variation_table`), and writes its conclusions from the headline
 record (:func:`conclusions`).
@@ -16,7 +16,7 @@ import pandas as pd
 
 from vcclib.analyses.quiet import quietly
 from vcclib.analyses.takeaways import Takeaways, names, number, share
-from vcclib.baselines.benchmark import (
+from vcclib.models.benchmark import (
     MAX_ANCHOR,
     MIN_ANCHOR,
     Task,
@@ -51,9 +51,9 @@ def chapter_tasks(datasets: str, *, user_adata=None) -> tuple[list[Task], dict]:
 
 def baseline_catalogue() -> pd.DataFrame:
     """Every registered baseline with ``available_here`` (its optional packages are installed)."""
-    from vcclib.baselines import available, list_baselines
+    from vcclib.models import available, list_models
 
-    catalogue = list_baselines()
+    catalogue = list_models()
     catalogue["available_here"] = catalogue["name"].isin(quietly(available, halves=None))
     return catalogue
 
@@ -86,7 +86,7 @@ def run_tasks(tasks: list[Task], task_data: dict, *, baselines=None, seed: int =
     -------
     scores, settings, skipped
         The long scores; cells, genes and seconds per task; and one line per baseline a task skipped (the
-        warnings of :func:`vcclib.baselines.benchmark.run_task`, kept as data rather than printed).
+        warnings of :func:`vcclib.models.benchmark.run_task`, kept as data rather than printed).
     """
     frames, timings, skipped = [], [], []
     for task in tasks:
@@ -134,7 +134,7 @@ def fallback_by_baseline(scores: pd.DataFrame) -> dict[str, float]:
 def chapter_records(headline: dict, *, max_cells_per_perturbation: int, seed: int, seconds: float,
                     skipped: list[str], fallback: dict[str, float], skipped_runs: list[str] = (),
                     device: str = "") -> dict:
-    """The chapter's record: :func:`vcclib.baselines.benchmark.headline` plus the run's settings.
+    """The chapter's record: :func:`vcclib.models.benchmark.headline` plus the run's settings.
 
     ``skipped`` names the baselines not available here (optional packages), ``skipped_runs`` the (task,
     baseline) runs that could not be scored.

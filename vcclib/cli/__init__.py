@@ -34,6 +34,7 @@ SUBCOMMAND_MODULES = (
     "vcclib.cli.book_cmd",
     "vcclib.cli.eval_cmd",
     "vcclib.cli.predict_cmd",
+    "vcclib.cli.train_cmd",
     "vcclib.cli.config_cmd",
 )
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
