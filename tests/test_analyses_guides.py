@@ -177,11 +177,12 @@ def test_scale_to_controls_maps_medians():
 def test_conclusions_are_formatted_from_records(synthetic):
     _, table = synthetic
     records = {"dataset": "synthetic", "guides": ga.guide_summary(table)}
-    text = " ".join(ga.conclusions(records))
+    text = str(ga.conclusions(records))
     n_failed = records["guides"]["status_counts"]["failed"]
     assert f"{n_failed} (" in text and "NULL" in text
     records["guides"]["status_counts"]["failed"] = 99
-    assert "99 (" in " ".join(ga.conclusions(records))
+    assert "99 (" in str(ga.conclusions(records))
+    assert "key-takeaways" in ga.conclusions(records).to_markdown()
 
 
 @pytest.mark.mirror

@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from vcclib.analyses.takeaways import Takeaways
+
 STATUSES = ("effective", "weak", "failed", "target without effect", "too few cells")
 
 
@@ -76,8 +78,8 @@ def _pct(x) -> str:
     return "n/a" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{100 * x:.0f}%"
 
 
-def conclusions(records: dict) -> list[str]:
-    """The chapter's answer as sentences, every number formatted from ``records``."""
+def conclusions(records: dict) -> Takeaways:
+    """The chapter's answer (the key-takeaways box), every number formatted from ``records``."""
     out = []
     g, a = records.get("guides"), records.get("agreement")
     name = records.get("dataset", "the screen")
@@ -140,4 +142,7 @@ def conclusions(records: dict) -> list[str]:
         if d.get("chronos_r") is not None:
             out.append(f"Chronos itself ({d['chronos_epochs']} epochs, {d['chronos_seconds']} s) reproduces the published fit "
                        f"at r = {_fmt(d['chronos_r'])}.")
-    return out
+    conventions = ["Δ = mean log1p − control mean log1p over all measured genes (replicate-matched controls)",
+                   "p-values from control resampling matched to each guide's size and replicates",
+                   "DepMap scale: non-essential median 0, common-essential median −1; essential = effect < −0.5"]
+    return Takeaways(points=out, conventions=conventions)

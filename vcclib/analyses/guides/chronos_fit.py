@@ -25,6 +25,7 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 
 
 def main(config_path):
+    """Fit Chronos as the JSON file at ``config_path`` says and write its outputs."""
     config = json.load(open(config_path))
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import chronos
@@ -47,7 +48,9 @@ def main(config_path):
         readcounts[library], guide_maps[library], sequence_maps[library] = counts, guide_map, sequence_map
     start = time.time()
     os.makedirs(config["out_dir"], exist_ok=True)
+    # the sample has no non-targeting sgRNAs to estimate the NB2 overdispersion from: a fixed prior value
     model = chronos.Chronos(readcounts=readcounts, guide_gene_map=guide_maps, sequence_map=sequence_maps,
+                            excess_variance=float(config.get("excess_variance", 0.05)),
                             print_to=os.path.join(config["out_dir"], "chronos.log"))
     model.train(nepochs=int(config.get("nepochs", 301)), report_freq=10 ** 6)
     gene_effect = model.gene_effect

@@ -8,7 +8,7 @@ The correction (:func:`correct`) drops, among targeted cells only (control cells
   keep all their cells: there, escape and a null effect cannot be told apart.
 
 Consequences are measured on the same quantities before and after (:func:`consequences`): effect sizes (‖Δ‖
-and the target's own log2 fold change), null-effect calls (:func:`vcclib.effects.perturbation_effects`),
+and the target's own log2 fold change), null-effect calls (:func:`vcclib.analyses.null_effects.perturbation_effects`),
 replicate agreement, and the benchmark's placements of every baseline (:func:`benchmark_before_after`: the same
 split, made on the uncorrected data and checked to be identical on the corrected data, the same seed and
 metrics).
@@ -93,7 +93,7 @@ def consequences(before: AnnData, after: AnnData, *, effect_settings: dict | Non
         ``target_log2fc``, ``call``, ``replicate_r``); ``summary``: rows ``quantity``, ``before``, ``after``,
         ``dataset`` (the ``correction_effect`` table's Perturb-seq part).
     """
-    from vcclib.effects import NULL_CALL, perturbation_effects
+    from vcclib.analyses.null_effects import NULL_CALL, perturbation_effects
 
     settings = {"n_pcs": 20, "n_permutations": 500, "max_control_cells": 1000, **(effect_settings or {})}
     parts = {}
@@ -138,8 +138,9 @@ def benchmark_before_after(before: AnnData, after: AnnData, *, dataset: str, bas
         ``before``, ``after``, ``change``), ``summary`` (per baseline: median placement over metrics before and
         after, rank before and after) and ``split`` (the test perturbations).
     """
-    from vcclib.baselines.benchmark import Task, placement, run_task
-    from vcclib.baselines.runner import subsample
+    from vcclib.models.benchmark import placement, run_task
+    from vcclib.models.runner import subsample
+    from vcclib.models.tasks import Task
     from vcclib.splits import covariate_column, make_split
 
     task = Task(dataset, "unseen_perturbation", split_params={"test_fraction": test_fraction},

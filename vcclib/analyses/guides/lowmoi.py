@@ -153,8 +153,10 @@ def empirical_p(observed: float, null: np.ndarray, lower: bool = True) -> float:
 
 
 def _mixscape_gmm_compatible():
-    """pertpy 1.0.3's ``MixscapeGaussianMixture._m_step(X, log_resp)`` predates scikit-learn 1.9's extra ``xp``
-    argument; accept and drop it (the array namespace is numpy here). Applied once, idempotent."""
+    """Make pertpy 1.0.3's Mixscape mixture work with scikit-learn 1.9.
+
+    ``MixscapeGaussianMixture._m_step(X, log_resp)`` predates scikit-learn 1.9's extra ``xp`` argument; accept and drop it (the array namespace is numpy here). Applied once, idempotent.
+    """
     from pertpy.tools._mixscape import MixscapeGaussianMixture
 
     original = MixscapeGaussianMixture._m_step
@@ -174,7 +176,7 @@ def _mixscape_gmm_compatible():
 def mixscape_classes(adata: AnnData, *, perturbation_column: str = "perturbation", control_label: str,
                      replicate_column: str | None = "replicate", n_neighbors: int = 20, n_pcs: int = 20,
                      min_de_genes: int = 5, seed: int = 0) -> pd.DataFrame:
-    """pertpy's Mixscape (Papalexi et al. 2021) on a copy of ``adata``: which targeted cells escaped.
+    """Pertpy's Mixscape (Papalexi et al. 2021) on a copy of ``adata``: which targeted cells escaped.
 
     Perturbation signatures against each cell's ``n_neighbors`` nearest control cells (PCA of log1p X, per
     replicate where there is one), then Mixscape's two-component mixture on the projection onto each target's
@@ -240,7 +242,7 @@ def guide_table(adata: AnnData, *, guide_column: str = "guide", perturbation_col
         ``weak``, ``failed`` (no detectable effect while the target has one: its pooled cells shift, or one of
         its guides knocks its mRNA down), ``target without effect`` (the guide cannot be judged) or ``too few cells``. ``attrs`` carry the settings.
     """
-    from vcclib.effects import pca_embedding
+    from vcclib.analyses.null_effects import pca_embedding
 
     control_label = control_label or str(adata.uns["vcc"]["control_label"])
     check_guides(adata, guide_column, perturbation_column, control_label)

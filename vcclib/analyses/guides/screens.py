@@ -38,8 +38,11 @@ EFFECTIVE_GUIDE = 0.5
 
 # --- Achilles 19Q2 -------------------------------------------------------------------------------------------
 def achilles_guides(tables: dict, effective: float = EFFECTIVE_GUIDE) -> pd.DataFrame:
-    """One row per Avana sgRNA: ``guide``, ``efficacy``, ``offset`` (CERES), ``n_genes`` (genes it aligns to),
-    ``n_alignments``, ``genes`` (';'-joined symbols) and ``effective`` (efficacy ≥ ``effective``)."""
+    """One row per Avana sgRNA with its efficacy and the genes it aligns to.
+
+    Columns ``guide``, ``efficacy``, ``offset`` (CERES), ``n_genes`` (genes it aligns to),
+    ``n_alignments``, ``genes`` (';'-joined symbols) and ``effective`` (efficacy ≥ ``effective``).
+    """
     efficacy = tables["guide_efficacy"].rename(columns={"sgRNA": "guide"})
     alignments = tables["guide_map"]
     per_guide = alignments.dropna(subset=["gene"]).groupby("sgrna").agg(
@@ -52,8 +55,11 @@ def achilles_guides(tables: dict, effective: float = EFFECTIVE_GUIDE) -> pd.Data
 
 
 def achilles_genes(guides: pd.DataFrame, tables: dict) -> pd.DataFrame:
-    """One row per gene: ``n_guides``, ``n_effective`` (efficacy ≥ threshold), ``n_specific`` (guides aligning to
-    this gene only), ``n_effective_specific``, ``n_multi_gene`` and control-list membership."""
+    """One row per gene: how many guides, effective guides and gene-specific guides it has.
+
+    Columns ``n_guides``, ``n_effective`` (efficacy ≥ threshold), ``n_specific`` (guides aligning to
+    this gene only), ``n_effective_specific``, ``n_multi_gene`` and control-list membership.
+    """
     rows = guides.assign(symbol=guides["genes"].fillna("").str.split(";")).explode("symbol")
     rows = rows[rows["symbol"].astype(bool)]
     rows["specific"] = rows["n_genes"] == 1
@@ -120,8 +126,11 @@ def line_fold_changes(lfc: pd.DataFrame, readcounts: AnnData) -> pd.DataFrame:
 
 
 def usable_guide_map(guide_map: pd.DataFrame, drop_multi_alignment: bool = False) -> pd.DataFrame:
-    """The sgRNA → gene map of guides the fit uses: one gene per guide (Chronos's ``filter_guides``), genes with
-    two or more guides; ``drop_multi_alignment`` also drops guides with several genomic alignments."""
+    """The sgRNA → gene map of the guides the fit uses.
+
+    One gene per guide (Chronos's ``filter_guides``), genes with
+    two or more guides; ``drop_multi_alignment`` also drops guides with several genomic alignments.
+    """
     table = guide_map.dropna(subset=["gene"])
     table = table[table.groupby("sgrna")["gene"].transform("nunique") == 1].drop_duplicates("sgrna")
     if drop_multi_alignment and "nAlignments" in table:
@@ -274,8 +283,11 @@ def published_gene_effect(tables: dict) -> pd.DataFrame:
 
 
 def agreement(a: pd.DataFrame, b: pd.DataFrame) -> dict:
-    """Agreement of two lines × genes matrices on their shared lines and genes: overall Pearson r, median per-gene
-    r across lines (genes with variance), median per-line r, mean absolute difference, shared sizes."""
+    """Agreement of two lines × genes matrices on their shared lines and genes.
+
+    Overall Pearson r, median per-gene
+    r across lines (genes with variance), median per-line r, mean absolute difference, shared sizes.
+    """
     lines = a.index.intersection(b.index)
     genes = a.columns.intersection(b.columns)
     x, y = a.loc[lines, genes], b.loc[lines, genes]
@@ -308,8 +320,10 @@ def calls_changed(before: pd.DataFrame, after: pd.DataFrame, threshold: float = 
 
 def cutting_toxicity(scores: pd.DataFrame, copy_number: pd.DataFrame, essentials,
                      edges=(0, 0.8, 1.2, 1.5, 2.0, np.inf)) -> pd.DataFrame:
-    """Median gene effect of genes *not* common-essential in bins of relative copy number (all lines pooled):
-    cutting an amplified region many times depletes cells even when the gene itself is not needed."""
+    """Median gene effect of genes *not* common-essential in bins of relative copy number (all lines pooled).
+
+    Cutting toxicity:    cutting an amplified region many times depletes cells even when the gene itself is not needed.
+    """
     lines = scores.index.intersection(copy_number.index)
     genes = [g for g in scores.columns.intersection(copy_number.columns) if g not in set(essentials)]
     long = pd.DataFrame({"effect": scores.loc[lines, genes].to_numpy().ravel(),
@@ -321,9 +335,12 @@ def cutting_toxicity(scores: pd.DataFrame, copy_number: pd.DataFrame, essentials
 
 
 def multi_alignment_shift(tables: dict, library: str = "avana", lfc: pd.DataFrame | None = None) -> pd.DataFrame:
-    """How guides with several genomic alignments move gene scores: per gene with such a guide, the naive score
+    """How guides with several genomic alignments move gene scores.
+
+    Per gene with such a guide, the naive score
     with and without them (mean over lines), and the mean log fold change of the multi-aligning guides vs the
-    gene's single-alignment guides."""
+    gene's single-alignment guides.
+    """
     lfc = library_fold_changes(tables, library) if lfc is None else lfc
     full = usable_guide_map(tables[f"{library}_guide_map"])
     clean = usable_guide_map(tables[f"{library}_guide_map"], drop_multi_alignment=True)
