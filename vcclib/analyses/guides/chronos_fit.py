@@ -41,6 +41,10 @@ def main(config_path):
             guide_map = guide_map[guide_map["UsedByChronos"].astype(str) == "True"]
         guide_map = chronos.filter_guides(guide_map[["sgrna", "gene"]].dropna())
         sequence_map = pd.read_csv(files["sequence_map"])
+        if "PassesQC" in sequence_map:  # DepMap's QC-failed sequences are not fitted (pDNA rows kept)
+            passes = sequence_map["PassesQC"].astype(str) == "True"
+            sequence_map = sequence_map[passes | (sequence_map["cell_line_name"] == "pDNA")]
+            counts = counts.loc[counts.index.isin(sequence_map["sequence_ID"])]
         counts = counts.loc[:, counts.columns.isin(guide_map["sgrna"])]
         counts = counts.loc[counts.notnull().any(axis=1), counts.notnull().any(axis=0)]
         guide_map = guide_map[guide_map["sgrna"].isin(counts.columns)]
