@@ -55,7 +55,7 @@ def main(config_path):
     # the sample has no non-targeting sgRNAs to estimate the NB2 overdispersion from: a fixed prior value
     model = chronos.Chronos(readcounts=readcounts, guide_gene_map=guide_maps, sequence_map=sequence_maps,
                             excess_variance=float(config.get("excess_variance", 0.05)),
-                            print_to=os.path.join(config["out_dir"], "chronos.log"))
+                            print_to=None)  # its file printer fails on numbers (crispr-chronos 2.3.11)
     model.train(nepochs=int(config.get("nepochs", 301)), report_freq=10 ** 6)
     gene_effect = model.gene_effect
     out = config["out_dir"]
