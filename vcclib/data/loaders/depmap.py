@@ -17,6 +17,7 @@ from anndata import AnnData
 
 from vcclib.data.loaders import loader
 from vcclib.data.schema import SchemaError
+from vcclib.data.targets import column_genes, index_genes
 
 GENE_LABEL = re.compile(r"^(?P<symbol>.+?)\s*\((?P<entrez>[^()]*)\)\s*$")
 
@@ -116,7 +117,7 @@ def _readcounts(path: Path, sequence_map: pd.DataFrame) -> AnnData:
     return adata
 
 
-@loader("depmap_chronos_sample", returns="tables")
+@loader("depmap_chronos_sample", returns="tables", targets=lambda d: index_genes(d["gene_effect"]))
 def load_chronos_sample(files: Mapping[str, Path], manifest, **_: object) -> dict:
     """The Chronos package's sample data and its fitted model (Dempster et al. 2021).
 
@@ -171,7 +172,7 @@ def load_chronos_sample(files: Mapping[str, Path], manifest, **_: object) -> dic
     return out
 
 
-@loader("depmap_achilles_19q2", returns="tables")
+@loader("depmap_achilles_19q2", returns="tables", targets=lambda d: column_genes(d["guide_map"], "symbol"))
 def load_achilles_19q2(files: Mapping[str, Path], manifest, **_: object) -> dict[str, pd.DataFrame]:
     """DepMap Achilles 19Q2 guide-level tables (Avana library, CERES era).
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from vcclib.data.loaders import loader
 from vcclib.data.schema import SchemaError
+from vcclib.data.targets import column_genes, screen_genes
 
 MAGECK_RRA_COLUMNS = ("id", "num", "neg|score", "neg|fdr", "pos|score", "pos|fdr", "neg|lfc")
 
@@ -30,7 +31,7 @@ def _pair_table(path: Path) -> pd.DataFrame:
     return pd.DataFrame({"gene_a": pairs[0], "gene_b": pairs[1], "score": table["Score"].astype(float)})
 
 
-@loader("screens_biodiscoveryagent", returns="tables")
+@loader("screens_biodiscoveryagent", returns="tables", targets=screen_genes)
 def load_biodiscoveryagent(files: Mapping[str, Path], manifest, **_: object) -> dict[str, pd.DataFrame]:
     """Gene-level pooled CRISPR screen phenotypes collected by BioDiscoveryAgent (Roohani et al. 2024).
 
@@ -103,7 +104,7 @@ def _square(path: Path, sep: str = ",") -> pd.DataFrame:
     return table
 
 
-@loader("norman2019_gi", returns="tables")
+@loader("norman2019_gi", returns="tables", targets=lambda d: column_genes(d["regr_fits"], "gene_a", "gene_b"))
 def load_norman2019_gi(files: Mapping[str, Path], manifest, **_: object) -> dict[str, pd.DataFrame]:
     """Norman et al. 2019 CRISPRa K562 genetic-interaction results (Perturbseq_GI repository).
 
