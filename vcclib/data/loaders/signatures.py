@@ -68,7 +68,7 @@ def load_sigrecon(
     -------
     Signatures
         Replogle: 585 knockdowns × K562, RPE1 (ranking = top 1,000 genes); sci-Plex: 23 drugs × A549, K562, MCF7;
-        Tahoe: 108 drugs × 10 lines; NeurIPS 2023: 135 compounds × B, myeloid, NK, T cells (6,349-gene rankings).
+        Tahoe: 109 drugs × 10 lines (104-109 per line, 1,071 signatures); NeurIPS 2023: 135 compounds × B, myeloid, NK, T cells (6,349-gene rankings).
     """
     options = manifest.loader_options
     by_file: dict[str, str] = dict(options.get("contexts") or {})
