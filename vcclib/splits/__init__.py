@@ -32,6 +32,8 @@ from vcclib.splits.core import (
     register_split,
 )
 
+from vcclib.splits import hypotheses  # noqa: E402,F401  (registers the hypothesis splits)
+
 __all__ = [
     "COVARIATE_NONE",
     "SPLITS",
