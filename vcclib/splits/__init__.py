@@ -21,6 +21,7 @@ Generators (:func:`list_splits`)
     Combinations whose every single perturbation is seen in training (Norman 2019) are the test part.
 """
 
+from vcclib.splits import hypotheses  # noqa: E402,F401  (registers the hypothesis splits)
 from vcclib.splits.core import (
     COVARIATE_NONE,
     SPLITS,
@@ -31,8 +32,6 @@ from vcclib.splits.core import (
     make_split,
     register_split,
 )
-
-from vcclib.splits import hypotheses  # noqa: E402,F401  (registers the hypothesis splits)
 
 __all__ = [
     "COVARIATE_NONE",

@@ -42,8 +42,8 @@ from vcclib.splits.core import (
     Split,
     _draw,
     _new,
-    covariate_transfer,
     covariate_column,
+    covariate_transfer,
     group_table,
     register_split,
 )

@@ -82,7 +82,7 @@ def effect_sizes(adata) -> pd.Series:
     control = str(adata.uns["vcc"]["control_label"])
     means = group_means(adata, covariate_column(adata))
     rows = {}
-    for covariate, block in means.groupby(level="covariate"):
+    for _, block in means.groupby(level="covariate"):
         block = block.droplevel("covariate")
         if control not in block.index:
             continue

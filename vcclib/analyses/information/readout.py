@@ -38,6 +38,8 @@ K_VALUES = (10, 30, 100, 300)
 GENE_CHOICES = ("landmark", "hvg", "random")
 READOUT_METRICS = ("pearson_delta", "mse_delta", "discrimination_score_l1")
 CONTROL = "__control__"
+#: Ridge penalties tried by leave-one-out (on standardised inputs).
+RIDGE_ALPHAS = tuple(np.logspace(-1, 5, 7))
 
 
 class ReadoutError(VccError, ValueError):
@@ -155,7 +157,7 @@ def gene_sets(genes: list[str], ranking: list[str], landmarks: frozenset[str], k
 # --------------------------------------------------------------------------------------------------------------
 
 
-def fit_readout_map(rows: np.ndarray, measured: np.ndarray, alphas=np.logspace(-2, 5, 15)):
+def fit_readout_map(rows: np.ndarray, measured: np.ndarray, alphas=RIDGE_ALPHAS):
     """Ridge from the measured columns of ``rows`` to the others; returns ``predict(measured_values)``."""
     from sklearn.linear_model import RidgeCV
     from sklearn.pipeline import make_pipeline
@@ -317,10 +319,10 @@ def readout_size(names=tuple(DATASETS), seeds=(0, 1, 2), ks=K_VALUES, cells_per_
     landmarks = landmark_genes()
     frames = []
     for name in names:
-        if name not in DATASETS:
-            raise ReadoutError(f"unknown readout dataset {name!r}; known: {sorted(DATASETS)}")
-        spec = DATASETS[name]
         adata = (data or {}).get(name)
+        if name not in DATASETS and adata is None:
+            raise ReadoutError(f"unknown readout dataset {name!r}; known: {sorted(DATASETS)}")
+        spec = DATASETS.get(name) or ReadoutDataset(name, name)  # user data: unseen perturbations
         if adata is None:
             adata = load(spec.dataset, **spec.options)
         for seed in seeds:
