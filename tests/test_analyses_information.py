@@ -245,3 +245,12 @@ def test_conclusions_quote_the_records():
            "l1000_inference_r": 0.71, "l1000_mean_r": 0.2}
     text = " ".join(conclusions(rec))
     assert "norman19: 30 hvg genes" in text and "0.71" in text
+
+
+def test_records_skip_tasks_whose_anchors_cannot_place():
+    """Synthetic placements: a task with only NaN placements (unordered anchors) is left out, not an error."""
+    priors = pd.DataFrame({"task": ["a", "a", "b"], "source": ["go", "lincs", "go"], "metric": "pearson_delta",
+                           "placement": [0.4, 0.1, np.nan], "low": [0.3, 0.0, np.nan], "high": [0.5, 0.2, np.nan],
+                           "fallback": [0.0, 0.5, 0.0]})
+    rec = records(priors=priors)
+    assert rec["best_prior"] == {"a": {"source": "go", "placement": 0.4, "low": 0.3, "high": 0.5, "fallback": 0.0}}

@@ -148,6 +148,7 @@ class LabelSplit:
                                                                  labels=("label", "nunique")).reset_index())
 
     def metadata(self) -> dict[str, Any]:
+        """Name, dataset, seed and parameters (the JSON sidecar)."""
         return {"name": self.name, "dataset": self.dataset, "seed": int(self.seed), "params": self.params,
                 "kind": "labels"}
 

@@ -66,8 +66,8 @@ def records(readout: pd.DataFrame | None = None, matrix: pd.DataFrame | None = N
         top = cover.sort_values("only_here", ascending=False).head(3)
         rec["only_here"] = dict(zip(top["modality"], top["only_here"].astype(int)))
     if priors is not None and len(priors):
-        pear = priors[priors["metric"] == "pearson_delta"]
-        best = pear.loc[pear.groupby("task")["placement"].idxmax()]
+        pear = priors[(priors["metric"] == "pearson_delta")].dropna(subset=["placement"])
+        best = pear.loc[pear.groupby("task")["placement"].idxmax()] if len(pear) else pear
         rec["best_prior"] = {r.task: {"source": r.source, "placement": round(float(r.placement), 3),
                                       "low": round(float(r.low), 3), "high": round(float(r.high), 3),
                                       "fallback": round(float(r.fallback), 3)} for r in best.itertuples()}
@@ -108,6 +108,11 @@ def conclusions(rec: dict) -> list[str]:
                 parts.append(f"{dataset}: not reached below all genes")
         out.append(f"Measured genes needed to recover {rec['level']:.0%} of the way from the mean-effect baseline to "
                    "a technical duplicate (pearson_delta, all genes): " + "; ".join(parts) + ".")
+    unordered = {d: a for d, a in rec.get("anchors", {}).items() if "all" in a and "none" in a and a["all"] <= a["none"]}
+    for dataset, a in unordered.items():
+        out.append(f"{dataset}: a technical duplicate scores below the mean-effect baseline on pearson_delta "
+                   f"({a['all']:.2f} vs {a['none']:.2f}), so the readout size cannot be placed there — its effects "
+                   "are small next to the noise of half a group's cells.")
     if rec.get("l1000_inference_r") is not None:
         out.append(f"L1000: the 978 landmarks of the consensus knockdown signatures predict the 11,350 inferred "
                    f"genes with pearson_delta {rec['l1000_inference_r']:.2f} on held-out signatures (mean-signature "

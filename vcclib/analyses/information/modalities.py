@@ -73,8 +73,10 @@ def _series(values, index, name: str) -> pd.Series:
 
 
 def effect_sizes(adata) -> pd.Series:
-    """‖Δ‖₂ per single-gene perturbation: pseudobulk (mean log1p) minus control over the measured genes, averaged
-    over the covariates where the target was measured."""
+    """‖Δ‖₂ per single-gene perturbation, averaged over the covariates where the target was measured.
+
+    Δ = pseudobulk (mean log1p) minus the covariate's control pseudobulk, over the measured genes.
+    """
     from vcclib.baselines.base import group_means
     from vcclib.data.schema import split_targets
     from vcclib.splits import covariate_column
@@ -220,8 +222,10 @@ def _go() -> pd.Series:
 
 
 def build_modalities(names=None) -> dict[str, pd.Series]:
-    """Build the named (default: all registered) modalities; one that cannot be built is left out with a note in
-    the returned dict's ``attrs``-free companion :data:`SKIPPED`."""
+    """Build the named (default: all registered) modalities.
+
+    One whose data are absent here is left out and named, with the error, in :data:`SKIPPED`.
+    """
     out = {}
     SKIPPED.clear()
     for name in (names or list(MODALITIES)):

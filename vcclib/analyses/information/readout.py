@@ -310,8 +310,11 @@ def readout_signatures(signatures: AnnData, spec: ReadoutDataset, seed: int, lan
 
 def readout_size(names=tuple(DATASETS), seeds=(0, 1, 2), ks=K_VALUES, cells_per_metacell: int = 20,
                  max_cells_per_group: int = 0, data: dict | None = None) -> pd.DataFrame:
-    """The readout analysis over datasets and seeds: one row per (dataset, seed, gene_choice, k, perturbation,
-    metric). ``data`` may hold already loaded AnnData by dataset name (else they are loaded)."""
+    """The readout analysis over datasets and seeds.
+
+    One row per (dataset, seed, gene_choice, k, perturbation, metric). ``data`` may hold already loaded AnnData
+    by dataset name (else they are loaded); a name not in :data:`DATASETS` is user data (unseen perturbations).
+    """
     from vcclib.baselines.runner import subsample
     from vcclib.data import load
     from vcclib.splits import covariate_column
@@ -335,8 +338,11 @@ def readout_size(names=tuple(DATASETS), seeds=(0, 1, 2), ks=K_VALUES, cells_per_
 
 
 def summarise_readout(long: pd.DataFrame) -> pd.DataFrame:
-    """``readout_size.csv``: mean over held-out perturbations then over seeds per (dataset, k, gene_choice, metric),
-    with ``sd`` over seeds, ``n_seeds`` and ``n_perturbations`` (per seed)."""
+    """The ``readout_size.csv`` table: one row per (dataset, k, gene_choice, metric).
+
+    ``value`` is the mean over held-out perturbations, then over seeds; ``sd`` over seeds, ``n_seeds`` and
+    ``n_perturbations`` (median per seed).
+    """
     per_seed = long.groupby(["dataset", "k", "gene_choice", "metric", "seed"], sort=False).agg(
         value=("value", "mean"), n=("value", "count")).reset_index()
     table = per_seed.groupby(["dataset", "k", "gene_choice", "metric"], sort=False).agg(
