@@ -9,8 +9,9 @@ Two kinds of data are split here:
   ``context`` the cell line, screen, species or modality and ``label`` the perturbation (gene or drug) — and
   return a :class:`LabelSplit`, the same idea without cell counts.
 
-Every generator is registered with :func:`~vcclib.splits.core.register_split` (so :func:`make_split` and
-:func:`list_splits` know it) and states in :data:`HYPOTHESES` which hypothesis it tests.
+Every generator is registered in :data:`~vcclib.splits.core.SPLITS` with
+:func:`~vcclib.splits.core.split_generator` (so :func:`make_split` and :func:`list_splits` know it), its
+``hypothesis`` field saying what it tests; :data:`DATA_KIND` says what its first argument is.
 
 ==================== ======= ===============================================================================
 name                 data    hypothesis
@@ -45,11 +46,9 @@ from vcclib.splits.core import (
     covariate_column,
     covariate_transfer,
     group_table,
-    register_split,
+    split_generator,
 )
 
-#: name → the hypothesis the split tests (one sentence).
-HYPOTHESES: dict[str, str] = {}
 #: name → ``cells`` or ``labels`` (what the generator's first argument is).
 DATA_KIND: dict[str, str] = {}
 
@@ -62,20 +61,23 @@ class SplitInputError(VccError, ValueError):
 
 def hypothesis_split(name: str, kind: str, description: str, hypothesis: str):
     """Register a hypothesis split generator (``kind`` ``cells`` or ``labels``) with the split registry."""
+    register = split_generator(name, description=description, hypothesis=hypothesis)
 
     def wrap(func):
-        register_split(name, f"{description} (tests: {hypothesis})")(func)
-        HYPOTHESES[name] = hypothesis
         DATA_KIND[name] = kind
-        return func
+        return register(func)
 
     return wrap
 
 
 def list_hypothesis_splits() -> pd.DataFrame:
-    """The hypothesis splits: ``name``, ``data`` (cells/labels), ``hypothesis``."""
-    return pd.DataFrame({"name": list(HYPOTHESES), "data": [DATA_KIND[n] for n in HYPOTHESES],
-                         "hypothesis": list(HYPOTHESES.values())})
+    """The hypothesis splits: ``name``, ``data`` (cells/labels), ``description``, ``hypothesis``."""
+    from vcclib.splits.core import SPLITS
+
+    specs = [SPLITS.get(name) for name in DATA_KIND]
+    return pd.DataFrame({"name": [s.name for s in specs], "data": [DATA_KIND[s.name] for s in specs],
+                         "description": [s.description for s in specs],
+                         "hypothesis": [s.hypothesis for s in specs]})
 
 
 # --------------------------------------------------------------------------------------------------------------

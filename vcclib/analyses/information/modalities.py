@@ -77,8 +77,8 @@ def effect_sizes(adata) -> pd.Series:
 
     Δ = pseudobulk (mean log1p) minus the covariate's control pseudobulk, over the measured genes.
     """
-    from vcclib.baselines.base import group_means
     from vcclib.data.schema import split_targets
+    from vcclib.models.base import group_means
     from vcclib.splits import covariate_column
 
     control = str(adata.uns["vcc"]["control_label"])
@@ -215,7 +215,7 @@ def _mouse() -> pd.Series:
 
 @modality("go", "GO annotations (count)", "annotation", "org.Hs.eg.db 3.16")
 def _go() -> pd.Series:
-    from vcclib.baselines.features import go_annotations
+    from vcclib.models.features import go_annotations
 
     counts = go_annotations().groupby("symbol")["go_id"].nunique()
     return _series(counts.to_numpy(), counts.index, "go")

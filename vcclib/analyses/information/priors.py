@@ -1,12 +1,12 @@
 """Prior knowledge for unseen perturbations: which feature source helps the linear baseline most.
 
-One model, many priors: the Ahlmann-Eltze linear baseline (:class:`vcclib.baselines.learned.LinearModel`, gene
+One model, many priors: the Ahlmann-Eltze linear baseline (:class:`vcclib.models.baselines.learned.LinearModel`, gene
 embedding from the training PCA) with its *perturbation* embedding taken from one prior-knowledge source — GO,
 DepMap Chronos, co-essentiality, LINCS knockdown z-scores, PERISCOPE image phenotypes, a text embedding of GO
 terms — or a combination (the sources' blocks z-scored and concatenated; a gene a block lacks gets zeros there).
 A held-out perturbation no chosen source covers gets the training mean effect (flagged as fallback), so a
 source's placement includes the price of its coverage. Each run is placed between the benchmark's MIN anchor
-(``perturbed_mean``, 0) and MAX anchor (``technical_duplicate``, 1) with :func:`vcclib.baselines.benchmark.placement`,
+(``perturbed_mean``, 0) and MAX anchor (``technical_duplicate``, 1) with :func:`vcclib.models.benchmark.placement`,
 for each seed of the split.
 """
 
@@ -17,9 +17,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from vcclib.baselines import features
-from vcclib.baselines.learned import LinearModel
 from vcclib.errors import VccError
+from vcclib.models import features
+from vcclib.models.baselines.learned import LinearModel
 
 PRIOR_SOURCES = ("go", "depmap", "coessentiality", "lincs", "periscope", "text", "go+coessentiality",
                  "go+depmap+coessentiality+lincs+periscope")
@@ -65,10 +65,21 @@ def source_table(source: str, genes) -> pd.DataFrame:
 class PriorLinear(LinearModel):
     """The linear baseline with a fixed perturbation-embedding table (one prior source or a combination)."""
 
-    def __init__(self, name="", table: pd.DataFrame | None = None, **params):
-        super().__init__(name, gene_embedding="pca", pert_embedding="pca", **params)
+    def __init__(self, spec, table: pd.DataFrame | None = None, **params):
+        super().__init__(spec, **params)
         self.table = table if table is not None else pd.DataFrame()
-        self.description = f"linear baseline, perturbation embedding from {name}"
+
+    @classmethod
+    def for_source(cls, source: str, table: pd.DataFrame) -> PriorLinear:
+        """The linear baseline (``linear_pca``'s spec, renamed ``source``) with ``table`` as perturbation embedding."""
+        from dataclasses import replace
+
+        from vcclib.models.spec import MODELS
+
+        base = MODELS.get("linear_pca")
+        spec = replace(base, name=source, description=f"linear baseline, perturbation embedding from {source}",
+                       needs=())
+        return cls(spec, table=table, **base.params)
 
     def _pert_space(self, perturbations, gene_space):
         return features.perturbation_embedding(perturbations, "prior", gene_space=self.table)
@@ -76,7 +87,7 @@ class PriorLinear(LinearModel):
 
 def prior_tasks():
     """The benchmark's tasks on unseen perturbations (where a prior about the perturbation is all there is)."""
-    from vcclib.baselines.benchmark import default_tasks
+    from vcclib.models.tasks import default_tasks
 
     return [t for t in default_tasks() if t.split in ("unseen_perturbation", "combo_seen_singles")
             and t.halves == "random"]
@@ -89,14 +100,14 @@ def prior_benchmark(tasks=None, sources=PRIOR_SOURCES, seeds=(0, 1, 2), metrics=
     Returns
     -------
     (placed, coverage)
-        ``placed``: :func:`~vcclib.baselines.benchmark.placement` rows plus ``seed`` and ``fallback`` (share of
+        ``placed``: :func:`~vcclib.models.benchmark.placement` rows plus ``seed`` and ``fallback`` (share of
         held-out perturbations the source did not cover). ``coverage``: per task and source, the share of the
         task's perturbed targets the source covers.
     """
-    from vcclib.baselines.base import get_baseline
-    from vcclib.baselines.benchmark import evaluate_by_covariate, load_task_data, placement
-    from vcclib.baselines.runner import fit_predict
     from vcclib.data.schema import split_targets
+    from vcclib.models.benchmark import evaluate_by_covariate, load_task_data, placement
+    from vcclib.models.runner import fit_predict
+    from vcclib.models.spec import get_model
     from vcclib.splits import make_split
 
     tasks = prior_tasks() if tasks is None else tasks
@@ -108,14 +119,14 @@ def prior_benchmark(tasks=None, sources=PRIOR_SOURCES, seeds=(0, 1, 2), metrics=
             targets = sorted({t for p in adata.obs["perturbation"].astype(str).unique() if p != control
                               for t in split_targets(p)})
             split = make_split(task.split, adata, seed=seed, **task.split_params)
-            models = {name: get_baseline(name) for name in ANCHORS}
+            models = {name: get_model(name) for name in ANCHORS}
             for source in sources:
                 try:
                     table = source_table(source, targets)
                 except (features.FeatureUnavailable, FileNotFoundError, OSError) as error:
                     warnings.warn(f"prior {source!r} skipped: {error}", stacklevel=2)
                     continue
-                models[source] = PriorLinear(source, table=table)
+                models[source] = PriorLinear.for_source(source, table)
                 if seed == seeds[0]:
                     cover.append({"task": task.label, "source": source, "targets": len(targets),
                                   "covered": float(np.mean([t in table.index for t in targets]))})
@@ -129,7 +140,7 @@ def prior_benchmark(tasks=None, sources=PRIOR_SOURCES, seeds=(0, 1, 2), metrics=
                 fallback = prediction.obs.groupby("perturbation", observed=True)["vcc_fallback"].mean()
                 long["fallback"] = long["perturbation"].map(fallback)
                 long["baseline"] = name
-                long["side"] = getattr(model, "side", "MIN")
+                long["side"] = str(getattr(model.side, "value", model.side))
                 long["task"] = task.label
                 frames.append(long)
             long = pd.concat(frames, ignore_index=True)

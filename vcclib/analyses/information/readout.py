@@ -200,8 +200,8 @@ def _scores(pred: pd.DataFrame, real: pd.DataFrame, measured: np.ndarray | None,
 def readout_cells(adata: AnnData, spec: ReadoutDataset, seed: int, landmarks: frozenset[str], ks=K_VALUES,
                   cells_per_metacell: int = 20, metrics=READOUT_METRICS) -> pd.DataFrame:
     """One seed of the readout analysis on a perturbation AnnData (see the module docstring)."""
-    from vcclib.baselines.base import covariates_of
-    from vcclib.baselines.runner import held_out_halves
+    from vcclib.models.base import covariates_of
+    from vcclib.models.runner import held_out_halves
     from vcclib.splits import make_split
 
     split = make_split(spec.split, adata, seed=seed, **spec.split_params)
@@ -315,8 +315,8 @@ def readout_size(names=tuple(DATASETS), seeds=(0, 1, 2), ks=K_VALUES, cells_per_
     One row per (dataset, seed, gene_choice, k, perturbation, metric). ``data`` may hold already loaded AnnData
     by dataset name (else they are loaded); a name not in :data:`DATASETS` is user data (unseen perturbations).
     """
-    from vcclib.baselines.runner import subsample
     from vcclib.data import load
+    from vcclib.models.runner import subsample
     from vcclib.splits import covariate_column
 
     landmarks = landmark_genes()
