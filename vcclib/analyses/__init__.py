@@ -1,0 +1,1 @@
+"""Chapter logic: functions that compute each chapter's tables and records, and its conclusions."""
