@@ -55,7 +55,7 @@ def default_workers() -> int:
 
 @contextmanager
 def dask_client(scheduler_address: str = "", n_workers: int = 0, threads_per_worker: int = 1,
-                processes: bool = True):
+                processes: bool = True, timeout: str = "20s"):
     """A ``distributed.Client`` for the block: connected to ``scheduler_address``, or to a new LocalCluster.
 
     What this function started (client, LocalCluster) is closed on exit; an existing cluster is left running.
@@ -66,12 +66,12 @@ def dask_client(scheduler_address: str = "", n_workers: int = 0, threads_per_wor
     cluster = None
     try:
         if scheduler_address:
-            client = Client(scheduler_address, timeout="20s")
+            client = Client(scheduler_address, timeout=timeout)
         else:
             cluster = LocalCluster(n_workers=n_workers or default_workers(), threads_per_worker=threads_per_worker,
                                    processes=processes, dashboard_address=None, silence_logs=logging.ERROR)
             client = Client(cluster)
-    except OSError as error:
+    except (OSError, TimeoutError) as error:
         if cluster is not None:
             cluster.close()
         where = scheduler_address or "a LocalCluster"

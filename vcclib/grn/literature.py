@@ -42,8 +42,8 @@ def reference_network(name: str, *, trrust: pd.DataFrame | None = None,
     Parameters
     ----------
     name
-        ``trrust`` (TRRUST v2: Activation +1, Repression −1, Unknown 0; weight 1; a pair listed with both modes
-        gets sign 0) or ``dorothea_<levels>`` (DoRothEA edges of the confidence levels named, e.g.
+        ``trrust`` (TRRUST v2: Activation +1, Repression −1, Unknown 0; weight 1; a pair listed with several
+        modes gets its known one, or 0 when both Activation and Repression are listed) or ``dorothea_<levels>`` (DoRothEA edges of the confidence levels named, e.g.
         ``dorothea_A``, ``dorothea_ABC``; sign = mode of regulation, weight from :data:`CONFIDENCE_WEIGHTS`).
     trrust, dorothea
         The loaded tables (``vcclib.data.load("grn_trrust_v2")``, ``load("grn_dorothea")``); loaded when None.
@@ -55,8 +55,7 @@ def reference_network(name: str, *, trrust: pd.DataFrame | None = None,
         signs = table["mode"].map(TRRUST_SIGNS)
         frame = pd.DataFrame({"regulator": table["tf"].astype(str), "target": table["target"].astype(str),
                               "sign": signs.astype(int)})
-        frame = frame.groupby(["regulator", "target"], as_index=False)["sign"].agg(
-            lambda s: int(s.iloc[0]) if s.nunique() == 1 else 0)
+        frame = frame.groupby(["regulator", "target"], as_index=False)["sign"].agg(_trrust_sign)
         frame["weight"] = 1.0
         return frame
     if name.startswith("dorothea_"):
@@ -72,6 +71,13 @@ def reference_network(name: str, *, trrust: pd.DataFrame | None = None,
         return frame.sort_values("weight", ascending=False).drop_duplicates(["regulator", "target"]).reset_index(
             drop=True)
     raise ReferenceError(f"no literature network {name!r}; use 'trrust' or 'dorothea_<levels>', e.g. dorothea_ABC")
+
+
+def _trrust_sign(signs: pd.Series) -> int:
+    """One sign per TRRUST pair: its known mode (Unknown rows ignored), 0 when Activation and Repression are both
+    listed or only Unknown is."""
+    known = set(signs) - {0}
+    return int(known.pop()) if len(known) == 1 else 0
 
 
 def candidates(regulators, genes) -> pd.MultiIndex:
