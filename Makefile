@@ -4,6 +4,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The optional extras the book and the tests need (torch: text embeddings and neural models; grn: GRNBoost2).
+EXTRAS ?= dev,torch,text,grn
 # A local wheel directory (e.g. a CPU-only torch wheel) is used when the machine has one.
 WHEELS ?= /opt/wheels
 FIND_LINKS := $(if $(wildcard $(WHEELS)),--find-links $(WHEELS),)
@@ -23,15 +25,16 @@ export NUMBA_CACHE_DIR ?= $(VCC_CACHE_DIR)/tool-state/numba
 export LAMIN_SETTINGS_DIR ?= $(VCC_CACHE_DIR)/catalog/settings
 export LAMIN_CACHE_DIR ?= $(VCC_CACHE_DIR)/catalog/lamin-cache
 export PLAYWRIGHT_BROWSERS_PATH ?= $(VCC_CACHE_DIR)/playwright
+export PRE_COMMIT_HOME ?= $(VCC_CACHE_DIR)/pre-commit
 
-.PHONY: env data book book-smoke test test-all test-browser browser-deps lint clean
+.PHONY: env data book book-smoke test test-all test-browser browser-deps lint hooks clean
 
 env: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv
-	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode $(FIND_LINKS) -e ".[dev]"
+	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode $(FIND_LINKS) -e ".[$(EXTRAS)]"
 	@touch $(STAMP)
 
 data: env
@@ -58,8 +61,15 @@ test-browser: browser-deps
 	@test -f _build/html/index.html || (echo "build the book first: make book" && exit 1)
 	$(BIN)/python -m pytest -m browser tests/test_book_browser.py
 
+# The same checks as the pre-commit hooks (.pre-commit-config.yaml), over every file.
+LINT_PATHS := vcclib tests benchmarks notebooks
 lint: env
-	$(BIN)/ruff check vcclib tests benchmarks notebooks
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+
+# Install the pre-commit hooks (ruff check + format, notebooks without outputs) into .git/hooks.
+hooks: env
+	$(BIN)/pre-commit install
 
 clean:
 	rm -rf _build book/chapters/*.ipynb

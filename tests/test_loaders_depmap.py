@@ -10,6 +10,8 @@ import vcclib.data as vd
 from vcclib.data.loaders.depmap import load_matrix_csv, split_gene_label
 from vcclib.data.schema import SchemaError
 
+pytestmark = pytest.mark.mirror  # reads the real-data mirror (skipped where there is none)
+
 
 @pytest.fixture(scope="module")
 def chronos():

@@ -10,6 +10,8 @@ import vcclib.data as vd
 from vcclib.data.loaders.lincs import load_lincs_table, read_gct
 from vcclib.data.schema import SchemaError, validate
 
+pytestmark = pytest.mark.mirror  # reads the real-data mirror (skipped where there is none)
+
 
 @pytest.fixture(scope="module")
 def example_path():

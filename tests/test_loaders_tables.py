@@ -9,6 +9,8 @@ import vcclib.data as vd
 from vcclib.data.loaders.references import load_trrust
 from vcclib.data.schema import validate
 
+pytestmark = pytest.mark.mirror  # reads the real-data mirror (skipped where there is none)
+
 
 def test_encode_eif4g1_knockdown():
     adata = vd.load("encode_eif4g1_shrna_hepg2")

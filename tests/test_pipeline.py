@@ -51,6 +51,29 @@ def test_unknown_parameter_and_wrong_type_are_refused_before_running(isolated_en
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_missing_path_parameter_is_refused_before_the_kernel_starts(isolated_env, tmp_path):
+    notebook = _write_notebook(tmp_path / "tiny.ipynb", "raise SystemExit('must not run')")
+    cell = nbformat.read(notebook, as_version=4)
+    cell.cells[1].source += "\nh5ad_path = ''"
+    nbformat.write(cell, notebook)
+    completed = run_vcc(["run", str(notebook), "-p", "h5ad_path", "/missing.h5ad"], isolated_env)
+    assert completed.returncode == 2
+    assert completed.stderr.strip() == (
+        "vcc: error: parameter 'h5ad_path': no file or folder at /missing.h5ad (looked for /missing.h5ad)"
+    )
+    assert not (tmp_path / "runs").exists()  # nothing ran, no run folder
+    chapter = run_vcc(["run", "data_catalog", "-p", "h5ad_path", "missing.h5ad"], isolated_env)
+    assert chapter.returncode == 2 and "parameter 'h5ad_path': no file or folder at missing.h5ad" in chapter.stderr
+
+
+def test_relative_paths_are_resolved_against_the_callers_folder(tmp_path):
+    from vcclib.pipeline.notebooks import check_paths
+
+    (tmp_path / "my.h5ad").write_bytes(b"")
+    checked = check_paths({"h5ad_path": "my.h5ad", "seed": 0, "other_path": ""}, base=tmp_path)
+    assert checked == {"h5ad_path": str(tmp_path / "my.h5ad"), "seed": 0, "other_path": ""}
+
+
 def test_two_runs_land_in_two_folders_with_their_parameters(isolated_env, tmp_path):
     body = (
         "from vcclib.results import Results\nimport pandas as pd\n"

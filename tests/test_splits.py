@@ -12,6 +12,8 @@ from vcclib.data import load
 from vcclib.data.schema import split_targets
 from vcclib.splits import Split, list_splits, make_split
 
+pytestmark = pytest.mark.mirror  # reads the real-data mirror (skipped where there is none)
+
 
 @functools.cache
 def _data(dataset: str, study: str = ""):

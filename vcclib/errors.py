@@ -9,7 +9,13 @@ from __future__ import annotations
 
 
 class VccError(Exception):
-    """Base of every user-facing error of vcclib: the command prints its message as one line and exits 2."""
+    """Base of every user-facing error of vcclib: the command prints its message as one line and exits 2.
+
+    A subclass for a run that started and failed (a notebook raised, the book build failed) sets
+    :attr:`exit_code` to 1.
+    """
+
+    exit_code: int = 2
 
 
 class UnknownNameError(VccError, KeyError):
@@ -21,3 +27,7 @@ class UnknownNameError(VccError, KeyError):
 
 class OptionalDependencyError(VccError, ImportError):
     """An optional extra is needed but not installed; the message names the install command."""
+
+
+class PathNotFoundError(VccError, FileNotFoundError):
+    """A file or folder the user named does not exist."""

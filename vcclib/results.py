@@ -45,7 +45,8 @@ class Results:
     Notes
     -----
     Layout: ``tables/<name>.csv``, ``records/<name>.json``, ``figures/<name>.png`` and ``index.json``. Writing a
-    name twice in one run is an error: a chapter's results never silently overwrite each other.
+    name twice in one run is an error: a chapter's results never silently overwrite each other. Each figure names
+    the table holding its numbers (``table=``).
     """
 
     def __init__(self, output_dir: str | Path = "", chapter: str = "chapter"):
@@ -71,6 +72,23 @@ class Results:
         self.index[kind][name] = {"path": str(path.relative_to(self.root)), "description": description, **extra}
         self._index_path.write_text(json.dumps(self.index, indent=2, default=_json_default))
 
+    def keep_warnings(self) -> Path:
+        """Write Python warnings to ``warnings.log`` in the run folder from now on, instead of the notebook's stderr.
+
+        A chapter's output then carries no warning blocks, and no warning is lost: the log stays with the run
+        (the book build reports how many each chapter had).
+        """
+        import warnings
+
+        path = self.root / "warnings.log"
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            with path.open("a") as handle:
+                handle.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+        warnings.showwarning = show
+        return path
+
     def table(self, name: str, frame: pd.DataFrame, description: str = "", index: bool = False) -> Path:
         """Write ``frame`` as ``tables/<name>.csv``; returns the path."""
         path = self._target("tables", name, ".csv")
@@ -85,14 +103,29 @@ class Results:
         self._record("records", name, path, description)
         return path
 
-    def figure(self, name: str, figure, description: str = "", dpi: int = 120) -> Path:
-        """Save a matplotlib figure as ``figures/<name>.png`` (its numbers belong in a table too)."""
+    def figure(self, name: str, figure, description: str = "", dpi: int = 120, *, table: str | None = None) -> Path:
+        """Save a matplotlib figure as ``figures/<name>.png``.
+
+        Parameters
+        ----------
+        table
+            The table (already written in this run) that holds the figure's numbers; the book build refuses a
+            chapter figure without one, so every plotted number can be reused.
+        """
+        if table is not None and table not in self.index["tables"]:
+            raise ValueError(f"figure {name!r}: table {table!r} is not written in this run; write it first")
         path = self._target("figures", name, ".png")
         figure.savefig(path, dpi=dpi, bbox_inches="tight")
-        self._record("figures", name, path, description)
+        self._record("figures", name, path, description, table=table)
         return path
 
 
 def read_index(run_dir: str | Path) -> dict:
     """The ``index.json`` of a run folder."""
     return json.loads((Path(run_dir) / "index.json").read_text())
+
+
+def figures_without_table(run_dir: str | Path) -> list[str]:
+    """Figures of a run whose numbers are not written as a table (``Results.figure(..., table=...)``)."""
+    index = read_index(run_dir)
+    return [name for name, entry in index["figures"].items() if entry.get("table") not in index["tables"]]

@@ -1,3 +1,5 @@
+"""``python -m vcclib.cli``: the ``vcc`` command."""
+
 import sys
 
 from vcclib.cli import main

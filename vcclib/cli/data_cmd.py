@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
+
+from vcclib.errors import VccError
 
 
 def _human_size(n_bytes: int) -> str:
@@ -38,13 +41,16 @@ def register(subparsers) -> None:
     reg.add_argument("dataset_ids", nargs="*", metavar="ID", help="default: every dataset with a local copy")
     reg.set_defaults(func=register_datasets)
 
-    query = data_sub.add_parser("query", help="registered datasets matching features, e.g. perturbed_gene=STAT1")
+    query = data_sub.add_parser(
+        "query", help="registered datasets matching features, e.g. perturbed_gene=STAT1"
+    )
     query.add_argument("conditions", nargs="*", metavar="FEATURE=VALUE")
     query.set_defaults(func=query_catalog)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
 def list_datasets(args: argparse.Namespace) -> int:
+    """Print every dataset: id, modality, scale, size, local copy or not."""
     from vcclib.data.fetch import is_available
     from vcclib.data.manifest import all_manifests
 
@@ -61,14 +67,11 @@ def list_datasets(args: argparse.Namespace) -> int:
 
 
 def show_info(args: argparse.Namespace) -> int:
+    """Print everything the manifest says about one dataset, and where its local copies are."""
     from vcclib.data.fetch import local_copy
     from vcclib.data.manifest import get_manifest
 
-    try:
-        manifest = get_manifest(args.dataset_id)
-    except KeyError as error:
-        print(error.args[0], file=sys.stderr)
-        return 2
+    manifest = get_manifest(args.dataset_id)  # UnknownNameError (exit 2) names close ids
     print(f"{manifest.id}: {manifest.title}")
     for label, value in (
         ("modality", manifest.modality),
@@ -90,29 +93,31 @@ def show_info(args: argparse.Namespace) -> int:
     print("  files:")
     for data_file in manifest.files:
         local = local_copy(manifest.id, data_file)
-        print(f"    {data_file.name}  {_human_size(data_file.size)}  sha256 {data_file.sha256 or '(none published)'}")
+        print(
+            f"    {data_file.name}  {_human_size(data_file.size)}  sha256 {data_file.sha256 or '(none published)'}"
+        )
         print(f"      {data_file.url}")
         print(f"      local: {local or 'no'}")
     return 0
 
 
 def fetch_datasets(args: argparse.Namespace) -> int:
-    from vcclib.data.fetch import ChecksumError, DatasetUnavailableError, fetch
+    """Fetch each dataset; a failure is reported on one line and the others are still fetched."""
+    from vcclib.cli import report
+    from vcclib.data.fetch import fetch
     from vcclib.data.manifest import all_manifests
 
     ids = list(args.dataset_ids)
     if args.embedded:
         ids += [m.id for m in all_manifests().values() if m.scale == "mirror" and m.id not in ids]
     if not ids:
-        print("error: name dataset ids, or --embedded", file=sys.stderr)
-        return 2
+        raise VccError("name dataset ids, or --embedded")
     status = 0
     for dataset_id in ids:
         try:
             paths = fetch(dataset_id, download=not args.no_download)
-        except (KeyError, ChecksumError, DatasetUnavailableError) as error:
-            print(f"error: {error.args[0] if isinstance(error, KeyError) else error}", file=sys.stderr)
-            status = 1
+        except VccError as error:  # unknown id, checksum mismatch, offline: report it, fetch the rest
+            status = max(status, report(error))
             continue
         for name, path in paths.items():
             print(f"{dataset_id}/{name}: {path} (sha256 verified)")
@@ -120,8 +125,10 @@ def fetch_datasets(args: argparse.Namespace) -> int:
 
 
 def register_datasets(args: argparse.Namespace) -> int:
+    """Register datasets in the catalog; a failure is reported on one line and the others are still registered."""
     from tqdm.std import tqdm
 
+    from vcclib.cli import debug_enabled, report
     from vcclib.data import catalog
     from vcclib.data.fetch import is_available
     from vcclib.data.manifest import all_manifests
@@ -131,22 +138,24 @@ def register_datasets(args: argparse.Namespace) -> int:
     for dataset_id in tqdm(ids, desc="registering", unit="dataset"):
         try:
             artifact = catalog.register(dataset_id)
-        except Exception as error:  # report every failure, register the rest
-            print(f"error: {dataset_id}: {error}", file=sys.stderr)
-            status = 1
+        except Exception as error:  # noqa: BLE001 - report every failure, register the rest
+            if debug_enabled(args):
+                traceback.print_exc()
+            print(f"{dataset_id}:", end=" ", file=sys.stderr)
+            status = max(status, report(error))
             continue
         tqdm.write(f"{dataset_id}: artifact {artifact.uid} ({artifact.key})")
     return status
 
 
 def query_catalog(args: argparse.Namespace) -> int:
+    """Print the registered datasets matching every FEATURE=VALUE condition (all of them without conditions)."""
     from vcclib.data import catalog
 
     conditions = {}
     for condition in args.conditions:
         if "=" not in condition:
-            print(f"error: {condition!r} is not FEATURE=VALUE", file=sys.stderr)
-            return 2
+            raise VccError(f"{condition!r} is not FEATURE=VALUE (e.g. perturbed_gene=STAT1)")
         name, value = condition.split("=", 1)
         conditions[name] = int(value) if value.isdigit() else value
     table = catalog.query(**conditions) if conditions else catalog.registered()

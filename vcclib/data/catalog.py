@@ -22,6 +22,7 @@ import pandas as pd
 
 from vcclib import config
 from vcclib.data.targets import table_targets
+from vcclib.errors import VccError
 
 INSTANCE_NAME = "vcc-catalog"
 FEATURES: dict[str, type] = {
@@ -38,7 +39,7 @@ LABEL_FEATURE = "perturbed_gene"
 NON_GENETIC = ("drug", "cytokine", "none")  # their perturbation labels are not gene symbols
 
 
-class CatalogError(RuntimeError):
+class CatalogError(VccError, RuntimeError):
     """The catalog cannot be opened (e.g. lamindb was imported with another settings directory)."""
 
 
@@ -72,17 +73,14 @@ def connect(*, quiet: bool = True):
     with contextlib.redirect_stdout(sink) if quiet else contextlib.nullcontext():
         current = ls.settings._instance_settings if hasattr(ls.settings, "_instance_settings") else None
         if current is None or getattr(current, "name", None) != INSTANCE_NAME:
-            marker_dir = config.catalog_dir()
-            previous = Path.cwd()
-            os.chdir(marker_dir)  # lamindb writes a local ".lamin/current_instance" marker into the cwd
-            try:
-                settings_file = Path(os.environ["LAMIN_SETTINGS_DIR"]) / ".lamin" / f"instance--anonymous--{INSTANCE_NAME}.env"
-                if settings_file.exists():
-                    ls.connect(f"anonymous/{INSTANCE_NAME}")
-                else:
-                    ls.init(storage=config.catalog_storage(), name=INSTANCE_NAME)
-            finally:
-                os.chdir(previous)
+            settings_file = Path(os.environ["LAMIN_SETTINGS_DIR"]) / ".lamin" / f"instance--anonymous--{INSTANCE_NAME}.env"
+            if settings_file.exists():
+                ls.connect(f"anonymous/{INSTANCE_NAME}")
+            else:
+                # lamindb's init would write a ".lamin/current_instance" marker into the working directory; with
+                # _write_settings=False it writes nothing, and the instance's settings are saved below instead
+                ls.init(storage=config.catalog_storage(), name=INSTANCE_NAME, _write_settings=False)
+                ls.settings.instance._persist(write_to_disk=True)
         ls.settings.instance._is_on_hub = False
     import lamindb as ln
 

@@ -18,15 +18,16 @@ from tqdm.std import tqdm
 
 from vcclib import config
 from vcclib.data.manifest import DataFile, Manifest, get_manifest
+from vcclib.errors import VccError
 
 CHUNK = 1 << 20
 
 
-class ChecksumError(RuntimeError):
+class ChecksumError(VccError, RuntimeError):
     """A file's sha256 differs from its manifest's: tampered, truncated or the wrong file."""
 
 
-class DatasetUnavailableError(RuntimeError):
+class DatasetUnavailableError(VccError, RuntimeError):
     """No local copy exists and the download failed (typically: offline)."""
 
 
@@ -68,8 +69,14 @@ def local_copy(dataset_id: str, data_file: DataFile) -> Path | None:
 
 
 def availability(dataset_id: str) -> str:
-    """Where a dataset's files are: ``"mirror"`` (all local, none from the cache), ``"cache"`` (all local, some
-    downloaded earlier) or ``"download"`` (some file has no local copy). Not checksummed: see :func:`fetch`."""
+    """Where a dataset's files are, without checksumming them (see :func:`fetch`).
+
+    Returns
+    -------
+    str
+        ``"mirror"`` (all local, none from the cache), ``"cache"`` (all local, some downloaded earlier) or
+        ``"download"`` (some file has no local copy).
+    """
     copies = [local_copy(dataset_id, f) for f in get_manifest(dataset_id).files]
     if not all(copies):
         return "download"
@@ -86,7 +93,10 @@ def _download(data_file: DataFile, dataset_id: str, target: Path, timeout: float
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{data_file.name}.", suffix=".part", dir=target.parent)
     try:
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(data_file.url, timeout=timeout) as response:
+        with (
+            os.fdopen(handle, "wb") as out,
+            urllib.request.urlopen(data_file.url, timeout=timeout) as response,
+        ):
             total = int(response.headers.get("Content-Length") or data_file.size or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=f"{dataset_id}/{data_file.name}") as bar:
                 for block in iter(lambda: response.read(CHUNK), b""):

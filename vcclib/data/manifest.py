@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from vcclib import config
+from vcclib.errors import UnknownNameError, VccError
 
 MODALITIES = (
     "perturb-seq",
@@ -104,7 +105,7 @@ class Manifest:
         raise KeyError(f"dataset {self.id!r} has no file {name!r}; its files: {[f.name for f in self.files]}")
 
 
-class ManifestError(ValueError):
+class ManifestError(VccError, ValueError):
     """A manifest is missing a field or has a malformed one."""
 
 
@@ -211,12 +212,12 @@ def all_manifests() -> dict[str, Manifest]:
 
 
 def get_manifest(dataset_id: str) -> Manifest:
-    """The manifest of ``dataset_id``; KeyError listing close ids when it is unknown."""
+    """The manifest of ``dataset_id``; :class:`UnknownNameError` (a KeyError) listing close ids when unknown."""
     manifests = all_manifests()
     if dataset_id not in manifests:
         import difflib
 
         close = difflib.get_close_matches(dataset_id, manifests, n=5, cutoff=0.4)
         hint = f" Did you mean {close}?" if close else ""
-        raise KeyError(f"unknown dataset {dataset_id!r}.{hint} `vcc data list` shows every dataset.")
+        raise UnknownNameError(f"unknown dataset {dataset_id!r}.{hint} `vcc data list` shows every dataset.")
     return manifests[dataset_id]

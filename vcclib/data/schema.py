@@ -26,13 +26,14 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from vcclib.data.manifest import PERTURBATION_TYPES
+from vcclib.errors import VccError
 
 REQUIRED_OBS = ("perturbation", "is_control", "dataset", "perturbation_type")
 X_SCALES = ("log1p", "counts", "zscore", "other")
 COMBINATION_SEPARATOR = "+"
 
 
-class SchemaError(ValueError):
+class SchemaError(VccError, ValueError):
     """An AnnData does not follow the project's schema, or input data is unusable as given."""
 
 

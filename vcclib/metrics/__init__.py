@@ -1,22 +1,33 @@
 """Metrics engine: every published perturbation-prediction metric, identical to the peers, much faster.
 
-Public API: :func:`evaluate`, :data:`REGISTRY`, :func:`list_metrics`, :data:`PROFILES`, :func:`vcc2025_score`,
-:func:`calibrated_score`, :class:`InputError`; submodules :mod:`~vcclib.metrics.de` (DE engine) and
-:mod:`~vcclib.metrics.distances`. Importing this package loads numpy/scipy/pandas only (numba compiles the DE
-kernel on first use; scanpy, pertpy and cell-eval are never imported here).
+Public API: :func:`evaluate`, :data:`METRICS` (the registry; :data:`REGISTRY` is a name → spec view of it),
+:func:`list_metrics`, :data:`PROFILES`, :func:`vcc2025_score`, :func:`calibrated_score`, :class:`InputError`;
+submodules :mod:`~vcclib.metrics.de` (DE engine) and :mod:`~vcclib.metrics.distances`. Importing this package
+loads numpy/scipy/pandas only (numba compiles the DE kernel on first use; scanpy, pertpy and cell-eval are never
+imported here).
 """
 
 from vcclib.metrics import de_metrics, distances, expression, field  # noqa: F401  (register the metrics)
 from vcclib.metrics.evaluate import EvaluationResult, evaluate
 from vcclib.metrics.inputs import ControlMismatchWarning, InputError
 from vcclib.metrics.profiles import PROFILES, resolve
-from vcclib.metrics.registry import REGISTRY, MetricSpec, get_metric, list_metrics, register
+from vcclib.metrics.registry import (
+    METRICS,
+    REGISTRY,
+    MetricNeeds,
+    MetricSpec,
+    get_metric,
+    list_metrics,
+    register,
+)
 from vcclib.metrics.scoring import calibrated_score, vcc2025_score
 
 resolve("full")  # fill the profiles that list every registered metric
 
 __all__ = [
+    "METRICS",
     "REGISTRY",
+    "MetricNeeds",
     "PROFILES",
     "ControlMismatchWarning",
     "EvaluationResult",

@@ -133,6 +133,7 @@ for _metric in ("overlap", "precision"):
                  description=f"{_metric.capitalize()} of the top-{_label} significant genes (by |log2FC|), "
                  "real vs predicted (overlap_at_N: DES of VCC 2025).")
 register("de_spearman_sig", _spearman_sig, family="cell-eval", best_value=1.0, conventions=CONV, source=CE,
+         min_perturbations=3,
          needs="de", description="Spearman, across perturbations with real DE genes, of the numbers of "
          "significant genes (one value).")
 register("de_direction_match", _direction_match, family="cell-eval", best_value=1.0, conventions=CONV, source=CE,

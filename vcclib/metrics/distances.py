@@ -147,6 +147,7 @@ def _pred_real(ctx, kind: str = "edistance"):
 
 
 register("pearson_edistance", _pearson_edistance, family="cell-eval", best_value=1.0, needs="cells",
+         min_perturbations=3,
          conventions={"gene_space": "all genes", "cells": "single cells, Euclidean, N² within-group pairs",
                       "reference": "each file's own control"},
          source="cell-eval 0.8.2 metrics/_anndata.py::edistance",

@@ -94,9 +94,11 @@ register("perturbench_cosine_logfc", _pb_cosine_logfc, family="perturbench", bes
          conventions={"gene_space": "all genes", "pseudobulk": "log2(mean + 0.1)", "reference": REAL_CTRL},
          description="PerturBench cosine_logfc: cosine of log2(mean+0.1) fold changes against control.")
 register("perturbench_rmse_rank", _pb_rank, family="perturbench", best_value=0.0, source=_PB_SRC,
+         min_perturbations=3,
          kwargs={"kind": "rmse"}, conventions={"gene_space": "all genes", "pseudobulk": PB, "reference": "none"},
          description="PerturBench rmse_rank: share of predictions closer (RMSE) to the real profile than its own.")
 register("perturbench_cosine_rank", _pb_rank, family="perturbench", best_value=0.0, source=_PB_SRC,
+         min_perturbations=3,
          kwargs={"kind": "cosine"},
          conventions={"gene_space": "all genes", "pseudobulk": "log2(mean + 0.1)", "reference": REAL_CTRL},
          description="PerturBench cosine_rank: share of predictions more cosine-similar (logFC) than its own.")
@@ -149,17 +151,21 @@ def _systematic_variation(ctx):
 _SY_SRC = "mlbio-epfl/systema evaluation/eval_utils.py, centroid_accuracy.py"
 _SY_REF = "mean of the real perturbation pseudobulks (perturbed reference)"
 register("systema_pearson_delta_pert", _systema_pearson, family="systema", best_value=1.0, source=_SY_SRC,
+         min_perturbations=3,
          conventions={"gene_space": "all genes", "pseudobulk": PB, "reference": _SY_REF},
          description="Systema PearsonΔ against the perturbed reference.")
 register("systema_pearson_delta_pert_de20", _systema_pearson, family="systema", best_value=1.0, source=_SY_SRC,
+         min_perturbations=3,
          kwargs={"de": True},
          conventions={"gene_space": "top-20 non-dropout DE genes (t-test vs control)", "pseudobulk": PB,
                       "reference": _SY_REF},
          description="Systema PearsonΔ against the perturbed reference on the top-20 DE genes.")
 register("systema_centroid_accuracy", _centroid_accuracy, family="systema", best_value=1.0, source=_SY_SRC,
+         min_perturbations=3,
          conventions={"gene_space": "all genes", "pseudobulk": PB, "reference": "none (centroids)"},
          description="Share of other real centroids farther from the prediction than the true centroid.")
 register("systematic_variation", _systematic_variation, family="systema", best_value=None, source=_SY_SRC,
+         min_perturbations=3,
          conventions={"gene_space": "all genes", "pseudobulk": PB, "reference": REAL_CTRL},
          description="cos(μ_p − μ_ctrl, μ̄_pert − μ_ctrl) of the real data (descriptive).")
 
@@ -196,7 +202,9 @@ _DBD_SRC = "shiftbioscience/diversity_by_design analyses/common.py"
 _DBD_CONV = {"gene_space": "all genes, weighted by (min-max |t|)² of t-test_overestim_var vs rest",
              "pseudobulk": PB, "reference": "mean of the real perturbation pseudobulks"}
 register("dbd_wmse", _dbd, family="diversity-by-design", best_value=0.0, source=_DBD_SRC, kwargs={"kind": "wmse"},
+         min_perturbations=3,
          conventions=_DBD_CONV, description="Weighted MSE of pseudobulks (Diversity by Design).")
 register("dbd_r2w_delta", _dbd, family="diversity-by-design", best_value=1.0, source=_DBD_SRC,
+         min_perturbations=3,
          kwargs={"kind": "r2"}, conventions=_DBD_CONV,
          description="Weighted R² of Δ against the mean perturbation profile (Diversity by Design).")

@@ -7,11 +7,13 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
+from vcclib.errors import VccError
+
 #: log1p of library-size-normalised counts stays far below this (log1p(5e8) ≈ 20), as pdex's heuristic.
 LOG1P_MAX = 20.0
 
 
-class InputError(ValueError):
+class InputError(VccError, ValueError):
     """A prediction or real AnnData cannot be evaluated as given."""
 
 

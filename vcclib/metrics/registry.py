@@ -1,22 +1,46 @@
-"""The metric registry: every metric declared once, next to its code.
+"""The metric registry: every metric declared once, next to its code, in :data:`METRICS`.
 
 A metric is a function ``func(ctx, **kwargs)`` of an :class:`~vcclib.metrics.context.EvalContext` that returns
 either a :class:`pandas.Series` indexed by perturbation (perturbations it leaves out are *missing*, as in
 cell-eval's long-format results) or one float (a single value that is broadcast to every perturbation, e.g.
-``de_spearman_sig``). The :func:`metric` decorator records its metadata in :data:`REGISTRY`; families of
-metrics (``overlap_at_{N,50,...}``) are registered in loops with different ``kwargs``, as in cell-eval.
+``de_spearman_sig``). :func:`register` (or the :func:`metric` decorator) adds a :class:`MetricSpec` to
+:data:`METRICS`; families of metrics (``overlap_at_{N,50,...}``) are registered in loops with different
+``kwargs``, as in cell-eval.
+
+>>> from vcclib.metrics import METRICS
+>>> METRICS.get("mae").best_value, METRICS.get("discrimination_score_l1").min_perturbations
+(<BestValue.ZERO: 0.0>, 3)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import enum
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from vcclib.registry import BestValue, Registry
+
 #: Conventions a metric may declare (keys of :attr:`MetricSpec.conventions`).
 CONVENTION_KEYS = ("gene_space", "pseudobulk", "reference", "cells")
+
+#: The modules whose import registers the metrics (imported on the first lookup of :data:`METRICS`).
+METRIC_MODULES = (
+    "vcclib.metrics.de_metrics",
+    "vcclib.metrics.distances",
+    "vcclib.metrics.expression",
+    "vcclib.metrics.field",
+)
+
+
+class MetricNeeds(enum.StrEnum):
+    """What a metric reads from the evaluation context."""
+
+    BULK = "bulk"  #: pseudobulks (means of log1p per perturbation)
+    DE = "de"  #: the real and predicted DE tables
+    CELLS = "cells"  #: single cells
 
 
 @dataclass(frozen=True)
@@ -32,10 +56,11 @@ class MetricSpec:
     func
         ``func(ctx, **kwargs)`` returning a per-perturbation Series or one float.
     best_value
-        Value of a perfect prediction (``0.0`` or ``1.0``); ``None`` when the metric is descriptive and must not
-        be scored against a baseline (cell-eval's ``MetricBestValue.NONE``).
+        Value of a perfect prediction: :attr:`BestValue.ZERO` or :attr:`BestValue.ONE`; :attr:`BestValue.NONE`
+        when the metric is descriptive and must not be scored against a baseline (cell-eval's
+        ``MetricBestValue.NONE``).
     higher_is_better
-        Derived from ``best_value`` unless given.
+        Derived from ``best_value`` unless given (None for a descriptive metric).
     conventions
         Gene space, pseudobulk, reference (what Δ is taken against) and cell level used by the metric.
     source
@@ -45,27 +70,37 @@ class MetricSpec:
     kwargs
         Fixed keyword arguments passed to ``func``.
     needs
-        What the metric reads: ``"bulk"`` (pseudobulks), ``"de"`` (DE tables) or ``"cells"`` (single cells).
+        What the metric reads (:class:`MetricNeeds`): pseudobulks, DE tables or single cells.
+    min_perturbations
+        The fewest non-control perturbations an evaluation group must hold for the metric to be defined: 3 for
+        metrics that compare a perturbation with the others (ranks, clusters, correlations across perturbations,
+        perturbed references), 1 otherwise. Evaluation per covariate leaves the metric out (NaN) below it.
     """
 
     name: str
     family: str
     func: Callable[..., Any]
-    best_value: float | None
+    best_value: BestValue
     higher_is_better: bool | None
     conventions: Mapping[str, str]
     source: str
     description: str
     kwargs: Mapping[str, Any] = field(default_factory=dict)
-    needs: str = "bulk"
+    needs: MetricNeeds = MetricNeeds.BULK
+    min_perturbations: int = 1
 
     def compute(self, ctx, **overrides):
         """Run the metric on ``ctx``; ``overrides`` replace the registered kwargs."""
         return self.func(ctx, **{**self.kwargs, **overrides})
 
+    @property
+    def scored(self) -> bool:
+        """Whether the metric has a best value (descriptive metrics such as DE-gene counts are not scored)."""
+        return self.best_value is not BestValue.NONE
 
-#: name → :class:`MetricSpec`. Filled when :mod:`vcclib.metrics` is imported.
-REGISTRY: dict[str, MetricSpec] = {}
+
+#: Every registered metric (:class:`MetricSpec`), in registration order.
+METRICS: Registry[MetricSpec] = Registry("metric", modules=METRIC_MODULES)
 
 
 def register(
@@ -73,37 +108,44 @@ def register(
     func: Callable[..., Any],
     *,
     family: str,
-    best_value: float | None,
+    best_value: float | None | BestValue,
     source: str,
     description: str,
     conventions: Mapping[str, str] | None = None,
     kwargs: Mapping[str, Any] | None = None,
-    needs: str = "bulk",
+    needs: str | MetricNeeds = MetricNeeds.BULK,
     higher_is_better: bool | None = None,
+    min_perturbations: int = 1,
 ) -> MetricSpec:
-    """Add a metric to :data:`REGISTRY` (names are unique) and return its spec."""
-    if name in REGISTRY:
-        raise ValueError(f"metric {name!r} is already registered")
-    if higher_is_better is None and best_value is not None:
-        higher_is_better = best_value >= 1.0
-    spec = MetricSpec(
-        name=name,
-        family=family,
-        func=func,
-        best_value=best_value,
-        higher_is_better=higher_is_better,
-        conventions=dict(conventions or {}),
-        source=source,
-        description=description,
-        kwargs=dict(kwargs or {}),
-        needs=needs,
+    """Add a metric to :data:`METRICS` (names are unique) and return its spec.
+
+    ``best_value`` is ``0``, ``1`` or ``None`` (converted with :meth:`BestValue.of`); ``needs`` one of
+    :class:`MetricNeeds` or its value.
+    """
+    best = BestValue.of(best_value)
+    if higher_is_better is None:
+        higher_is_better = best.higher_is_better
+    if int(min_perturbations) < 1:
+        raise ValueError(f"metric {name!r}: min_perturbations must be at least 1")
+    return METRICS.add(
+        MetricSpec(
+            name=name,
+            family=family,
+            func=func,
+            best_value=best,
+            higher_is_better=higher_is_better,
+            conventions=dict(conventions or {}),
+            source=source,
+            description=description,
+            kwargs=dict(kwargs or {}),
+            needs=MetricNeeds(needs),
+            min_perturbations=int(min_perturbations),
+        )
     )
-    REGISTRY[name] = spec
-    return spec
 
 
 def metric(name: str, **meta) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator form of :func:`register`: ``@metric("mae", family=..., best_value=0.0, ...)``."""
+    """Decorator form of :func:`register`: ``@metric("mae", family=..., best_value=0, ...)``."""
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         register(name, func, **meta)
@@ -113,27 +155,46 @@ def metric(name: str, **meta) -> Callable[[Callable[..., Any]], Callable[..., An
 
 
 def get_metric(name: str) -> MetricSpec:
-    """The spec of ``name``; a KeyError lists the known names."""
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown metric {name!r}; known: {', '.join(sorted(REGISTRY))}") from None
+    """The spec of ``name``; an :class:`~vcclib.errors.UnknownNameError` lists the registered names."""
+    return METRICS.get(name)
 
 
 def list_metrics() -> pd.DataFrame:
-    """One row per registered metric: name, family, best value, direction, conventions, source, description."""
+    """One row per registered metric: name, family, best value (None for descriptive metrics), direction,
+    needs, minimum number of perturbations, conventions, source, description."""
     rows = []
-    for spec in REGISTRY.values():
+    for spec in METRICS.specs():
         rows.append(
             {
                 "name": spec.name,
                 "family": spec.family,
-                "best_value": spec.best_value,
+                "best_value": None if not spec.scored else float(spec.best_value),
                 "higher_is_better": spec.higher_is_better,
-                "needs": spec.needs,
+                "needs": spec.needs.value,
+                "min_perturbations": spec.min_perturbations,
                 **{key: spec.conventions.get(key, "") for key in CONVENTION_KEYS},
                 "source": spec.source,
                 "description": spec.description,
             }
         )
     return pd.DataFrame(rows)
+
+
+class _RegistryMapping(Mapping[str, MetricSpec]):
+    """A read-only ``name → spec`` mapping over :data:`METRICS` (``REGISTRY[name]``, ``in``, ``.get``)."""
+
+    def __getitem__(self, name: str) -> MetricSpec:
+        return METRICS.get(name)  # UnknownNameError is a KeyError
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(METRICS.names())
+
+    def __len__(self) -> int:
+        return len(METRICS)
+
+    def __contains__(self, name: object) -> bool:
+        return name in METRICS
+
+
+#: Read-only mapping view of :data:`METRICS` for code that indexes metrics by name (``REGISTRY["mae"]``).
+REGISTRY: Mapping[str, MetricSpec] = _RegistryMapping()

@@ -28,7 +28,7 @@ def vcc2025_score(model_agg, baseline_agg) -> dict[str, float]:
     with np.errstate(divide="ignore", invalid="ignore"):
         for name in u:
             spec = REGISTRY.get(name)
-            if spec is None or spec.best_value is None or name not in b:
+            if spec is None or not spec.scored or name not in b:
                 continue
             if spec.best_value == 0.0:
                 s = 1.0 - np.float64(u[name]) / np.float64(b[name])

@@ -22,17 +22,28 @@ import nbformat
 import yaml
 
 from vcclib import config
+from vcclib.errors import PathNotFoundError, VccError
 
 KERNEL_NAME = "vcc"
-SHARED_PARAMETERS = ("dataset", "h5ad_path", "perturbation_column", "control_label", "seed", "device", "output_dir")
+SHARED_PARAMETERS = (
+    "dataset",
+    "h5ad_path",
+    "perturbation_column",
+    "control_label",
+    "seed",
+    "device",
+    "output_dir",
+)
 
 
-class ParameterError(ValueError):
+class ParameterError(VccError, ValueError):
     """A parameter is unknown to the notebook, or its value has the wrong type."""
 
 
-class NotebookRunError(RuntimeError):
+class NotebookRunError(VccError, RuntimeError):
     """A notebook raised; carries the run record with the failing cell."""
+
+    exit_code = 1  # a failed run, not bad input
 
     def __init__(self, message: str, record: RunRecord):
         super().__init__(message)
@@ -128,13 +139,60 @@ def validate_parameters(declared: dict[str, Any], given: dict[str, Any]) -> dict
     return {name: _coerce(name, value, declared[name]) for name, value in given.items()}
 
 
+def check_paths(values: dict[str, Any], base: str | Path | None = None) -> dict[str, Any]:
+    """Check every given ``*_path`` parameter names an existing file or folder; make it absolute.
+
+    A notebook runs with its run folder as working directory, so a relative path is resolved against ``base``
+    (the caller's working directory) first.
+
+    Raises
+    ------
+    PathNotFoundError
+        For the first given path that does not exist, before anything runs.
+    """
+    checked = dict(values)
+    base = Path(base) if base is not None else Path.cwd()
+    for name, value in values.items():
+        if not name.endswith("_path") or not isinstance(value, str | Path) or not str(value):
+            continue
+        path = (base / Path(value).expanduser()).resolve()
+        if not path.exists():
+            raise PathNotFoundError(f"parameter {name!r}: no file or folder at {value} (looked for {path})")
+        checked[name] = str(path)
+    return checked
+
+
+def contain_tool_state() -> dict[str, str]:
+    """Point the tools' own state folders (Jupyter, IPython, matplotlib, lamindb, numba) into the cache.
+
+    Sets each environment variable of :func:`vcclib.config.tool_state_dirs` only when it is unset, so a user's
+    explicit choice wins, and creates the folder. Called by the notebook runner and the book builder so that
+    nothing is written to the home directory.
+
+    Returns
+    -------
+    dict
+        The variables this call set.
+    """
+    changed = {}
+    for name, path in config.tool_state_dirs().items():
+        if not os.environ.get(name):
+            path.mkdir(parents=True, exist_ok=True)
+            os.environ[name] = str(path)
+            changed[name] = str(path)
+    return changed
+
+
 def ensure_kernel() -> str:
     """Install the project's kernelspec (``vcc``: this environment's Python) inside the environment."""
     from jupyter_client.kernelspec import KernelSpecManager
 
     manager = KernelSpecManager()
     specs = manager.get_all_specs()
-    if KERNEL_NAME in specs and Path(specs[KERNEL_NAME]["spec"]["argv"][0]).resolve() == Path(sys.executable).resolve():
+    if (
+        KERNEL_NAME in specs
+        and Path(specs[KERNEL_NAME]["spec"]["argv"][0]).resolve() == Path(sys.executable).resolve()
+    ):
         return KERNEL_NAME
     from ipykernel.kernelspec import install
 
@@ -199,8 +257,9 @@ def run_notebook(
     notebook_path
         The source notebook (outputs stripped).
     parameters
-        Values for the notebook's parameters; validated first (unknown names and wrong types are refused
-        before anything runs). ``output_dir`` defaults to the run folder.
+        Values for the notebook's parameters; validated first (unknown names, wrong types and ``*_path`` values
+        that do not exist are refused before anything runs; relative paths are made absolute). ``output_dir``
+        defaults to the run folder.
     runs_root
         Where run folders go (default ``runs/`` in the project, or ``VCC_RUNS_DIR``).
     run_dir
@@ -217,6 +276,8 @@ def run_notebook(
     ------
     ParameterError
         Before anything runs.
+    PathNotFoundError
+        Before anything runs, for a given ``*_path`` parameter that does not exist.
     NotebookRunError
         When a cell raised; the partial notebook and ``run.json`` are kept in the run folder.
     """
@@ -224,11 +285,13 @@ def run_notebook(
 
     notebook_path = Path(notebook_path)
     if not notebook_path.is_file():
-        raise FileNotFoundError(f"no notebook at {notebook_path}")
+        raise PathNotFoundError(f"no notebook at {notebook_path}")
     declared = read_parameters(notebook_path)
-    values = validate_parameters(declared, dict(parameters or {}))
-    config.contain_tool_state()
-    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # the kernel's debugger warns about frozen modules
+    values = check_paths(validate_parameters(declared, dict(parameters or {})))
+    contain_tool_state()
+    os.environ.setdefault(
+        "PYDEVD_DISABLE_FILE_VALIDATION", "1"
+    )  # the kernel's debugger warns about frozen modules
     name = notebook_path.stem
     if run_dir is not None:
         target = Path(run_dir)
@@ -299,8 +362,27 @@ def has_outputs(notebook_path: str | Path) -> bool:
 
 def load_parameter_file(path: str | Path) -> dict[str, Any]:
     """Parameters from a YAML file (an empty file means no parameters)."""
-    loaded = yaml.safe_load(Path(path).read_text()) or {}
+    path = Path(path)
+    if not path.is_file():
+        raise PathNotFoundError(f"no parameters file at {path}")
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ParameterError(f"{path} is not valid YAML: {' '.join(str(error).split())}") from error
     if not isinstance(loaded, dict):
         raise ParameterError(f"{path}: a parameters file holds a mapping of name: value")
     return loaded
 
+
+def _check_no_outputs(paths: list[str]) -> int:
+    """Exit status for the pre-commit hook: 1 (naming them) when any of the notebooks carries outputs."""
+    dirty = [path for path in paths if has_outputs(path)]
+    for path in dirty:
+        print(f"{path}: carries outputs; strip them with vcclib.pipeline.notebooks.strip_outputs", file=sys.stderr)
+    return 1 if dirty else 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--check-no-outputs"]:
+        sys.exit(_check_no_outputs(sys.argv[2:]))
+    sys.exit("usage: python -m vcclib.pipeline.notebooks --check-no-outputs NOTEBOOK...")

@@ -10,8 +10,8 @@ exactly.
 >>> split.save("splits/papalexi_unseen_seed0.csv")
 >>> Split.load("splits/papalexi_unseen_seed0.csv").test_groups()
 
-Generators (:func:`list_splits`)
---------------------------------
+Generators (:data:`SPLITS`, :func:`list_splits`)
+------------------------------------------------
 ``unseen_perturbation``
     A seeded fraction of the perturbation labels is held out in every covariate.
 ``covariate_transfer``
@@ -19,26 +19,31 @@ Generators (:func:`list_splits`)
     cells and every other covariate are train (Kang 2018 cell types, McFaline-Figueroa glioma lines).
 ``combo_seen_singles``
     Combinations whose every single perturbation is seen in training (Norman 2019) are the test part.
+
+A new generator is one function ``func(adata, seed=0, **params) -> Split`` decorated with
+``@split_generator(name, description=..., hypothesis=...)`` in :mod:`vcclib.splits.core`.
 """
 
 from vcclib.splits.core import (
     COVARIATE_NONE,
     SPLITS,
     Split,
+    SplitSpec,
     covariate_column,
     group_table,
     list_splits,
     make_split,
-    register_split,
+    split_generator,
 )
 
 __all__ = [
     "COVARIATE_NONE",
     "SPLITS",
     "Split",
+    "SplitSpec",
     "covariate_column",
     "group_table",
     "list_splits",
     "make_split",
-    "register_split",
+    "split_generator",
 ]

@@ -1,4 +1,4 @@
-"""The :class:`Split` object, the split registry and the three generators."""
+"""The :class:`Split` object, the split registry (:data:`SPLITS` of :class:`SplitSpec`) and the three generators."""
 
 from __future__ import annotations
 
@@ -13,31 +13,47 @@ import pandas as pd
 from anndata import AnnData
 
 from vcclib.data.schema import split_targets
+from vcclib.registry import Registry
 
 PARTS = ("train", "val", "test")
 COVARIATE_NONE = "all"
 COLUMNS = ("covariate", "perturbation", "part", "n_cells")
 
-SPLITS: dict[str, Callable[..., Split]] = {}
-_DESCRIPTIONS: dict[str, str] = {}
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """One registered split generator.
+
+    Attributes
+    ----------
+    name
+        The name ``make_split`` takes (``unseen_perturbation``, ...).
+    func
+        ``func(adata, seed=0, **params) -> Split``.
+    description
+        One line: what is held out.
+    hypothesis
+        What a model's score on this split tests.
+    """
+
+    name: str
+    func: Callable[..., Split]
+    description: str
+    hypothesis: str = ""
 
 
-def register_split(name: str, description: str):
-    """Decorator: register a generator ``func(adata, seed, **params) -> Split`` under ``name``."""
+#: Every registered split generator (:class:`SplitSpec`).
+SPLITS: Registry[SplitSpec] = Registry("split")
 
-    def wrap(func):
-        if name in SPLITS:
-            raise ValueError(f"split {name!r} is registered twice")
-        SPLITS[name] = func
-        _DESCRIPTIONS[name] = description
-        return func
 
-    return wrap
+def split_generator(name: str, *, description: str, hypothesis: str = ""):
+    """Decorator: register ``func(adata, seed=0, **params) -> Split`` in :data:`SPLITS` under ``name``."""
+    return SPLITS.decorator(lambda func: SplitSpec(name, func, description, hypothesis))
 
 
 def list_splits() -> pd.DataFrame:
-    """The registered split generators with a one-line description each."""
-    return pd.DataFrame({"name": list(SPLITS), "description": [_DESCRIPTIONS[n] for n in SPLITS]})
+    """The registered split generators: name, description, hypothesis."""
+    return SPLITS.table()
 
 
 def covariate_column(adata: AnnData) -> str | None:
@@ -224,10 +240,12 @@ class Split:
 
 
 def make_split(name: str, adata: AnnData, seed: int = 0, **params: Any) -> Split:
-    """Make the registered split ``name`` of ``adata`` with ``seed``; ``params`` go to the generator."""
-    if name not in SPLITS:
-        raise KeyError(f"no split {name!r}; registered: {list(SPLITS)}")
-    return SPLITS[name](adata, seed=seed, **params)
+    """Make the registered split ``name`` of ``adata`` with ``seed``; ``params`` go to the generator.
+
+    An unknown ``name`` raises :class:`~vcclib.errors.UnknownNameError` (a ``KeyError``) listing the registered
+    splits.
+    """
+    return SPLITS.get(name).func(adata, seed=seed, **params)
 
 
 def _new(name, adata, table, parts, seed, params, column) -> Split:
@@ -253,7 +271,11 @@ def _draw(labels: list[str], fraction: float, rng: np.random.Generator, at_least
     return set(rng.choice(labels, size=n, replace=False).tolist()) if n else set()
 
 
-@register_split("unseen_perturbation", "a seeded fraction of perturbation labels held out in every covariate")
+@split_generator(
+    "unseen_perturbation",
+    description="a seeded fraction of perturbation labels held out in every covariate",
+    hypothesis="a model predicts the effect of a perturbation it has never seen, in any cell line or type",
+)
 def unseen_perturbation(adata: AnnData, seed: int = 0, test_fraction: float = 0.3,
                         val_fraction: float = 0.0) -> Split:
     """Hold out ``test_fraction`` (and ``val_fraction``) of the non-control perturbation labels.
@@ -271,7 +293,11 @@ def unseen_perturbation(adata: AnnData, seed: int = 0, test_fraction: float = 0.
     return _new("unseen_perturbation", adata, table, parts, seed, params, column)
 
 
-@register_split("covariate_transfer", "cell types or lines held out: predict their perturbations from the others")
+@split_generator(
+    "covariate_transfer",
+    description="cell types or lines held out: predict their perturbations from the others",
+    hypothesis="a perturbation's effect measured in some cell types or lines transfers to another",
+)
 def covariate_transfer(adata: AnnData, seed: int = 0, held_out: str = "", n_held_out: int = 1) -> Split:
     """Hold out the perturbed cells of one or more covariate values (cell types or lines).
 
@@ -307,7 +333,11 @@ def covariate_transfer(adata: AnnData, seed: int = 0, held_out: str = "", n_held
     return _new("covariate_transfer", adata, table, parts, seed, {"held_out": ",".join(held)}, column)
 
 
-@register_split("combo_seen_singles", "combinations whose single perturbations were all seen are held out")
+@split_generator(
+    "combo_seen_singles",
+    description="combinations whose single perturbations were all seen are held out",
+    hypothesis="a combination's effect follows from its singles' effects (additively or through interactions)",
+)
 def combo_seen_singles(adata: AnnData, seed: int = 0, test_fraction: float = 1.0) -> Split:
     """Hold out combinations (``A+B``) whose every single (``A``, ``B``) is measured; all singles train.
 

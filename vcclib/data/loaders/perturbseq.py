@@ -19,6 +19,7 @@ from vcclib.data.schema import (
     log1p_normalise,
     looks_like_counts,
 )
+from vcclib.errors import PathNotFoundError
 
 PAPALEXI_CONTROL = "non-targeting"
 SCEPTRE_UMI_FRACTION = 0.8  # sceptre's low-MOI default umi_fraction_threshold
@@ -209,6 +210,63 @@ def load_kang2018(files: dict[str, Path], manifest: Manifest) -> ad.AnnData:
     )
 
 
+#: What a cell without a perturbation label is called when it is kept (``keep_unassigned=True``).
+UNASSIGNED_LABEL = "unassigned"
+#: Labels that mean "no perturbation assigned" (compared case-insensitively after stripping blanks).
+MISSING_LABELS = ("", "nan", "none", "na", "<na>", "null")
+
+
+def unassigned_cells(labels: pd.Series) -> np.ndarray:
+    """True for cells whose perturbation label is missing: NaN/None, or text such as ``""``, ``"nan"``, ``"NA"``.
+
+    Parameters
+    ----------
+    labels
+        One perturbation label per cell, as read from the user's obs column.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+    """
+    text = labels.astype(object).where(labels.notna(), "").astype(str).str.strip().str.lower()
+    return (labels.isna() | text.isin(MISSING_LABELS)).to_numpy()
+
+
+def _library_sizes(adata: ad.AnnData, column: str) -> np.ndarray:
+    """The ``obs[column]`` library sizes, checked: numeric, finite, positive, at least each cell's panel total."""
+    if column not in adata.obs:
+        raise SchemaError(f"library size column {column!r} is not in obs; obs columns: {list(adata.obs.columns)}")
+    sizes = pd.to_numeric(adata.obs[column], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(sizes) | (sizes <= 0)
+    if bad.any():
+        raise SchemaError(f"obs[{column!r}] has {int(bad.sum())} cells with a missing, non-numeric or non-positive library size")
+    panel = np.asarray(adata.X.sum(axis=1)).ravel()
+    short = sizes < panel - 1e-6
+    if short.any():
+        raise SchemaError(
+            f"obs[{column!r}] is smaller than the counts over the measured genes in {int(short.sum())} cells "
+            f"(e.g. {sizes[short][0]:g} < {panel[short][0]:g}); it cannot be those cells' library size"
+        )
+    return sizes
+
+
+def _normalise_by_library_size(adata: ad.AnnData, sizes: np.ndarray, target_sum: float) -> None:
+    """X ← log1p(counts / sizes × target_sum), raw counts kept in ``layers['counts']``.
+
+    scanpy's ``normalize_total`` always divides by the total over the genes in the matrix; a targeted panel needs
+    the library size measured over the whole transcriptome, hence this small kernel.
+    """
+    counts = adata.X.copy()
+    adata.layers["counts"] = counts
+    scale = (target_sum / sizes).astype(np.float64)
+    if sp.issparse(counts):
+        normalised = sp.csr_matrix(sp.diags(scale) @ sp.csr_matrix(counts, dtype=np.float64))
+        normalised.data = np.log1p(normalised.data)
+        adata.X = normalised.astype(np.float32)
+    else:
+        adata.X = np.log1p(np.asarray(counts, dtype=np.float64) * scale[:, None]).astype(np.float32)
+
+
 def from_anndata(
     adata: ad.AnnData,
     *,
@@ -221,43 +279,89 @@ def from_anndata(
     guide_column: str | None = None,
     organism: str = "human",
     x_scale: str | None = None,
+    library_size_column: str | None = None,
+    target_sum: float = 1e4,
+    keep_unassigned: bool = False,
 ) -> ad.AnnData:
     """Map any perturbation AnnData into the schema, refusing bad input with a clear message.
 
     Parameters
     ----------
+    adata
+        The user's data: cells × genes, counts or log1p values.
     perturbation_column
         obs column naming each cell's perturbation (targets joined by ``+`` for combinations).
     control_label
         The value of that column on control cells.
+    dataset, perturbation_type, cell_line, organism
+        Bookkeeping written into obs and ``uns['vcc']``.
+    cell_type_column, guide_column
+        obs columns copied to the schema's ``cell_type`` and ``guide``.
     x_scale
-        ``"counts"`` or ``"log1p"``; guessed from the values when None. Counts are normalised to log1p (the raw
-        counts kept in ``layers['counts']``).
+        ``"counts"`` or ``"log1p"``; guessed from the values when None. Counts are normalised to
+        log1p(counts / library size × ``target_sum``), the raw counts kept in ``layers['counts']``.
+    library_size_column
+        obs column holding each cell's library size (e.g. the whole-transcriptome UMI count of a targeted
+        panel). Used instead of the total over the genes in the file, which for a panel is the panel's own
+        total. Only for counts.
+    target_sum
+        The library size counts are scaled to before log1p.
+    keep_unassigned
+        Cells whose perturbation label is missing (NaN, ``""``, ``"nan"``, ``"NA"`` …) are excluded by default,
+        with a warning giving their number (also in ``uns['vcc']['n_unassigned_excluded']``). True keeps them,
+        labelled :data:`UNASSIGNED_LABEL` and flagged ``obs['is_unassigned']``, so that they are never taken
+        for a perturbation called "nan".
+
+    Returns
+    -------
+    AnnData
+        In the schema; ``uns['vcc']`` records ``n_unassigned_excluded``, ``n_unassigned_kept`` and, for counts,
+        ``library_size`` (which total normalised each cell) and ``target_sum``.
 
     Raises
     ------
     SchemaError
         Missing perturbation column, absent control label (naming the labels that exist), duplicated gene names,
-        negative or non-finite values.
+        negative or non-finite values, an unusable library size column.
     """
     if perturbation_column not in adata.obs:
         raise SchemaError(
             f"perturbation column {perturbation_column!r} is not in obs; obs columns: {list(adata.obs.columns)}"
         )
-    labels = adata.obs[perturbation_column].astype(str)
-    if control_label not in set(labels):
-        present = labels.value_counts()
+    if x_scale not in (None, "counts", "log1p"):
+        raise SchemaError(f"x_scale must be 'counts' or 'log1p', not {x_scale!r}")
+    raw_labels = adata.obs[perturbation_column]
+    unassigned = unassigned_cells(raw_labels)
+    labels = raw_labels.astype(str).str.strip()
+    labels[unassigned] = UNASSIGNED_LABEL
+    if control_label not in set(labels[~unassigned]):
+        present = labels[~unassigned].value_counts()
         shown = ", ".join(f"{name!r} ({n})" for name, n in present.head(15).items())
         more = f" and {len(present) - 15} more" if len(present) > 15 else ""
         raise SchemaError(
             f"control label {control_label!r} is absent from obs[{perturbation_column!r}]; labels there: {shown}{more}"
         )
+    if UNASSIGNED_LABEL in set(labels[~unassigned]):
+        raise SchemaError(f"obs[{perturbation_column!r}] uses {UNASSIGNED_LABEL!r} as a label; vcclib reserves it for cells without one")
     if not adata.var_names.is_unique:
         dupes = adata.var_names[adata.var_names.duplicated()].unique()
         raise SchemaError(f"{len(dupes)} duplicated gene names, e.g. {list(dupes[:5])}; make them unique first")
     check_finite_nonnegative(adata.X, "X")
-    result = adata.copy()
+    n_unassigned = int(unassigned.sum())
+    if n_unassigned and not keep_unassigned:
+        warnings.warn(
+            f"{n_unassigned:,} of {adata.n_obs:,} cells have no label in obs[{perturbation_column!r}] (NaN or "
+            "empty) and were excluded; keep_unassigned=True keeps them as 'unassigned'",
+            UserWarning,
+            stacklevel=2,
+        )
+        result = adata[~unassigned].copy()
+        labels = labels[~unassigned]
+    else:
+        result = adata.copy()
     result.obs["perturbation"] = labels.to_numpy()
+    if keep_unassigned:
+        result.obs["is_unassigned"] = unassigned
     if guide_column:
         result.obs["guide"] = result.obs[guide_column].astype(str)
     if cell_type_column:
@@ -267,14 +371,24 @@ def from_anndata(
     elif cell_line:
         result.obs["cell_line"] = cell_line
     scale = x_scale or ("counts" if looks_like_counts(result.X) else "log1p")
+    library = {}
     if scale == "counts":
-        log1p_normalise(result)
-        normalisation = "log1p(counts / library size × 1e4) computed by vcclib; raw counts in layers['counts']"
-    elif scale == "log1p":
-        normalisation = "log1p values as given by the user"
+        if library_size_column:
+            _normalise_by_library_size(result, _library_sizes(result, library_size_column), target_sum)
+            source = f"obs[{library_size_column!r}]"
+        else:
+            log1p_normalise(result, target_sum=target_sum)
+            source = f"the total over the {result.n_vars:,} genes in the file"
+        normalisation = (
+            f"log1p(counts / library size × {target_sum:g}) computed by vcclib, library size = {source}; "
+            "raw counts in layers['counts']"
+        )
+        library = {"library_size": source, "target_sum": float(target_sum)}
     else:
-        raise ValueError(f"x_scale must be 'counts' or 'log1p', not {scale!r}")
-    return finalize(
+        if library_size_column:
+            raise SchemaError("library_size_column applies to counts; X holds log1p values (x_scale='log1p')")
+        normalisation = "log1p values as given by the user"
+    finalized = finalize(
         result,
         dataset=dataset,
         control_label=control_label,
@@ -283,13 +397,26 @@ def from_anndata(
         organism=organism,
         perturbation_type=perturbation_type,
     )
+    finalized.uns["vcc"].update(
+        perturbation_column=perturbation_column,
+        n_unassigned_excluded=0 if keep_unassigned else n_unassigned,
+        n_unassigned_kept=n_unassigned if keep_unassigned else 0,
+        **library,
+    )
+    return finalized
 
 
 def load_user_h5ad(path: str | Path, *, perturbation_column: str, control_label: str, **options) -> ad.AnnData:
-    """Read the user's own h5ad and map it into the schema (see :func:`from_anndata` for the options)."""
+    """Read the user's own h5ad and map it into the schema (see :func:`from_anndata` for the options).
+
+    Raises
+    ------
+    PathNotFoundError
+        When there is no file at ``path``.
+    """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no h5ad file at {path}")
+        raise PathNotFoundError(f"no h5ad file at {path}")
     options.setdefault("dataset", path.stem)
     return from_anndata(
         ad.read_h5ad(path), perturbation_column=perturbation_column, control_label=control_label, **options
@@ -300,7 +427,8 @@ def load_user_h5ad(path: str | Path, *, perturbation_column: str, control_label:
     "h5ad",
     returns="anndata",
     options=("perturbation_column", "control_label", "dataset", "perturbation_type", "cell_line",
-             "cell_type_column", "guide_column", "organism", "x_scale"),
+             "cell_type_column", "guide_column", "organism", "x_scale", "library_size_column", "target_sum",
+             "keep_unassigned"),
 )
 def load_h5ad_from_manifest(files: dict[str, Path], manifest: Manifest, **options) -> ad.AnnData:
     """Generic loader for a full-scale h5ad dataset; the manifest's ``loader_options`` name its columns."""

@@ -11,9 +11,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from vcclib.baselines import features
-from vcclib.baselines import simple as _simple  # noqa: F401  (registers the simple references first)
-from vcclib.baselines.base import Baseline, register
+from vcclib.models import features
+from vcclib.models.base import Model
+from vcclib.models.baselines import simple as _simple  # noqa: F401  (registers the simple references first)
+from vcclib.models.baselines.forest import ForestArrays
+from vcclib.models.spec import PredictionTask, register_model
+from vcclib.registry import ModelKind
+
+LEARNED = ModelKind.LEARNED
+#: What the feature-based models answer on their own terms: a target (or each target of a combination) that the
+#: embedding covers, seen or not.
+EMBEDDING_TASKS = (PredictionTask.UNSEEN_PERTURBATION, PredictionTask.COMBINATION)
 
 
 def _training_pca(pseudobulk: np.ndarray, n_components: int) -> np.ndarray:
@@ -24,12 +32,24 @@ def _training_pca(pseudobulk: np.ndarray, n_components: int) -> np.ndarray:
     return u[:, :k] * s[:k]
 
 
-@register("linear_go_go", gene_embedding="go", pert_embedding="go", needs=("go",))
-@register("linear_lincs", gene_embedding="pca", pert_embedding="lincs", needs=("lincs",))
-@register("linear_depmap", gene_embedding="pca", pert_embedding="coessentiality", needs=("coessentiality",))
-@register("linear_go", gene_embedding="pca", pert_embedding="go", needs=("go",))
-@register("linear_pca", gene_embedding="pca", pert_embedding="pca")
-class LinearModel(Baseline):
+_LINEAR_SOURCE = "Ahlmann-Eltze, Huber & Anders 2025, Nat. Methods (linear_perturbation_prediction-Paper)"
+
+
+def _linear(name: str, gene: str, pert: str, needs: tuple[str, ...] = ()):
+    """One variant of the linear model (its gene and perturbation embeddings)."""
+    pieces = ["training-PCA" if e == "pca" else e for e in (gene, pert)]
+    return register_model(
+        name, kind=LEARNED, params={"gene_embedding": gene, "pert_embedding": pert}, needs=needs,
+        tasks=EMBEDDING_TASKS, source=_LINEAR_SOURCE,
+        description=f"ridge bilinear Δ = G W P + b; gene embedding {pieces[0]}, perturbation embedding {pieces[1]}")
+
+
+@_linear("linear_go_go", "go", "go", ("go",))
+@_linear("linear_lincs", "pca", "lincs", ("lincs",))
+@_linear("linear_depmap", "pca", "coessentiality", ("coessentiality",))
+@_linear("linear_go", "pca", "go", ("go",))
+@_linear("linear_pca", "pca", "pca")
+class LinearModel(Model):
     """Ahlmann-Eltze, Huber & Anders (2025) linear baseline.
 
     Y (genes × training perturbations) = pseudobulk − control; b = rowMeans(Y); G = gene embedding (training
@@ -39,15 +59,9 @@ class LinearModel(Baseline):
     combination's targets). W = (GᵀG + λI)⁻¹ Gᵀ (Y − b) Pᵀ (PPᵀ + λI)⁻¹, λ = ``ridge``; Δ̂ = G W p + b.
     """
 
-    source = "Ahlmann-Eltze, Huber & Anders 2025, Nat. Methods (linear_perturbation_prediction-Paper)"
-    description = "ridge bilinear model Δ = G W P + b; G, P from training PCA or GO/DepMap/LINCS"
-
-    def __init__(self, name="", gene_embedding="pca", pert_embedding="pca", n_components=10, ridge=0.1, **params):
-        super().__init__(name, gene_embedding=gene_embedding, pert_embedding=pert_embedding,
+    def __init__(self, spec, gene_embedding="pca", pert_embedding="pca", n_components=10, ridge=0.1, **params):
+        super().__init__(spec, gene_embedding=gene_embedding, pert_embedding=pert_embedding,
                          n_components=n_components, ridge=ridge, **params)
-        pieces = ["training-PCA" if gene_embedding == "pca" else gene_embedding,
-                  "training-PCA" if pert_embedding == "pca" else pert_embedding]
-        self.description = f"ridge bilinear Δ = G W P + b; gene embedding {pieces[0]}, perturbation embedding {pieces[1]}"
 
     def _gene_space(self, deltas: pd.DataFrame, covariate: str) -> pd.DataFrame:
         genes = self.var_names
@@ -98,22 +112,26 @@ class LinearModel(Baseline):
         return np.vstack(rows), np.array(flags)
 
 
-@register("knn_text", embedding="text", needs=("text",))
-@register("knn_lincs", embedding="lincs", needs=("lincs",))
-@register("knn_depmap", embedding="coessentiality", needs=("coessentiality",))
-@register("knn_go", embedding="go", needs=("go",))
-class NearestNeighbours(Baseline):
+def _knn(name: str, embedding: str, k: int = 3, extra: str | None = None):
+    """One variant of the nearest-neighbour model (its embedding)."""
+    return register_model(
+        name, kind=LEARNED, params={"embedding": embedding}, needs=(embedding,), extra=extra, tasks=EMBEDDING_TASKS,
+        source="vcclib (kNN over prior-knowledge gene embeddings)",
+        description=f"mean Δ of the {k} training perturbations nearest in the {embedding} embedding (cosine)")
+
+
+@_knn("knn_text", "text", extra="text")
+@_knn("knn_lincs", "lincs")
+@_knn("knn_depmap", "coessentiality")
+@_knn("knn_go", "go")
+class NearestNeighbours(Model):
     """The mean Δ of the ``k`` training perturbations whose targets are nearest (cosine) in a gene embedding.
 
     A combination is embedded as the sum of its targets' embeddings. Ours to define (no peer has it).
     """
 
-    source = "vcclib (kNN over prior-knowledge gene embeddings)"
-    description = "mean Δ of the k most similar training perturbations (cosine over GO/DepMap/LINCS/text embedding)"
-
-    def __init__(self, name="", embedding="go", k=3, **params):
-        super().__init__(name, embedding=embedding, k=k, **params)
-        self.description = f"mean Δ of the {k} training perturbations nearest in the {embedding} embedding (cosine)"
+    def __init__(self, spec, embedding="go", k=3, **params):
+        super().__init__(spec, embedding=embedding, k=k, **params)
 
     def _embed(self, perturbations) -> pd.DataFrame:
         table = features.perturbation_embedding(perturbations, self.params["embedding"])
@@ -142,22 +160,24 @@ class NearestNeighbours(Baseline):
         return np.vstack(rows), np.array(flags)
 
 
-@register("random_forest")
-class RandomForest(Baseline):
+@register_model("random_forest", kind=LEARNED, needs=("go", "coessentiality", "depmap", "lincs"),
+                tasks=EMBEDDING_TASKS, test_params={"n_estimators": 5},
+                source="vcclib (random forest on crafted perturbation features)",
+                description="random forest: Δ ~ GO + DepMap essentiality/co-essentiality + LINCS + target "
+                "expression in control")
+class RandomForest(Model):
     """A random forest regressing each perturbation's Δ (all genes, multi-output) on crafted features.
 
-    Features (:func:`vcclib.baselines.features.crafted_features`): GO, co-essentiality, DepMap Chronos and LINCS
+    Features (:func:`vcclib.models.features.crafted_features`): GO, co-essentiality, DepMap Chronos and LINCS
     embeddings of the targets, DepMap common-essential count, number of targets, and the target's expression in
     control cells. Ours to define (no peer has it). A query no source covers is flagged as fallback (its
-    prediction is still the forest's output for all-zero features).
+    prediction is still the forest's output for all-zero features). The fitted forest is kept as its trees'
+    arrays (:class:`~vcclib.models.baselines.forest.ForestArrays`), which predict exactly what scikit-learn's
+    forest does and are stored without pickling.
     """
 
-    source = "vcclib (random forest on crafted perturbation features)"
-    description = "random forest: Δ ~ GO + DepMap essentiality/co-essentiality + LINCS + target expression in control"
-    needs = ("go", "coessentiality", "depmap", "lincs")
-
-    def __init__(self, name="", n_estimators=200, seed=0, **params):
-        super().__init__(name, n_estimators=n_estimators, seed=seed, **params)
+    def __init__(self, spec, n_estimators=200, seed=0, **params):
+        super().__init__(spec, n_estimators=n_estimators, seed=seed, **params)
 
     def _features(self, covariate, perturbations):
         control = pd.Series(self.control_mean(covariate), index=self.var_names)
@@ -173,7 +193,7 @@ class RandomForest(Baseline):
         forest = RandomForestRegressor(n_estimators=int(self.params["n_estimators"]), max_features=0.5,
                                        random_state=int(self.params["seed"]), n_jobs=1)
         forest.fit(X.to_numpy(), deltas.to_numpy())
-        return {"forest": forest, "columns": X.columns}
+        return {"forest": ForestArrays.from_sklearn(forest).to_state(), "columns": X.columns}
 
     def _predict_delta(self, covariate, perturbations):
         model = self.context(covariate, self._build)
@@ -182,4 +202,5 @@ class RandomForest(Baseline):
         X = self._features(covariate, perturbations).reindex(columns=model["columns"], fill_value=0.0)
         covered = [c for c in X.columns if c.endswith("_covered") or c == "target_measured"]
         flags = (X[covered].sum(axis=1) == 0).to_numpy() if covered else np.zeros(len(X), bool)
-        return model["forest"].predict(X.to_numpy()).reshape(len(X), -1), flags
+        forest = ForestArrays.from_state(model["forest"])
+        return forest.predict(X.to_numpy()).reshape(len(X), -1), flags

@@ -1,16 +1,22 @@
-"""One interface for baselines and models: ``fit`` on the training part, ``predict`` the held-out groups.
+"""One base class for baselines and models: ``fit`` on the training part, ``predict`` the held-out groups,
+``save``/``load`` in safe files.
 
 A prediction is an AnnData in the project's schema (:mod:`vcclib.data.schema`), one row per predicted cell,
-``X`` on the training data's scale (log1p). Baselines whose output is ``pseudobulk`` predict one mean profile per
+``X`` on the training data's scale (log1p). Models whose output is ``pseudobulk`` predict one mean profile per
 group and repeat it ``n_cells`` times (as cell-eval's VCC baseline does), so every prediction can be scored by
-cell-level metrics; ``cells`` baselines return real cells. ``obs['vcc_fallback']`` marks groups that a baseline
-could not predict on its own terms (e.g. a target without an embedding) and filled with its fallback, the mean of
-the training perturbations' mean effects.
+cell-level metrics; ``cells`` models return real cells. ``obs['vcc_fallback']`` marks groups that a model could
+not predict on its own terms (e.g. a target without an embedding) and filled with its fallback, the mean of the
+training perturbations' mean effects.
+
+A fitted model is saved as a directory of JSON and ``.npz`` (:mod:`vcclib.models.storage`): the training
+statistics, every fitted sub-model as arrays, never a pickled object. Prior-knowledge feature tables are not
+stored; they are re-derived from the verified data files when a loaded model embeds a query.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,32 +24,12 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from vcclib.data.schema import SchemaError, validate
+from vcclib.models import storage
+from vcclib.models.spec import MODELS, ModelSpec
 from vcclib.splits import COVARIATE_NONE, covariate_column
 
-SIDES = ("MIN", "MAX")
-OUTPUTS = ("pseudobulk", "cells")
 QUERY_COLUMNS = ("covariate", "perturbation", "n_cells")
-
-BASELINES: dict[str, type[Baseline]] = {}
-_PARAMS: dict[str, dict[str, Any]] = {}
-
-
-def register(name: str, **params: Any):
-    """Class decorator: register a baseline class under ``name`` with fixed constructor ``params``.
-
-    One class may be registered under several names (variants), each with its own parameters; the class's
-    metadata (side, output, source, description) is declared once on the class or overridden per variant through
-    ``params`` keys ``side``, ``output``, ``source``, ``description``, ``needs``, ``halves``.
-    """
-
-    def wrap(cls):
-        if name in BASELINES:
-            raise ValueError(f"baseline {name!r} is registered twice")
-        BASELINES[name] = cls
-        _PARAMS[name] = dict(params)
-        return cls
-
-    return wrap
+POOLED = "__pooled__"  # the context key of covariates without training perturbations of their own
 
 
 def _as_dense(matrix) -> np.ndarray:
@@ -73,45 +59,66 @@ def group_means(adata: AnnData, column: str | None) -> pd.DataFrame:
     return frame.sort_index()
 
 
-class Baseline:
-    """Base class of every baseline (and model): ``fit(train)`` then ``predict(query)``.
+class Model:
+    """Base class of every baseline and model: ``fit(train)``, ``predict(query)``, ``save(dir)``/``load(dir)``.
 
-    Subclasses set the class metadata and implement :meth:`_predict_delta` (a mean effect Δ per query, added to
-    the query covariate's control mean), or override :meth:`predict` for cell-level outputs.
+    Built from its registered :class:`~vcclib.models.spec.ModelSpec` (``get_model(name)``), which holds its
+    metadata. Subclasses implement :meth:`_predict_delta` (a mean effect Δ per query, added to the query
+    covariate's control mean), or override :meth:`predict` for cell-level outputs. A subclass with fitted
+    sub-models builds them per covariate in ``_build(covariate)`` (a dict of arrays, DataFrames and numbers, or
+    None), cached by :meth:`context` and stored by :meth:`save`; other fitted state goes through
+    :meth:`_extra_state` / :meth:`_set_extra_state`.
 
-    Attributes
+    Parameters
     ----------
-    side
-        ``MIN`` (a floor a model must beat) or ``MAX`` (a ceiling no model should reach).
-    output
-        ``pseudobulk`` (one profile per group, repeated per cell) or ``cells`` (real cells).
-    source
-        Where the method comes from (paper or package), for the chapter's tables.
-    needs
-        External feature sources the baseline reads (``go``, ``depmap``, ``coessentiality``, ``lincs``, ``text``).
-    halves
-        MAX baselines that read held-out cells: ``random`` (technical duplicate) or an obs column
-        (``replicate``: the biological replicate); ``None`` for baselines that see training data only.
+    spec
+        The registered spec (name, kind, output, needs, halves, ...).
+    **params
+        The variant's constructor parameters (stored in :attr:`params` and in the saved model).
     """
 
-    side: ClassVar[str] = "MIN"
-    output: ClassVar[str] = "pseudobulk"
-    source: ClassVar[str] = ""
-    description: ClassVar[str] = ""
-    needs: ClassVar[tuple[str, ...]] = ()
-    halves: ClassVar[str | None] = None
-
-    def __init__(self, name: str = "", **params: Any):
-        self.name = name or type(self).__name__
-        meta = {k: params.pop(k) for k in ("side", "output", "source", "description", "needs", "halves") if k in params}
-        for key, value in meta.items():
-            setattr(self, key, value)
+    def __init__(self, spec: ModelSpec, **params: Any):
+        self.spec = spec
+        self.name = spec.name
         self.params = params
         self.fitted = False
 
+    # --- metadata (from the spec) ------------------------------------------------------------------------
+    @property
+    def kind(self):
+        return self.spec.kind
+
+    @property
+    def side(self):
+        return self.spec.side
+
+    @property
+    def output(self):
+        return self.spec.output
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return self.spec.needs
+
+    @property
+    def halves(self) -> str | None:
+        return self.spec.halves
+
+    @property
+    def source(self) -> str:
+        return self.spec.source
+
+    @property
+    def description(self) -> str:
+        return self.spec.description
+
     # --- fitting -----------------------------------------------------------------------------------------
-    def fit(self, train: AnnData, *, heldout: AnnData | None = None) -> Baseline:
-        """Learn from the training cells (controls included); MAX baselines also get ``heldout`` query cells."""
+    def fit(self, train: AnnData, *, val: AnnData | None = None, heldout: AnnData | None = None) -> Model:
+        """Learn from the training cells (controls included).
+
+        ``val`` is a validation part (baselines ignore it); MAX references also get ``heldout``, the query half
+        of the held-out cells.
+        """
         meta = dict(train.uns.get("vcc", {}))
         if "control_label" not in meta:
             raise SchemaError("training data lack uns['vcc']['control_label']")
@@ -159,9 +166,12 @@ class Baseline:
         deltas = self.training_deltas(covariate)
         return deltas.mean(axis=0).to_numpy() if len(deltas) else np.zeros(len(self.var_names))
 
+    def _context_key(self, covariate: str) -> str:
+        return covariate if (self.deltas.index.get_level_values("covariate") == covariate).any() else POOLED
+
     def context(self, covariate: str, build):
         """Per-covariate cache for fitted sub-models (``build(covariate)`` is called once)."""
-        key = covariate if (self.deltas.index.get_level_values("covariate") == covariate).any() else "__pooled__"
+        key = self._context_key(covariate)
         if key not in self._context_cache:
             self._context_cache[key] = build(covariate)
         return self._context_cache[key]
@@ -225,11 +235,12 @@ class Baseline:
         return validate(result)
 
     def metadata(self) -> dict[str, Any]:
-        """Name, side, output, source and parameters, stored in ``uns['vcc']['prediction']``."""
+        """Name, kind, side, output, source and parameters, stored in ``uns['vcc']['prediction']``."""
         return {
             "model": self.name,
-            "side": self.side,
-            "output": self.output,
+            "kind": self.kind.value,
+            "side": self.side.value,
+            "output": self.output.value,
             "source": self.source,
             "needs": list(self.needs),
             "halves": self.halves,
@@ -239,6 +250,70 @@ class Baseline:
     def _check_fitted(self):
         if not self.fitted:
             raise RuntimeError(f"{self.name}: call fit() before predict()")
+
+    # --- files -------------------------------------------------------------------------------------------
+    def fit_all_contexts(self) -> None:
+        """Build the fitted sub-model of every covariate with control cells (what :meth:`save` stores)."""
+        build = getattr(self, "_build", None)
+        if build is None:
+            return
+        for covariate in self.control_means.index:
+            self.context(str(covariate), build)
+
+    def _extra_state(self) -> dict[str, Any]:
+        """Subclass state beyond the common statistics and the contexts (arrays, frames, numbers, labels)."""
+        return {}
+
+    def _set_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`_extra_state` returned."""
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the fitted model to ``directory`` (``model.json`` + ``arrays.npz``; no pickle).
+
+        Every covariate's sub-model is fitted first, so the loaded model predicts exactly what this one does.
+        A directory that already holds a model is refused.
+        """
+        self._check_fitted()
+        self.fit_all_contexts()
+        from vcclib import __version__
+
+        header = {"model": self.name, "class": self.spec.cls, "params": self.params, "vcclib": __version__}
+        state = {
+            "control_label": self.control_label,
+            "covariate_column": self.covariate_column,
+            "var_names": self.var_names,
+            "uns_vcc": self.uns_vcc,
+            "perturbation_type": self.perturbation_type,
+            "control_means": self.control_means,
+            "deltas": self.deltas,
+            "train_counts": self.train_counts,
+            "contexts": self._context_cache,
+            "extra": self._extra_state(),
+        }
+        try:
+            return storage.write(directory, header, state)
+        except TypeError as error:
+            raise storage.ModelFileError(f"{self.name}: its fitted state cannot be stored safely ({error})") from None
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Model:
+        """The fitted model saved in ``directory`` by :meth:`save` (its registered class, its parameters)."""
+        header, state = storage.read(directory)
+        spec = MODELS.get(header["model"])
+        if spec.cls != header["class"]:
+            raise storage.ModelFileError(f"{directory}: model {spec.name!r} is now {spec.cls}, "
+                                         f"the file was written by {header['class']}")
+        model = spec.create(**header["params"])
+        if not isinstance(model, cls):
+            raise storage.ModelFileError(f"{directory} holds a {type(model).__name__}, not a {cls.__name__}")
+        for key in ("control_label", "covariate_column", "uns_vcc", "perturbation_type", "control_means",
+                    "deltas", "train_counts"):
+            setattr(model, key, state[key])
+        model.var_names = pd.Index(state["var_names"])
+        model._context_cache = dict(state["contexts"])
+        model._set_extra_state(state["extra"])
+        model.fitted = True
+        return model
 
 
 def normalise_query(query: pd.DataFrame) -> pd.DataFrame:
@@ -279,20 +354,3 @@ def with_controls(prediction: AnnData, controls: AnnData) -> AnnData:
     combined.obs["vcc_fallback"] = combined.obs["vcc_fallback"].astype(bool)
     combined.uns["vcc"] = dict(prediction.uns["vcc"])
     return validate(combined)
-
-
-def get_baseline(name: str, **params: Any) -> Baseline:
-    """A fresh, unfitted instance of the registered baseline ``name`` (``params`` override its defaults)."""
-    if name not in BASELINES:
-        raise KeyError(f"no baseline {name!r}; registered: {sorted(BASELINES)}")
-    return BASELINES[name](name=name, **{**_PARAMS[name], **params})
-
-
-def list_baselines() -> pd.DataFrame:
-    """Every registered baseline with its side, output, source, needs and description."""
-    rows = []
-    for name in BASELINES:
-        model = get_baseline(name)
-        rows.append({"name": name, "side": model.side, "output": model.output, "needs": ",".join(model.needs),
-                     "halves": model.halves or "", "source": model.source, "description": model.description})
-    return pd.DataFrame(rows)

@@ -1,4 +1,4 @@
-"""Fit a baseline on a split's training part and predict its held-out part, with the matching real cells.
+"""Fit a model on a split's training part and predict its held-out part, with the matching real cells.
 
 The scored reference ("real") and the prediction always share the same real control cells, so Δ-based
 metrics see the same control on both sides.
@@ -6,7 +6,7 @@ metrics see the same control on both sides.
 Two ways to choose the real cells a prediction is scored on (``score_on``):
 
 ``all``
-    every held-out cell (what ``vcc predict`` writes for a MIN baseline by default);
+    every held-out cell (what ``vcc predict`` writes for a MIN reference or learned model by default);
 ``half``
     the held-out cells are halved per group (``halves="random"``: technical duplicate) or by replicate
     (``halves="replicate"``), with :func:`vcclib.splits.core.reference_halves`. Half ``A`` is given only to MAX
@@ -19,22 +19,23 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from vcclib.baselines import features
-from vcclib.baselines.base import BASELINES, covariates_of, get_baseline, with_controls
+from vcclib.models import features
+from vcclib.models.base import Model, covariates_of, with_controls
+from vcclib.models.spec import MODELS, get_model
 from vcclib.splits import Split
 from vcclib.splits.core import reference_halves
 
 
 def available(names=None, *, halves: str | None = "random") -> list[str]:
-    """Registered baselines whose feature sources can be built here (and, for MAX references, whose halving
+    """Registered models whose feature sources can be built here (and, for MAX references, whose halving
     matches ``halves``; ``halves=None`` keeps every MAX reference)."""
-    names = list(BASELINES) if names is None else list(names)
+    names = MODELS.names() if names is None else list(names)
     result = []
     for name in names:
-        model = get_baseline(name)
-        if any(not features.is_available(source) for source in model.needs):
+        spec = MODELS.get(name)
+        if any(not features.is_available(source) for source in spec.needs):
             continue
-        if model.halves is not None and halves is not None and model.halves != halves:
+        if spec.halves is not None and halves is not None and spec.halves != halves:
             continue
         result.append(name)
     return result
@@ -73,38 +74,24 @@ def held_out_halves(adata: AnnData, split: Split, *, seed: int = 0, halves: str 
     return reference_halves(obs, seed=seed, by=by, group_columns=("covariate", "perturbation"))
 
 
-def fit_predict(
-    name: str,
-    adata: AnnData,
-    split: Split,
-    *,
-    score_on: str = "half",
-    halves: str = "random",
-    seed: int = 0,
-    model=None,
-    **params,
-) -> tuple[AnnData, AnnData]:
-    """Fit baseline ``name`` on ``split``'s training cells; predict the held-out groups.
+def scored_parts(
+    model: Model, adata: AnnData, split: Split, *, score_on: str = "half", halves: str = "random", seed: int = 0
+) -> tuple[AnnData, AnnData | None]:
+    """The real held-out cells ``model`` is scored on and the query half it may read (MAX references only).
 
-    Returns
-    -------
-    (prediction, real)
-        Both carry the real control cells of the held-out covariates after their predicted/real cells, so they
-        are ready for :func:`vcclib.metrics.evaluate`. ``real`` is half ``B`` (``score_on="half"``) or every
-        held-out cell (``score_on="all"``, MIN baselines only). ``prediction.obs['vcc_fallback']`` flags groups
-        the baseline filled with its fallback.
+    ``score_on="half"``: the held-out cells are halved (``halves``, seeded); half ``B`` is scored and half ``A``
+    is returned as the query half for a MAX reference (None for the others). ``score_on="all"``: every held-out
+    cell is scored (not for MAX references).
     """
-    model = model if model is not None else get_baseline(name, **params)
-    train = split.subset(adata, "train")
     test_mask = split.mask(adata, "test")
     if not test_mask.any():
         raise ValueError(f"split {split.name!r} holds out no cells of these data")
     test = adata[test_mask]
     if model.halves is not None and score_on != "half":
-        raise ValueError(f"{name} is a MAX reference: it needs score_on='half'")
+        raise ValueError(f"{model.name} is a MAX reference: it needs score_on='half'")
     if score_on == "half":
         if model.halves is not None and model.halves != halves:
-            raise ValueError(f"{name} needs halves={model.halves!r}, not {halves!r}")
+            raise ValueError(f"{model.name} needs halves={model.halves!r}, not {halves!r}")
         half = held_out_halves(adata, split, seed=seed, halves=halves)
         real = test[(half == "B").to_numpy()].copy()
         query_half = test[(half == "A").to_numpy()].copy()
@@ -112,7 +99,13 @@ def fit_predict(
         real, query_half = test.copy(), None
     else:
         raise ValueError("score_on must be 'half' or 'all'")
-    model.fit(train, heldout=query_half if model.halves is not None else None)
+    return real, (query_half if model.halves is not None else None)
+
+
+def predict_scored(model: Model, adata: AnnData, split: Split, real: AnnData, *, score_on: str, halves: str,
+                   seed: int) -> tuple[AnnData, AnnData]:
+    """A fitted model's prediction of the groups of ``real`` and ``real`` itself, each followed by the same real
+    control cells of the held-out covariates (ready for :func:`vcclib.metrics.evaluate`)."""
     covariates = covariates_of(real, split.covariate_column)
     query = (pd.DataFrame({"covariate": covariates, "perturbation": real.obs["perturbation"].astype(str).to_numpy()})
              .value_counts().rename("n_cells").reset_index().sort_values(["covariate", "perturbation"]))
@@ -122,6 +115,34 @@ def fit_predict(
     controls = split.controls(adata, sorted(set(covariates)))
     real_out = with_controls(_as_prediction_like(real, model), controls)
     return with_controls(prediction, controls), real_out
+
+
+def fit_predict(
+    name: str,
+    adata: AnnData,
+    split: Split,
+    *,
+    score_on: str = "half",
+    halves: str = "random",
+    seed: int = 0,
+    model: Model | None = None,
+    **params,
+) -> tuple[AnnData, AnnData]:
+    """Fit model ``name`` on ``split``'s training cells; predict the held-out groups.
+
+    Returns
+    -------
+    (prediction, real)
+        Both carry the real control cells of the held-out covariates after their predicted/real cells, so they
+        are ready for :func:`vcclib.metrics.evaluate`. ``real`` is half ``B`` (``score_on="half"``) or every
+        held-out cell (``score_on="all"``, not for MAX references). ``prediction.obs['vcc_fallback']`` flags
+        groups the model filled with its fallback.
+    """
+    model = model if model is not None else get_model(name, **params)
+    train = split.subset(adata, "train")
+    real, query_half = scored_parts(model, adata, split, score_on=score_on, halves=halves, seed=seed)
+    model.fit(train, heldout=query_half)
+    return predict_scored(model, adata, split, real, score_on=score_on, halves=halves, seed=seed)
 
 
 def _as_prediction_like(real: AnnData, model) -> AnnData:

@@ -31,10 +31,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from vcclib.errors import VccError
+
 SOURCES = ("go", "depmap", "coessentiality", "lincs", "text")
 
 
-class FeatureUnavailable(RuntimeError):
+class FeatureUnavailable(VccError, RuntimeError):
     """A feature source cannot be built here (missing optional package or data)."""
 
 

@@ -1,5 +1,6 @@
-"""Run every baseline on every split of the embedded Perturb-seq data, score them, and place each score between
-the MIN and MAX references. The logic behind the "Metrics and baselines" chapter.
+"""Run every baseline on every task (dataset × split, declared in ``tasks.yaml``) of the embedded Perturb-seq
+data, score them, and place each score between the MIN and MAX references. The logic behind the "Metrics and
+baselines" chapter.
 
 Conventions (stated once, used throughout)
 ------------------------------------------
@@ -17,73 +18,27 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from vcclib.baselines.base import get_baseline, group_means
-from vcclib.baselines.runner import available, fit_predict, subsample
+from vcclib.models.base import group_means
+from vcclib.models.runner import available, fit_predict, subsample
+from vcclib.models.spec import MODELS, get_model
+from vcclib.models.tasks import Task, default_tasks
+from vcclib.registry import ModelKind
 from vcclib.splits import covariate_column, make_split
 
-#: Metrics that compare a perturbation with the others (ranks, clusters, correlations across perturbations,
-#: perturbed references); undefined when an evaluation group holds fewer than three perturbations (Kang: one).
-NEEDS_SEVERAL = (
-    "discrimination_score_l1", "discrimination_score_l2", "discrimination_score_cosine", "clustering_agreement",
-    "pearson_edistance", "de_spearman_sig", "systema_centroid_accuracy", "systema_pearson_delta_pert",
-    "systema_pearson_delta_pert_de20", "perturbench_rmse_rank", "perturbench_cosine_rank", "dbd_wmse",
-    "dbd_r2w_delta", "systematic_variation",
-)
-
-#: The replicate-halved task re-scores only these (the others are scored on the random halves).
-REPLICATE_TASK_BASELINES = ("control_mean", "perturbed_mean", "celleval_mean", "linear_go", "random_forest",
-                            "replicate")
+__all__ = [
+    "MAX_ANCHOR", "MIN_ANCHOR", "Task", "default_tasks", "evaluate_by_covariate", "headline", "load_task_data",
+    "mean_scores", "placement", "placement_matrix", "run_task", "scored_metrics", "separation",
+    "systematic_variation",
+]
 
 MIN_ANCHOR = "perturbed_mean"
 MAX_ANCHOR = "technical_duplicate"
-
-
-@dataclass
-class Task:
-    """One dataset (with loader options) × one split × one way of halving the held-out cells."""
-
-    dataset: str
-    split: str
-    options: dict[str, Any] = field(default_factory=dict)
-    split_params: dict[str, Any] = field(default_factory=dict)
-    halves: str = "random"
-    label: str = ""
-    baselines: tuple[str, ...] | None = None
-
-    def __post_init__(self):
-        if not self.label:
-            study = self.options.get("study", "")
-            short = self.dataset.split("_")[0] + (f"[{study}]" if study else "")
-            suffix = "" if self.halves == "random" else f"/{self.halves}"
-            self.label = f"{short}:{self.split}{suffix}"
-
-
-def default_tasks(datasets=("papalexi2021_eccite_lowmoi", "norman2019_mcfaline2024_devel", "kang2018_ifnb_pbmc")
-                  ) -> list[Task]:
-    """The chapter's tasks on the embedded Perturb-seq data (a dataset id not listed here gets
-    ``unseen_perturbation``)."""
-    tasks: list[Task] = []
-    for dataset in datasets:
-        if dataset == "papalexi2021_eccite_lowmoi":
-            tasks += [Task(dataset, "unseen_perturbation", split_params={"test_fraction": 0.3}),
-                      Task(dataset, "unseen_perturbation", split_params={"test_fraction": 0.3}, halves="replicate",
-                           baselines=REPLICATE_TASK_BASELINES)]
-        elif dataset == "norman2019_mcfaline2024_devel":
-            tasks += [Task(dataset, "unseen_perturbation", {"study": "norman19"}, {"test_fraction": 0.3}),
-                      Task(dataset, "combo_seen_singles", {"study": "norman19"}),
-                      Task(dataset, "covariate_transfer", {"study": "mcfaline23"})]
-        elif dataset == "kang2018_ifnb_pbmc":
-            tasks += [Task(dataset, "covariate_transfer", split_params={"n_held_out": 3})]
-        else:
-            tasks += [Task(dataset, "unseen_perturbation", split_params={"test_fraction": 0.3})]
-    return tasks
 
 
 def load_task_data(task: Task, max_cells_per_perturbation: int = 0, seed: int = 0) -> AnnData:
@@ -98,10 +53,11 @@ def evaluate_by_covariate(prediction: AnnData, real: AnnData, column: str | None
                           control: str, metrics=None) -> pd.DataFrame:
     """:func:`vcclib.metrics.evaluate` per covariate value (each with its own control cells), stacked.
 
-    Returns one row per (covariate, perturbation) with a column per metric. A covariate with fewer than three
-    perturbations is scored without the metrics in :data:`NEEDS_SEVERAL` (they stay NaN there).
+    Returns one row per (covariate, perturbation) with a column per metric. A covariate with fewer perturbations
+    than a metric's ``min_perturbations`` (3 for metrics that compare a perturbation with the others) is scored
+    without that metric (it stays NaN there).
     """
-    from vcclib.metrics import evaluate
+    from vcclib.metrics import METRICS, evaluate
     from vcclib.metrics.profiles import resolve
 
     frames = []
@@ -114,8 +70,7 @@ def evaluate_by_covariate(prediction: AnnData, real: AnnData, column: str | None
             ref = real[(real.obs[column].astype(str) == value).to_numpy()]
         names = list(resolve(profile, metrics))
         n_perts = ref.obs.loc[ref.obs["perturbation"].astype(str) != control, "perturbation"].nunique()
-        if n_perts < 3:
-            names = [n for n in names if n not in NEEDS_SEVERAL]
+        names = [n for n in names if METRICS.get(n).min_perturbations <= n_perts]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             result = evaluate(pred, ref, pert_col="perturbation", control=control, metrics=names)
@@ -127,7 +82,7 @@ def evaluate_by_covariate(prediction: AnnData, real: AnnData, column: str | None
 
 def run_task(task: Task, *, baselines=None, seed: int = 0, profile: str = "full",
              max_cells_per_perturbation: int = 0, metrics=None, adata: AnnData | None = None) -> pd.DataFrame:
-    """Fit and score every baseline (``baselines``, else the task's list, else all available) on one task.
+    """Fit and score every baseline (``baselines``, else the task's models, else all available) on one task.
 
     Returns
     -------
@@ -138,11 +93,11 @@ def run_task(task: Task, *, baselines=None, seed: int = 0, profile: str = "full"
     """
     adata = load_task_data(task, max_cells_per_perturbation, seed) if adata is None else adata
     split = make_split(task.split, adata, seed=seed, **task.split_params)
-    names = available(baselines if baselines is not None else task.baselines, halves=task.halves)
+    names = available(baselines if baselines is not None else task.models, halves=task.halves)
     control = str(adata.uns["vcc"]["control_label"])
     frames = []
     for name in names:
-        model = get_baseline(name)
+        model = get_model(name)
         start = time.perf_counter()
         try:
             prediction, real = fit_predict(name, adata, split, score_on="half", halves=task.halves, seed=seed,
@@ -160,7 +115,7 @@ def run_task(task: Task, *, baselines=None, seed: int = 0, profile: str = "full"
         long = scores.melt(id_vars=["covariate", "perturbation"], var_name="metric", value_name="value")
         long["fallback"] = [fallback.get((c, p), np.nan) for c, p in zip(long["covariate"], long["perturbation"])]
         long.insert(0, "baseline", name)
-        long.insert(1, "side", model.side)
+        long.insert(1, "side", model.side.value)
         long["seconds"] = seconds
         frames.append(long)
     table = pd.concat(frames, ignore_index=True)
@@ -179,22 +134,16 @@ def mean_scores(long: pd.DataFrame) -> pd.DataFrame:
 
 
 def _higher_is_better(metric: str) -> bool:
-    try:
-        from vcclib.metrics import REGISTRY
+    from vcclib.metrics import METRICS
 
-        return bool(REGISTRY[metric].higher_is_better)
-    except (ImportError, KeyError, AttributeError):
-        return not any(metric.startswith(p) for p in ("mae", "mse", "rmse", "wmse", "edistance"))
+    return bool(METRICS.get(metric).higher_is_better)
 
 
 def scored_metrics(names) -> list[str]:
     """The metrics among ``names`` that have a best value (descriptive ones such as DE-gene counts dropped)."""
-    try:
-        from vcclib.metrics import REGISTRY
-    except ImportError:  # pragma: no cover
-        return list(names)
-    return [n for n in names if n in REGISTRY and REGISTRY[n].best_value is not None
-            and not pd.isna(REGISTRY[n].best_value)]
+    from vcclib.metrics import METRICS
+
+    return [n for n in names if n in METRICS and METRICS.get(n).scored]
 
 
 def _max_anchor_of(long: pd.DataFrame) -> pd.Series:
@@ -320,8 +269,7 @@ def headline(long: pd.DataFrame, placed: pd.DataFrame, separated: pd.DataFrame,
         top = rows.loc[rows.groupby("task")["placement"].idxmax()]
         best[metric] = {t: {"baseline": b, "placement": round(float(p), 3), "score": round(float(s), 4)}
                         for t, b, p, s in zip(top["task"], top["baseline"], top["placement"], top["score"])}
-    learned = minimum[~minimum["baseline"].isin(["control_mean", "perturbed_mean_pooled", "celleval_mean",
-                                                  "seen_delta"])]
+    learned = minimum[minimum["baseline"].map(lambda b: b in MODELS and MODELS.get(b).kind is ModelKind.LEARNED)]
     beats_mean = (learned.dropna(subset=["placement"]).assign(win=lambda f: f["placement"] > 0)
                   .groupby("metric")["win"].mean())
     by_task = {}

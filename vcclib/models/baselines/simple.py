@@ -3,70 +3,75 @@ additive combinations) and the MAX references (technical duplicate, biological r
 
 Conventions: every mean is over log1p-normalised cells (pseudobulk = mean of log1p); a prediction for covariate
 ``c`` is ``control mean of c + Δ``; Δ is learnt from ``c``'s own training perturbations when it has any, else from
-the other covariates (see :meth:`Baseline.training_deltas`).
+the other covariates (see :meth:`Model.training_deltas`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from anndata import AnnData
 
-from vcclib.baselines.base import Baseline, normalise_query, register
 from vcclib.data.schema import split_targets
+from vcclib.models.base import Model, _as_dense, covariates_of, normalise_query
+from vcclib.models.spec import ModelOutput, PredictionTask, register_model
+from vcclib.registry import ModelKind
+
+MIN = ModelKind.MIN_REFERENCE
+MAX = ModelKind.MAX_REFERENCE
 
 
-@register("control_mean")
-class ControlMean(Baseline):
+@register_model("control_mean", kind=MIN, source="the 'no change' reference (every benchmark)",
+                description="control mean of the query's cell type/line; Δ = 0")
+class ControlMean(Model):
     """Predict no change: every perturbation gets its covariate's control mean (Δ = 0)."""
-
-    source = "the 'no change' reference (every benchmark)"
-    description = "control mean of the query's cell type/line; Δ = 0"
 
     def _predict_delta(self, covariate, perturbations):
         return np.zeros((len(perturbations), len(self.var_names))), np.zeros(len(perturbations), bool)
 
 
-@register("perturbed_mean_pooled")
-class PooledPerturbedMean(Baseline):
+@register_model("perturbed_mean_pooled", kind=MIN,
+                source="Systema (Viñas Torné et al. 2025): mean of all perturbed cells",
+                description="control mean + (pooled perturbed cells' mean − control mean); large perturbations "
+                "weigh by cells")
+class PooledPerturbedMean(Model):
     """The mean over all perturbed training cells pooled (Systema's perturbed centroid)."""
 
-    source = "Systema (Viñas Torné et al. 2025): mean of all perturbed cells"
-    description = "control mean + (pooled perturbed cells' mean − control mean); large perturbations weigh by cells"
-
-    def _fit(self, train, heldout):
+    def _weights(self) -> pd.Series:
         counts = self.train_counts.reindex(self.deltas.index).fillna(0).to_numpy()
-        self._weights = pd.Series(counts, index=self.deltas.index)
+        return pd.Series(counts, index=self.deltas.index)
 
     def _predict_delta(self, covariate, perturbations):
         deltas = self.training_deltas(covariate)
         cov = self.deltas.index.get_level_values("covariate")
+        all_weights = self._weights()
         if (cov == covariate).any():
-            weights = self._weights[cov == covariate].droplevel("covariate").reindex(deltas.index).to_numpy()
+            weights = all_weights[cov == covariate].droplevel("covariate").reindex(deltas.index).to_numpy()
         else:
-            weights = self._weights.groupby(level="perturbation").sum().reindex(deltas.index).to_numpy()
+            weights = all_weights.groupby(level="perturbation").sum().reindex(deltas.index).to_numpy()
         delta = (deltas.to_numpy() * weights[:, None]).sum(0) / max(weights.sum(), 1) if len(deltas) else 0
         return np.tile(delta, (len(perturbations), 1)), np.zeros(len(perturbations), bool)
 
 
-@register("perturbed_mean")
-class MeanOfMeans(Baseline):
+@register_model("perturbed_mean", kind=MIN,
+                source="Diversity by Design (Shift Bioscience 2025): mean of perturbation means",
+                description="control mean + mean over training perturbations of their mean Δ (each perturbation "
+                "weighs 1)")
+class MeanOfMeans(Model):
     """The mean of the per-perturbation means (Diversity by Design's mean baseline)."""
-
-    source = "Diversity by Design (Shift Bioscience 2025): mean of perturbation means"
-    description = "control mean + mean over training perturbations of their mean Δ (each perturbation weighs 1)"
 
     def _predict_delta(self, covariate, perturbations):
         delta = self.mean_delta(covariate)
         return np.tile(delta, (len(perturbations), 1)), np.zeros(len(perturbations), bool)
 
 
-@register("celleval_mean")
-class CellEvalMean(Baseline):
+@register_model("celleval_mean", kind=MIN,
+                source="cell-eval (Arc Institute) VCC 2025 baseline: mean of group means incl. control",
+                description="control mean + n/(n+1) × mean Δ (the control group's Δ = 0 enters the average); "
+                "real controls added")
+class CellEvalMean(Model):
     """cell-eval's VCC baseline: the mean of all group means *including the control group*."""
-
-    source = "cell-eval (Arc Institute) VCC 2025 baseline: mean of group means incl. control"
-    description = "control mean + n/(n+1) × mean Δ (the control group's Δ = 0 enters the average); real controls added"
 
     def _predict_delta(self, covariate, perturbations):
         n = len(self.training_deltas(covariate))
@@ -74,15 +79,15 @@ class CellEvalMean(Baseline):
         return np.tile(delta, (len(perturbations), 1)), np.zeros(len(perturbations), bool)
 
 
-@register("seen_delta")
-class SeenDelta(Baseline):
+@register_model("seen_delta", kind=MIN, tasks=[PredictionTask.COVARIATE_TRANSFER],
+                source="covariate-transfer shift baseline (scGen/CPA-style mean shift)",
+                description="control mean of the query covariate + the same perturbation's mean Δ in the other "
+                "covariates")
+class SeenDelta(Model):
     """The perturbation's own mean Δ from the covariates where it was seen (scGen-style shift transfer).
 
     For a perturbation unseen everywhere it falls back to the mean of the training perturbations' Δ.
     """
-
-    source = "covariate-transfer shift baseline (scGen/CPA-style mean shift)"
-    description = "control mean of the query covariate + the same perturbation's mean Δ in the other covariates"
 
     def _predict_delta(self, covariate, perturbations):
         per_pert = self.deltas.groupby(level="perturbation").mean()
@@ -98,15 +103,14 @@ class SeenDelta(Baseline):
         return np.vstack(rows), np.array(flags)
 
 
-@register("additive")
-class Additive(Baseline):
+@register_model("additive", kind=MIN, tasks=[PredictionTask.COMBINATION],
+                source="Ahlmann-Eltze, Huber & Anders 2025 (additive model for double perturbations)",
+                description="control mean + sum of the seen singles' mean Δ; fallback mean of means")
+class Additive(Model):
     """Combinations as the sum of their singles' effects: ctrl + Σ_t (single_t − ctrl) (Ahlmann-Eltze 2025).
 
     Perturbations that are not combinations, or whose singles were not all seen, get the mean-of-means fallback.
     """
-
-    source = "Ahlmann-Eltze, Huber & Anders 2025 (additive model for double perturbations)"
-    description = "control mean + sum of the seen singles' mean Δ; fallback mean of means"
 
     def _predict_delta(self, covariate, perturbations):
         singles = self.training_deltas(covariate)
@@ -123,36 +127,41 @@ class Additive(Baseline):
         return np.vstack(rows), np.array(flags)
 
 
-class HeldoutCells(Baseline):
+class HeldoutCells(Model):
     """A MAX reference: real held-out cells of the same perturbation predict the scored cells.
 
     ``fit(train, heldout=A)`` keeps the query half ``A``; ``predict`` returns ``A``'s cells of each query group
     (``cells`` output; ``n_cells`` of the query is ignored). Groups with no ``A`` cells get the control mean and
-    ``vcc_fallback``.
+    ``vcc_fallback``. A saved model stores ``A``'s expression matrix (sparse stays sparse) and each cell's group.
     """
 
-    side = "MAX"
-    output = "cells"
-
     def _fit(self, train, heldout: AnnData | None):
-        from vcclib.baselines.base import covariates_of
+        self._heldout_X = heldout.X
+        self._heldout_covariates = np.asarray(covariates_of(heldout, self.covariate_column), dtype=str)
+        self._heldout_perturbations = heldout.obs["perturbation"].astype(str).to_numpy(dtype=str)
 
-        self._heldout = heldout
-        self._keys = pd.Series(
-            list(zip(covariates_of(heldout, self.covariate_column), heldout.obs["perturbation"].astype(str))),
-            index=heldout.obs_names,
-        )
+    def _extra_state(self):
+        X = self._heldout_X
+        matrix = ({"data": X.data, "indices": X.indices, "indptr": X.indptr, "shape": list(X.shape)}
+                  if sp.issparse(X) else {"dense": np.asarray(X)})
+        return {"X": matrix, "covariates": self._heldout_covariates.tolist(),
+                "perturbations": self._heldout_perturbations.tolist()}
+
+    def _set_extra_state(self, state):
+        matrix = state["X"]
+        self._heldout_X = (sp.csr_matrix((matrix["data"], matrix["indices"], matrix["indptr"]),
+                                         shape=tuple(matrix["shape"])) if "data" in matrix else matrix["dense"])
+        self._heldout_covariates = np.asarray(state["covariates"], dtype=str)
+        self._heldout_perturbations = np.asarray(state["perturbations"], dtype=str)
 
     def predict(self, query: pd.DataFrame) -> AnnData:
-        from vcclib.baselines.base import _as_dense
-
         self._check_fitted()
         query = normalise_query(query)
         blocks, obs = [], []
         for row in query.itertuples(index=False):
-            mask = (self._keys == (row.covariate, row.perturbation)).to_numpy()
+            mask = (self._heldout_covariates == row.covariate) & (self._heldout_perturbations == row.perturbation)
             if mask.any():
-                blocks.append(_as_dense(self._heldout.X[mask]))
+                blocks.append(_as_dense(self._heldout_X[mask]))
                 flags = False
             else:
                 blocks.append(self.control_mean(row.covariate)[None, :])
@@ -166,14 +175,17 @@ class HeldoutCells(Baseline):
         return self._to_anndata(X, frame)
 
 
-@register("technical_duplicate")
+@register_model("technical_duplicate", kind=MAX, output=ModelOutput.CELLS, halves="random",
+                source="Diversity by Design (2025); cell-eval --ceiling: split-half of each perturbation's cells",
+                description="a random half of each held-out perturbation's cells predicts the other (scored) half")
 class TechnicalDuplicate(HeldoutCells):
-    source = "Diversity by Design (2025); cell-eval --ceiling: split-half of each perturbation's cells"
-    description = "a random half of each held-out perturbation's cells predicts the other (scored) half"
-    halves = "random"
+    """The technical duplicate: a random half of each held-out group's cells."""
 
 
-@register("replicate")
+@register_model("replicate", kind=MAX, output=ModelOutput.CELLS, halves="replicate",
+                source="biological replicates of the same experiment (Papalexi 2021 rep_1–rep_3)",
+                description="cells of the other biological replicates (control-matched) predict the scored "
+                "replicates")
 class BiologicalReplicate(HeldoutCells):
     """The other biological replicates' cells, moved onto the scored replicates' control level.
 
@@ -184,16 +196,10 @@ class BiologicalReplicate(HeldoutCells):
     ``control_matched=False`` keeps the raw cells.
     """
 
-    source = "biological replicates of the same experiment (Papalexi 2021 rep_1–rep_3)"
-    description = "cells of the other biological replicates (control-matched) predict the scored replicates"
-    halves = "replicate"
-
-    def __init__(self, name="", control_matched=True, **params):
-        super().__init__(name, control_matched=control_matched, **params)
+    def __init__(self, spec, control_matched=True, **params):
+        super().__init__(spec, control_matched=control_matched, **params)
 
     def _fit(self, train, heldout):
-        from vcclib.baselines.base import _as_dense, covariates_of
-
         super()._fit(train, heldout)
         self._shift = {}
         column = self.halves
@@ -209,6 +215,13 @@ class BiologicalReplicate(HeldoutCells):
             scored = in_cov & ~np.isin(reps, list(query_reps))
             if query.any() and scored.any():
                 self._shift[covariate] = (_as_dense(train.X[scored]).mean(0) - _as_dense(train.X[query]).mean(0))
+
+    def _extra_state(self):
+        return {**super()._extra_state(), "shift": dict(self._shift)}
+
+    def _set_extra_state(self, state):
+        super()._set_extra_state(state)
+        self._shift = dict(state["shift"])
 
     def predict(self, query):
         prediction = super().predict(query)
