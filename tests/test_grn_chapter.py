@@ -10,8 +10,8 @@ from vcclib.analyses import grn as chapter
 
 @pytest.mark.mirror
 def test_tiny_chapter_run_has_exact_outputs_and_conclusions(papalexi):
-    from vcclib.baselines.benchmark import Task
-    from vcclib.baselines.runner import subsample
+    from vcclib.models.runner import subsample
+    from vcclib.models.tasks import Task
 
     data = {"papalexi": papalexi}
     networks, expressions, timings = chapter.infer_networks(data, ["correlation"], max_cells=150, max_genes={},
@@ -32,7 +32,9 @@ def test_tiny_chapter_run_has_exact_outputs_and_conclusions(papalexi):
     assert set(predictions["model"]) == {"perturbed_mean", "technical_duplicate", "lit_trrust"}
     records = chapter.build_records(literature, regression, predictions, long, timings, expressions,
                                     network_models=["lit_trrust"], headline_metrics=["pearson_delta", "mse"])
-    sentences = chapter.conclusions(records)
+    takeaways = chapter.conclusions(records)
+    sentences = list(takeaways.points)
+    assert "key-takeaways" in takeaways.to_markdown()
     ratio = records["literature"]["median_ratio_by_method"]["correlation"]
     assert any(f"{ratio:.2f}" in s for s in sentences)
     assert any("STAT1" in s for s in sentences)  # STAT1 is held out with seed 1 and TRRUST carries it

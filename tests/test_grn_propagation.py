@@ -11,6 +11,7 @@ from anndata import AnnData
 
 from vcclib.errors import VccError
 from vcclib.grn.propagation import NetworkPropagation, SignedNetwork
+from vcclib.models import get_model
 
 
 def test_propagation_on_a_signed_chain():
@@ -58,7 +59,7 @@ def test_inferred_network_predicts_the_held_out_tf():
     (targets G0–G4 down) better than the mean baseline; a non-TF target falls back."""
     adata = _synthetic_screen()
     train = adata[adata.obs["perturbation"].isin(["non-targeting", "IRF1", "SPI1"]).to_numpy()].copy()
-    model = NetworkPropagation("grn_correlation", network="correlation", max_cells=0).fit(train)
+    model = get_model("grn_correlation", max_cells=0).fit(train)
     query = pd.DataFrame({"perturbation": ["STAT1", "GENE_X"], "covariate": "toy", "n_cells": [3, 2]})
     prediction = model.predict(query)
     assert prediction.n_obs == 5 and list(prediction.var_names) == list(adata.var_names)
@@ -76,30 +77,40 @@ def test_inferred_network_predicts_the_held_out_tf():
 
 def test_bad_calibration_is_refused():
     with pytest.raises(VccError, match="calibration"):
-        NetworkPropagation("x", network="trrust", calibration="magic")
+        get_model("lit_trrust", calibration="magic")
 
 
 def test_registered_under_the_baseline_registry():
-    from vcclib.baselines import get_baseline
+    from vcclib.models import MODELS, list_models
+    from vcclib.registry import ModelKind
 
-    model = get_baseline("lit_dorothea")
+    model = get_model("lit_dorothea")
     assert isinstance(model, NetworkPropagation) and model.params["network"] == "dorothea_ABC"
-    assert get_baseline("grn_genie3").params["n_estimators"] == 100
+    assert get_model("grn_genie3").params["n_estimators"] == 100
+    assert MODELS.get("grn_genie3").kind is ModelKind.LEARNED and MODELS.get("grn_genie3").extra == "grn"
+    assert {"grn_grnboost2", "lit_trrust"} <= set(list_models()["name"])
 
 
 @pytest.mark.mirror
-def test_literature_predictor_on_papalexi(papalexi):
-    """Real data: TRRUST carries STAT1 (a Papalexi target) to measured genes; a non-TF target falls back."""
-    from vcclib.baselines.runner import subsample
+def test_literature_predictor_on_papalexi(papalexi, tmp_path):
+    """Real data: TRRUST carries STAT1 (a Papalexi target) to measured genes; a non-TF target falls back; the
+    saved model (JSON + npz) predicts the same after loading."""
+    from vcclib.models import Model
+    from vcclib.models.runner import subsample
 
     adata = subsample(papalexi, 40, seed=0)
     train = adata[~adata.obs["perturbation"].isin(["STAT1", "CD86"]).to_numpy()].copy()
-    model = NetworkPropagation("lit_trrust", network="trrust").fit(train)
+    model = get_model("lit_trrust").fit(train)
     prediction = model.predict(pd.DataFrame({"perturbation": ["STAT1", "CD86"], "covariate": "THP-1",
                                                     "n_cells": [1, 1]}))
     flags = dict(zip(prediction.obs["perturbation"].astype(str), prediction.obs["vcc_fallback"]))
     assert flags == {"STAT1": False, "CD86": True}
     assert model.calibration["THP-1"]["scale"] > 0
+    model.save(tmp_path / "lit_trrust")
+    loaded = Model.load(tmp_path / "lit_trrust")
+    query = pd.DataFrame({"perturbation": ["STAT1", "CD86"], "covariate": "THP-1", "n_cells": [1, 1]})
+    np.testing.assert_allclose(np.asarray(loaded.predict(query).X), np.asarray(model.predict(query).X))
+    assert not (tmp_path / "lit_trrust" / "model.pkl").exists()
 
 
 def test_regression_prefers_true_regulators():

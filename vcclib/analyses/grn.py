@@ -1,5 +1,7 @@
-"""The "Gene regulatory networks as ground truth" chapter: infer networks on control cells, compare them with the
-literature and with held-out data, and predict perturbations by propagating them through each network.
+"""The "Gene regulatory networks as ground truth" chapter: networks from control cells, judged three ways.
+
+Infer networks on control cells, compare them with the literature and with held-out data, and predict
+perturbations by propagating them through each network.
 
 Everything the notebook shows is computed here; :func:`conclusions` writes the chapter's answer from the records.
 
@@ -25,6 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from anndata import AnnData
+
+from vcclib.analyses.takeaways import Takeaways
 
 LITERATURE_COLUMNS = ("method", "dataset", "reference", "aupr", "auroc", "aupr_random", "early_precision")
 PREDICTION_COLUMNS = ("model", "task", "metric", "value", "placement")
@@ -112,8 +116,10 @@ def infer_networks(data: dict[str, AnnData], methods: list[str], *, max_cells: i
 
 def literature_comparison(networks: dict, expressions: dict, references: list[str], *, edges_per_target: int,
                           n_shuffles: int, seed: int) -> pd.DataFrame:
-    """``grn_vs_literature`` rows for every unit × reference × method, with the random and shuffled nulls
-    (extra columns after the seven of the output: n_positive, n_candidates, top_k, null, null_sd)."""
+    """``grn_vs_literature`` rows for every unit × reference × method, with the random and shuffled nulls.
+
+    Extra columns after the seven of the output: n_positive, n_candidates, top_k, null, null_sd.
+    """
     from vcclib.data import load
     from vcclib.grn.literature import evaluate_networks, reference_network
 
@@ -145,20 +151,25 @@ def data_comparison(networks: dict, data: dict[str, AnnData], *, regulators_per_
 def prediction_models(networks: list[str], *, max_cells: int, n_estimators: int, n_steps: int, seed: int,
                       baselines: list[str]) -> dict:
     """Fresh model instances: the baselines by name and one propagation predictor per network."""
-    from vcclib.grn.propagation import INFERRED, NetworkPropagation
+    from vcclib.grn.propagation import INFERRED
+    from vcclib.models import get_model
 
     models: dict = {name: name for name in baselines}
     for network in networks:
         name = f"grn_{network}" if network in INFERRED else f"lit_{network.split('_')[0]}"
-        models[name] = NetworkPropagation(name, network=network, max_cells=max_cells, n_estimators=n_estimators,
-                                          n_steps=n_steps, seed=seed)
+        settings = {"network": network, "seed": seed}
+        if network in INFERRED:
+            settings.update(max_cells=max_cells, n_estimators=n_estimators, n_steps=n_steps)
+        models[name] = get_model(name, **settings)
     return models
 
 
 def score_predictions(tasks, task_data: dict[str, AnnData], make_models, *, split_seeds: list[int],
                       metrics: list[str] | None, profile: str = "full") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every model on every task and split seed. Returns the long table (task label ``<task>#<seed>``) and the
-    fit report (calibration, seconds)."""
+    """Every model on every task and split seed.
+
+    Returns the long table (task label ``<task>#<seed>``) and the fit report (calibration, seconds).
+    """
     from vcclib.grn.scoring import score_models
 
     longs, fits = [], []
@@ -175,9 +186,11 @@ def score_predictions(tasks, task_data: dict[str, AnnData], make_models, *, spli
 
 
 def prediction_table(long: pd.DataFrame) -> pd.DataFrame:
-    """``grn_predictions``: mean score per model × task × metric and its placement (perturbed_mean 0, technical
-    duplicate 1; NaN where the two anchors are not ordered on that metric)."""
-    from vcclib.baselines.benchmark import placement
+    """``grn_predictions``: mean score per model × task × metric and its placement.
+
+    Placement: perturbed_mean 0, technical duplicate 1; NaN where the two anchors are not ordered on that metric.
+    """
+    from vcclib.models.benchmark import placement
 
     placed = placement(long)
     table = placed.rename(columns={"baseline": "model", "score": "value"})
@@ -195,7 +208,7 @@ def per_perturbation(long: pd.DataFrame, models: list[str]) -> pd.DataFrame:
 
 
 def _better(metric: str, a: float, b: float) -> bool:
-    from vcclib.baselines.benchmark import _higher_is_better
+    from vcclib.models.benchmark import _higher_is_better
 
     return a > b if _higher_is_better(metric) else a < b
 
@@ -270,8 +283,11 @@ def _fmt_list(items, limit: int = 6) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
-def conclusions(records: dict[str, Any]) -> list[str]:
-    """The chapter's answer as sentences; every number comes from ``records`` (see :func:`build_records`)."""
+def conclusions(records: dict[str, Any]) -> Takeaways:
+    """The chapter's answer (the key-takeaways box).
+
+    Every number comes from ``records`` (see :func:`build_records`); ``records['conventions']``, where present, become the box's conventions line.
+    """
     lit, reg, pred, weak = records["literature"], records["regression"], records["predictions"], records["weak"]
     out = []
     ratios = lit["median_ratio_by_method"]
@@ -315,7 +331,7 @@ def conclusions(records: dict[str, Any]) -> list[str]:
     panel = ", ".join(f"{label} {n} genes / {weak['regulators'][label]} TFs / {weak['control_cells'][label]} "
                       "control cells" for label, n in weak["panel"].items())
     out.append(f"The evidence is thin: {panel}; networks are inferred from control cells only.")
-    return out
+    return Takeaways(points=out, conventions=tuple(records.get("conventions", ())))
 
 
 def timed(func, *args, **kwargs):

@@ -89,6 +89,7 @@ class Expression:
 
     @property
     def regulator_index(self) -> np.ndarray:
+        """Column positions of the regulators in ``X``."""
         position = {g: i for i, g in enumerate(self.genes)}
         return np.array([position[r] for r in self.regulators], dtype=int)
 
@@ -259,7 +260,7 @@ def arboreto_compat():
 
 def arboreto_default_path(expression: Expression, method: str = "grnboost2", *, seed: int = 0,
                           client_or_address="local") -> pd.DataFrame:
-    """arboreto's own ``grnboost2``/``genie3`` (its graph, its client handling) under :func:`arboreto_compat`."""
+    """Arboreto's own ``grnboost2``/``genie3`` (its graph, its client handling) under :func:`arboreto_compat`."""
     import arboreto.algo as algo
 
     frame = pd.DataFrame(expression.X, columns=list(expression.genes))
@@ -329,8 +330,9 @@ def _finish(links: pd.DataFrame, expression: Expression) -> pd.DataFrame:
 
 def infer_network(expression: Expression, method: str, *, seed: int = 0, client=None, n_estimators: int | None = None,
                   n_steps: int = 1000, device: str = "cpu", cache: bool = True) -> pd.DataFrame:
-    """The network of ``method`` (:data:`METHODS`) on ``expression``; repeated calls with the same inputs and
-    settings return the cached table (``attrs['seconds']`` is the time of the computation, ``attrs['cached']``).
+    """The network of ``method`` (:data:`METHODS`) on ``expression``.
+
+    Repeated calls with the same inputs and settings return the cached table (``attrs['seconds']`` is the time of the computation, ``attrs['cached']``).
 
     ``n_estimators`` applies to the arboreto methods, ``n_steps``/``device`` to regdiffusion, ``client`` to the
     arboreto methods (see :func:`arboreto_network`).

@@ -74,8 +74,10 @@ def reference_network(name: str, *, trrust: pd.DataFrame | None = None,
 
 
 def _trrust_sign(signs: pd.Series) -> int:
-    """One sign per TRRUST pair: its known mode (Unknown rows ignored), 0 when Activation and Repression are both
-    listed or only Unknown is."""
+    """One sign per TRRUST pair.
+
+    Its known mode (Unknown rows ignored); 0 when Activation and Repression are both listed or only Unknown is.
+    """
     known = set(signs) - {0}
     return int(known.pop()) if len(known) == 1 else 0
 
@@ -132,8 +134,10 @@ def random_network(universe: pd.MultiIndex, k: int, rng: np.random.Generator) ->
 
 def degree_preserving_shuffle(ranked: pd.DataFrame, rng: np.random.Generator, swaps_per_edge: int = 10
                               ) -> pd.DataFrame:
-    """Maslov–Sneppen rewiring: double-edge swaps (a→b, c→d) → (a→d, c→b), skipping swaps that would create a
-    self-loop or a duplicate. Regulator out-degrees and target in-degrees are kept; edge *i* keeps rank *i*."""
+    """Maslov–Sneppen rewiring of a ranked edge list.
+
+    Double-edge swaps (a→b, c→d) → (a→d, c→b), skipping swaps that would create a self-loop or a duplicate. Regulator out-degrees and target in-degrees are kept; edge *i* keeps rank *i*.
+    """
     regs = ranked["regulator"].astype(str).to_numpy().copy()
     targets = ranked["target"].astype(str).to_numpy().copy()
     m = len(regs)

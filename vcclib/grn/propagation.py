@@ -31,6 +31,9 @@ baseline, the MIN anchor). The scale β (``calibration``):
   out negative when the network's signs disagree with the data; 0, hence the fallback, when none has a signal).
 
 A query without a signal (its target is not a regulator of the network) gets Δ̄ and ``vcc_fallback``.
+
+Saved models (``save(dir)``/``Model.load(dir)``) store each covariate's signed edge table and scale as JSON and
+arrays (no pickle); the network is not re-inferred on loading.
 """
 
 from __future__ import annotations
@@ -41,9 +44,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from vcclib.baselines.base import Baseline, register
 from vcclib.data.schema import split_targets
 from vcclib.errors import VccError
+from vcclib.models.base import Model
+from vcclib.models.spec import PredictionTask, register_model
+from vcclib.registry import ModelKind
 
 INFERRED = ("grnboost2", "genie3", "correlation", "regdiffusion")
 PERTURBATION_SIGNS = {"CRISPRko": -1, "CRISPRi": -1, "CRISPRa": 1, "knockdown": -1, "knockout": -1,
@@ -115,33 +120,59 @@ def perturbation_signal(perturbation: str, perturbation_type: str) -> dict[str, 
     return {target: float(sign) for target in split_targets(perturbation)}
 
 
-@register("grn_grnboost2", network="grnboost2")
-@register("grn_genie3", network="genie3", n_estimators=100)
-@register("grn_correlation", network="correlation")
-@register("grn_regdiffusion", network="regdiffusion")
-@register("lit_trrust", network="trrust")
-@register("lit_dorothea", network="dorothea_ABC")
-class NetworkPropagation(Baseline):
+SOURCE = "network propagation (this project) through arboreto GRNBoost2/GENIE3, RegDiffusion, TRRUST or DoRothEA"
+_TASKS = (PredictionTask.UNSEEN_PERTURBATION, PredictionTask.COMBINATION)
+
+
+def _describe(network: str) -> str:
+    where = "inferred on the training control cells" if network in INFERRED else "from the literature"
+    return f"perturbed mean + scale × the perturbation propagated 3 steps through the {network} network ({where})"
+
+
+@register_model("grn_grnboost2", kind=ModelKind.LEARNED, params={"network": "grnboost2"}, extra="grn",
+                description=_describe("GRNBoost2"), source=SOURCE, tasks=_TASKS, test_params={"max_cells": 60})
+@register_model("grn_genie3", kind=ModelKind.LEARNED, params={"network": "genie3", "n_estimators": 100}, extra="grn",
+                description=_describe("GENIE3 (100 trees)"), source=SOURCE, tasks=_TASKS,
+                test_params={"max_cells": 60, "n_estimators": 10})
+@register_model("grn_correlation", kind=ModelKind.LEARNED, params={"network": "correlation"},
+                description=_describe("correlation"), source=SOURCE, tasks=_TASKS)
+@register_model("grn_regdiffusion", kind=ModelKind.LEARNED, params={"network": "regdiffusion"}, extra="grn",
+                description=_describe("RegDiffusion"), source=SOURCE, tasks=_TASKS,
+                test_params={"max_cells": 60, "n_steps": 10})
+@register_model("lit_trrust", kind=ModelKind.LEARNED, params={"network": "trrust"},
+                description=_describe("TRRUST"), source=SOURCE, tasks=_TASKS)
+@register_model("lit_dorothea", kind=ModelKind.LEARNED, params={"network": "dorothea_ABC"},
+                description=_describe("DoRothEA A–C"), source=SOURCE, tasks=_TASKS)
+class NetworkPropagation(Model):
     """Δ̂ = Δ̄ + β · (perturbation propagated through a signed network); see the module notes."""
 
-    source = "network propagation (this project): arboreto GRNBoost2/GENIE3, RegDiffusion, TRRUST, DoRothEA"
-
-    def __init__(self, name: str = "", network: str = "grnboost2", steps: int = 3, damping: float = 0.5,
+    def __init__(self, spec, network: str = "grnboost2", steps: int = 3, damping: float = 0.5,
                  max_cells: int = 500, max_genes: int = 0, regulators_per_target: int = 10,
                  n_estimators: int = 0, n_steps: int = 300, calibration: str = "norm", seed: int = 0,
                  **params: Any):
         if calibration not in ("norm", "least_squares"):
             raise VccError(f"calibration must be 'norm' or 'least_squares', not {calibration!r}")
-        super().__init__(name, network=network, steps=steps, damping=damping, max_cells=max_cells, calibration=calibration,
+        super().__init__(spec, network=network, steps=steps, damping=damping, max_cells=max_cells,
                          max_genes=max_genes, regulators_per_target=regulators_per_target,
-                         n_estimators=n_estimators, n_steps=n_steps, seed=seed, **params)
-        kind = "inferred on training control cells" if network in INFERRED else "from the literature"
-        self.description = (f"perturbed mean + β × propagation ({steps} steps, damping {damping}) through the "
-                            f"{network} network ({kind})")
+                         n_estimators=n_estimators, n_steps=n_steps, calibration=calibration, seed=seed, **params)
+        self._networks: dict[str, SignedNetwork] = {}
 
     def _fit(self, train, heldout) -> None:
         self._train = train
-        self.calibration: dict[str, dict[str, float]] = {}
+        self._networks = {}
+
+    @property
+    def calibration(self) -> dict[str, dict[str, Any]]:
+        """Per fitted covariate: calibration rule, scale, training perturbations with a signal, edges."""
+        return {key: {k: v for k, v in context.items() if k != "edges"} for key, context in self._context_cache.items()}
+
+    def _network(self, covariate: str) -> tuple[SignedNetwork, float]:
+        context = self.context(covariate, self._build)
+        key = self._context_key(covariate)
+        if key not in self._networks:
+            self._networks[key] = SignedNetwork(pd.DataFrame({k: np.asarray(v) for k, v in context["edges"].items()}),
+                                                "strength")
+        return self._networks[key], float(context["scale"])
 
     def _signal_vector(self, network: SignedNetwork, perturbation: str) -> np.ndarray:
         sources = perturbation_signal(perturbation, self.perturbation_type)
@@ -151,14 +182,18 @@ class NetworkPropagation(Baseline):
         spread = network.propagate(sources, steps=p["steps"], damping=p["damping"])
         return spread.reindex(self.var_names).fillna(0.0).to_numpy()
 
-    def _build(self, covariate: str) -> tuple[SignedNetwork, float]:
+    def _build(self, covariate: str) -> dict[str, Any]:
         p = self.params
-        column = self.covariate_column
-        edges, strength = network_for(p["network"], self._train, covariate if column else None,
+        edges, strength = network_for(p["network"], self._train, covariate if self.covariate_column else None,
                                       max_cells=p["max_cells"], max_genes=p["max_genes"], seed=p["seed"],
                                       regulators_per_target=p["regulators_per_target"],
                                       n_estimators=p["n_estimators"] or None, n_steps=p["n_steps"])
-        network = SignedNetwork(edges, strength)
+        edges = pd.DataFrame({"regulator": edges["regulator"].astype(str).to_numpy(),
+                              "target": edges["target"].astype(str).to_numpy(),
+                              "sign": edges["sign"].to_numpy(dtype=np.int64),
+                              "strength": edges[strength].to_numpy(dtype=float)})
+        network = SignedNetwork(edges, "strength")
+        self._networks[self._context_key(covariate)] = network
         deltas = self.training_deltas(covariate)
         mean = self.mean_delta(covariate)
         numerator = denominator = 0.0
@@ -176,12 +211,13 @@ class NetworkPropagation(Baseline):
             scale = numerator / denominator if denominator > 0 else 0.0
         else:
             scale = float(np.median(residual_norms)) if residual_norms else 0.0
-        self.calibration[covariate] = {"calibration": p["calibration"], "scale": scale,
-                                       "n_training_with_signal": n_signal, "n_edges": network.n_edges}
-        return network, scale
+        stored = {"regulator": pd.Index(edges["regulator"]), "target": pd.Index(edges["target"]),
+                  "sign": edges["sign"].to_numpy(), "strength": edges["strength"].to_numpy()}
+        return {"edges": stored, "scale": scale, "calibration": p["calibration"],
+                "n_training_with_signal": n_signal, "n_edges": network.n_edges}
 
     def _predict_delta(self, covariate, perturbations):
-        network, scale = self.context(covariate, self._build)
+        network, scale = self._network(covariate)
         mean = self.mean_delta(covariate)
         rows, flags = [], []
         for perturbation in perturbations:

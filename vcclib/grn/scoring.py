@@ -1,10 +1,10 @@
 """Score network predictors next to the baselines: same tasks, splits, halves, metrics and MIN/MAX placement.
 
-:func:`vcclib.baselines.benchmark.run_task` makes each model from its registered name; the network predictors
+:func:`vcclib.models.benchmark.run_task` makes each model from its registered name; the network predictors
 carry settings a chapter chooses (cells and trees for inference), so :func:`score_models` takes model
 *instances* and otherwise runs exactly the same steps (``fit_predict`` on the split's training part, scored on
 half ``B`` of the held-out cells with ``evaluate_by_covariate``). Its long table has run_task's columns, so
-:func:`vcclib.baselines.benchmark.placement` places the predictors between ``perturbed_mean`` (0) and the
+:func:`vcclib.models.benchmark.placement` places the predictors between ``perturbed_mean`` (0) and the
 technical duplicate (1).
 """
 
@@ -17,13 +17,15 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from vcclib.baselines.base import Baseline, get_baseline
-from vcclib.baselines.benchmark import Task, evaluate_by_covariate
-from vcclib.baselines.runner import fit_predict
+from vcclib.models.base import Model
+from vcclib.models.benchmark import evaluate_by_covariate
+from vcclib.models.runner import fit_predict
+from vcclib.models.spec import get_model
+from vcclib.models.tasks import Task
 from vcclib.splits import make_split
 
 
-def score_models(task: Task, models: dict[str, Baseline | str], adata: AnnData, *, seed: int = 0,
+def score_models(task: Task, models: dict[str, Model | str], adata: AnnData, *, seed: int = 0,
                  profile: str = "full", metrics=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fit, predict and score each model (an instance, or a registered baseline name) on one task.
 
@@ -38,7 +40,7 @@ def score_models(task: Task, models: dict[str, Baseline | str], adata: AnnData, 
     control = str(adata.uns["vcc"]["control_label"])
     frames, fits = [], []
     for name, model in models.items():
-        model = get_baseline(model) if isinstance(model, str) else model
+        model = get_model(model) if isinstance(model, str) else model
         start = time.perf_counter()
         try:
             prediction, real = fit_predict(name, adata, split, score_on="half", halves=task.halves, seed=seed,
@@ -57,7 +59,7 @@ def score_models(task: Task, models: dict[str, Baseline | str], adata: AnnData, 
         long = scores.melt(id_vars=["covariate", "perturbation"], var_name="metric", value_name="value")
         long["fallback"] = [fallback.get((c, p), np.nan) for c, p in zip(long["covariate"], long["perturbation"])]
         long.insert(0, "baseline", name)
-        long.insert(1, "side", model.side)
+        long.insert(1, "side", model.side.value)
         long["seconds"] = seconds
         frames.append(long)
         for covariate, values in getattr(model, "calibration", {"": {}}).items():
