@@ -138,7 +138,7 @@ def group_strength(sim: EffectSimilarity, groups: pd.Series) -> pd.Series:
     out = {}
     for g in sorted(set(groups) - {SINGLETON}):
         inside = (groups == g).to_numpy()
-        if inside.sum() < 2:
+        if inside.sum() < 2 or inside.all():  # a group of everything has no outside: strength undefined
             continue
         block = S[np.ix_(inside, inside)]
         within = (block.sum() - np.trace(block)) / (inside.sum() * (inside.sum() - 1))
@@ -194,7 +194,8 @@ class Resampler:
 
     def null(self, rng: np.random.Generator) -> EffectSimilarity:
         """Data without shared effects: perturbed cells' labels permuted (expression); random genes per
-        signature (signatures)."""
+        signature (signatures).
+        """
         if isinstance(self.data, SignatureLists):
             return signature_similarity(self.data.shuffled(rng), self.method, self.p)
         codes, _ = self.data.cell_groups()
@@ -251,7 +252,8 @@ def null_strengths(resampler: Resampler, *, n_null: int = 20, seed: int = 0, **c
 
 def null_pvalues(strength: pd.Series, null: np.ndarray, n_null: int) -> pd.Series:
     """Share of null groups at least as strong: (1 + #{null ≥ s}) / (1 + #null groups). Where the clustering
-    finds no group at all in the ``n_null`` null datasets, p = 1 / (1 + n_null), the smallest it can resolve."""
+    finds no group at all in the ``n_null`` null datasets, p = 1 / (1 + n_null), the smallest it can resolve.
+    """
     if null.size == 0:
         return pd.Series(1.0 / (1 + n_null), index=strength.index, dtype=float)
     return strength.map(lambda s: (1 + int((null >= s).sum())) / (1 + null.size))

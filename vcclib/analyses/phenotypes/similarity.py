@@ -269,7 +269,8 @@ class SignatureLists:
 
     def shuffled(self, rng: np.random.Generator) -> SignatureLists:
         """Each signature's genes replaced by random genes of the universe (sizes and orders kept): the null of
-        signatures that share nothing beyond chance."""
+        signatures that share nothing beyond chance.
+        """
         n_genes = len(self.genes)
         R = np.full_like(self.rankings, -1)
         rows, cols = [], []
