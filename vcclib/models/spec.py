@@ -109,7 +109,12 @@ class ModelSpec:
 #: Every registered model (:class:`ModelSpec`), in registration order.
 MODELS: Registry[ModelSpec] = Registry(
     "model",
-    modules=("vcclib.models.baselines.simple", "vcclib.models.baselines.learned", "vcclib.grn.propagation"),
+    modules=(
+        "vcclib.models.baselines.simple",
+        "vcclib.models.baselines.learned",
+        "vcclib.models.baselines.group_mean",
+        "vcclib.grn.propagation",
+    ),
 )
 
 
