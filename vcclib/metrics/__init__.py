@@ -6,7 +6,7 @@ Public API: :func:`evaluate`, :data:`REGISTRY`, :func:`list_metrics`, :data:`PRO
 kernel on first use; scanpy, pertpy and cell-eval are never imported here).
 """
 
-from vcclib.metrics import de_metrics, distances, expression, field  # noqa: F401  (register the metrics)
+from vcclib.metrics import de_metrics, distances, expression, field, vcc2026  # noqa: F401  (register the metrics)
 from vcclib.metrics.evaluate import EvaluationResult, evaluate
 from vcclib.metrics.inputs import ControlMismatchWarning, InputError
 from vcclib.metrics.profiles import PROFILES, resolve

@@ -14,6 +14,7 @@ from vcclib.metrics.context import EvalContext
 from vcclib.metrics.pseudobulk import GroupedCells
 from vcclib.metrics.registry import REGISTRY
 
+DE_FORMATS = ("parquet", "csv")
 AGG_STATS = ("count", "null_count", "mean", "std", "min", "25%", "50%", "75%", "max")
 #: metrics whose value depends on the prediction's own control cells
 CONTROL_DEPENDENT_FAMILIES = ("de",)
@@ -62,27 +63,33 @@ class EvaluationResult:
         width = max((len(c) for c in means.index), default=0)
         lines += [f"  {name:<{width}}  {value: .6g}" for name, value in means.items()]
         if self.scores:
-            vcc = self.scores.get("vcc2025", {})
-            if vcc:
-                lines.append(f"VCC 2025 score vs baseline: {vcc.get('avg_score', float('nan')):.4f}")
+            for key, label in (("vcc2025", "VCC 2025 score vs baseline"), ("vcc2026", "VCC 2026 score (u−b)/(r−b)")):
+                if self.scores.get(key):
+                    lines.append(f"{label}: {self.scores[key].get('avg_score', float('nan')):.4f}")
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
-    def write(self, outdir) -> Path:
-        """Write results.csv, agg_results.csv, DE tables and scores under ``outdir``."""
+    def write(self, outdir, de_format: str = "parquet") -> Path:
+        """Write results.csv, agg_results.csv, the DE tables (real_de/pred_de, parquet or csv) and scores."""
+        if de_format not in DE_FORMATS:
+            raise inputs.InputError(f"DE table format {de_format!r}: use one of {', '.join(DE_FORMATS)}")
         out = Path(outdir)
         out.mkdir(parents=True, exist_ok=True)
         self.results.to_csv(out / "results.csv", index=False)
         self.agg.to_csv(out / "agg_results.csv", index=False)
-        if self.de_real is not None:
-            self.de_real.to_csv(out / "real_de.csv", index=False)
-        if self.de_pred is not None:
-            self.de_pred.to_csv(out / "pred_de.csv", index=False)
+        for name, table in (("real_de", self.de_real), ("pred_de", self.de_pred)):
+            if table is None:
+                continue
+            if de_format == "parquet":
+                table.to_parquet(out / f"{name}.parquet", index=False)
+            else:
+                table.to_csv(out / f"{name}.csv", index=False)
+        for key, column in (("vcc2025", "from_baseline"), ("vcc2026", "score")):
+            values = self.scores.get(key)
+            if values:
+                name = "score.csv" if key == "vcc2025" else "score_vcc2026.csv"
+                pd.DataFrame({"metric": list(values), column: list(values.values())}).to_csv(out / name, index=False)
         if self.scores:
-            vcc = self.scores.get("vcc2025", {})
-            pd.DataFrame({"metric": list(vcc), "from_baseline": list(vcc.values())}).to_csv(
-                out / "score.csv", index=False
-            )
             if self.baseline_agg is not None:
                 self.baseline_agg.to_csv(out / "baseline_agg_results.csv", index=False)
         return out
@@ -143,7 +150,8 @@ def _grouped(adata, pert_col, control, keep=None) -> GroupedCells:
     return GroupedCells.from_labels(adata.X, labels, control)
 
 
-def _with_real_controls(pred: GroupedCells, real: GroupedCells) -> GroupedCells:
+def with_real_controls(pred: GroupedCells, real: GroupedCells) -> GroupedCells:
+    """``pred`` with its control cells replaced by the real control cells."""
     import scipy.sparse as sp
 
     keep = np.flatnonzero(pred.codes != pred.control_index)
@@ -160,14 +168,16 @@ def evaluate(
     pred,
     real,
     *,
-    pert_col: str = "perturbation",
-    control: str | None = None,
+    perturbation_column: str = "perturbation",
+    control_label: str | None = None,
     profile: str = "vcc",
     de_convention: str = "cell-eval",
     baseline=None,
     use_real_controls: bool = False,
     outdir=None,
     metrics=None,
+    score: bool = False,
+    de_format: str = "parquet",
 ) -> EvaluationResult:
     """Score a prediction against the real data.
 
@@ -175,9 +185,9 @@ def evaluate(
     ----------
     pred, real
         AnnData (or .h5ad paths) with log1p X, dense or scipy sparse, the same genes in the same order.
-    pert_col
+    perturbation_column
         obs column with perturbation labels (in both files).
-    control
+    control_label
         Control label; defaults to ``real.uns['vcc']['control_label']``.
     profile
         Named metric set (see :data:`vcclib.metrics.PROFILES`); ignored when ``metrics`` is given.
@@ -192,6 +202,11 @@ def evaluate(
         When given, results.csv, agg_results.csv, real_de.csv, pred_de.csv (and score.csv) are written there.
     metrics
         Explicit metric names instead of a profile.
+    score
+        ``vcc2026`` only: also score the generic-response baseline and the replicate anchor and fill
+        ``scores['vcc2026']`` with s = (u − b)/(r − b) (six more evaluations of the reference).
+    de_format
+        Format of the DE tables written to ``outdir``: ``"parquet"`` (default) or ``"csv"``.
 
     Returns
     -------
@@ -205,16 +220,29 @@ def evaluate(
     from vcclib.metrics.profiles import resolve
     from vcclib.metrics.scoring import vcc2025_score
 
+    pert_col = perturbation_column
     pred, real = _load(pred), _load(real)
-    control = inputs.resolve_control(real, control)
+    control = inputs.resolve_control(real, control_label)
     names = resolve(profile, metrics)
+    families = {REGISTRY[n].family == "vcc2026" for n in names}
+    if families == {True}:
+        from vcclib.metrics.vcc2026_run import evaluate_counts
+
+        result = evaluate_counts(pred, real, pert_col, control, names, score=score)
+        result.profile = profile if metrics is None else "custom"
+        if outdir is not None:
+            result.write(outdir, de_format=de_format)
+        return result
+    if len(families) > 1:
+        raise inputs.InputError("vcc2026 metrics read raw counts and the others log1p values: score them "
+                                "in separate runs (profile vcc2026 and another)")
     inputs.validate_pair(pred, real, pert_col, control)
     pred_labels = np.unique(pred.obs[pert_col].astype(str).to_numpy())
     real_cells = _grouped(real, pert_col, control, keep=pred_labels)
     pred_cells = _grouped(pred, pert_col, control)
     notes = []
     if use_real_controls:
-        pred_cells = _with_real_controls(pred_cells, real_cells)
+        pred_cells = with_real_controls(pred_cells, real_cells)
     else:
         differ = pred_cells.sizes[pred_cells.control_index] != real_cells.sizes[real_cells.control_index] or not (
             np.allclose(pred_cells.mean_of([control]), real_cells.mean_of([control]), atol=1e-6, rtol=0)
@@ -247,7 +275,7 @@ def evaluate(
         inputs.validate_pair(base, real, pert_col, control)
         base_cells = _grouped(base, pert_col, control, keep=ctx.perts.tolist() + [control])
         if use_real_controls:
-            base_cells = _with_real_controls(base_cells, real_cells)
+            base_cells = with_real_controls(base_cells, real_cells)
         base_ctx = EvalContext(
             base_cells, real_cells, genes, de_convention=de_convention,
             real_de=ctx.__dict__.get("de_real"),
@@ -256,5 +284,5 @@ def evaluate(
         result.baseline_agg = aggregate(base_values, base_ctx.n_perts)
         result.scores["vcc2025"] = vcc2025_score(agg, result.baseline_agg)
     if outdir is not None:
-        result.write(outdir)
+        result.write(outdir, de_format=de_format)
     return result
