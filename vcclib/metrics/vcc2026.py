@@ -252,10 +252,36 @@ def _expr_norm(ctx: CountsContext) -> float:
     terms = expression_terms(ctx)
     num, den = terms["expr_mse_unbiased_capped"], terms["expr_distance_unbiased"]
     ok = np.isfinite(num) & np.isfinite(den)
-    return float(num[ok].sum() / den[ok].sum()) if ok.any() else float("nan")
+    if not ok.any():
+        return float("nan")
+    if den[ok].sum() <= 0:
+        from vcclib.metrics.inputs import InputError
+
+        raise InputError(
+            f"expr_mse_unbiased_capped_norm: the reference's corrected effects sum to {den[ok].sum():.4g} over "
+            f"{int(ok.sum())} perturbations (not positive): at this cell depth the reference carries no measurable "
+            "aggregate effect, so the ratio is undefined (cell-eval2 refuses the same panel)"
+        )
+    return float(num[ok].sum() / den[ok].sum())
 
 
 # DE metrics ----------------------------------------------------------------------------------------------
+def _on_real_axis(ctx: CountsContext, values: np.ndarray) -> np.ndarray:
+    """Predicted DE values (perts × the prediction's kept genes) on the reference's kept genes (NaN: absent).
+
+    The two tables share their genes when the reference's control is the origin of both; with each side's own
+    control (the replicate anchor) their 5 CPM gates differ and cell-eval2 joins them on gene names.
+    """
+    real_kept, pred_kept = ctx.de_real.kept, ctx.de_pred.kept
+    if np.array_equal(real_kept, pred_kept):
+        return values
+    out = np.full((values.shape[0], real_kept.size), np.nan)
+    pos = np.searchsorted(real_kept, pred_kept)
+    found = (pos < real_kept.size) & (real_kept[np.minimum(pos, real_kept.size - 1)] == pred_kept)
+    out[:, pos[found]] = values[:, found]
+    return out
+
+
 def _de_sets(ctx: CountsContext) -> dict[str, np.ndarray]:
     if "_de_sets" in ctx.__dict__:
         return ctx.__dict__["_de_sets"]
@@ -263,12 +289,20 @@ def _de_sets(ctx: CountsContext) -> dict[str, np.ndarray]:
     if not np.array_equal(real.targets, pred.targets):
         raise ValueError("DE target sets differ between the prediction and the reference")
     own = ctx.own_gene_de
-    lr, lp = real.log2_fold_change, pred.log2_fold_change
+    lr = real.log2_fold_change
+    lp = _on_real_axis(ctx, pred.log2_fold_change)
+    present = ~np.isnan(_on_real_axis(ctx, pred.p_value)) | ~np.isnan(lp)
     defined_r = ~np.isnan(lr) & (lr != 0)  # adjudicable: a defined, non-zero reference fold change
     committed = ~np.isnan(lp) & (lp != 0)
+    own_pred = pred.kept[None, :] == ctx.target_col[:, None]
     out = {
         "sig_r": real.significant(ALPHA) & ~own,
-        "sig_p": pred.significant(ALPHA) & ~own,
+        "sig_p": (_on_real_axis(ctx, pred.p_adj) < ALPHA) & ~own,  # NaN (absent) compares False
+        "n_sig_p": (pred.significant(ALPHA) & ~own_pred).sum(1),  # over the prediction's own table
+        "present": present,
+        "lfc_p": lp,
+        "p_adj_p": _on_real_axis(ctx, pred.p_adj),
+        "p_p": _on_real_axis(ctx, pred.p_value),
         "defined_r": defined_r,
         "match": defined_r & committed & (np.sign(lp) == np.sign(lr)),
     }
@@ -279,7 +313,7 @@ def _de_sets(ctx: CountsContext) -> dict[str, np.ndarray]:
 def _fidelity_yield_raw(ctx: CountsContext):
     s = _de_sets(ctx)
     n_conf = s["sig_r"].sum(1)
-    scored = s["sig_p"] & s["defined_r"]
+    scored = s["sig_p"] & s["defined_r"]  # sig_p is False where the prediction's table lacks the gene
     n_pred, k = scored.sum(1), (scored & s["match"]).sum(1)
     den = np.maximum(n_pred, n_conf).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -289,14 +323,14 @@ def _fidelity_yield_raw(ctx: CountsContext):
 def _sig_jaccard(ctx: CountsContext):
     s = _de_sets(ctx)
     inter = (s["sig_r"] & s["sig_p"]).sum(1)
-    union = s["sig_r"].sum(1) + s["sig_p"].sum(1) - inter
+    union = s["sig_r"].sum(1) + s["n_sig_p"] - inter
     with np.errstate(divide="ignore", invalid="ignore"):
         return ctx.series(np.where(union == 0, 1.0, inter / np.maximum(union, 1)))
 
 
 def _lfc_nmae(ctx: CountsContext, min_gate_size: int = MIN_GATE_SIZE):
     s = _de_sets(ctx)
-    lr, lp = ctx.de_real.log2_fold_change, ctx.de_pred.log2_fold_change
+    lr, lp = ctx.de_real.log2_fold_change, s["lfc_p"]
     gate = s["sig_r"] & np.isfinite(lr)
     lp = np.where(np.isfinite(lp), lp, 0.0)
     values, index = [], []
@@ -314,16 +348,16 @@ def _lfc_nmae(ctx: CountsContext, min_gate_size: int = MIN_GATE_SIZE):
 
 def _reach_raw(ctx: CountsContext, purity_floor: float = REACH_PURITY_FLOOR):
     s = _de_sets(ctx)
-    pred = ctx.de_pred
     name_rank = np.argsort(np.argsort(ctx.de_real.genes, kind="stable"), kind="stable")
-    rank_padj = np.where(np.isnan(pred.p_adj), np.inf, pred.p_adj)
-    rank_p = np.where(np.isnan(pred.p_value), np.inf, pred.p_value)
-    abs_lfc = np.where(np.isnan(pred.log2_fold_change), -np.inf, np.abs(pred.log2_fold_change))
+    rank_padj = np.where(np.isnan(s["p_adj_p"]), np.inf, s["p_adj_p"])
+    rank_p = np.where(np.isnan(s["p_p"]), np.inf, s["p_p"])
+    abs_lfc = np.where(np.isnan(s["lfc_p"]), -np.inf, np.abs(s["lfc_p"]))
     out = np.full(ctx.n_perts, np.nan)
     for i in range(ctx.n_perts):
-        pool = np.flatnonzero(s["sig_r"][i])
-        if pool.size == 0:
+        n_real = int(s["sig_r"][i].sum())
+        if n_real == 0:
             continue
+        pool = np.flatnonzero(s["sig_r"][i] & s["present"][i])  # the genes both tables carry
         order = pool[np.lexsort((name_rank[pool], -abs_lfc[i, pool], rank_p[i, pool], rank_padj[i, pool],
                                  ~s["sig_p"][i, pool]))]
         n_denom = np.cumsum(s["defined_r"][i, order])
@@ -332,7 +366,7 @@ def _reach_raw(ctx: CountsContext, purity_floor: float = REACH_PURITY_FLOOR):
             purity = n_match / n_denom
         hit = (n_denom > 0) & (purity >= purity_floor)
         k_star = int(n_denom[hit].max()) if hit.any() else 0
-        out[i] = k_star / pool.size
+        out[i] = k_star / n_real
     return ctx.series(out)
 
 
