@@ -110,3 +110,26 @@ def make_counts_pair(**kwargs) -> tuple[ad.AnnData, ad.AnnData]:
     real = make_counts(seed=0, **kwargs)
     pred = make_counts(seed=7, effect_seed=kwargs.pop("pred_effect_seed", 1), **kwargs)
     return pred, real
+
+
+def make_adversarial(seed: int = 0, *, sparse: bool = True, dtype=np.float32) -> ad.AnnData:
+    """Inputs that stress E-distances (synthetic on purpose): near-duplicate control cells (jitter 1e-6, where
+    the Gram expansion loses digits), a perturbation of two cells, a constant gene, and one perturbation far
+    from all others (every value log1p(5000))."""
+    a = make_adata(n_perts=8, n_cells=20, n_ctrl=60, n_genes=40, seed=seed, sparse=False, dtype=np.float64)
+    X = a.X.copy()
+    labels = a.obs["perturbation"].astype(str).to_numpy()
+    rng = np.random.default_rng(seed + 100)
+    ctrl = np.flatnonzero(labels == CONTROL)
+    X[ctrl[1::2]] = X[ctrl[0::2]][: ctrl[1::2].size] + rng.normal(0, 1e-6, X[ctrl[1::2]].shape).clip(0)
+    X[labels == "G8"] = np.log1p(5000.0)
+    keep = np.ones(labels.size, dtype=bool)
+    keep[np.flatnonzero(labels == "G7")[2:]] = False
+    X = X[keep]
+    X[:, 2] = 1.0
+    X = X.astype(dtype)
+    obs = a.obs[keep].copy()
+    obs.index = [f"s{seed}_{i}" for i in range(obs.shape[0])]
+    out = ad.AnnData(X=sp.csr_matrix(X) if sparse else X, obs=obs, var=a.var.copy())
+    out.uns["vcc"] = {"control_label": CONTROL}
+    return out

@@ -205,16 +205,17 @@ def de_arrays(cells: GroupedCells, genes, convention: str = "cell-eval") -> DEAr
     )
 
 
-def differential_expression(adata, pert_col: str, control: str, convention: str = "cell-eval") -> pd.DataFrame:
+def differential_expression(adata, perturbation_column: str, control_label: str, convention: str = "cell-eval"
+                            ) -> pd.DataFrame:
     """DE of every perturbation of ``adata`` against ``control`` (log1p X, dense or sparse).
 
     Parameters
     ----------
     adata
         AnnData with log1p X.
-    pert_col
+    perturbation_column
         obs column holding perturbation labels.
-    control
+    control_label
         Control label.
     convention
         ``"cell-eval"`` (BH per perturbation, log2 fold change) or ``"vcc2025"`` (BH across all rows, fold change
@@ -228,11 +229,11 @@ def differential_expression(adata, pert_col: str, control: str, convention: str 
     """
     from vcclib.metrics.inputs import InputError, check_values
 
-    labels = adata.obs[pert_col].astype(str).to_numpy()
-    if control not in set(labels):
-        raise InputError(f"control label {control!r} is missing from obs[{pert_col!r}]")
+    labels = adata.obs[perturbation_column].astype(str).to_numpy()
+    if control_label not in set(labels):
+        raise InputError(f"control label {control_label!r} is missing from obs[{perturbation_column!r}]")
     check_values(adata.X, "X")
-    cells = GroupedCells.from_labels(adata.X, labels, control)
+    cells = GroupedCells.from_labels(adata.X, labels, control_label)
     return de_arrays(cells, adata.var_names, convention).to_frame()
 
 

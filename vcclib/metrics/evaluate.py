@@ -59,7 +59,8 @@ class EvaluationResult:
     def summary(self) -> str:
         """A few lines: sizes, the mean of each metric, and the scores."""
         lines = [f"{len(self.results)} perturbations, {self.results.shape[1] - 1} metrics (profile {self.profile})"]
-        means = self.agg.set_index("statistic").loc["mean"]
+        agg = self.agg.select_dtypes("number").assign(statistic=self.agg["statistic"])
+        means = agg.groupby("statistic").mean().loc["mean"]
         width = max((len(c) for c in means.index), default=0)
         lines += [f"  {name:<{width}}  {value: .6g}" for name, value in means.items()]
         if self.scores:
@@ -118,12 +119,50 @@ def aggregate(values: dict[str, pd.Series], n_perts: int) -> pd.DataFrame:
     return pd.DataFrame(table)
 
 
-def _load(adata):
-    if isinstance(adata, str | Path):
-        import anndata as ad
+def read_adata(path, backed: bool = False):
+    """An AnnData from ``.h5ad`` or ``.zarr`` (``backed``: h5ad opened read-only on disk)."""
+    import anndata as ad
 
-        return ad.read_h5ad(adata)
-    return adata
+    path = Path(path)
+    if not path.exists():
+        raise inputs.InputError(f"no such file: {path}")
+    if path.suffix == ".zarr" or path.is_dir():
+        return ad.read_zarr(path)
+    return ad.read_h5ad(path, backed="r" if backed else None)
+
+
+def _load(adata):
+    return read_adata(adata) if isinstance(adata, str | Path) else adata
+
+
+def evaluate_by_group(pred, real, group_column: str, *, outdir=None, de_format: str = "parquet", **kwargs):
+    """:func:`evaluate` for each value of ``group_column`` (cell type, cell line), each with its own control
+    cells; results and aggregates stacked with a ``group_column`` column first (cell-eval ``--celltype-col``)."""
+    pred, real = _load(pred), _load(real)
+    for what, adata in (("prediction", pred), ("real data", real)):
+        if group_column not in adata.obs:
+            raise inputs.InputError(f"{what} obs lacks the column {group_column!r} given as --celltype-col")
+    values = sorted(set(real.obs[group_column].astype(str)))
+    results, aggs, notes = [], [], []
+    for value in values:
+        sub_pred = pred[(pred.obs[group_column].astype(str) == value).to_numpy()]
+        sub_real = real[(real.obs[group_column].astype(str) == value).to_numpy()]
+        if sub_pred.n_obs == 0:
+            notes.append(f"{group_column}={value}: no predicted cells; left out")
+            continue
+        res = evaluate(sub_pred, sub_real, **kwargs)
+        results.append(res.results.assign(**{group_column: value}))
+        aggs.append(res.agg.assign(**{group_column: value}))
+        notes += [f"{group_column}={value}: {w}" for w in res.warnings]
+    if not results:
+        raise inputs.InputError(f"no value of {group_column!r} has predicted cells")
+    order = lambda f: f[[group_column] + [c for c in f.columns if c != group_column]]  # noqa: E731
+    result = EvaluationResult(results=order(pd.concat(results, ignore_index=True)),
+                              agg=order(pd.concat(aggs, ignore_index=True)), profile=kwargs.get("profile"),
+                              warnings=notes)
+    if outdir is not None:
+        result.write(outdir, de_format=de_format)
+    return result
 
 
 def compute_metrics(ctx: EvalContext, names: list[str]) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
@@ -141,8 +180,8 @@ def compute_metrics(ctx: EvalContext, names: list[str]) -> tuple[pd.DataFrame, d
     return frame, values
 
 
-def _grouped(adata, pert_col, control, keep=None) -> GroupedCells:
-    labels = adata.obs[pert_col].astype(str).to_numpy()
+def _grouped(adata, column, control, keep=None) -> GroupedCells:
+    labels = adata.obs[column].astype(str).to_numpy()
     if keep is not None:
         mask = np.isin(labels, keep)
         if not mask.all():

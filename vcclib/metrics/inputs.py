@@ -120,24 +120,24 @@ def check_scales(pred_X, real_X) -> None:
     raise InputError("; ".join(parts) + "; expected log1p of normalised counts in both files")
 
 
-def resolve_control(real, control: str | None) -> str:
+def resolve_control(real, control_label: str | None) -> str:
     """The control label: given, or ``real.uns['vcc']['control_label']``."""
-    if control is not None:
-        return str(control)
+    if control_label is not None:
+        return str(control_label)
     meta = real.uns.get("vcc", {}) if hasattr(real, "uns") else {}
     if "control_label" in meta:
         return str(meta["control_label"])
     raise InputError("no control label given and real.uns['vcc']['control_label'] is not set")
 
 
-def validate_pair(pred, real, pert_col: str, control: str) -> None:
+def validate_pair(pred, real, perturbation_column: str, control_label: str) -> None:
     """Run every check of :mod:`vcclib.metrics.inputs` on an (prediction, real) AnnData pair."""
     for what, adata in (("prediction", pred), ("real data", real)):
-        if pert_col not in adata.obs:
-            raise InputError(f"{what} obs lacks the perturbation column {pert_col!r} (has {list(adata.obs.columns)[:10]})")
-        labels = adata.obs[pert_col].astype(str)
-        if control not in set(labels):
-            raise InputError(f"control label {control!r} is missing from {what} obs[{pert_col!r}]")
+        if perturbation_column not in adata.obs:
+            raise InputError(f"{what} obs lacks the perturbation column {perturbation_column!r} (has {list(adata.obs.columns)[:10]})")
+        labels = adata.obs[perturbation_column].astype(str)
+        if control_label not in set(labels):
+            raise InputError(f"control label {control_label!r} is missing from {what} obs[{perturbation_column!r}]")
         check_names(adata.var_names, f"{what} var_names (genes)")
         check_names(adata.obs_names, f"{what} obs_names (cells)")
         if adata.X is None:
@@ -145,8 +145,8 @@ def validate_pair(pred, real, pert_col: str, control: str) -> None:
         check_values(adata.X, f"{what} X")
     check_genes(pred.var_names, real.var_names)
     check_scales(pred.X, real.X)
-    pred_perts = set(pred.obs[pert_col].astype(str))
-    real_perts = set(real.obs[pert_col].astype(str))
+    pred_perts = set(pred.obs[perturbation_column].astype(str))
+    real_perts = set(real.obs[perturbation_column].astype(str))
     extra = sorted(pred_perts - real_perts)
     if extra:
         raise InputError(
