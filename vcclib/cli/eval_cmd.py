@@ -41,10 +41,6 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="format of real_de / pred_de (default: parquet)")
     p.add_argument("--use-real-controls", action="store_true",
                    help="replace the prediction's control cells by the real ones")
-    p.add_argument("--backed", action="store_true",
-                   help="read the files on disk (h5ad backed / zarr) and compute in chunks (bounded memory)")
-    p.add_argument("--scheduler", default=None,
-                   help="with --backed: a Dask scheduler address, or 'local' for a LocalCluster")
     p.add_argument("--num-threads", type=int, default=None, help="threads for the DE kernel (default: all)")
     p.add_argument("--allow-discrete", action="store_true", help="accepted for cell-eval compatibility")
     p.add_argument("-o", "--output", "--outdir", dest="outdir", required=True,
@@ -103,15 +99,9 @@ def run(args) -> int:
 
 def _evaluate(args):
     from vcclib.metrics import evaluate
-    from vcclib.metrics.evaluate import read_adata
+    from vcclib.metrics.evaluate import read_cells
 
-    if args.backed:
-        from vcclib.metrics.ondisk import evaluate_on_disk
-
-        return evaluate_on_disk(args.pred, args.real, perturbation_column=args.pert_col, control_label=args.control,
-                                profile=args.profile, metrics=_metric_names(args), outdir=args.outdir,
-                                de_format=args.de_format, scheduler=args.scheduler)
-    pred, real = read_adata(args.pred), read_adata(args.real)
+    pred, real = read_cells(args.pred), read_cells(args.real)
     column = _column(real, args.pert_col)
     control = args.control
     if control is None and "control_label" not in real.uns.get("vcc", {}):

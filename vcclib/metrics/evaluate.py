@@ -121,18 +121,33 @@ def aggregate(values: dict[str, pd.Series], n_perts: int) -> pd.DataFrame:
 
 def read_adata(path, backed: bool = False):
     """An AnnData from ``.h5ad`` or ``.zarr`` (``backed``: h5ad opened read-only on disk)."""
-    import anndata as ad
-
     path = Path(path)
     if not path.exists():
         raise inputs.InputError(f"no such file: {path}")
+    import anndata as ad
+
     if path.suffix == ".zarr" or path.is_dir():
         return ad.read_zarr(path)
     return ad.read_h5ad(path, backed="r" if backed else None)
 
 
+def read_cells(path):
+    """What evaluation reads of a file, with h5py alone when it can (see :mod:`vcclib.metrics.h5ad`), else
+    with anndata (zarr, encodings the light reader does not know)."""
+    from vcclib.metrics.h5ad import UnsupportedEncoding
+    from vcclib.metrics.h5ad import read_cells as read_h5ad_cells
+
+    path = Path(path)
+    if path.suffix == ".h5ad" and path.is_file():
+        try:
+            return read_h5ad_cells(path)
+        except (UnsupportedEncoding, KeyError):
+            pass
+    return read_adata(path)
+
+
 def _load(adata):
-    return read_adata(adata) if isinstance(adata, str | Path) else adata
+    return read_cells(adata) if isinstance(adata, str | Path) else adata
 
 
 def evaluate_by_group(pred, real, group_column: str, *, outdir=None, de_format: str = "parquet", **kwargs):
@@ -296,6 +311,11 @@ def evaluate(
             )
             warnings.warn(msg, inputs.ControlMismatchWarning, stacklevel=2)
             notes.append(msg)
+    from vcclib.metrics.attacks import SuspiciousSubmissionWarning, screen
+
+    for flag in screen(pred_cells, real_cells, scale="log1p"):
+        warnings.warn(flag, SuspiciousSubmissionWarning, stacklevel=2)
+        notes.append(flag)
     genes = np.asarray(real.var_names).astype(str)
     ctx = EvalContext(pred_cells, real_cells, genes, de_convention=de_convention)
     frame, values = compute_metrics(ctx, names)

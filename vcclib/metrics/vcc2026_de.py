@@ -73,14 +73,16 @@ def cpm(X) -> sp.csr_matrix:
 
 
 def bh_rows(p: np.ndarray) -> np.ndarray:
-    """Benjamini–Hochberg within each row, NaN held out (scipy ``false_discovery_control``)."""
-    from scipy.stats import false_discovery_control
+    """Benjamini–Hochberg within each row, NaN held out (as cell-eval2)."""
+    from vcclib.metrics.de import benjamini_hochberg
 
     out = np.full(p.shape, np.nan)
+    if not np.isnan(p).any():
+        return benjamini_hochberg(p, axis=1) if p.size else out
     for i, row in enumerate(p):
         ok = ~np.isnan(row)
         if ok.any():
-            out[i, ok] = false_discovery_control(row[ok], method="bh")
+            out[i, ok] = benjamini_hochberg(row[ok])
     return out
 
 

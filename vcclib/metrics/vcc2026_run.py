@@ -18,7 +18,15 @@ def evaluate_counts(pred, real, column: str, control: str, names: list[str], *, 
 
     inputs.validate_counts_pair(pred, real, column, control, allow_fractional=allow_fractional)
     ctx = vs.context(pred, real, column, control)
+    import warnings
+
+    from vcclib.metrics.attacks import SuspiciousSubmissionWarning, screen
+
+    flags = screen(ctx.pred, ctx.real, scale="counts")
+    for flag in flags:
+        warnings.warn(flag, SuspiciousSubmissionWarning, stacklevel=3)
     frame, values = compute_metrics(ctx, names)
+    ctx.notes[:0] = flags
     agg = aggregate(vs.nan_skipping_values(values), ctx.n_perts)
     uses_de = any(n.startswith("de_") for n in names)
     result = EvaluationResult(results=frame, agg=agg, profile="vcc2026", warnings=list(ctx.notes),
