@@ -9,7 +9,13 @@ import pytest
 from metrics_fixtures import CONTROL, make_counts
 
 from vcclib.metrics import InputError, evaluate
-from vcclib.metrics.attacks import ATTACKS, SuspiciousSubmissionWarning, attack_table, log1p_normalised, replicate_pair
+from vcclib.metrics.attacks import (
+    ATTACKS,
+    SuspiciousSubmissionWarning,
+    attack_table,
+    log1p_normalised,
+    replicate_pair,
+)
 
 
 @pytest.fixture(scope="module")
