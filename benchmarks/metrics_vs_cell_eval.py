@@ -51,7 +51,7 @@ def run_ours(pred, real, profile):
     t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = evaluate(pred, real, control=CONTROL, profile=profile)
+        res = evaluate(pred, real, control_label=CONTROL, profile=profile)
     return time.perf_counter() - t, res.results.set_index("perturbation").sort_index()
 
 

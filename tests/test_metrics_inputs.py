@@ -13,13 +13,13 @@ from vcclib.metrics import ControlMismatchWarning, InputError, evaluate
 
 
 def _eval(pred, real, **kw):
-    return evaluate(pred, real, control=CONTROL, profile="vcc", **kw)
+    return evaluate(pred, real, control_label=CONTROL, profile="vcc", **kw)
 
 
 def test_missing_control():
     pred, real = make_pair(n_perts=4, n_genes=20)
     with pytest.raises(InputError, match="control label 'nope' is missing from prediction"):
-        evaluate(pred, real, control="nope")
+        evaluate(pred, real, control_label="nope")
 
 
 def test_genes_differ():

@@ -56,7 +56,7 @@ def test_full_profile_matches_cell_eval(sparse, tmp_path):
     ev, theirs, agg = _cell_eval(pred, real, tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ours = evaluate(pred, real, control=CONTROL, profile="cell-eval")
+        ours = evaluate(pred, real, control_label=CONTROL, profile="cell-eval")
     _compare(ours.results, theirs)
     # aggregate (polars describe) of the metrics both compute
     theirs_mean = agg.set_index("statistic").loc["mean"]
@@ -86,5 +86,23 @@ def test_no_significant_genes_anywhere(tmp_path):
     _, theirs, _ = _cell_eval(pred, real, tmp_path, profile="de")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ours = evaluate(pred, real, control=CONTROL, profile="de")
+        ours = evaluate(pred, real, control_label=CONTROL, profile="de")
     _compare(ours.results, theirs, min_common=15)
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_edistance_adversarial_inputs_bit_exact(sparse, dtype, tmp_path):
+    """Near-duplicate cells, a two-cell group, a constant gene and a far perturbation: pearson_edistance equals
+    cell-eval's to float64 precision (it reproduces scikit-learn's arithmetic, float32 rounding included)."""
+    from metrics_fixtures import make_adversarial
+
+    real, pred = make_adversarial(0, sparse=sparse, dtype=dtype), make_adversarial(5, sparse=sparse, dtype=dtype)
+    _, theirs, _ = _cell_eval(pred, real, tmp_path, profile="anndata")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = evaluate(pred, real, control_label=CONTROL, metrics=["pearson_edistance", "mae", "pearson_delta"])
+    a = ours.results.set_index("perturbation").sort_index()
+    assert abs(a["pearson_edistance"].iloc[0] - theirs["pearson_edistance"].iloc[0]) <= 1e-15
+    for c in ("mae", "pearson_delta"):
+        assert np.allclose(a[c], theirs[c], atol=1e-6, rtol=0), c  # pseudobulks: cell-eval sums float32

@@ -1,8 +1,16 @@
-"""``vcc eval``: score a prediction against real data (cell-eval's results.csv / agg_results.csv format)."""
+"""``vcc eval``: score a prediction against real data (cell-eval's results.csv / agg_results.csv format).
+
+cell-eval's command line runs unchanged (``-ap/--adata-pred``, ``-ar/--adata-real``, ``--pert-col``,
+``--control-pert``, ``--celltype-col``, ``--profile``, ``--skip-metrics``, ``--num-threads``,
+``--allow-discrete``, ``-o/--outdir``); ``-o/--output`` is this command's own spelling. Only argparse is
+imported here; the metrics engine and anndata are imported when the command runs.
+"""
 
 from __future__ import annotations
 
 import argparse
+
+PROFILE_CHOICES = ("vcc", "vcc2026", "full", "cell-eval", "minimal", "de", "anndata", "pds", "field")
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -10,61 +18,102 @@ def register(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "eval",
         help="score a prediction against real data",
-        description="Score pred.h5ad against real.h5ad; writes OUTDIR/results.csv and OUTDIR/agg_results.csv.",
+        description="Score a predicted AnnData against the real one; writes results.csv, agg_results.csv and "
+                    "the DE tables (parquet unless --de-format csv) under the output folder.",
     )
-    p.add_argument("--pred", required=True, help="predicted AnnData (.h5ad, log1p X)")
-    p.add_argument("--real", required=True, help="real AnnData (.h5ad, log1p X)")
-    p.add_argument("--pert-col", default="perturbation", help="obs column with perturbation labels")
-    p.add_argument("--control", default=None, help="control label (default: real.uns['vcc']['control_label'])")
-    p.add_argument("--profile", default="vcc", help="metric profile: vcc, full, de, cell-eval, minimal, ...")
+    p.add_argument("-ap", "--adata-pred", "--pred", dest="pred", required=True,
+                   help="predicted AnnData (.h5ad; log1p X, or raw counts for --profile vcc2026)")
+    p.add_argument("-ar", "--adata-real", "--real", dest="real", required=True, help="real AnnData (.h5ad)")
+    p.add_argument("--pert-col", default=None,
+                   help="obs column with perturbation labels (default: 'perturbation', else cell-eval's 'target')")
+    p.add_argument("--control-pert", "--control", dest="control", default=None,
+                   help="control label (default: real.uns['vcc']['control_label'], else 'non-targeting')")
+    p.add_argument("--celltype-col", default=None, help="score each value of this obs column separately")
+    p.add_argument("--profile", default="vcc", choices=PROFILE_CHOICES, help="metric profile (default: vcc)")
     p.add_argument("--metrics", default=None, help="comma-separated metric names (instead of a profile)")
+    p.add_argument("--skip-metrics", default=None, help="comma-separated metric names to leave out")
     p.add_argument("--baseline", default=None, help="baseline prediction (.h5ad) to score against (VCC 2025)")
+    p.add_argument("--score", action="store_true",
+                   help="vcc2026: score against the generic-response baseline and the replicate anchor")
     p.add_argument("--de-convention", default="cell-eval", choices=["cell-eval", "vcc2025"],
                    help="DE convention: cell-eval (BH per perturbation) or vcc2025 (BH across all rows)")
+    p.add_argument("--de-format", default="parquet", choices=["parquet", "csv"],
+                   help="format of real_de / pred_de (default: parquet)")
     p.add_argument("--use-real-controls", action="store_true",
                    help="replace the prediction's control cells by the real ones")
-    p.add_argument("-o", "--outdir", required=True, help="output folder (must not hold earlier results)")
-    p.add_argument("--force", action="store_true", help="replace results already in OUTDIR")
+    p.add_argument("--num-threads", type=int, default=None, help="threads for the DE kernel (default: all)")
+    p.add_argument("--allow-discrete", action="store_true", help="accepted for cell-eval compatibility")
+    p.add_argument("-o", "--output", "--outdir", dest="outdir", required=True,
+                   help="output folder (must not hold earlier results)")
+    p.add_argument("--force", action="store_true", help="replace results already in the output folder")
     p.set_defaults(func=run)
     return p
 
 
+def _metric_names(args):
+    from vcclib.metrics.profiles import resolve
+
+    names = list(resolve(args.profile, args.metrics.split(",") if args.metrics else None))
+    if args.skip_metrics:
+        skip = set(args.skip_metrics.split(","))
+        names = [n for n in names if n not in skip]
+    return names if (args.metrics or args.skip_metrics) else None
+
+
+def _column(adata, given):
+    if given:
+        return given
+    return "perturbation" if "perturbation" in adata.obs else "target"
+
+
 def run(args) -> int:
-    """Run ``vcc eval``; returns the exit status (2 on bad input)."""
+    """Run ``vcc eval``; returns the exit status (2 on bad input, results left untouched)."""
     import sys
     import warnings
     from pathlib import Path
 
-    from vcclib.metrics import InputError, evaluate
+    from vcclib.errors import VccError
 
-    if (Path(args.outdir) / "results.csv").exists() and not args.force:
-        print(f"vcc eval: error: {args.outdir} already holds results.csv; choose a new -o (or --force)",
-              file=sys.stderr)
+    out = Path(args.outdir)
+    if (out / "results.csv").exists() and not args.force:
+        print(f"vcc eval: error: {out} already holds results.csv; choose a new -o (or --force)", file=sys.stderr)
         return 2
     try:
+        if args.num_threads:
+            import numba
+
+            numba.set_num_threads(max(1, min(args.num_threads, numba.config.NUMBA_NUM_THREADS)))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = evaluate(
-                args.pred,
-                args.real,
-                pert_col=args.pert_col,
-                control=args.control,
-                profile=args.profile,
-                de_convention=args.de_convention,
-                baseline=args.baseline,
-                use_real_controls=args.use_real_controls,
-                outdir=args.outdir,
-                metrics=args.metrics.split(",") if args.metrics else None,
-            )
-    except (InputError, ValueError) as error:
+            result = _evaluate(args)
+    except VccError as error:
         print(f"vcc eval: error: {error}", file=sys.stderr)
         return 2
     for w in caught:
         if issubclass(w.category, UserWarning) and str(w.message) not in result.warnings:
             print(f"warning: {w.message}", file=sys.stderr)
     print(result.summary())
-    print(f"wrote {args.outdir}/results.csv and agg_results.csv")
+    print(f"wrote {out}/results.csv and agg_results.csv")
     return 0
+
+
+def _evaluate(args):
+    from vcclib.metrics import evaluate
+    from vcclib.metrics.evaluate import read_cells
+
+    pred, real = read_cells(args.pred), read_cells(args.real)
+    column = _column(real, args.pert_col)
+    control = args.control
+    if control is None and "control_label" not in real.uns.get("vcc", {}):
+        control = "non-targeting"  # cell-eval's default
+    common = dict(perturbation_column=column, control_label=control, profile=args.profile,
+                  de_convention=args.de_convention, use_real_controls=args.use_real_controls,
+                  metrics=_metric_names(args), score=args.score, de_format=args.de_format)
+    if args.celltype_col:
+        from vcclib.metrics.evaluate import evaluate_by_group
+
+        return evaluate_by_group(pred, real, args.celltype_col, outdir=args.outdir, **common)
+    return evaluate(pred, real, baseline=args.baseline, outdir=args.outdir, **common)
 
 
 def main(argv=None) -> int:

@@ -7,7 +7,7 @@ loads numpy/scipy/pandas only (numba compiles the DE kernel on first use; scanpy
 imported here).
 """
 
-from vcclib.metrics import de_metrics, distances, expression, field  # noqa: F401  (register the metrics)
+from vcclib.metrics import de_metrics, distances, expression, field, vcc2026  # noqa: F401  (register the metrics)
 from vcclib.metrics.evaluate import EvaluationResult, evaluate
 from vcclib.metrics.inputs import ControlMismatchWarning, InputError
 from vcclib.metrics.profiles import PROFILES, resolve

@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from scipy.special import ndtr
-from scipy.stats import false_discovery_control
 
 from vcclib.metrics.pseudobulk import GroupedCells, group_mean_var
 
@@ -80,6 +79,23 @@ class DEArrays:
     def significant(self, threshold: float = 0.05) -> np.ndarray:
         """Boolean (targets × genes) mask of fdr < threshold, compared in float32 as cell-eval stores it."""
         return self.fdr.astype(np.float32) < threshold
+
+
+def benjamini_hochberg(p: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Benjamini–Hochberg adjusted p-values along ``axis``: the arithmetic of scipy's
+    ``false_discovery_control`` (sort, ``p · m/i``, running minimum from the end, clip to [0, 1]), without
+    importing scipy.stats (about 0.9 s of the command's start-up)."""
+    p = np.moveaxis(np.asarray(p, dtype=np.float64), axis, -1)
+    m = p.shape[-1]
+    if m == 0:
+        return np.moveaxis(p.copy(), -1, axis)
+    order = np.argsort(p, axis=-1, kind="stable")
+    ps = np.take_along_axis(p, order, axis=-1)
+    ps = ps * (m / np.arange(1, m + 1, dtype=np.float64))
+    np.minimum.accumulate(ps[..., ::-1], out=ps[..., ::-1], axis=-1)
+    out = np.empty_like(ps)
+    np.put_along_axis(out, order, ps, axis=-1)
+    return np.moveaxis(np.clip(out, 0.0, 1.0), -1, axis)
 
 
 def mwu_pvalues(U1: np.ndarray, tie: np.ndarray, n1: np.ndarray, n2: float) -> np.ndarray:
@@ -183,11 +199,11 @@ def de_arrays(cells: GroupedCells, genes, convention: str = "cell-eval") -> DEAr
         lfc = log_ratio
         lfc[np.isnan(lfc)] = 0.0
         fc = ratio
-        fdr = false_discovery_control(pvals, axis=1) if pvals.size else pvals
+        fdr = benjamini_hochberg(pvals, axis=1) if pvals.size else pvals
     else:
         fc = np.clip(np.where(np.isnan(ratio), 1.0, ratio), 1.0 / FC_CLIP, FC_CLIP)
         lfc = np.log2(fc)
-        fdr = false_discovery_control(pvals.ravel()).reshape(pvals.shape) if pvals.size else pvals
+        fdr = benjamini_hochberg(pvals.ravel()).reshape(pvals.shape) if pvals.size else pvals
     return DEArrays(
         targets=cells.names[keep],
         genes=np.asarray(genes).astype(str),
@@ -205,16 +221,17 @@ def de_arrays(cells: GroupedCells, genes, convention: str = "cell-eval") -> DEAr
     )
 
 
-def differential_expression(adata, pert_col: str, control: str, convention: str = "cell-eval") -> pd.DataFrame:
+def differential_expression(adata, perturbation_column: str, control_label: str, convention: str = "cell-eval"
+                            ) -> pd.DataFrame:
     """DE of every perturbation of ``adata`` against ``control`` (log1p X, dense or sparse).
 
     Parameters
     ----------
     adata
         AnnData with log1p X.
-    pert_col
+    perturbation_column
         obs column holding perturbation labels.
-    control
+    control_label
         Control label.
     convention
         ``"cell-eval"`` (BH per perturbation, log2 fold change) or ``"vcc2025"`` (BH across all rows, fold change
@@ -228,11 +245,11 @@ def differential_expression(adata, pert_col: str, control: str, convention: str 
     """
     from vcclib.metrics.inputs import InputError, check_values
 
-    labels = adata.obs[pert_col].astype(str).to_numpy()
-    if control not in set(labels):
-        raise InputError(f"control label {control!r} is missing from obs[{pert_col!r}]")
+    labels = adata.obs[perturbation_column].astype(str).to_numpy()
+    if control_label not in set(labels):
+        raise InputError(f"control label {control_label!r} is missing from obs[{perturbation_column!r}]")
     check_values(adata.X, "X")
-    cells = GroupedCells.from_labels(adata.X, labels, control)
+    cells = GroupedCells.from_labels(adata.X, labels, control_label)
     return de_arrays(cells, adata.var_names, convention).to_frame()
 
 

@@ -119,22 +119,47 @@ def etest(X, Y, n_perms: int = 1000, seed: int | None = 0, convention: str = "pe
     return observed, max(exceed, 1) / n_perms
 
 
+#: largest distance matrix (elements) that :func:`mean_pairwise` hands to scikit-learn whole
+EXACT_LIMIT = 25_000_000
+
+
+def mean_pairwise(X, Y=None, *, exact_limit: int = EXACT_LIMIT):
+    """Mean Euclidean distance between the rows of X and Y (within X, zero diagonal, when ``Y`` is None), with
+    the arithmetic of ``sklearn.metrics.pairwise_distances(X, Y).mean()`` -- cell-eval's E-distance.
+
+    scikit-learn's result depends on its arithmetic: the Gram expansion ``−2·XYᵀ + ‖x‖² + ‖y‖²`` (which loses
+    digits for near-duplicate cells), float32 inputs upcast in chunks but rounded back to float32 before the
+    square root and a float32 mean, sparse products for sparse input. Up to ``exact_limit`` matrix elements
+    the matrix is therefore computed by scikit-learn itself on the cells as stored (same dtype, same sparsity),
+    so the value is cell-eval's to the last bit; beyond it (where cell-eval would need a matrix of that size)
+    the Gram expansion is summed in float64 row blocks. Returns a numpy scalar of scikit-learn's dtype (float32
+    for float32 cells), so that sums of these means round as cell-eval's do.
+    """
+    n = X.shape[0]
+    m = n if Y is None else Y.shape[0]
+    if n * m <= exact_limit:
+        from sklearn.metrics import pairwise_distances
+
+        return pairwise_distances(X, Y, metric="euclidean").mean()
+    return np.float64(pairwise_sum(X, Y) / (n * m))
+
+
 def _pearson_edistance(ctx):
-    """Pearson across perturbations of E(real_p, real_ctrl) vs E(pred_p, pred_ctrl), pertpy convention."""
+    """Pearson across perturbations of E(real_p, real_ctrl) vs E(pred_p, pred_ctrl), pertpy convention, with
+    cell-eval's arithmetic (see :func:`mean_pairwise`)."""
     from scipy.stats import pearsonr
 
-    out = []
-    for side in (ctx.real, ctx.pred):
-        ctrl = side.cells(side.control)
-        s_ctrl = pairwise_sum(ctrl) / ctrl.shape[0] ** 2
-        values = []
-        for p in ctx.perts:
-            x = side.cells(p)
-            n, m = x.shape[0], ctrl.shape[0]
-            values.append(2 * pairwise_sum(x, ctrl) / (n * m) - pairwise_sum(x) / n**2 - s_ctrl)
-        out.append(np.array(values))
     if ctx.n_perts < 2:
         return float("nan")
+    out = []
+    for side in (ctx.real, ctx.pred):
+        ctrl = side.cells(side.control, dense=False)
+        s_ctrl = mean_pairwise(ctrl)
+        values = []
+        for p in ctx.perts:
+            x = side.cells(p, dense=False)
+            values.append(2 * mean_pairwise(x, ctrl) - mean_pairwise(x) - s_ctrl)  # in sklearn's dtype
+        out.append(np.array(values, dtype=np.float64))
     return float(pearsonr(out[0], out[1]).statistic)
 
 

@@ -14,6 +14,7 @@ from vcclib.metrics.context import EvalContext
 from vcclib.metrics.pseudobulk import GroupedCells
 from vcclib.metrics.registry import REGISTRY
 
+DE_FORMATS = ("parquet", "csv")
 AGG_STATS = ("count", "null_count", "mean", "std", "min", "25%", "50%", "75%", "max")
 #: metrics whose value depends on the prediction's own control cells
 CONTROL_DEPENDENT_FAMILIES = ("de",)
@@ -58,31 +59,38 @@ class EvaluationResult:
     def summary(self) -> str:
         """A few lines: sizes, the mean of each metric, and the scores."""
         lines = [f"{len(self.results)} perturbations, {self.results.shape[1] - 1} metrics (profile {self.profile})"]
-        means = self.agg.set_index("statistic").loc["mean"]
+        agg = self.agg.select_dtypes("number").assign(statistic=self.agg["statistic"])
+        means = agg.groupby("statistic").mean().loc["mean"]
         width = max((len(c) for c in means.index), default=0)
         lines += [f"  {name:<{width}}  {value: .6g}" for name, value in means.items()]
         if self.scores:
-            vcc = self.scores.get("vcc2025", {})
-            if vcc:
-                lines.append(f"VCC 2025 score vs baseline: {vcc.get('avg_score', float('nan')):.4f}")
+            for key, label in (("vcc2025", "VCC 2025 score vs baseline"), ("vcc2026", "VCC 2026 score (u−b)/(r−b)")):
+                if self.scores.get(key):
+                    lines.append(f"{label}: {self.scores[key].get('avg_score', float('nan')):.4f}")
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
-    def write(self, outdir) -> Path:
-        """Write results.csv, agg_results.csv, DE tables and scores under ``outdir``."""
+    def write(self, outdir, de_format: str = "parquet") -> Path:
+        """Write results.csv, agg_results.csv, the DE tables (real_de/pred_de, parquet or csv) and scores."""
+        if de_format not in DE_FORMATS:
+            raise inputs.InputError(f"DE table format {de_format!r}: use one of {', '.join(DE_FORMATS)}")
         out = Path(outdir)
         out.mkdir(parents=True, exist_ok=True)
         self.results.to_csv(out / "results.csv", index=False)
         self.agg.to_csv(out / "agg_results.csv", index=False)
-        if self.de_real is not None:
-            self.de_real.to_csv(out / "real_de.csv", index=False)
-        if self.de_pred is not None:
-            self.de_pred.to_csv(out / "pred_de.csv", index=False)
+        for name, table in (("real_de", self.de_real), ("pred_de", self.de_pred)):
+            if table is None:
+                continue
+            if de_format == "parquet":
+                table.to_parquet(out / f"{name}.parquet", index=False)
+            else:
+                table.to_csv(out / f"{name}.csv", index=False)
+        for key, column in (("vcc2025", "from_baseline"), ("vcc2026", "score")):
+            values = self.scores.get(key)
+            if values:
+                name = "score.csv" if key == "vcc2025" else "score_vcc2026.csv"
+                pd.DataFrame({"metric": list(values), column: list(values.values())}).to_csv(out / name, index=False)
         if self.scores:
-            vcc = self.scores.get("vcc2025", {})
-            pd.DataFrame({"metric": list(vcc), "from_baseline": list(vcc.values())}).to_csv(
-                out / "score.csv", index=False
-            )
             if self.baseline_agg is not None:
                 self.baseline_agg.to_csv(out / "baseline_agg_results.csv", index=False)
         return out
@@ -111,12 +119,65 @@ def aggregate(values: dict[str, pd.Series], n_perts: int) -> pd.DataFrame:
     return pd.DataFrame(table)
 
 
-def _load(adata):
-    if isinstance(adata, str | Path):
-        import anndata as ad
+def read_adata(path, backed: bool = False):
+    """An AnnData from ``.h5ad`` or ``.zarr`` (``backed``: h5ad opened read-only on disk)."""
+    path = Path(path)
+    if not path.exists():
+        raise inputs.InputError(f"no such file: {path}")
+    import anndata as ad
 
-        return ad.read_h5ad(adata)
-    return adata
+    if path.suffix == ".zarr" or path.is_dir():
+        return ad.read_zarr(path)
+    return ad.read_h5ad(path, backed="r" if backed else None)
+
+
+def read_cells(path):
+    """What evaluation reads of a file, with h5py alone when it can (see :mod:`vcclib.metrics.h5ad`), else
+    with anndata (zarr, encodings the light reader does not know)."""
+    from vcclib.metrics.h5ad import UnsupportedEncoding
+    from vcclib.metrics.h5ad import read_cells as read_h5ad_cells
+
+    path = Path(path)
+    if path.suffix == ".h5ad" and path.is_file():
+        try:
+            return read_h5ad_cells(path)
+        except (UnsupportedEncoding, KeyError):
+            pass
+    return read_adata(path)
+
+
+def _load(adata):
+    return read_cells(adata) if isinstance(adata, str | Path) else adata
+
+
+def evaluate_by_group(pred, real, group_column: str, *, outdir=None, de_format: str = "parquet", **kwargs):
+    """:func:`evaluate` for each value of ``group_column`` (cell type, cell line), each with its own control
+    cells; results and aggregates stacked with a ``group_column`` column first (cell-eval ``--celltype-col``)."""
+    pred, real = _load(pred), _load(real)
+    for what, adata in (("prediction", pred), ("real data", real)):
+        if group_column not in adata.obs:
+            raise inputs.InputError(f"{what} obs lacks the column {group_column!r} given as --celltype-col")
+    values = sorted(set(real.obs[group_column].astype(str)))
+    results, aggs, notes = [], [], []
+    for value in values:
+        sub_pred = pred[(pred.obs[group_column].astype(str) == value).to_numpy()]
+        sub_real = real[(real.obs[group_column].astype(str) == value).to_numpy()]
+        if sub_pred.n_obs == 0:
+            notes.append(f"{group_column}={value}: no predicted cells; left out")
+            continue
+        res = evaluate(sub_pred, sub_real, **kwargs)
+        results.append(res.results.assign(**{group_column: value}))
+        aggs.append(res.agg.assign(**{group_column: value}))
+        notes += [f"{group_column}={value}: {w}" for w in res.warnings]
+    if not results:
+        raise inputs.InputError(f"no value of {group_column!r} has predicted cells")
+    order = lambda f: f[[group_column] + [c for c in f.columns if c != group_column]]  # noqa: E731
+    result = EvaluationResult(results=order(pd.concat(results, ignore_index=True)),
+                              agg=order(pd.concat(aggs, ignore_index=True)), profile=kwargs.get("profile"),
+                              warnings=notes)
+    if outdir is not None:
+        result.write(outdir, de_format=de_format)
+    return result
 
 
 def compute_metrics(ctx: EvalContext, names: list[str]) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
@@ -134,8 +195,8 @@ def compute_metrics(ctx: EvalContext, names: list[str]) -> tuple[pd.DataFrame, d
     return frame, values
 
 
-def _grouped(adata, pert_col, control, keep=None) -> GroupedCells:
-    labels = adata.obs[pert_col].astype(str).to_numpy()
+def _grouped(adata, column, control, keep=None) -> GroupedCells:
+    labels = adata.obs[column].astype(str).to_numpy()
     if keep is not None:
         mask = np.isin(labels, keep)
         if not mask.all():
@@ -143,7 +204,8 @@ def _grouped(adata, pert_col, control, keep=None) -> GroupedCells:
     return GroupedCells.from_labels(adata.X, labels, control)
 
 
-def _with_real_controls(pred: GroupedCells, real: GroupedCells) -> GroupedCells:
+def with_real_controls(pred: GroupedCells, real: GroupedCells) -> GroupedCells:
+    """``pred`` with its control cells replaced by the real control cells."""
     import scipy.sparse as sp
 
     keep = np.flatnonzero(pred.codes != pred.control_index)
@@ -160,14 +222,16 @@ def evaluate(
     pred,
     real,
     *,
-    pert_col: str = "perturbation",
-    control: str | None = None,
+    perturbation_column: str = "perturbation",
+    control_label: str | None = None,
     profile: str = "vcc",
     de_convention: str = "cell-eval",
     baseline=None,
     use_real_controls: bool = False,
     outdir=None,
     metrics=None,
+    score: bool = False,
+    de_format: str = "parquet",
 ) -> EvaluationResult:
     """Score a prediction against the real data.
 
@@ -175,9 +239,9 @@ def evaluate(
     ----------
     pred, real
         AnnData (or .h5ad paths) with log1p X, dense or scipy sparse, the same genes in the same order.
-    pert_col
+    perturbation_column
         obs column with perturbation labels (in both files).
-    control
+    control_label
         Control label; defaults to ``real.uns['vcc']['control_label']``.
     profile
         Named metric set (see :data:`vcclib.metrics.PROFILES`); ignored when ``metrics`` is given.
@@ -192,6 +256,11 @@ def evaluate(
         When given, results.csv, agg_results.csv, real_de.csv, pred_de.csv (and score.csv) are written there.
     metrics
         Explicit metric names instead of a profile.
+    score
+        ``vcc2026`` only: also score the generic-response baseline and the replicate anchor and fill
+        ``scores['vcc2026']`` with s = (u − b)/(r − b) (six more evaluations of the reference).
+    de_format
+        Format of the DE tables written to ``outdir``: ``"parquet"`` (default) or ``"csv"``.
 
     Returns
     -------
@@ -205,16 +274,29 @@ def evaluate(
     from vcclib.metrics.profiles import resolve
     from vcclib.metrics.scoring import vcc2025_score
 
+    pert_col = perturbation_column
     pred, real = _load(pred), _load(real)
-    control = inputs.resolve_control(real, control)
+    control = inputs.resolve_control(real, control_label)
     names = resolve(profile, metrics)
+    families = {REGISTRY[n].family == "vcc2026" for n in names}
+    if families == {True}:
+        from vcclib.metrics.vcc2026_run import evaluate_counts
+
+        result = evaluate_counts(pred, real, pert_col, control, names, score=score)
+        result.profile = profile if metrics is None else "custom"
+        if outdir is not None:
+            result.write(outdir, de_format=de_format)
+        return result
+    if len(families) > 1:
+        raise inputs.InputError("vcc2026 metrics read raw counts and the others log1p values: score them "
+                                "in separate runs (profile vcc2026 and another)")
     inputs.validate_pair(pred, real, pert_col, control)
     pred_labels = np.unique(pred.obs[pert_col].astype(str).to_numpy())
     real_cells = _grouped(real, pert_col, control, keep=pred_labels)
     pred_cells = _grouped(pred, pert_col, control)
     notes = []
     if use_real_controls:
-        pred_cells = _with_real_controls(pred_cells, real_cells)
+        pred_cells = with_real_controls(pred_cells, real_cells)
     else:
         differ = pred_cells.sizes[pred_cells.control_index] != real_cells.sizes[real_cells.control_index] or not (
             np.allclose(pred_cells.mean_of([control]), real_cells.mean_of([control]), atol=1e-6, rtol=0)
@@ -229,6 +311,11 @@ def evaluate(
             )
             warnings.warn(msg, inputs.ControlMismatchWarning, stacklevel=2)
             notes.append(msg)
+    from vcclib.metrics.attacks import SuspiciousSubmissionWarning, screen
+
+    for flag in screen(pred_cells, real_cells, scale="log1p"):
+        warnings.warn(flag, SuspiciousSubmissionWarning, stacklevel=2)
+        notes.append(flag)
     genes = np.asarray(real.var_names).astype(str)
     ctx = EvalContext(pred_cells, real_cells, genes, de_convention=de_convention)
     frame, values = compute_metrics(ctx, names)
@@ -247,7 +334,7 @@ def evaluate(
         inputs.validate_pair(base, real, pert_col, control)
         base_cells = _grouped(base, pert_col, control, keep=ctx.perts.tolist() + [control])
         if use_real_controls:
-            base_cells = _with_real_controls(base_cells, real_cells)
+            base_cells = with_real_controls(base_cells, real_cells)
         base_ctx = EvalContext(
             base_cells, real_cells, genes, de_convention=de_convention,
             real_de=ctx.__dict__.get("de_real"),
@@ -256,5 +343,5 @@ def evaluate(
         result.baseline_agg = aggregate(base_values, base_ctx.n_perts)
         result.scores["vcc2025"] = vcc2025_score(agg, result.baseline_agg)
     if outdir is not None:
-        result.write(outdir)
+        result.write(outdir, de_format=de_format)
     return result

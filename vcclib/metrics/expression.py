@@ -7,7 +7,6 @@ Pseudobulk = mean of log1p over a perturbation's cells; Δ = pseudobulk − the 
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial.distance import cdist
 
 from vcclib.metrics.registry import register
 
@@ -51,6 +50,8 @@ def pairwise_without_target(pred: np.ndarray, real: np.ndarray, exclude: np.ndar
     Distances over all genes are computed once (cdist) and the left-out gene's term removed per row, so the cost
     is one (P × Q × genes) pass instead of one per perturbation.
     """
+    from scipy.spatial.distance import cdist
+
     rows = np.flatnonzero(exclude >= 0)
     g = exclude[rows]
     a = pred[rows, g][:, None]  # pred_p at its own gene

@@ -9,7 +9,6 @@ Diversity by Design (``analyses/common.py``). All are computed on mean-of-log1p 
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial.distance import cdist
 
 from vcclib.metrics.expression import rowwise_pearson
 from vcclib.metrics.registry import register
@@ -75,6 +74,8 @@ def _pb_cosine_logfc(ctx):
 
 def _pb_rank(ctx, kind: str = "rmse"):
     """rank of pred_j among all predictions for reference j, / N (0 best; transpose of PDS)."""
+    from scipy.spatial.distance import cdist
+
     if kind == "rmse":
         M = np.sqrt(cdist(ctx.bulk_pred, ctx.bulk_real, "sqeuclidean") / ctx.bulk_real.shape[1])
         own = np.diag(M)[None, :]
@@ -136,6 +137,8 @@ def _systema_pearson(ctx, de: bool = False):
 
 
 def _centroid_accuracy(ctx):
+    from scipy.spatial.distance import cdist
+
     D = cdist(ctx.bulk_pred, ctx.bulk_real)
     own = np.diag(D)[:, None]
     n = ctx.n_perts

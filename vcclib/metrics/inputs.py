@@ -14,7 +14,7 @@ LOG1P_MAX = 20.0
 
 
 class InputError(VccError, ValueError):
-    """A prediction or real AnnData cannot be evaluated as given."""
+    """A prediction or real AnnData cannot be evaluated as given (one line: what is wrong and where)."""
 
 
 class ControlMismatchWarning(UserWarning):
@@ -120,24 +120,24 @@ def check_scales(pred_X, real_X) -> None:
     raise InputError("; ".join(parts) + "; expected log1p of normalised counts in both files")
 
 
-def resolve_control(real, control: str | None) -> str:
+def resolve_control(real, control_label: str | None) -> str:
     """The control label: given, or ``real.uns['vcc']['control_label']``."""
-    if control is not None:
-        return str(control)
+    if control_label is not None:
+        return str(control_label)
     meta = real.uns.get("vcc", {}) if hasattr(real, "uns") else {}
     if "control_label" in meta:
         return str(meta["control_label"])
     raise InputError("no control label given and real.uns['vcc']['control_label'] is not set")
 
 
-def validate_pair(pred, real, pert_col: str, control: str) -> None:
+def validate_pair(pred, real, perturbation_column: str, control_label: str) -> None:
     """Run every check of :mod:`vcclib.metrics.inputs` on an (prediction, real) AnnData pair."""
     for what, adata in (("prediction", pred), ("real data", real)):
-        if pert_col not in adata.obs:
-            raise InputError(f"{what} obs lacks the perturbation column {pert_col!r} (has {list(adata.obs.columns)[:10]})")
-        labels = adata.obs[pert_col].astype(str)
-        if control not in set(labels):
-            raise InputError(f"control label {control!r} is missing from {what} obs[{pert_col!r}]")
+        if perturbation_column not in adata.obs:
+            raise InputError(f"{what} obs lacks the perturbation column {perturbation_column!r} (has {list(adata.obs.columns)[:10]})")
+        labels = adata.obs[perturbation_column].astype(str)
+        if control_label not in set(labels):
+            raise InputError(f"control label {control_label!r} is missing from {what} obs[{perturbation_column!r}]")
         check_names(adata.var_names, f"{what} var_names (genes)")
         check_names(adata.obs_names, f"{what} obs_names (cells)")
         if adata.X is None:
@@ -145,8 +145,8 @@ def validate_pair(pred, real, pert_col: str, control: str) -> None:
         check_values(adata.X, f"{what} X")
     check_genes(pred.var_names, real.var_names)
     check_scales(pred.X, real.X)
-    pred_perts = set(pred.obs[pert_col].astype(str))
-    real_perts = set(real.obs[pert_col].astype(str))
+    pred_perts = set(pred.obs[perturbation_column].astype(str))
+    real_perts = set(real.obs[perturbation_column].astype(str))
     extra = sorted(pred_perts - real_perts)
     if extra:
         raise InputError(
@@ -168,3 +168,59 @@ def controls_differ(pred_ctrl, real_ctrl, atol: float = 1e-6) -> bool:
     a = pred_ctrl.toarray() if sp.issparse(pred_ctrl) else np.asarray(pred_ctrl)
     b = real_ctrl.toarray() if sp.issparse(real_ctrl) else np.asarray(real_ctrl)
     return not np.allclose(a, b, atol=atol, rtol=0)
+
+
+#: cell-eval2's ``max_counts_per_cell`` (vcc2026 preset)
+MAX_COUNTS_PER_CELL = 1e6
+
+
+def row_totals(X) -> np.ndarray:
+    """Total of each row, float64."""
+    return np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
+
+
+def check_counts(X, what: str, *, allow_fractional: bool = False, max_per_cell: float = MAX_COUNTS_PER_CELL) -> None:
+    """Refuse anything but raw counts: finite, non-negative, integral, at most ``max_per_cell`` per cell."""
+    check_values(X, what)
+    values = _values(X)
+    if not allow_fractional and values.size:
+        frac = values != np.round(values)
+        if frac.any():
+            raise InputError(
+                f"{what} holds {int(frac.sum())} non-integer values (e.g. {values[frac][0]:g}); the vcc2026 "
+                "profile scores raw counts (log1p or normalised values are refused)" + _where(X, frac)
+            )
+    totals = row_totals(X)
+    over = totals > max_per_cell
+    if over.any():
+        first = int(np.flatnonzero(over)[0])
+        raise InputError(
+            f"{what} has {int(over.sum())} cells with more than {max_per_cell:g} counts (cell {first}: "
+            f"{totals[first]:g}); raw counts per cell are capped at {max_per_cell:g}"
+        )
+
+
+def validate_counts_pair(pred, real, perturbation_column: str, control_label: str, *,
+                         allow_fractional: bool = False) -> None:
+    """The vcc2026 submission rules: raw counts, the reference's genes in its order, its labels, its control."""
+    for what, adata in (("prediction", pred), ("real data", real)):
+        if perturbation_column not in adata.obs:
+            raise InputError(f"{what} obs lacks the perturbation column {perturbation_column!r} "
+                             f"(has {list(adata.obs.columns)[:10]})")
+        check_names(adata.var_names, f"{what} var_names (genes)")
+        if adata.X is None:
+            raise InputError(f"{what} has no X")
+    check_genes(pred.var_names, real.var_names)
+    pred_labels = set(pred.obs[perturbation_column].astype(str))
+    real_labels = set(real.obs[perturbation_column].astype(str))
+    for what, labels in (("prediction", pred_labels), ("real data", real_labels)):
+        if control_label not in labels:
+            raise InputError(f"control label {control_label!r} is missing from {what} obs[{perturbation_column!r}]")
+    extra, missing = sorted(pred_labels - real_labels), sorted(real_labels - pred_labels)
+    if extra or missing:
+        raise InputError(
+            f"perturbation labels must match the reference: {len(extra)} only in the prediction (e.g. {extra[:5]}), "
+            f"{len(missing)} missing from it (e.g. {missing[:5]})"
+        )
+    check_counts(real.X, "real data X")
+    check_counts(pred.X, "prediction X", allow_fractional=allow_fractional)

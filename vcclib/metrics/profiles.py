@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from vcclib.errors import UnknownNameError
 from vcclib.metrics.registry import REGISTRY
 
 CE_DE = [f"{m}_at_{k}" for m in ("overlap", "precision") for k in ("N", 50, 100, 200, 500)] + [
@@ -14,8 +15,12 @@ CE_ANNDATA = [
 ]
 
 
+#: families with their own input convention, kept out of ``field``/``full`` (vcc2026 reads raw counts)
+OWN_PROFILE_FAMILIES = ("cell-eval", "vcc2026")
+
+
 def _field() -> list[str]:
-    return [n for n, s in REGISTRY.items() if s.family != "cell-eval"]
+    return [n for n, s in REGISTRY.items() if s.family not in OWN_PROFILE_FAMILIES]
 
 
 #: profile → metric names (lists, or callables evaluated at use so late registrations are included).
@@ -27,6 +32,10 @@ PROFILES: dict[str, list[str]] = {
     "anndata": CE_ANNDATA,
     "pds": ["discrimination_score_l1"],
     "cell-eval": CE_DE + CE_ANNDATA,
+    # cell-eval2 0.20.0's vcc2026 preset: the six scored metrics (raw counts) and the expression diagnostics
+    "vcc2026": ["pds_cosine", "expr_mse_unbiased_capped_norm", "de_wilcoxon_direction_fidelity_yield_raw",
+                "de_wilcoxon_direction_reach_raw", "de_wilcoxon_sig_jaccard", "de_wilcoxon_lfc_nmae",
+                "expr_mse_unbiased", "expr_mse_unbiased_capped", "expr_distance_unbiased"],
     "field": [],  # filled below
     "full": [],
 }
@@ -44,9 +53,9 @@ def resolve(profile: str | None = None, metrics=None) -> list[str]:
         names = list(metrics)
     else:
         if profile not in PROFILES:
-            raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+            raise UnknownNameError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
         names = PROFILES[profile]
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
-        raise ValueError(f"unknown metrics {unknown}; see vcclib.metrics.list_metrics()")
+        raise UnknownNameError(f"unknown metrics {unknown}; see vcclib.metrics.list_metrics()")
     return names

@@ -73,7 +73,7 @@ def evaluate_by_covariate(prediction: AnnData, real: AnnData, column: str | None
         names = [n for n in names if METRICS.get(n).min_perturbations <= n_perts]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = evaluate(pred, ref, pert_col="perturbation", control=control, metrics=names)
+            result = evaluate(pred, ref, perturbation_column="perturbation", control_label=control, metrics=names)
         table = result.results.copy()
         table.insert(0, "covariate", value)
         frames.append(table)

@@ -1,0 +1,92 @@
+"""``vcc eval`` as a user runs it: cell-eval's flags, parquet/csv DE tables, per-group runs, refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from metrics_fixtures import CONTROL, make_counts, make_pair
+
+from vcclib.cli import main
+
+
+@pytest.fixture()
+def files(tmp_path):
+    pred, real = make_pair(n_perts=4, n_genes=20)
+    for adata, name in ((pred, "pred"), (real, "real")):
+        adata.obs["celltype"] = np.where(np.arange(adata.n_obs) % 2, "A", "B")
+        adata.write_h5ad(tmp_path / f"{name}.h5ad")
+    return tmp_path
+
+
+def test_cell_eval_command_line_runs_unchanged(files):
+    out = files / "out"
+    code = main(["eval", "-ap", str(files / "pred.h5ad"), "-ar", str(files / "real.h5ad"), "--pert-col",
+                 "perturbation", "--control-pert", CONTROL, "--profile", "vcc", "--num-threads", "1",
+                 "--outdir", str(out)])
+    assert code == 0
+    assert list(pd.read_csv(out / "results.csv").columns) == ["perturbation", "mae", "discrimination_score_l1",
+                                                              "overlap_at_N"]
+    de = pd.read_parquet(out / "real_de.parquet")  # parquet by default
+    assert {"target", "feature", "fdr"} <= set(de.columns) and len(de) == 4 * 20
+
+
+def test_csv_on_request_and_output_flag(files):
+    out = files / "csv"
+    assert main(["eval", "-ap", str(files / "pred.h5ad"), "-ar", str(files / "real.h5ad"), "--de-format", "csv",
+                 "--skip-metrics", "mae", "-o", str(out)]) == 0
+    assert (out / "pred_de.csv").exists() and not (out / "pred_de.parquet").exists()
+    assert "mae" not in pd.read_csv(out / "results.csv").columns
+
+
+def test_celltype_column(files):
+    out = files / "by-type"
+    assert main(["eval", "-ap", str(files / "pred.h5ad"), "-ar", str(files / "real.h5ad"), "--celltype-col",
+                 "celltype", "--output", str(out)]) == 0
+    results = pd.read_csv(out / "results.csv")
+    assert results.columns[0] == "celltype" and set(results.celltype) == {"A", "B"}
+
+
+def test_refusals_exit_2_and_leave_nothing(files, capsys):
+    out = files / "bad"
+    assert main(["eval", "-ap", str(files / "pred.h5ad"), "-ar", str(files / "real.h5ad"), "--control-pert",
+                 "nope", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "control label 'nope'" in err
+    assert not (out / "results.csv").exists()
+    # log1p files under the raw-count profile
+    assert main(["eval", "-ap", str(files / "pred.h5ad"), "-ar", str(files / "real.h5ad"), "--profile", "vcc2026",
+                 "-o", str(out)]) == 2
+    assert "raw counts" in capsys.readouterr().err
+
+
+def test_vcc2026_profile_from_files(tmp_path):
+    real, pred = make_counts(seed=0, n_perts=4), make_counts(seed=3, n_perts=4)
+    real.write_h5ad(tmp_path / "real.h5ad")
+    pred.write_h5ad(tmp_path / "pred.h5ad")
+    assert main(["eval", "-ap", str(tmp_path / "pred.h5ad"), "-ar", str(tmp_path / "real.h5ad"), "--profile",
+                 "vcc2026", "-o", str(tmp_path / "out")]) == 0
+    results = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert "pds_cosine" in results.columns and len(results) == 4
+
+
+def test_light_reader_matches_anndata(files):
+    import anndata as ad
+
+    from vcclib.metrics.h5ad import read_cells
+
+    light, full = read_cells(files / "pred.h5ad"), ad.read_h5ad(files / "pred.h5ad")
+    assert (light.X != full.X).nnz == 0
+    assert list(light.var_names) == list(full.var_names) and list(light.obs_names) == list(full.obs_names)
+    assert list(light.obs["perturbation"].astype(str)) == list(full.obs["perturbation"].astype(str))
+    assert light.uns["vcc"]["control_label"] == CONTROL
+
+
+def test_benjamini_hochberg_is_scipys():
+    from scipy.stats import false_discovery_control
+
+    from vcclib.metrics.de import benjamini_hochberg
+
+    rng = np.random.default_rng(0)
+    p = np.concatenate([rng.random((3, 200)) ** 3, np.full((3, 5), 0.01)], axis=1)  # ties included
+    assert np.array_equal(benjamini_hochberg(p, axis=1), false_discovery_control(p, axis=1))

@@ -1,0 +1,112 @@
+"""The differential-expression table of the VCC 2026 suite (cell-eval2 0.20.0, CPU path; spec §3).
+
+For every perturbation against the **reference's** control cells (on both sides):
+
+- counts normalised per cell to 1e6 (scanpy ``normalize_total``: ``x / (ℓ/1e6)``);
+- ``lfc = log2((m_pert + ε) / (m_ctrl + ε))``, arithmetic means of those values, ε = 1e-9;
+- two-sided Wilcoxon rank-sum (Mann–Whitney U, normal approximation with tie and continuity correction, as
+  pdex/numba-mwu) on ``log1p`` of the normalised values;
+- genes kept only where the control's mean normalised value exceeds 5 CPM (the control alone decides, so the
+  kept set is the same for every perturbation and for every submission);
+- Benjamini–Hochberg within each perturbation over the kept genes (NaN p-values held out).
+
+The rank sums come from the engine's CSR kernel (:func:`vcclib.metrics.de.rank_sums`): control values are
+ranked once per gene and reused for every perturbation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+TARGET_SUM = 1e6
+EPSILON = 1e-9
+MIN_CPM = 5.0
+ALPHA = 0.05
+
+
+@dataclass
+class CountsDE:
+    """DE of each perturbation against control over the kept genes (arrays: perturbations × kept genes)."""
+
+    targets: np.ndarray
+    genes: np.ndarray  # kept gene names
+    kept: np.ndarray  # column indices of the kept genes in the full gene axis
+    log2_fold_change: np.ndarray
+    p_value: np.ndarray
+    p_adj: np.ndarray
+    target_mean: np.ndarray
+    ref_mean: np.ndarray
+
+    def significant(self, alpha: float = ALPHA) -> np.ndarray:
+        return self.p_adj < alpha  # NaN compares False
+
+    def to_frame(self):
+        """Long table (target, feature, target_mean, ref_mean, log2_fold_change, p_value, p_adj)."""
+        import pandas as pd
+
+        n_t, n_g = self.p_value.shape
+        return pd.DataFrame({
+            "target": np.repeat(self.targets, n_g),
+            "feature": np.tile(self.genes, n_t),
+            "target_mean": self.target_mean.ravel(),
+            "ref_mean": np.tile(self.ref_mean, n_t),
+            "log2_fold_change": self.log2_fold_change.ravel(),
+            "p_value": self.p_value.ravel(),
+            "p_adj": self.p_adj.ravel(),
+        })
+
+
+def cpm(X) -> sp.csr_matrix:
+    """Counts normalised to 1e6 per cell, float64 CSR (zero-count cells stay zero)."""
+    X = sp.csr_matrix(X, dtype=np.float64)
+    X.sum_duplicates()
+    lib = np.add.reduceat(X.data, X.indptr[:-1]) if X.nnz else np.zeros(X.shape[0])
+    lib[np.diff(X.indptr) == 0] = 0.0
+    factor = lib / TARGET_SUM
+    factor = factor + (factor == 0)
+    out = X.copy()
+    out.data = X.data / np.repeat(factor, np.diff(X.indptr))
+    return out
+
+
+def bh_rows(p: np.ndarray) -> np.ndarray:
+    """Benjamini–Hochberg within each row, NaN held out (as cell-eval2)."""
+    from vcclib.metrics.de import benjamini_hochberg
+
+    out = np.full(p.shape, np.nan)
+    if not np.isnan(p).any():
+        return benjamini_hochberg(p, axis=1) if p.size else out
+    for i, row in enumerate(p):
+        ok = ~np.isnan(row)
+        if ok.any():
+            out[i, ok] = benjamini_hochberg(row[ok])
+    return out
+
+
+def counts_de(cells, genes, min_cpm: float = MIN_CPM) -> CountsDE:
+    """DE of every non-control group of ``cells`` (:class:`~vcclib.metrics.pseudobulk.GroupedCells` of raw
+    counts) against its control group; see the module docstring."""
+    from vcclib.metrics.de import mwu_pvalues, rank_sums
+    from vcclib.metrics.pseudobulk import group_means
+
+    ref = cells.control_index
+    sizes = cells.sizes
+    keep_groups = np.flatnonzero(np.arange(cells.names.size) != ref)
+    linear = cpm(cells.X)
+    means = group_means(linear, cells.codes, cells.names.size)
+    kept = np.flatnonzero(means[ref] > min_cpm)
+    logged = linear[:, kept] if kept.size < linear.shape[1] else linear.copy()
+    logged = sp.csr_matrix(logged)
+    logged.sort_indices()
+    np.log1p(logged.data, out=logged.data)
+    U, T = rank_sums(logged, cells.codes, cells.names.size, ref, *cells.order())
+    p = mwu_pvalues(U[keep_groups], T[keep_groups], sizes[keep_groups], float(sizes[ref]))
+    target_mean, ref_mean = means[keep_groups][:, kept], means[ref, kept]
+    lfc = np.log2((target_mean + EPSILON) / (ref_mean + EPSILON))
+    return CountsDE(
+        targets=cells.names[keep_groups], genes=np.asarray(genes).astype(str)[kept],
+        kept=kept, log2_fold_change=lfc, p_value=p, p_adj=bh_rows(p), target_mean=target_mean, ref_mean=ref_mean,
+    )
