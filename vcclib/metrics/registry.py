@@ -41,6 +41,7 @@ class MetricNeeds(enum.StrEnum):
     BULK = "bulk"  #: pseudobulks (means of log1p per perturbation)
     DE = "de"  #: the real and predicted DE tables
     CELLS = "cells"  #: single cells
+    COUNTS = "counts"  #: raw-count pseudobulks and DE (the VCC 2026 suite, cell-eval2's conventions)
 
 
 @dataclass(frozen=True)
