@@ -154,11 +154,11 @@ def conclusions(rec: dict) -> Takeaways:
         out.append("Strongest links between modalities, ranked by |Spearman ρ| (n ≥ "
                    f"{rec['min_n']} shared genes, permutation p < 0.05, two quantities of the same screen not "
                    "counted): " + "; ".join(_link(x) for x in rec["top_links"][:4]) + ".")
-        gains = [x for x in rec["top_links"] if x["unique_gain"] is not None]
+        gains = [x for x in rec["top_links"] if x["unique_gain"] is not None][:3]
         if gains:
-            x = gains[0]
-            out.append(f"Beyond the best other modality ({x['given']}), {x['a']} still tells about {x['b']}: "
-                       f"partial ρ = {x['unique_gain']:+.2f}.")
+            out.append("What a modality adds beyond the best other one for the same target (partial ρ given it): "
+                       + "; ".join(f"{x['a']} → {x['b']} given {x['given']}: {x['unique_gain']:+.2f}"
+                                   for x in gains) + ".")
     if "n_pairs" in rec:
         out.append(f"Of {rec['n_pairs']:,} pairs of {rec['n_modalities']} modalities, {rec['n_pairs_tested']:,} share "
                    f"enough genes to be tested and {rec['n_pairs_significant']:,} are linked (n ≥ {rec['min_n']}, "
@@ -218,7 +218,7 @@ def conventions(rec: dict) -> list[str]:
            "duplicate" + (f", at most {s['prior_max_cells']} cells per perturbation" if s.get("prior_max_cells")
                           else "")]
     if s.get("device"):
-        out.append(f"device: {s['device']}")
+        out.append(str(s["device"]))
     return out
 
 
@@ -239,9 +239,11 @@ def weak_points(rec: dict) -> list[str]:
                  "T cells, iPSC neurons, cancer lines, mouse B16F10): a low ρ may be context, not information.")
     if rec.get("readout_perturbations"):
         parts = ", ".join(f"{d} {n}" for d, n in rec["readout_perturbations"].items())
+        partial = [d for d in ("norman19", "kang", "papalexi") if d in rec["readout_perturbations"]]
         lines.append(f"**Readout size on few perturbations.** Held-out groups per seed: {parts}; "
-                     f"{rec.get('readout_seeds', 1)} seed(s). Norman and Kang measure 500 HVGs / 6,998 genes, not "
-                     "whole transcriptomes, so 'all genes' is the dataset's gene space.")
+                     f"{rec.get('readout_seeds', 1)} seed(s)."
+                     + (f" {names(partial)} measure a gene panel (Norman 500 HVGs, Papalexi 299 genes, Kang 6,998), "
+                        "not whole transcriptomes, so 'all genes' is the dataset's gene space." if partial else ""))
     for dataset, a in _unordered_readouts(rec).items():
         lines.append(f"**{dataset} readout unplaced.** With half of each group's cells, the technical duplicate "
                      f"scores {number(a['all'])} on pearson_delta against the mean effect's {number(a['none'])}.")

@@ -38,8 +38,10 @@ def readout_figure(readout: pd.DataFrame):
 
 
 def matrix_heatmap(matrix: pd.DataFrame, order=None, min_n: int = 30):
-    """Spearman ρ of every modality pair; numbers: genes shared; hatched: fewer than ``min_n``; boxed: same
-    measurements. Table: ``modality_matrix``."""
+    """Spearman ρ of every modality pair (table ``modality_matrix``).
+
+    Numbers: genes shared; hatched: fewer than ``min_n``; boxed: two quantities of the same measurements.
+    """
     import matplotlib.pyplot as plt
 
     names = list(order) if order is not None else list(dict.fromkeys(matrix["source"]))
@@ -70,9 +72,11 @@ def matrix_heatmap(matrix: pd.DataFrame, order=None, min_n: int = 30):
 
 
 def prior_figure(priors: pd.DataFrame, metric: str = "pearson_delta"):
-    """Each prior source's placement per task (point: mean over seeds; bar: seed range); orange: ≥ 50 % of the
-    held-out perturbations fell back to the mean effect; tasks without a placement are named. Table:
-    ``prior_placement``."""
+    """Each prior source's placement per task (table ``prior_placement``).
+
+    Point: mean over seeds; bar: seed range; orange: ≥ 50 % of the held-out perturbations fell back to the mean
+    effect; tasks without a placement are named in the title.
+    """
     import matplotlib.pyplot as plt
 
     rows = priors[priors["metric"] == metric]
