@@ -8,9 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vcclib.analyses.information import conclusions, records
+from vcclib.analyses.information import cache, conclusions, records, weak_points
+from vcclib.analyses.information import matrix as mx
 from vcclib.analyses.information import modalities as mods
 from vcclib.analyses.information import readout as ro
+from vcclib.analyses.information.priors import anchor_diagnosis
+from vcclib.analyses.takeaways import Takeaways
 from vcclib.splits import Split, list_splits, make_split
 from vcclib.splits.hypotheses import (
     DATA_KIND,
@@ -18,6 +21,7 @@ from vcclib.splits.hypotheses import (
     SplitInputError,
     label_table,
     learning_curve,
+    signature_labels,
 )
 
 
@@ -39,11 +43,11 @@ def test_spearman_interval_covers_truth_and_permutation_detects_it():
     a = rng.normal(size=400)
     b = a + rng.normal(size=400)
     c = rng.normal(size=400)
-    linked = mods.spearman_with_uncertainty(a, b, n_boot=200, n_perm=200)
+    linked = mx.spearman_with_uncertainty(a, b, n_boot=200, n_perm=200)
     assert 0.55 < linked["value"] < 0.8
     assert linked["ci_low"] < linked["value"] < linked["ci_high"]
     assert linked["p_perm"] <= 1 / 200
-    null = mods.spearman_with_uncertainty(a, c, n_boot=200, n_perm=200)
+    null = mx.spearman_with_uncertainty(a, c, n_boot=200, n_perm=200)
     assert null["p_perm"] > 0.05
     assert null["ci_low"] < 0 < null["ci_high"]
 
@@ -55,8 +59,8 @@ def test_partial_correlation_removes_a_shared_driver():
     a = c + 0.3 * rng.normal(size=2000)
     b = c + 0.3 * rng.normal(size=2000)
     d = b + 0.3 * rng.normal(size=2000)
-    assert abs(mods.partial_spearman(a, b, c)) < 0.1
-    assert mods.partial_spearman(d, b, c) > 0.5
+    assert abs(mx.partial_spearman(a, b, c)) < 0.1
+    assert mx.partial_spearman(d, b, c) > 0.5
 
 
 def test_matrix_marks_small_overlaps_and_names_the_best_other_modality():
@@ -66,8 +70,8 @@ def test_matrix_marks_small_overlaps_and_names_the_best_other_modality():
     base = pd.Series(rng.normal(size=300), index=genes)
     quantities = {"x": base + 0.2 * rng.normal(size=300), "y": base + 0.2 * rng.normal(size=300),
                   "z": pd.Series(rng.normal(size=300), index=genes), "tiny": base.iloc[:12]}
-    table = mods.modality_matrix(quantities, min_overlap=10, small=30, n_boot=50, n_perm=50)
-    assert list(table.columns[:11]) == list(mods.COLUMNS)
+    table = mx.modality_matrix(quantities, min_overlap=10, small=30, n_boot=50, n_perm=50)
+    assert list(table.columns[:11]) == list(mx.COLUMNS)
     row = table[(table["source"] == "x") & (table["target"] == "y")].iloc[0]
     assert row["n"] == 300 and row["value"] > 0.8 and row["given"] in ("tiny", "z")
     tiny = table[table["source"] == "tiny"]
@@ -243,8 +247,10 @@ def test_label_splits_on_drug_and_cell_line_tables():
 def test_conclusions_quote_the_records():
     rec = {"min_n": 30, "level": 0.8, "k_needed": {"norman19": {"hvg": 30, "random": 100, "landmark": None}},
            "l1000_inference_r": 0.71, "l1000_mean_r": 0.2}
-    text = " ".join(conclusions(rec))
-    assert "norman19: 30 hvg genes" in text and "0.71" in text
+    box = conclusions(rec)
+    assert isinstance(box, Takeaways)
+    assert "norman19: 30 hvg genes" in str(box) and "0.71" in str(box)
+    assert "key-takeaways" in box.to_markdown()
 
 
 def test_records_skip_tasks_whose_anchors_cannot_place():
@@ -254,3 +260,179 @@ def test_records_skip_tasks_whose_anchors_cannot_place():
                            "fallback": [0.0, 0.5, 0.0]})
     rec = records(priors=priors)
     assert rec["best_prior"] == {"a": {"source": "go", "placement": 0.4, "low": 0.3, "high": 0.5, "fallback": 0.0}}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the new modalities, the run cache, the prior anchors
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_same_source_pairs_are_kept_but_not_ranked():
+    """Synthetic: two quantities of one registered group agree perfectly; a third modality is a noisy copy."""
+    rng = np.random.default_rng(5)
+    genes = [f"G{i}" for i in range(200)]
+    base = pd.Series(rng.normal(size=200), index=genes)
+    quantities = {"replogle_k562_degs": base, "replogle_k562_energy": base * 2 + 1,
+                  "depmap_22q1_calls": base + rng.normal(size=200), "go": pd.Series(rng.normal(size=200), index=genes)}
+    table = mx.modality_matrix(quantities, n_boot=50, n_perm=50)
+    pair = table[(table["source"] == "replogle_k562_degs") & (table["target"] == "replogle_k562_energy")].iloc[0]
+    assert pair["same_source"] and pair["value"] == pytest.approx(1.0)
+    links = mx.ranked_links(table, min_n=30)
+    assert not links["same_source"].any()
+    assert {tuple(sorted(p)) for p in zip(links["source"], links["target"])} >= {
+        ("depmap_22q1_calls", "replogle_k562_degs")}
+    # the conditioning modality is never of the source's or the target's group
+    row = table[(table["source"] == "depmap_22q1_calls") & (table["target"] == "replogle_k562_degs")].iloc[0]
+    assert row["given"] == "go"
+    # symmetric statistics are computed once per unordered pair
+    back = table[(table["source"] == "replogle_k562_energy") & (table["target"] == "replogle_k562_degs")].iloc[0]
+    assert back[["value", "ci_low", "ci_high", "p_perm"]].tolist() == pair[["value", "ci_low", "ci_high",
+                                                                             "p_perm"]].tolist()
+    best = mx.best_partners(table, min_n=30).set_index("source")
+    assert best.loc["replogle_k562_degs", "target"] == "depmap_22q1_calls"
+
+
+def test_dependent_share_counts_calls_and_skips_missing():
+    """Synthetic calls with known shares: codes 0 weak, 1 dependency, 2 strong, -1 missing."""
+    from anndata import AnnData
+
+    calls = AnnData(np.array([[0, 1, 2], [1, 2, -1], [0, 0, -1], [2, 0, -1]], dtype=np.int8))
+    calls.var_names = ["A", "B", "C (123)"]
+    calls.uns["vcc"] = {"classes": ["weak_dependency", "dependency", "strong_dependency"]}
+    share = mods.dependent_share(calls)
+    assert share.to_dict() == {"A": 0.5, "B": 0.5, "C": 1.0}
+
+
+def test_signature_transfer_is_the_top_k_jaccard():
+    """Synthetic K562/RPE1 rankings with a known overlap of their top genes."""
+    from vcclib.data.signatures import Signature, Signatures
+
+    def sig(p, c, ranking):
+        return Signature(p, c, tuple(ranking), frozenset(ranking[:1]))
+
+    entries = {("X", "K562"): sig("X", "K562", list("abcd")), ("X", "RPE1"): sig("X", "RPE1", list("abef")),
+               ("Y", "K562"): sig("Y", "K562", list("abcd")), ("Z", "RPE1"): sig("Z", "RPE1", list("abcd"))}
+    signatures = Signatures("synthetic", "CRISPRi", entries)
+    transfer = mods.signature_transfer(signatures, top=4)
+    assert transfer.to_dict() == {"X": pytest.approx(2 / 6)}
+    assert signature_labels(signatures).shape == (4, 2)
+
+
+def test_cache_reads_once_inside_a_block(monkeypatch):
+    calls = []
+
+    def fake_load(dataset, **options):
+        calls.append((dataset, options))
+        return object()
+
+    monkeypatch.setattr("vcclib.data.load", fake_load)
+    with cache.loaded_once():
+        first = cache.load("x", tables=["a"])
+        assert cache.load("x", tables=["a"]) is first
+        assert cache.load("x", tables=["b"]) is not first
+        assert cache.n_loaded() == 2
+    assert cache.n_loaded() == 0
+    assert cache.load("x", tables=["a"]) is not first
+    assert len(calls) == 3
+
+
+def test_undefined_prior_placements_are_explained():
+    """Synthetic placements: the MAX anchor scores below the MIN anchor on pearson_delta in every seed."""
+    rows = []
+    for seed, (low, high) in enumerate([(0.24, 0.13), (0.34, 0.26)]):
+        for baseline, score in (("perturbed_mean", low), ("technical_duplicate", high), ("go", 0.15)):
+            rows.append({"task": "papalexi2021:unseen_perturbation", "baseline": baseline, "metric": "pearson_delta",
+                         "score": score, "anchors_ordered": False, "placement": np.nan, "seed": seed,
+                         "fallback": 0.0})
+            rows.append({"task": "papalexi2021:unseen_perturbation", "baseline": baseline,
+                         "metric": "discrimination_score_l1", "score": 0.6 + 0.1 * (baseline != "perturbed_mean"),
+                         "anchors_ordered": True, "placement": 1.0, "seed": seed, "fallback": 0.0})
+    placed = pd.DataFrame(rows)
+    diag = anchor_diagnosis(placed).set_index("metric")
+    assert diag.loc["pearson_delta", "ordered_seeds"] == 0
+    assert diag.loc["pearson_delta", "min_score"] == pytest.approx(0.29)
+    priors = pd.DataFrame({"task": ["papalexi2021:unseen_perturbation"], "source": ["go"], "metric": "pearson_delta",
+                           "placement": [np.nan], "low": [np.nan], "high": [np.nan], "fallback": [0.0],
+                           "n_seeds": [2]})
+    rec = records(priors=priors, placed=placed, settings={"prior_max_cells": 50})
+    undefined = rec["prior_undefined"]["papalexi2021:unseen_perturbation"]
+    assert undefined["ordered_metrics"] == ["discrimination_score_l1"]
+    text = " ".join(weak_points(rec))
+    assert "0.20 on pearson_delta and the mean-effect baseline 0.29" in text and "25 per half" in text
+    assert "No prior can be placed on papalexi2021:unseen_perturbation" in str(conclusions(rec))
+
+
+@pytest.mark.mirror
+def test_replogle_and_tian_modalities_on_real_tables():
+    with cache.loaded_once():
+        built = mods.build_modalities(["replogle_k562_degs", "replogle_k562_energy", "replogle_k562_knockdown",
+                                       "replogle_rpe1_degs", "tian2019_neurons", "tian2020_neurons"])
+        assert cache.n_loaded() == 2  # Replogle's statistics and the CRISPRbrain tables, each read once
+    assert not mods.SKIPPED
+    k562 = built["replogle_k562_degs"]
+    assert 9_000 < len(k562) <= 11_258  # 11,258 perturbations, several per gene where a gene has two promoters
+    assert len(built["replogle_rpe1_degs"]) > 2_000 and len(built["tian2019_neurons"]) > 2_000
+    assert built["replogle_k562_knockdown"].median() > 0.5  # CRISPRi knocks most targets down by more than half
+    table = mx.modality_matrix(built, n_boot=50, n_perm=50)
+    rho = table.set_index(["source", "target"])["value"]
+    # more DEGs ⇔ a more significant energy test (same screen); K562 and RPE1 DEG counts agree on shared genes
+    assert rho[("replogle_k562_degs", "replogle_k562_energy")] > 0.5
+    assert rho[("replogle_k562_degs", "replogle_rpe1_degs")] > 0.3
+    assert table.set_index(["source", "target"]).loc[("replogle_k562_degs", "replogle_k562_energy"), "same_source"]
+
+
+@pytest.mark.mirror
+def test_replogle_signature_modalities_and_their_split():
+    """variability_labels on the real Replogle signatures: K562 trains, the 585 knockdowns in RPE1 test."""
+    signatures = _data("replogle2022_signatures")
+    with cache.loaded_once():
+        built = mods.build_modalities(["replogle_signature_up", "replogle_signature_transfer"])
+    assert len(built["replogle_signature_up"]) == 585 and len(built["replogle_signature_transfer"]) == 585
+    assert 0 < built["replogle_signature_transfer"].median() < 1
+    split = make_split("variability_labels", signatures, seed=0)
+    assert split.dataset == "replogle2022_signatures"
+    assert split.labels("test", "RPE1") == signatures.shared_perturbations("K562", "RPE1")
+    assert set(split.pairs("train")["context"]) == {"K562"} and len(split.pairs("train")) == 585
+    few = make_split("variability_labels", signatures, seed=1, test_fraction=0.2)
+    assert len(few.labels("test")) == round(0.2 * 585) or abs(len(few.labels("test")) - 0.2 * 585) <= 1
+    assert not set(few.labels("test")) & set(few.labels("train", "RPE1"))
+    assert few != make_split("variability_labels", signatures, seed=2, test_fraction=0.2)
+
+
+@pytest.mark.mirror
+def test_chemical_split_on_real_sciplex(tmp_path):
+    """The chemical split on sci-Plex's 23 drugs × A549, K562, MCF7 signatures: unseen drugs and unseen line."""
+    signatures = _data("sciplex2020_signatures")
+    unseen = make_split("chemical", signatures, seed=0, test_fraction=0.3)
+    test = set(unseen.labels("test"))
+    assert len(test) == round(0.3 * 23) or abs(len(test) - 0.3 * 23) <= 1
+    assert not test & set(unseen.labels("train"))
+    assert set(unseen.pairs("test")["context"]) == {"A549", "K562", "MCF7"}
+    assert LabelSplit.load(unseen.save(tmp_path / "c.csv")) == unseen
+    line = make_split("chemical", signatures, seed=0, held_out_context="K562")
+    assert set(line.pairs("test")["context"]) == {"K562"} and len(line.labels("test")) == 23
+    assert set(line.pairs("train")["context"]) == {"A549", "MCF7"}
+
+
+@pytest.mark.mirror
+@pytest.mark.slow
+def test_chemical_split_on_real_tahoe():
+    """Tahoe-100M signatures of two lines (reading all ten takes minutes): the held-out line's shared drugs test."""
+    signatures = _data("tahoe100m_signatures", contexts=("A498", "LoVo"))
+    split = make_split("chemical", signatures, seed=0, held_out_context="LoVo")
+    shared = set(signatures.shared_perturbations("A498", "LoVo"))
+    assert set(split.labels("test")) == shared and len(shared) > 100
+    assert set(split.pairs("train")["context"]) == {"A498"}
+
+
+@pytest.mark.mirror
+@pytest.mark.slow
+def test_depmap_calls_agree_with_chronos_essentiality():
+    """The 22Q1 calls over 1,067 lines and the Chronos sample of 58 lines measure the same essentiality."""
+    with cache.loaded_once():
+        built = mods.build_modalities(["depmap_22q1_calls", "depmap_chronos"])
+    calls = built["depmap_22q1_calls"]
+    assert len(calls) > 17_000 and calls.between(0, 1).all()
+    table = mx.modality_matrix(built, n_boot=20, n_perm=20).set_index(["source", "target"])
+    assert table.loc[("depmap_22q1_calls", "depmap_chronos"), "value"] > 0.5
+    assert table.loc[("depmap_22q1_calls", "depmap_chronos"), "same_source"]

@@ -247,7 +247,8 @@ def make_split(name: str, adata: AnnData, seed: int = 0, **params: Any) -> Split
     """
     from vcclib.data.schema import require_single_perturbation
 
-    require_single_perturbation(adata, f"split {name!r}")
+    if isinstance(adata, AnnData):  # label splits (vcclib.splits.hypotheses) take tables or signatures
+        require_single_perturbation(adata, f"split {name!r}")
     return SPLITS.get(name).func(adata, seed=seed, **params)
 
 

@@ -191,9 +191,25 @@ def label_table(frame: pd.DataFrame, context: str, label_column: str = "gene", *
     return table
 
 
-def _checked_table(table: pd.DataFrame, *extra: str) -> pd.DataFrame:
+def signature_labels(signatures) -> pd.DataFrame:
+    """The label table of a signature collection (:class:`vcclib.data.Signatures`): one row per signature,
+    ``context`` = its cell line or cell type, ``label`` = its perturbation (gene or drug)."""
+    keys = sorted(signatures.entries)
+    return pd.DataFrame({"context": [c for _, c in keys], "label": [p for p, _ in keys]})
+
+
+def _dataset_of(table) -> str:
+    """The manifest id of a signature collection ('' for a label table)."""
+    return str(table.dataset) if hasattr(table, "entries") and hasattr(table, "dataset") else ""
+
+
+def _checked_table(table, *extra: str) -> pd.DataFrame:
+    from vcclib.data.signatures import Signatures
+
+    if isinstance(table, Signatures):
+        table = signature_labels(table)
     if not isinstance(table, pd.DataFrame):
-        raise SplitInputError(f"a label split needs a label table (DataFrame), not {type(table).__name__}")
+        raise SplitInputError(f"a label split needs a label table (DataFrame) or Signatures, not {type(table).__name__}")
     missing = [c for c in ("context", "label", *extra) if c not in table.columns]
     if missing:
         raise SplitInputError(f"the label table lacks columns {missing}; it needs context, label"
@@ -299,13 +315,17 @@ def guide_information(adata: AnnData, seed: int = 0, min_guides: int = 2) -> Spl
 @hypothesis_split("variability_labels", "labels", "signatures of one cell line train, the same perturbations in "
                   "another cell line test (Replogle K562 → RPE1)",
                   "perturbation signatures transfer across cell lines")
-def variability_labels(table: pd.DataFrame, seed: int = 0, train_context: str = "K562",
+def variability_labels(table, seed: int = 0, train_context: str = "K562",
                        test_context: str = "RPE1", test_fraction: float = 1.0) -> LabelSplit:
     """Train on ``train_context``; test on the ``test_context`` labels that ``train_context`` also measured.
+
+    ``table``: a label table or a :class:`~vcclib.data.Signatures` collection (``load("replogle2022_signatures")``:
+    585 knockdowns in K562 and RPE1).
 
     ``test_fraction`` < 1 holds out a seeded fraction of those shared labels; the rest of ``test_context`` trains
     (a few-shot variant). Labels measured in ``test_context`` only are unused.
     """
+    dataset = _dataset_of(table)
     table = _checked_table(table)
     contexts = set(table["context"])
     for context in (train_context, test_context):
@@ -320,18 +340,22 @@ def variability_labels(table: pd.DataFrame, seed: int = 0, train_context: str = 
                               np.where(in_test & table["label"].isin(shared), "train", "unused")))
     parts = np.where(table["context"].isin([train_context, test_context]), parts, "unused")
     params = {"train_context": train_context, "test_context": test_context, "test_fraction": test_fraction}
-    return _label_split("variability_labels", table, parts, seed, params)
+    return _label_split("variability_labels", table, parts, seed, params, dataset)
 
 
 @hypothesis_split("chemical", "labels", "drug × cell-line signatures (Tahoe-100M, sci-Plex): unseen drugs, or one "
                   "cell line held out", "drug responses transfer to unseen drugs (or to an unseen cell line)")
-def chemical(table: pd.DataFrame, seed: int = 0, test_fraction: float = 0.3, held_out_context: str = "") -> LabelSplit:
+def chemical(table, seed: int = 0, test_fraction: float = 0.3, held_out_context: str = "") -> LabelSplit:
     """Split drug signatures: ``context`` = cell line, ``label`` = drug.
+
+    ``table``: a label table or a :class:`~vcclib.data.Signatures` collection (``load("sciplex2020_signatures")``:
+    23 drugs × A549, K562, MCF7; ``load("tahoe100m_signatures")``: 109 drugs × 10 lines).
 
     ``held_out_context`` empty: a seeded ``test_fraction`` of the drugs is held out in every cell line (unseen
     drugs). Given: that cell line's drugs that were measured in another cell line are the test part (unseen
     context); its other drugs are unused.
     """
+    dataset = _dataset_of(table)
     table = _checked_table(table)
     if held_out_context:
         if held_out_context not in set(table["context"]):
@@ -344,7 +368,7 @@ def chemical(table: pd.DataFrame, seed: int = 0, test_fraction: float = 0.3, hel
         test = _draw(drugs, test_fraction, np.random.default_rng(seed))
         parts = np.where(table["label"].isin(test), "test", "train")
     params = {"test_fraction": test_fraction, "held_out_context": held_out_context}
-    return _label_split("chemical", table, parts, seed, params)
+    return _label_split("chemical", table, parts, seed, params, dataset)
 
 
 def ortholog_key(symbol: str) -> str:

@@ -1,19 +1,16 @@
-"""Modality × modality: what one measurement of a gene's perturbation tells about another.
+"""Modalities: one named quantity per perturbed gene from each kind of measurement, registered by builder.
 
-Each modality gives one *named quantity* per perturbed gene (a pandas Series indexed by symbol): the effect size
-of its Perturb-seq profile, the number of L1000 genes its knockdown dysregulates, its image-phenotype strength,
-its essentiality, its screen phenotype strength, its co-essentiality degree, its GO annotation count. For every
-ordered pair (A, B) of modalities, over the genes both measured:
+Each modality gives one *named quantity* per perturbed gene (a pandas Series indexed by symbol, higher = stronger
+effect / more essential): the effect size of its Perturb-seq profile; Replogle 2022's per-perturbation statistics
+(DEG count, energy test, knockdown in the K562 genome-wide screen; DEG count in RPE1) and its K562/RPE1 signatures
+(up-set size, cross-line overlap); the number of L1000 genes its knockdown dysregulates; its image-phenotype
+strength; its essentiality (DepMap Chronos, 22Q1 dependency calls, Achilles common essentials); its pooled-screen
+phenotype strength (T cells, neurons of Tian 2019/2020, mouse); its co-essentiality degree; its GO annotation
+count. :mod:`.matrix` compares them pairwise.
 
-* ``value``: Spearman ρ of A's and B's quantities (``statistic`` = ``spearman``), ``n`` genes;
-* ``ci_low``/``ci_high``: percentile bootstrap interval over genes (``n_boot`` resamples, ranks recomputed);
-* ``p_perm``: two-sided permutation p (B shuffled ``n_perm`` times; (1 + #{|ρ_perm| ≥ |ρ|}) / (1 + n_perm));
-* ``unique_gain``: what A tells about B *beyond the best other modality* C (the one with the largest |ρ| with B
-  among those measured on at least ``min_overlap`` genes shared by A, B and C): the partial Spearman correlation
-  ρ(A, B | C), ``given`` = C. NaN when no such C exists.
-
-Pairs sharing fewer than ``min_overlap`` genes are listed with their ``n`` and NaN values; ``small_overlap`` marks
-those under ``small`` genes, where an interval is wide whatever the truth.
+A modality's ``group`` names the measurements it comes from when several modalities share them; builders read
+their data through :func:`vcclib.analyses.information.cache.load`, so a dataset several modalities share is read
+once per :func:`build_modalities` call.
 """
 
 from __future__ import annotations
@@ -23,12 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
+from vcclib.analyses.information.cache import load
 from vcclib.errors import VccError
-
-COLUMNS = ("source", "target", "quantity_source", "quantity_target", "n", "statistic", "value", "ci_low", "ci_high",
-           "p_perm", "unique_gain")
 
 
 class ModalityError(VccError, ValueError):
@@ -44,18 +38,29 @@ class Modality:
     kind: str  # expression | phenotype | annotation
     context: str
     build: Callable[[], pd.Series]
+    group: str = ""  # modalities of one group are quantities of the same measurements (not compared as links)
+
+    @property
+    def source_group(self) -> str:
+        """The group (the modality's own name when it has none)."""
+        return self.group or self.name
 
 
 MODALITIES: dict[str, Modality] = {}
 
 
-def modality(name: str, quantity: str, kind: str, context: str):
-    """Decorator: register a modality builder."""
+def modality(name: str, quantity: str, kind: str, context: str, group: str = ""):
+    """Decorator: register a modality builder.
+
+    ``group`` names the measurements the quantity comes from when several modalities share them (Replogle's
+    K562 DEG count, energy test and knockdown; DepMap's Chronos effects and dependency calls): pairs within a
+    group are kept in the matrix but marked ``same_source`` and left out of the ranked links.
+    """
 
     def wrap(func):
         if name in MODALITIES:
             raise ValueError(f"modality {name!r} is registered twice")
-        MODALITIES[name] = Modality(name, quantity, kind, context, func)
+        MODALITIES[name] = Modality(name, quantity, kind, context, func, group)
         return func
 
     return wrap
@@ -97,15 +102,11 @@ def effect_sizes(adata) -> pd.Series:
 
 @modality("perturbseq_papalexi", "effect size ‖Δ‖ (299 genes)", "expression", "THP-1 CRISPRko")
 def _papalexi() -> pd.Series:
-    from vcclib.data import load
-
     return effect_sizes(load("papalexi2021_eccite_lowmoi"))
 
 
 @modality("perturbseq_norman", "effect size ‖Δ‖ (500 HVGs)", "expression", "K562 CRISPRa")
 def _norman() -> pd.Series:
-    from vcclib.data import load
-
     return effect_sizes(load("norman2019_mcfaline2024_devel", study="norman19"))
 
 
@@ -126,11 +127,71 @@ def _lincs_knockdown() -> pd.Series:
 
 @modality("lincs_ctrap", "‖z‖ over 978 landmarks", "expression", "HepG2 shRNA consensus")
 def _lincs_ctrap() -> pd.Series:
-    from vcclib.data import load
-
     sig = load("lincs_ctrap_kd_consensus")
     X = np.asarray(sig.X, dtype=float)[:, sig.var["landmark"].to_numpy(dtype=bool)]
     return _series(np.linalg.norm(X, axis=1), sig.obs["perturbation"].astype(str), "lincs_ctrap")
+
+
+# Replogle et al. 2022 Table S2: one row per perturbation (a gene may have several, one per transcript start)
+REPLOGLE_K562 = "K562_genome_wide_day8"
+REPLOGLE_RPE1 = "RPE1_essential_day7"
+
+
+def replogle_statistic(screen: str, column: str, transform: Callable[[pd.Series], pd.Series] = lambda x: x) -> pd.Series:
+    """One Table S2 statistic per targeted gene of one screen (mean over the gene's perturbations)."""
+    stats = load("replogle2022_tables", tables=["statistics"])["statistics"]
+    rows = stats[(stats["screen"].astype(str) == screen) & ~stats["is_control"]]
+    if rows.empty:
+        raise ModalityError(f"Replogle Table S2 has no screen {screen!r}")
+    values = transform(pd.to_numeric(rows[column], errors="coerce").astype(float))
+    return _series(values.to_numpy(), rows["target"].astype(str), f"replogle_{column}")
+
+
+@modality("replogle_k562_degs", "DEGs (Anderson–Darling, 11,258 perturbations)", "expression",
+          "K562 CRISPRi genome-wide (Replogle 2022)", group="replogle_k562")
+def _replogle_k562_degs() -> pd.Series:
+    return replogle_statistic(REPLOGLE_K562, "n_degs_anderson_darling", np.log1p)
+
+
+@modality("replogle_k562_energy", "−log10 energy-test p", "expression", "K562 CRISPRi genome-wide (Replogle 2022)",
+          group="replogle_k562")
+def _replogle_k562_energy() -> pd.Series:
+    return replogle_statistic(REPLOGLE_K562, "energy_test_p", lambda p: -np.log10(p.clip(lower=1e-300)))
+
+
+@modality("replogle_k562_knockdown", "knockdown (1 − fold expression of the target)", "expression",
+          "K562 CRISPRi genome-wide (Replogle 2022)", group="replogle_k562")
+def _replogle_k562_knockdown() -> pd.Series:
+    return replogle_statistic(REPLOGLE_K562, "fold_knockdown", lambda f: 1.0 - f)
+
+
+@modality("replogle_rpe1_degs", "DEGs (Anderson–Darling, essential genes)", "expression",
+          "RPE1 CRISPRi essential (Replogle 2022)")
+def _replogle_rpe1_degs() -> pd.Series:
+    return replogle_statistic(REPLOGLE_RPE1, "n_degs_anderson_darling", np.log1p)
+
+
+def signature_transfer(signatures, a: str = "K562", b: str = "RPE1", top: int = 100) -> pd.Series:
+    """Per perturbation measured in both contexts: Jaccard overlap of the top-``top`` genes of its two rankings."""
+    out = {}
+    for pert in signatures.shared_perturbations(a, b):
+        x, y = signatures.top(top, pert, a), signatures.top(top, pert, b)
+        out[pert] = len(x & y) / max(1, len(x | y))
+    return pd.Series(out, dtype=float)
+
+
+@modality("replogle_signature_up", "significantly up genes (K562 signature)", "expression",
+          "K562 CRISPRi signatures (Replogle 2022, sigrecon)", group="replogle_signatures")
+def _replogle_signature_up() -> pd.Series:
+    sig = load("replogle2022_signatures")
+    perts = sig.perturbations_in("K562")
+    return _series([len(sig.up(p, "K562")) for p in perts], perts, "replogle_signature_up")
+
+
+@modality("replogle_signature_transfer", "K562 ∩ RPE1 top-100 overlap (Jaccard)", "expression",
+          "K562 and RPE1 CRISPRi signatures (Replogle 2022)", group="replogle_signatures")
+def _replogle_signature_transfer() -> pd.Series:
+    return signature_transfer(load("replogle2022_signatures"))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -138,19 +199,34 @@ def _lincs_ctrap() -> pd.Series:
 # --------------------------------------------------------------------------------------------------------------
 
 
-@modality("depmap_chronos", "essentiality −mean Chronos effect (58 lines)", "phenotype", "cancer lines CRISPRko")
+@modality("depmap_chronos", "essentiality −mean Chronos effect (58 lines)", "phenotype", "cancer lines CRISPRko",
+          group="depmap")
 def _chronos() -> pd.Series:
-    from vcclib.data import load
-
     effect = load("depmap_chronos_sample")["gene_effect"]
     values = -np.nanmean(np.asarray(effect.X, dtype=float), axis=0)
     return _series(values, effect.var_names.astype(str), "depmap_chronos")
 
 
-@modality("achilles_essential", "common essential (0/1, 19Q2)", "phenotype", "cancer lines CRISPRko")
-def _achilles() -> pd.Series:
-    from vcclib.data import load
+def dependent_share(calls, least: str = "dependency") -> pd.Series:
+    """Per gene: the share of cell lines whose call is ``least`` or stronger (missing calls left out)."""
+    classes = list(calls.uns["vcc"]["classes"])
+    codes = np.asarray(calls.X)
+    valid = codes >= 0
+    dependent = codes >= classes.index(least)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = dependent.sum(axis=0) / valid.sum(axis=0)
+    genes = pd.Index(calls.var_names.astype(str)).str.split(" (", regex=False).str[0]
+    return _series(share, genes, "depmap_22q1_calls")
 
+
+@modality("depmap_22q1_calls", "share of lines dependent (22Q1 calls, 1,067 lines)", "phenotype",
+          "cancer lines CRISPRko (Chronos calls)", group="depmap")
+def _depmap_calls() -> pd.Series:
+    return dependent_share(load("depmap_22q1_dependency_calls", screens=["crispr"])["crispr"])
+
+
+@modality("achilles_essential", "common essential (0/1, 19Q2)", "phenotype", "cancer lines CRISPRko", group="depmap")
+def _achilles() -> pd.Series:
     tables = load("depmap_achilles_19q2")
     universe = tables["guide_map"]["symbol"].dropna().astype(str).unique()
     essential = set(tables["achilles_common_essentials"]["symbol"].astype(str))
@@ -159,8 +235,6 @@ def _achilles() -> pd.Series:
 
 @modality("coessentiality", "co-essentiality degree", "phenotype", "DepMap 19Q3 network")
 def _coessentiality() -> pd.Series:
-    from vcclib.data import load
-
     edges = load("depmap_coessentiality_19q3")
     genes = pd.concat([edges["gene_a"], edges["gene_b"]]).astype(str)
     counts = genes.value_counts()
@@ -169,8 +243,6 @@ def _coessentiality() -> pd.Series:
 
 @modality("periscope", "significant image features (Sum)", "phenotype", "A549 optical pooled CRISPRko")
 def _periscope() -> pd.Series:
-    from vcclib.data import load
-
     table = load("periscope_a549")
     return _series(table["Sum"].to_numpy(), table.index.astype(str), "periscope")
 
@@ -181,8 +253,6 @@ SCREEN_NAMES = {"IL2": "T-cell IL2 (Schmidt 2022)", "IFNG": "T-cell IFNG (Schmid
 
 def _screen(key: str) -> Callable[[], pd.Series]:
     def build() -> pd.Series:
-        from vcclib.data import load
-
         table = load("screens_biodiscoveryagent")[key]
         return _series(np.abs(table["score"].to_numpy(dtype=float)), table["gene"].astype(str), f"screen_{key}")
 
@@ -193,10 +263,25 @@ for _key, _context in SCREEN_NAMES.items():
     modality(f"screen_{_key}", "|screen score|", "phenotype", _context)(_screen(_key))
 
 
+TIAN_SCREENS = {"tian2019_survival": "iPSC neurons CRISPRi survival (Tian 2019, 2,555 genes)",
+                "tian2020_survival": "iPSC neurons CRISPRi survival (Tian 2020, genome-wide)"}
+
+
+def _tian(key: str) -> Callable[[], pd.Series]:
+    def build() -> pd.Series:
+        table = load("tian2019_crisprbrain_screens")[key]
+        return _series(-table["gene_score"].to_numpy(dtype=float), table["gene"].astype(str), key)
+
+    return build
+
+
+for _key, _context in TIAN_SCREENS.items():
+    modality(_key.replace("_survival", "_neurons"), "−gene score (knockdown kills neurons)", "phenotype", _context,
+             group="tian_neurons")(_tian(_key))
+
+
 @modality("horlbeck_gi", "mean |GI score| over partners", "phenotype", "K562 CRISPRi pairwise")
 def _horlbeck() -> pd.Series:
-    from vcclib.data import load
-
     pairs = load("screens_biodiscoveryagent")["Horlbeck"]
     both = pd.concat([pairs[["gene_a", "score"]].rename(columns={"gene_a": "gene"}),
                       pairs[["gene_b", "score"]].rename(columns={"gene_b": "gene"})])
@@ -206,7 +291,6 @@ def _horlbeck() -> pd.Series:
 
 @modality("mouse_screen", "|MAGeCK LFC| (ortholog by symbol)", "phenotype", "mouse B16F10 (Pan 2018)")
 def _mouse() -> pd.Series:
-    from vcclib.data import load
     from vcclib.splits.hypotheses import ortholog_key
 
     table = load("screens_mageckflute_pan2018")["rra_gene"]
@@ -222,139 +306,32 @@ def _go() -> pd.Series:
 
 
 def build_modalities(names=None) -> dict[str, pd.Series]:
-    """Build the named (default: all registered) modalities.
+    """Build the named (default: all registered) modalities, each dataset read once.
 
-    One whose data are absent here is left out and named, with the error, in :data:`SKIPPED`.
+    One whose data are absent here is left out and named, with the error, in :data:`SKIPPED`; the seconds each
+    took are in :data:`BUILD_SECONDS`.
     """
+    import time
+
+    from vcclib.analyses.information.cache import loaded_once
+
+    names = list(names or MODALITIES)
+    unknown = [n for n in names if n not in MODALITIES]
+    if unknown:
+        raise ModalityError(f"unknown modalities {unknown}; known: {sorted(MODALITIES)}")
     out = {}
     SKIPPED.clear()
-    for name in (names or list(MODALITIES)):
-        if name not in MODALITIES:
-            raise ModalityError(f"unknown modality {name!r}; known: {sorted(MODALITIES)}")
-        try:
-            out[name] = MODALITIES[name].build()
-        except (FileNotFoundError, KeyError, OSError) as error:  # data absent here
-            SKIPPED[name] = str(error)
+    BUILD_SECONDS.clear()
+    with loaded_once():
+        for name in names:
+            start = time.perf_counter()
+            try:
+                out[name] = MODALITIES[name].build()
+            except (FileNotFoundError, KeyError, OSError) as error:  # data absent here
+                SKIPPED[name] = str(error)
+            BUILD_SECONDS[name] = round(time.perf_counter() - start, 2)
     return out
 
 
 SKIPPED: dict[str, str] = {}
-
-
-# --------------------------------------------------------------------------------------------------------------
-# statistics
-# --------------------------------------------------------------------------------------------------------------
-
-
-def _corr_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise Pearson r of two (m × n) arrays."""
-    a = a - a.mean(axis=1, keepdims=True)
-    b = b - b.mean(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1))
-
-
-def spearman_with_uncertainty(a: np.ndarray, b: np.ndarray, n_boot: int = 500, n_perm: int = 500,
-                              seed: int = 0, exact_up_to: int = 2000) -> dict[str, float]:
-    """Spearman ρ, percentile bootstrap interval and permutation p.
-
-    Bootstrap resamples are re-ranked when ``n ≤ exact_up_to``; above, the original ranks are resampled (the
-    difference is of order 1/n, far below the interval's width there).
-    """
-    rng = np.random.default_rng(seed)
-    ra, rb = rankdata(a), rankdata(b)
-    rho = float(_corr_rows(ra[None], rb[None])[0])
-    n = len(a)
-    index = rng.integers(0, n, size=(n_boot, n))
-    if n <= exact_up_to:
-        boot = _corr_rows(rankdata(a[index], axis=1), rankdata(b[index], axis=1))
-    else:
-        boot = _corr_rows(ra[index], rb[index])
-    boot = boot[np.isfinite(boot)]
-    za, zb = (ra - ra.mean()) / (ra.std() or 1.0), (rb - rb.mean()) / (rb.std() or 1.0)
-    perm = (za[None, :] * rng.permuted(np.tile(zb, (n_perm, 1)), axis=1)).mean(axis=1)
-    p = (1 + np.sum(np.abs(perm) >= abs(rho) - 1e-12)) / (1 + n_perm) if np.isfinite(rho) else np.nan
-    low, high = (np.quantile(boot, [0.025, 0.975]) if boot.size else (np.nan, np.nan))
-    return {"value": rho, "ci_low": float(low), "ci_high": float(high), "p_perm": float(p)}
-
-
-def partial_spearman(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> float:
-    """ρ(A, B | C) on ranks: the correlation of A's and B's rank residuals after regressing out C's ranks."""
-    ra, rb, rc = rankdata(a), rankdata(b), rankdata(c)
-    design = np.column_stack([np.ones_like(rc), rc])
-
-    def residual(y):
-        coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-        return y - design @ coef
-
-    r = _corr_rows(residual(ra)[None], residual(rb)[None])[0]
-    return float(r)
-
-
-def modality_matrix(quantities: dict[str, pd.Series], min_overlap: int = 10, small: int = 30, n_boot: int = 500,
-                    n_perm: int = 500, seed: int = 0) -> pd.DataFrame:
-    """The ``modality_matrix.csv`` table (see the module docstring), one row per ordered pair of modalities."""
-    names = list(quantities)
-    values = pd.concat([quantities[m].rename(m) for m in names], axis=1)  # genes × modalities, NaN: absent
-    present = values.notna().to_numpy()
-    column = {m: i for i, m in enumerate(names)}
-    rho = {}
-    rows = []
-    for i, source in enumerate(names):
-        for target in names:
-            if source == target:
-                continue
-            shared = present[:, column[source]] & present[:, column[target]]
-            a = values[source].to_numpy()[shared]
-            b = values[target].to_numpy()[shared]
-            row = {"source": source, "target": target, "n": int(shared.sum()), "statistic": "spearman",
-                   "value": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_perm": np.nan}
-            if shared.sum() >= min_overlap and np.ptp(a) > 0 and np.ptp(b) > 0:
-                row.update(spearman_with_uncertainty(a, b, n_boot, n_perm, seed=seed + i))
-            rho[(source, target)] = row["value"]
-            rows.append(row)
-    table = pd.DataFrame(rows)
-    gains, given = [], []
-    for row in table.itertuples():
-        pair = present[:, column[row.source]] & present[:, column[row.target]]
-        best, best_c = np.nan, ""
-        for other in names:
-            if other in (row.source, row.target):
-                continue
-            strength = abs(rho.get((other, row.target), np.nan))
-            if not np.isfinite(strength) or (pair & present[:, column[other]]).sum() < min_overlap:
-                continue
-            if not np.isfinite(best) or strength > best:
-                best, best_c = strength, other
-        if best_c and np.isfinite(row.value):
-            shared = pair & present[:, column[best_c]]
-            gains.append(partial_spearman(*(values[m].to_numpy()[shared] for m in (row.source, row.target, best_c))))
-        else:
-            gains.append(np.nan)
-        given.append(best_c)
-    table["unique_gain"] = gains
-    table["given"] = given
-    table["small_overlap"] = table["n"] < small
-    table["quantity_source"] = table["source"].map(lambda m: MODALITIES[m].quantity if m in MODALITIES else m)
-    table["quantity_target"] = table["target"].map(lambda m: MODALITIES[m].quantity if m in MODALITIES else m)
-    return table[[*COLUMNS, "given", "small_overlap"]]
-
-
-def coverage(quantities: dict[str, pd.Series]) -> pd.DataFrame:
-    """Genes per modality and genes measured by exactly this one (what only it can say anything about)."""
-    counts = pd.Series([g for q in quantities.values() for g in q.index]).value_counts()
-    rows = []
-    for name, series in quantities.items():
-        spec = MODALITIES.get(name)
-        rows.append({"modality": name, "quantity": spec.quantity if spec else "", "kind": spec.kind if spec else "",
-                     "context": spec.context if spec else "", "genes": int(len(series)),
-                     "only_here": int((counts.reindex(series.index) == 1).sum())})
-    return pd.DataFrame(rows)
-
-
-def ranked_links(matrix: pd.DataFrame, min_n: int = 30) -> pd.DataFrame:
-    """Pairs ranked by |ρ| (each unordered pair once), only those with n ≥ ``min_n`` and a permutation p < 0.05."""
-    table = matrix[(matrix["n"] >= min_n) & (matrix["p_perm"] < 0.05)].copy()
-    table["pair"] = [tuple(sorted(p)) for p in zip(table["source"], table["target"])]
-    table = table.drop_duplicates("pair").drop(columns="pair")
-    return table.reindex(table["value"].abs().sort_values(ascending=False).index).reset_index(drop=True)
+BUILD_SECONDS: dict[str, float] = {}

@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from vcclib.analyses.quiet import quietly
 from vcclib.errors import VccError
 from vcclib.models import features
 from vcclib.models.baselines.learned import LinearModel
@@ -39,18 +40,32 @@ def periscope_embedding() -> pd.DataFrame:
     return np.log1p(table.astype(float))
 
 
-def source_table(source: str, genes) -> pd.DataFrame:
-    """Genes × dimensions for ``source`` (``+`` joins sources), each block z-scored over the genes it covers."""
+def part_table(part: str, genes) -> pd.DataFrame:
+    """Genes × dimensions of one source (no ``+``), restricted to ``genes`` where the source is global."""
+    genes = sorted(set(genes))
+    if part == "periscope":
+        table = periscope_embedding()
+        return table.loc[table.index.intersection(genes)]
+    if part in features.SOURCES:
+        return features.gene_embedding(part, genes)
+    raise PriorError(f"unknown prior source {part!r}; use {features.SOURCES + ('periscope',)}")
+
+
+def source_table(source: str, genes, parts: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """Genes × dimensions for ``source`` (``+`` joins sources), each block z-scored over the genes it covers.
+
+    ``parts`` may hold already built per-source tables (:func:`part_table` over a superset of ``genes``); they are
+    restricted to ``genes`` (each gene's row of every source is computed from that gene alone, so a superset
+    gives the same rows).
+    """
     genes = sorted(set(genes))
     blocks = []
     for part in source.split("+"):
-        if part == "periscope":
-            table = periscope_embedding()
+        if parts is not None and part in parts:
+            table = parts[part]
             table = table.loc[table.index.intersection(genes)]
-        elif part in features.SOURCES:
-            table = features.gene_embedding(part, genes)
         else:
-            raise PriorError(f"unknown prior source {part!r}; use {features.SOURCES + ('periscope',)}")
+            table = part_table(part, genes)
         table = table.loc[~table.index.duplicated()]
         spread = table.std(axis=0).replace(0, 1).fillna(1)
         table = (table - table.mean(axis=0)) / spread if len(table) > 1 else table * 0
@@ -93,9 +108,20 @@ def prior_tasks():
             and t.halves == "random"]
 
 
+def _task_targets(adata) -> list[str]:
+    from vcclib.data.schema import split_targets
+
+    control = str(adata.uns["vcc"]["control_label"])
+    return sorted({t for p in adata.obs["perturbation"].astype(str).unique() if p != control
+                   for t in split_targets(p)})
+
+
 def prior_benchmark(tasks=None, sources=PRIOR_SOURCES, seeds=(0, 1, 2), metrics=PRIOR_METRICS,
                     max_cells_per_perturbation: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fit the linear baseline with each prior on each task and seed; score; place between MIN and MAX.
+
+    Each task's data are read once (through :func:`vcclib.analyses.information.cache.load`) and subsampled per
+    seed; each source's table is built once over the targets of every task (the text embedding is the slow one).
 
     Returns
     -------
@@ -104,53 +130,65 @@ def prior_benchmark(tasks=None, sources=PRIOR_SOURCES, seeds=(0, 1, 2), metrics=
         held-out perturbations the source did not cover). ``coverage``: per task and source, the share of the
         task's perturbed targets the source covers.
     """
-    from vcclib.data.schema import split_targets
-    from vcclib.models.benchmark import evaluate_by_covariate, load_task_data, placement
-    from vcclib.models.runner import fit_predict
+    from vcclib.analyses.information.cache import load, loaded_once
+    from vcclib.models.benchmark import evaluate_by_covariate, placement
+    from vcclib.models.runner import fit_predict, subsample
     from vcclib.models.spec import get_model
-    from vcclib.splits import make_split
+    from vcclib.splits import covariate_column, make_split
 
     tasks = prior_tasks() if tasks is None else tasks
     placed, cover = [], []
-    for task in tasks:
-        for seed in seeds:
-            adata = load_task_data(task, max_cells_per_perturbation, seed)
-            control = str(adata.uns["vcc"]["control_label"])
-            targets = sorted({t for p in adata.obs["perturbation"].astype(str).unique() if p != control
-                              for t in split_targets(p)})
-            split = make_split(task.split, adata, seed=seed, **task.split_params)
-            models = {name: get_model(name) for name in ANCHORS}
-            for source in sources:
-                try:
-                    table = source_table(source, targets)
-                except (features.FeatureUnavailable, FileNotFoundError, OSError) as error:
-                    warnings.warn(f"prior {source!r} skipped: {error}", stacklevel=2)
-                    continue
-                models[source] = PriorLinear.for_source(source, table)
-                if seed == seeds[0]:
-                    cover.append({"task": task.label, "source": source, "targets": len(targets),
-                                  "covered": float(np.mean([t in table.index for t in targets]))})
-            frames = []
-            for name, model in models.items():
-                prediction, real = fit_predict(name, adata, split, score_on="half", halves="random", seed=seed,
-                                               model=model)
-                scores = evaluate_by_covariate(prediction, real, split.covariate_column, control=control,
-                                               metrics=list(metrics))
-                long = scores.melt(id_vars=["covariate", "perturbation"], var_name="metric", value_name="value")
-                fallback = prediction.obs.groupby("perturbation", observed=True)["vcc_fallback"].mean()
-                long["fallback"] = long["perturbation"].map(fallback)
-                long["baseline"] = name
-                long["side"] = str(getattr(model.side, "value", model.side))
-                long["task"] = task.label
-                frames.append(long)
-            long = pd.concat(frames, ignore_index=True)
-            long["value"] = pd.to_numeric(long["value"], errors="coerce")
-            result = placement(long)
-            fb = long.groupby("baseline")["fallback"].mean()
-            result["fallback"] = result["baseline"].map(fb)
-            result["seed"] = seed
-            placed.append(result)
+    with loaded_once():
+        full = {task.label: load(task.dataset, **task.options) for task in tasks}
+        targets = {label: _task_targets(adata) for label, adata in full.items()}
+        union = sorted(set().union(*targets.values())) if targets else []
+        parts: dict[str, pd.DataFrame] = {}
+        for part in sorted({p for source in sources for p in source.split("+")}):
+            try:
+                parts[part] = quietly(part_table, part, union)  # the text encoder draws a progress bar
+            except (features.FeatureUnavailable, FileNotFoundError, OSError) as error:
+                warnings.warn(f"prior {part!r} skipped: {error}", stacklevel=2)
+        usable = [s for s in sources if all(p in parts for p in s.split("+"))]
+        tables = {(task.label, s): source_table(s, targets[task.label], parts) for task in tasks for s in usable}
+        for task in tasks:
+            for source in usable:
+                table = tables[(task.label, source)]
+                cover.append({"task": task.label, "source": source, "targets": len(targets[task.label]),
+                              "covered": float(np.mean([t in table.index for t in targets[task.label]]))})
+            adata_full = full[task.label]
+            for seed in seeds:
+                adata = subsample(adata_full, max_cells_per_perturbation, seed=seed,
+                                  column=covariate_column(adata_full))
+                placed.append(_place_one(task, adata, seed, usable, tables, metrics, make_split, get_model,
+                                         fit_predict, evaluate_by_covariate, placement))
     return pd.concat(placed, ignore_index=True), pd.DataFrame(cover)
+
+
+def _place_one(task, adata, seed, sources, tables, metrics, make_split, get_model, fit_predict,
+               evaluate_by_covariate, placement) -> pd.DataFrame:
+    control = str(adata.uns["vcc"]["control_label"])
+    split = make_split(task.split, adata, seed=seed, **task.split_params)
+    models = {name: get_model(name) for name in ANCHORS}
+    for source in sources:
+        models[source] = PriorLinear.for_source(source, tables[(task.label, source)])
+    frames = []
+    for name, model in models.items():
+        prediction, real = fit_predict(name, adata, split, score_on="half", halves="random", seed=seed, model=model)
+        scores = evaluate_by_covariate(prediction, real, split.covariate_column, control=control,
+                                       metrics=list(metrics))
+        long = scores.melt(id_vars=["covariate", "perturbation"], var_name="metric", value_name="value")
+        fallback = prediction.obs.groupby("perturbation", observed=True)["vcc_fallback"].mean()
+        long["fallback"] = long["perturbation"].map(fallback)
+        long["baseline"] = name
+        long["side"] = str(getattr(model.side, "value", model.side))
+        long["task"] = task.label
+        frames.append(long)
+    long = pd.concat(frames, ignore_index=True)
+    long["value"] = pd.to_numeric(long["value"], errors="coerce")
+    result = placement(long)
+    result["fallback"] = result["baseline"].map(long.groupby("baseline")["fallback"].mean())
+    result["seed"] = seed
+    return result
 
 
 def summarise_priors(placed: pd.DataFrame) -> pd.DataFrame:
@@ -161,3 +199,20 @@ def summarise_priors(placed: pd.DataFrame) -> pd.DataFrame:
         n_seeds=("seed", "nunique"), fallback=("fallback", "mean")).reset_index()
             .rename(columns={"baseline": "source"}).sort_values(["task", "metric", "placement"],
                                                                 ascending=[True, True, False]))
+
+
+def anchor_diagnosis(placed: pd.DataFrame) -> pd.DataFrame:
+    """Per (task, metric): the MIN and MAX anchors' mean scores over seeds and in how many seeds they are ordered.
+
+    A placement exists only where the MAX anchor (a technical duplicate) scores better than the MIN anchor (the
+    mean effect); ``ordered_seeds`` < ``n_seeds`` says where, and the scores say by how much it failed.
+    """
+    rows = placed[placed["baseline"].isin(ANCHORS)]
+    if rows.empty:
+        return pd.DataFrame(columns=["task", "metric", "min_score", "max_score", "ordered_seeds", "n_seeds"])
+    wide = rows.pivot_table(index=["task", "metric", "seed"], columns="baseline", values="score").reset_index()
+    ordered = rows.drop_duplicates(["task", "metric", "seed"]).set_index(["task", "metric", "seed"])["anchors_ordered"]
+    wide["ordered"] = ordered.reindex(pd.MultiIndex.from_frame(wide[["task", "metric", "seed"]])).to_numpy(dtype=bool)
+    return (wide.groupby(["task", "metric"]).agg(min_score=(ANCHORS[0], "mean"), max_score=(ANCHORS[1], "mean"),
+                                                  ordered_seeds=("ordered", "sum"), n_seeds=("seed", "nunique"))
+            .reset_index())
