@@ -67,7 +67,8 @@ def main() -> None:
         theirs = test(small, groupby="perturbation", contrast="non-targeting", show_progressbar=False)
     t_theirs = time.perf_counter() - t0
 
-    theirs = theirs.set_index(theirs.columns[0]) if "perturbation" not in theirs.index.names else theirs
+    if not set(groups) & set(map(str, theirs.index)):  # pertpy returns groups as the index; older versions a column
+        theirs = theirs.set_index(theirs.columns[0])
     called_ours = set(ours.index[ours["q_calibrated"] < 0.05])
     sig = "significant_adj" if "significant_adj" in theirs else theirs.columns[-1]
     called_theirs = set(theirs.index[theirs[sig].astype(bool)])

@@ -158,7 +158,8 @@ def test_genome_scale_calls_known_by_construction():
     table = genome_scale.genome_scale_calls(_stats(), "S", alpha=0.05, min_cells=30).set_index("gene")
     assert table["call"].to_dict() == {"STRONG": "effect", "DYING": "effect, dying-cell readout",
                                        "NOTHING": "no effect", "FAILED": "failed knockdown", "FEW": "too few cells"}
-    assert table.loc["STRONG", "p_calibrated"] == pytest.approx(1 / 100)
+    assert table.loc["STRONG", "p_rank_vs_controls"] == pytest.approx(1 / 100)
+    assert table.attrs["inflation"] >= 1 and table.loc["STRONG", "p_calibrated"] < 0.01
     record = answer.genome_record(table.reset_index(), "S")
     assert record["no effect"]["n"] == 1 and record["n_tested"] == 4
     text = "\n".join(answer.conclusions({"datasets": [], "genome": [record]}).points)

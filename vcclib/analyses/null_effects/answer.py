@@ -25,7 +25,7 @@ def classify(table: pd.DataFrame, *, alpha: float = 0.05, min_cells: int = 30, p
     effect = table["q_calibrated"] < alpha
     dying = table.get("dying_flag", pd.Series(False, index=table.index)).fillna(False).astype(bool)
     if "depletion_z" in table:
-        dying |= table["depletion_z"].fillna(0) <= depletion_z
+        dying |= table["depletion_z"].astype(float).fillna(0.0) <= depletion_z
     measured = table.get("target_measured", pd.Series(False, index=table.index)).fillna(False).astype(bool)
     lowered = (table.get("target_fdr", np.nan) < alpha) & (table.get("target_log2fc", np.nan) < 0)
     failed = measured & ~lowered & (perturbation_type in LOSS_OF_FUNCTION)
@@ -163,7 +163,8 @@ def weak_points(records: dict) -> list[str]:
             lines.append(f"**Skipped or proxied ({r['dataset']}).** {note}.")
     for g in records.get("genome", []):
         lines.append(f"**Replogle {g['screen']}.** Raw energy-test p < α for {share(g['control_share_raw_energy'])} of "
-                     f"the non-targeting rows (so the raw p-values are not used); calibration rests on "
-                     f"{g['n_controls']} control rows (smallest calibrated p 1/{g['n_controls'] + 1}); dying-cell "
-                     "signals are per-perturbation summaries, not per cell.")
+                     f"the {g['n_controls']} non-targeting rows, so p-values are scaled by their inflation "
+                     f"({number(g['inflation'])}×; after it {share(g['control_share_calibrated'])} of the controls are "
+                     "called), which assumes the inflation is the same at every p level; dying-cell signals are "
+                     "per-perturbation summaries, not per cell.")
     return lines

@@ -246,6 +246,8 @@ def calibrated_tests(pcs: np.ndarray, X, groups: dict[str, np.ndarray], control:
     """
     rng = np.random.default_rng(seed)
     control = rng.permutation(np.asarray(control))
+    # a group is tested at most at a third of the control cells: room for the hold-out and the reference
+    max_cells = int(min(max_cells, control.size // 3 if n_check else control.size // 2))
     sizes = {g: min(len(idx), max_cells) for g, idx in groups.items() if len(idx) >= min_cells}
     largest = max(sizes.values(), default=min_cells)
     n_hold = max(int(round(holdout_fraction * control.size)), largest if n_check else 0)

@@ -75,6 +75,10 @@ def analyse_dataset(adata, *, dataset: str, perturbation_column: str = "perturba
                      if is_multi_guide(adata) else "escape: not computed (escape_method is not 'mixscape')")
     signals, signal_notes = quality.quality_signals(adata, umi_column, genes_column, mito_column)
     notes += [n for n in signal_notes if "skipped" in n]
+    if any("layers['counts']" in n for n in signal_notes) and adata.n_vars < 2000:
+        notes.append(f"quality: UMIs and genes detected cover only the {adata.n_vars:,} measured genes, so a "
+                     "transcriptional effect on them moves these signals too; a dying-cell readout here is weak "
+                     "evidence")
     shifts = quality.quality_shifts(signals, cg.groups, cg.control, alpha)
     shifts["dying_flag"] = quality.dying_flag(shifts, alpha)
     nt_guides = None
