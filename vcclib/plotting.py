@@ -190,3 +190,36 @@ def note_figure(text: str) -> Figure:
         ax.axis("off")
         ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=9, color=COLOURS["neutral"], wrap=True)
     return fig
+
+
+def calibration_qq(qq: pd.DataFrame, title: str) -> Figure:
+    """QQ plot of held-out control groups' calibrated p-values against the uniform (columns expected, observed)."""
+    with house_style():
+        fig, ax = figure(4.5, 4.5)
+        ax.scatter(qq["expected"], qq["observed"], s=12, c=COLOURS["control"])
+        ax.plot([0, 1], [0, 1], c="k", lw=0.8)
+        ax.set_xlabel("expected quantile (uniform)")
+        ax.set_ylabel("calibrated p of held-out control groups")
+        ax.set_title(title)
+    return fig
+
+
+def call_bars(shares: pd.DataFrame, title: str) -> Figure:
+    """Share of each call per group (columns group, call, share, low, high), with 95% intervals."""
+    colours = {"no effect": COLOURS["null"], "effect": COLOURS["effect"], "effect, dying-cell readout": "#8172b2",
+               "failed knockdown": COLOURS["neutral"], "too few cells": "#c7c7c7"}
+    with house_style():
+        groups = list(dict.fromkeys(shares["group"]))
+        fig, ax = figure(8, 0.5 * len(groups) * 2 + 1.5)
+        calls = list(dict.fromkeys(shares["call"]))
+        height = 0.8 / max(len(calls), 1)
+        for j, call in enumerate(calls):
+            part = shares[shares["call"] == call].set_index("group").reindex(groups)
+            y = np.arange(len(groups)) + j * height
+            ax.barh(y, part["share"], height=height, color=colours.get(call, COLOURS["neutral"]), label=call,
+                    xerr=[part["share"] - part["low"], part["high"] - part["share"]], error_kw={"lw": 0.6})
+        ax.set_yticks(np.arange(len(groups)) + 0.4 - height / 2, groups)
+        ax.set_xlabel("share of perturbations (95% Wilson interval)")
+        ax.set_title(title)
+        ax.legend(loc="lower right")
+    return fig
