@@ -27,7 +27,7 @@ export LAMIN_CACHE_DIR ?= $(VCC_CACHE_DIR)/catalog/lamin-cache
 export PLAYWRIGHT_BROWSERS_PATH ?= $(VCC_CACHE_DIR)/playwright
 export PRE_COMMIT_HOME ?= $(VCC_CACHE_DIR)/pre-commit
 
-.PHONY: env data book book-smoke test test-all test-browser browser-deps lint hooks clean
+.PHONY: chronos-env env data book book-smoke test test-all test-browser browser-deps lint hooks clean
 
 env: $(STAMP)
 
@@ -73,3 +73,7 @@ hooks: env
 
 clean:
 	rm -rf _build book/chapters/*.ipynb
+
+# Chronos (crispr-chronos needs tensorflow) in its own environment, used by the guides chapter as a subprocess.
+chronos-env:
+	scripts/env_chronos.sh

@@ -117,3 +117,17 @@ def test_derived_file_is_never_downloaded(tmp_path, monkeypatch):
     monkeypatch.setattr(fetch_module.urllib.request, "urlopen", lambda *a, **k: pytest.fail("must not download"))
     with pytest.raises(DatasetUnavailableError, match="no byte-identical public copy"):
         fetch("go_human_bioc_3_16")
+
+
+def test_truncated_new_dataset_file_fails_its_checksum(tmp_path, monkeypatch):
+    dataset, name = "tian2019_crisprbrain_screens", "Tian_et_al_2019_2.csv"
+    original = fetch_module.local_copy(dataset, get_manifest(dataset).file(name))
+    target = tmp_path / "mirror" / dataset / name
+    target.parent.mkdir(parents=True)
+    target.write_bytes(original.read_bytes()[:1000])  # truncated
+    monkeypatch.setenv("VCC_DATA_MIRROR", str(tmp_path / "mirror"))
+    monkeypatch.setenv("VCC_CACHE_DIR", str(tmp_path / "cache"))
+    from vcclib.data import load
+
+    with pytest.raises(ChecksumError, match=name):
+        load(dataset)

@@ -87,3 +87,29 @@ def test_matrix_csv_roundtrip(chronos, tmp_path):
     (tmp_path / "bad.csv").write_text("ModelID,a,b\nACH-1,1,2\n")
     with pytest.raises(SchemaError):
         load_matrix_csv({"bad.csv": tmp_path / "bad.csv"}, manifest)
+
+
+@pytest.mark.slow
+def test_dependency_calls_crispr_and_rnai():
+    from vcclib.data.loaders.depmap import dependency_frame
+
+    calls = vd.load("depmap_22q1_dependency_calls")
+    assert calls["crispr"].shape == (1067, 17386) and calls["rnai"].shape == (712, 17023)
+    rates = calls["model_mapping"].set_index("screen")["rate"]
+    assert rates["crispr"] > 0.95 and rates["rnai"] > 0.95
+    assert 0.2 < (calls["rnai"].X == -1).mean() < 0.3  # ~24 % missing in RNAi
+    frame = dependency_frame(calls["crispr"][:5, :50])
+    assert list(frame.dtypes.iloc[0].categories) == ["weak_dependency", "dependency", "strong_dependency"]
+
+
+@pytest.mark.slow  # ~30 s: 12 M call strings to read
+def test_dependency_calls_rnai_mapped_to_model_ids():
+    calls = vd.load("depmap_22q1_dependency_calls", screens=["rnai"])
+    rnai = calls["rnai"]
+    assert rnai.shape == (712, 17023) and set(calls) == {"rnai", "model_mapping"}
+    mapping = calls["model_mapping"].iloc[0]
+    assert mapping["n_mapped"] == 704 and mapping["n_lines"] == 712
+    assert rnai.obs.loc[rnai.obs["mapped"], "model_id"].str.startswith("ACH-").all()
+    assert set(np.unique(rnai.X)) == {-1, 0, 1, 2}
+    with pytest.raises(vd.SchemaError, match="unknown screens"):
+        vd.load("depmap_22q1_dependency_calls", screens=["shRNA"])

@@ -115,3 +115,53 @@ def test_loaders_fail_clearly_on_wrong_files(dataset, tmp_path):
     bad.write_text("a\tb\n1\t2\n")
     with pytest.raises((ValueError, KeyError)):
         get_loader(manifest.loader)({manifest.files[0].name: bad}, manifest)
+
+
+def test_tian_crisprbrain_screens():
+    screens = vd.load("tian2019_crisprbrain_screens")
+    assert screens["tian2019_survival"].shape == (2555, 7) and screens["tian2020_survival"].shape == (20485, 7)
+    t2020 = screens["tian2020_survival"]
+    assert set(t2020["hit_class"]) == {"Negative Hit", "Positive Hit", "Non-Hit"}
+    assert (t2020.loc[t2020["hit_class"] == "Negative Hit", "phenotype"] < 0).all()
+    from vcclib.data.targets import table_targets
+
+    assert "SOD2" in table_targets("tian2019_crisprbrain_screens", screens)
+
+
+@pytest.fixture(scope="module")
+def replogle_tables():
+    return vd.load("replogle2022_tables", tables=["statistics", "gene_clusters", "perturbation_clusters"])
+
+
+def test_replogle2022_statistics_tidy(replogle_tables):
+    stats = replogle_tables["statistics"]
+    counts = stats["screen"].value_counts().to_dict()
+    assert counts == {"K562_genome_wide_day8": 11258, "K562_essential_day6": 2285, "RPE1_essential_day7": 2680}
+    first = stats.iloc[0]
+    assert (first["target"], first["transcripts"], first["ensembl_id"]) == ("A1BG", "P1", "ENSG00000121410")
+    assert stats.loc[stats["is_control"], "ensembl_id"].isna().all() and stats["is_control"].sum() > 500
+    assert set(stats.attrs["units"]) >= {"energy_test_p", "n_degs_anderson_darling", "mito_fraction"}
+    assert all(c == c.lower() and " " not in c for c in stats.columns)
+    # knockdown works: most targeted perturbations lower their target
+    targeted = stats[~stats["is_control"]]
+    assert (targeted["percent_knockdown"] < 0).mean() > 0.9
+
+
+def test_replogle2022_clusters(replogle_tables):
+    genes, perts = replogle_tables["gene_clusters"], replogle_tables["perturbation_clusters"]
+    assert genes["cluster_id"].nunique() == 38 and perts["cluster_id"].nunique() == 64
+    assert {"cluster_id", "gene", "cluster_label"} <= set(perts.columns)
+    assert set(perts.loc[perts["cluster_id"] == 4, "gene"]) >= {"METTL3", "METTL14"}  # m6A writer complex
+
+
+@pytest.mark.slow
+def test_replogle2022_sgrna_libraries():
+    libraries = vd.load("replogle2022_tables", tables=["sgrna_libraries"])["sgrna_libraries"]
+    assert libraries["screen"].value_counts().to_dict() == {
+        "K562_genome_wide_day8": 11294, "RPE1_essential_day7": 2688, "K562_essential_day6": 2291}
+    assert {"perturbation_id", "gene", "ensembl_id", "targeting_sequence_a", "targeting_sequence_b"} <= set(libraries.columns)
+
+
+def test_replogle2022_unknown_table_refused():
+    with pytest.raises(vd.SchemaError, match="unknown tables"):
+        vd.load("replogle2022_tables", tables=["figures"])

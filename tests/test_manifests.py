@@ -12,11 +12,8 @@ from vcclib import config
 from vcclib.data.manifest import MODALITIES, ManifestError, all_manifests, get_manifest, parse_manifest
 
 MANIFESTS = all_manifests()
-FULL_SCALE_REQUIRED = {
-    "replogle2022_k562_essential", "replogle2022_k562_gwps", "replogle2022_rpe1", "norman2019_k562_crispra",
-    "adamson2016_upr", "vcc2025_h1_training", "depmap_24q2", "sanger_project_score", "rxrx3_core", "xatlas_orion",
-    "tahoe100m", "lincs2020_level5", "lincs_gse92742_metadata",
-}  # fmt: skip
+# the full-scale datasets the project promises are those its mirrored slices name as their source (field full_scale)
+FULL_SCALE_REQUIRED = {ref for m in MANIFESTS.values() for ref in m.full_scale}
 LINCS_ADDRESSES = {
     "https://s3.amazonaws.com/macchiato.clue.io/builds/LINCS2020/level5/level5_beta_all_n1201944x12328.gctx",
     "https://s3.amazonaws.com/macchiato.clue.io/builds/LINCS2020/siginfo_beta.txt",
@@ -60,7 +57,8 @@ def test_every_mirror_file_has_a_manifest_entry_with_its_address_and_checksum():
 
 def test_full_scale_datasets_declared():
     full = {m.id for m in MANIFESTS.values() if m.scale == "full"}
-    assert FULL_SCALE_REQUIRED <= full
+    assert {"replogle2022_k562_gwps", "replogle2022_rpe1", "tahoe100m", "depmap_24q2", "lincs2020_level5"} <= FULL_SCALE_REQUIRED
+    assert FULL_SCALE_REQUIRED <= full, sorted(FULL_SCALE_REQUIRED - full)
     urls = {f.url for m in MANIFESTS.values() for f in m.files}
     assert LINCS_ADDRESSES <= urls
 
@@ -85,3 +83,23 @@ def test_malformed_manifest_is_refused_with_every_problem():
 def test_unknown_dataset_suggests_close_ids():
     with pytest.raises(KeyError, match="papalexi2021_eccite_lowmoi"):
         get_manifest("papalexi")
+
+
+def test_full_scale_field_is_refused_on_a_full_scale_manifest():
+    raw = yaml.safe_load((config.manifest_dir() / "tahoe100m.yaml").read_text())
+    raw["full_scale"] = ["tahoe100m"]
+    with pytest.raises(ManifestError, match="full_scale"):
+        parse_manifest(raw, source="tahoe100m.yaml")
+
+
+@pytest.mark.parametrize("dataset_id", [
+    "replogle2022_tables", "replogle2022_signatures", "gasperini2019_highmoi", "sciplex2020_signatures",
+    "tahoe100m_signatures", "neurips2023_pbmc_signatures", "depmap_22q1_dependency_calls",
+    "tian2019_crisprbrain_screens",
+])  # fmt: skip
+def test_new_mirror_datasets_have_manifests_and_loaders(dataset_id):
+    from vcclib.data.loaders import LOADERS
+
+    manifest = get_manifest(dataset_id)
+    assert manifest.scale == "mirror" and manifest.loader in LOADERS
+    assert all(f.url.startswith("https://raw.githubusercontent.com/") and f.sha256 for f in manifest.files)

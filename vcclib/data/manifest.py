@@ -28,6 +28,8 @@ MODALITIES = (
     "gene-annotation",
     "cell-line-annotation",
     "drug-perturb-seq",
+    "perturb-seq-summary",  # published per-perturbation statistics and clusters of a Perturb-seq screen
+    "signatures",  # ranked gene lists per perturbation x context (vcclib.data.signatures.Signatures)
 )
 PERTURBATION_TYPES = (
     "CRISPRko",
@@ -90,6 +92,7 @@ class Manifest:
     notes: str = ""
     scale: str = "mirror"  # "mirror": small, embedded offline; "full": full-scale, needs a download
     loader_options: dict = field(default_factory=dict)
+    full_scale: tuple[str, ...] = ()  # ids of the full-scale datasets this mirrored slice comes from
     extra: dict = field(default_factory=dict)
 
     @property
@@ -163,6 +166,8 @@ def parse_manifest(raw: dict, source: str = "<dict>") -> Manifest:
     for ptype in _as_tuple(raw.get("perturbation_type")):
         if ptype not in PERTURBATION_TYPES:
             problems.append(f"perturbation_type {ptype!r} is not one of {PERTURBATION_TYPES}")
+    if raw.get("full_scale") and raw.get("scale", "mirror") != "mirror":
+        problems.append("full_scale names the full-scale sources of a mirrored dataset; this one is full-scale")
     if raw.get("scale", "mirror") not in ("mirror", "full"):
         problems.append(f"scale {raw.get('scale')!r} must be 'mirror' or 'full'")
     if problems:
@@ -170,6 +175,7 @@ def parse_manifest(raw: dict, source: str = "<dict>") -> Manifest:
     known = {
         "id", "title", "modality", "organism", "licence", "citation", "loader", "files", "cell_lines",
         "cell_types", "perturbation_type", "description", "doi", "homepage", "notes", "scale", "loader_options",
+        "full_scale",
     }  # fmt: skip
     return Manifest(
         id=str(raw["id"]),
@@ -189,6 +195,7 @@ def parse_manifest(raw: dict, source: str = "<dict>") -> Manifest:
         notes=str(raw.get("notes", "")).strip(),
         scale=str(raw.get("scale", "mirror")),
         loader_options=dict(raw.get("loader_options") or {}),
+        full_scale=_as_tuple(raw.get("full_scale")),
         extra={k: v for k, v in raw.items() if k not in known},
     )
 

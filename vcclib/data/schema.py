@@ -16,6 +16,14 @@ layers["counts"]
     raw UMI counts, where the source has them.
 uns["vcc"]
     ``dataset``, ``control_label``, ``x_scale``, ``normalisation`` (one sentence), ``organism``.
+
+Multi-guide (high-MOI) cells
+    ``uns["vcc"]["moi"] == "high"`` marks a dataset whose cells carry several independent perturbations. Then
+    ``perturbation`` is the ``+``-joined, sorted targets of every gRNA assigned to the cell (non-targeting gRNAs
+    drop out when a targeting one is present; only non-targeting gRNAs: the control label; none: ``unassigned``),
+    ``obs["n_perturbations"]`` counts the distinct targets, ``obsm["grna_counts"]`` (cells × gRNAs UMIs) and
+    ``obsm["grna_assigned"]`` (cells × gRNAs bool) keep every gRNA, whose columns ``uns["grnas"]`` describes.
+    Functions that need one perturbation per cell call :func:`require_single_perturbation`.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from vcclib.errors import VccError
 REQUIRED_OBS = ("perturbation", "is_control", "dataset", "perturbation_type")
 X_SCALES = ("log1p", "counts", "zscore", "other")
 COMBINATION_SEPARATOR = "+"
+UNASSIGNED = "unassigned"  # a high-MOI cell with no gRNA above the assignment threshold
 
 
 class SchemaError(VccError, ValueError):
@@ -84,6 +93,15 @@ def validate(adata: AnnData) -> AnnData:
         problems.append(f"var_names are not unique (e.g. {dupes})")
     if not adata.obs_names.is_unique:
         problems.append("obs_names are not unique")
+    if meta.get("moi") == "high":
+        for key in ("n_perturbations",):
+            if key not in adata.obs:
+                problems.append(f"a high-MOI dataset needs obs[{key!r}]")
+        for key in ("grna_counts", "grna_assigned"):
+            if key not in adata.obsm:
+                problems.append(f"a high-MOI dataset needs obsm[{key!r}]")
+        if "grnas" not in adata.uns:
+            problems.append("a high-MOI dataset needs uns['grnas'] (the gRNA columns of obsm)")
     if not problems:
         control = meta["control_label"]
         is_control = adata.obs["is_control"].astype(bool).to_numpy()
@@ -96,6 +114,66 @@ def validate(adata: AnnData) -> AnnData:
     if problems:
         raise SchemaError("AnnData does not follow the vcclib schema: " + "; ".join(problems))
     return adata
+
+
+def is_multi_guide(adata: AnnData) -> bool:
+    """True for a high-MOI dataset: cells carry several independent perturbations (``uns['vcc']['moi']``)."""
+    return adata.uns.get("vcc", {}).get("moi") == "high"
+
+
+def n_perturbations(adata: AnnData) -> np.ndarray:
+    """Distinct perturbations per cell: ``obs['n_perturbations']`` for high-MOI data, else 1 (0 for controls).
+
+    A designed combination (``KLF1+MAP2K6`` in Norman 2019) counts as one perturbation: every cell with that label
+    received exactly that combination, so it is one condition of the experiment.
+    """
+    if is_multi_guide(adata):
+        return adata.obs["n_perturbations"].to_numpy(dtype=int)
+    return (~adata.obs["is_control"].to_numpy(dtype=bool)).astype(int)
+
+
+def require_single_perturbation(adata: AnnData, what: str) -> AnnData:
+    """Refuse multi-guide cells for a function that takes one perturbation per cell; return ``adata`` unchanged.
+
+    Parameters
+    ----------
+    what
+        The refusing function, named in the message (e.g. ``"splits.make_split"``).
+
+    Raises
+    ------
+    SchemaError
+        One line: how many cells carry several perturbations, and what to do instead.
+    """
+    if not is_multi_guide(adata):
+        return adata
+    counts = n_perturbations(adata)
+    several = int((counts > 1).sum())
+    if several:
+        dataset = adata.uns.get("vcc", {}).get("dataset", "this dataset")
+        raise SchemaError(
+            f"{what} takes one perturbation per cell, but {several:,} of {adata.n_obs:,} cells of {dataset} carry "
+            "several (high-MOI); subset to adata[adata.obs['n_perturbations'] <= 1] or test each gRNA against the "
+            "rest with obsm['grna_assigned']"
+        )
+    return adata
+
+
+def target_indicator(adata: AnnData) -> pd.DataFrame:
+    """Cells × targets boolean table of a high-MOI dataset: True where any gRNA of that target was assigned.
+
+    The gRNAs of one target are pooled with OR, as sceptre pools a gRNA group.
+    """
+    if not is_multi_guide(adata):
+        raise SchemaError("target_indicator needs a high-MOI dataset (uns['vcc']['moi'] == 'high')")
+    grnas = adata.uns["grnas"]
+    assigned = sp.csc_matrix(adata.obsm["grna_assigned"])
+    targets = pd.Index(pd.unique(grnas["target"].astype(str)))
+    columns = {}
+    for target in targets:
+        idx = np.flatnonzero(grnas["target"].astype(str).to_numpy() == target)
+        columns[target] = np.asarray(assigned[:, idx].sum(axis=1)).ravel() > 0
+    return pd.DataFrame(columns, index=adata.obs_names)
 
 
 def split_targets(perturbation: str) -> list[str]:
@@ -112,6 +190,7 @@ def finalize(
     normalisation: str,
     organism: str,
     perturbation_type: str | pd.Series,
+    moi: str | None = None,
 ) -> AnnData:
     """Fill the schema's bookkeeping columns and ``uns['vcc']``, make names unique, then :func:`validate`."""
     obs = adata.obs
@@ -129,6 +208,8 @@ def finalize(
         "normalisation": normalisation,
         "organism": organism,
     }
+    if moi is not None:
+        adata.uns["vcc"]["moi"] = moi
     return validate(adata)
 
 

@@ -23,7 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from vcclib.data.schema import SchemaError, validate
+from vcclib.data.schema import SchemaError, require_single_perturbation, validate
 from vcclib.models import storage
 from vcclib.models.spec import MODELS, ModelSpec
 from vcclib.splits import COVARIATE_NONE, covariate_column
@@ -122,6 +122,7 @@ class Model:
         meta = dict(train.uns.get("vcc", {}))
         if "control_label" not in meta:
             raise SchemaError("training data lack uns['vcc']['control_label']")
+        require_single_perturbation(train, f"model {self.name!r}")
         if self.halves is not None and heldout is None:
             raise ValueError(f"{self.name} is a MAX reference: pass the held-out query half as heldout=")
         self.control_label = str(meta["control_label"])

@@ -109,7 +109,8 @@ class ModelSpec:
 #: Every registered model (:class:`ModelSpec`), in registration order.
 MODELS: Registry[ModelSpec] = Registry(
     "model",
-    modules=("vcclib.models.baselines.simple", "vcclib.models.baselines.learned", "vcclib.models.neural.vae"),
+    modules=("vcclib.models.baselines.simple", "vcclib.models.baselines.learned", "vcclib.grn.propagation",
+             "vcclib.models.neural.vae"),
 )
 
 

@@ -24,6 +24,7 @@ A new generator is one function ``func(adata, seed=0, **params) -> Split`` decor
 ``@split_generator(name, description=..., hypothesis=...)`` in :mod:`vcclib.splits.core`.
 """
 
+from vcclib.splits import hypotheses  # noqa: E402,F401  (registers the hypothesis splits)
 from vcclib.splits.core import (
     COVARIATE_NONE,
     SPLITS,

@@ -245,6 +245,9 @@ def make_split(name: str, adata: AnnData, seed: int = 0, **params: Any) -> Split
     An unknown ``name`` raises :class:`~vcclib.errors.UnknownNameError` (a ``KeyError``) listing the registered
     splits.
     """
+    from vcclib.data.schema import require_single_perturbation
+
+    require_single_perturbation(adata, f"split {name!r}")
     return SPLITS.get(name).func(adata, seed=seed, **params)
 
 

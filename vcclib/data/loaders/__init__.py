@@ -41,6 +41,9 @@ class LoaderSpec:
         Keyword options the loader accepts.
     description
         One sentence.
+    targets
+        ``targets(loaded) -> set of gene symbols``: the genes a table dataset perturbs, for the catalog (None:
+        the loader's data has no gene-level targets, or, for AnnData, they are read from ``obs['perturbation']``).
     """
 
     name: str
@@ -48,6 +51,7 @@ class LoaderSpec:
     returns: str
     options: tuple[str, ...]
     description: str
+    targets: Callable[[Any], set[str]] | None = None
 
     def __call__(self, files, manifest, **options):
         check_options(self, options)
@@ -64,6 +68,9 @@ LOADERS: Registry[LoaderSpec] = Registry(
         "vcclib.data.loaders.imaging",
         "vcclib.data.loaders.screens",
         "vcclib.data.loaders.references",
+        "vcclib.data.loaders.highmoi",
+        "vcclib.data.loaders.signatures",
+        "vcclib.data.loaders.replogle",
     ),
 )
 
@@ -73,7 +80,14 @@ def _signature_options(func: Callable[..., Any]) -> tuple[str, ...]:
     return tuple(p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and not p.name.startswith("_"))
 
 
-def loader(name: str, *, returns: str, description: str = "", options: tuple[str, ...] | None = None):
+def loader(
+    name: str,
+    *,
+    returns: str,
+    description: str = "",
+    options: tuple[str, ...] | None = None,
+    targets: Callable[[Any], set[str]] | None = None,
+):
     """Decorator: register ``func(files, manifest, **options)`` as the loader ``name``.
 
     Parameters
@@ -86,6 +100,8 @@ def loader(name: str, *, returns: str, description: str = "", options: tuple[str
         One sentence; defaults to the first line of the function's docstring.
     options
         The options it accepts; default: the keyword parameters of its signature after ``files, manifest``.
+    targets
+        How to read the perturbed genes from what the loader returns (see :class:`LoaderSpec`).
     """
     if returns not in RETURNS:
         raise ValueError(f"returns must be one of {RETURNS}, not {returns!r}")
@@ -98,6 +114,7 @@ def loader(name: str, *, returns: str, description: str = "", options: tuple[str
             returns=returns,
             options=tuple(options) if options is not None else _signature_options(func),
             description=description or (doc[0] if doc else ""),
+            targets=targets,
         )
 
     return LOADERS.decorator(make)

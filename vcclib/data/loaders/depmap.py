@@ -17,6 +17,7 @@ from anndata import AnnData
 
 from vcclib.data.loaders import loader
 from vcclib.data.schema import SchemaError
+from vcclib.data.targets import column_genes, index_genes
 
 GENE_LABEL = re.compile(r"^(?P<symbol>.+?)\s*\((?P<entrez>[^()]*)\)\s*$")
 
@@ -116,7 +117,7 @@ def _readcounts(path: Path, sequence_map: pd.DataFrame) -> AnnData:
     return adata
 
 
-@loader("depmap_chronos_sample", returns="tables")
+@loader("depmap_chronos_sample", returns="tables", targets=lambda d: index_genes(d["gene_effect"]))
 def load_chronos_sample(files: Mapping[str, Path], manifest, **_: object) -> dict:
     """The Chronos package's sample data and its fitted model (Dempster et al. 2021).
 
@@ -171,7 +172,7 @@ def load_chronos_sample(files: Mapping[str, Path], manifest, **_: object) -> dic
     return out
 
 
-@loader("depmap_achilles_19q2", returns="tables")
+@loader("depmap_achilles_19q2", returns="tables", targets=lambda d: column_genes(d["guide_map"], "symbol"))
 def load_achilles_19q2(files: Mapping[str, Path], manifest, **_: object) -> dict[str, pd.DataFrame]:
     """DepMap Achilles 19Q2 guide-level tables (Avana library, CERES era).
 
@@ -300,3 +301,91 @@ def load_matrix_csv(files: Mapping[str, Path], manifest, file: str | None = None
         "what": "cell lines × genes",
     }
     return adata
+
+
+DEPENDENCY_CLASSES = ("weak_dependency", "dependency", "strong_dependency")
+CALL_FILES = {"crispr": "depmap_crispr.rda", "rnai": "depmap_rnai.rda"}
+
+
+def _calls_matrix(frame: pd.DataFrame, prefix: str, models: pd.DataFrame) -> tuple[AnnData, dict]:
+    from pandas.api.types import CategoricalDtype
+
+    _require_columns(frame, ["gene_name", "entrez_id"], f"{prefix} calls")
+    line_columns = [c for c in frame.columns if c.startswith(prefix)]
+    names = [c.removeprefix(prefix) for c in line_columns]
+    ccle = models["CCLEName"].dropna().astype(str)
+    by_ccle = pd.Series(ccle.index, index=ccle.to_numpy())
+    by_ccle = by_ccle[~by_ccle.index.duplicated(keep="first")]
+    model_ids = by_ccle.reindex(names)
+    dtype = CategoricalDtype(list(DEPENDENCY_CLASSES), ordered=True)
+    codes = np.column_stack([pd.Categorical(frame[c], dtype=dtype).codes for c in line_columns]).astype(np.int8)
+    unknown = sorted({v for c in line_columns for v in frame[c].dropna().unique()} - set(DEPENDENCY_CLASSES))
+    if unknown:
+        raise SchemaError(f"{prefix} calls hold unknown classes {unknown[:5]}; expected {DEPENDENCY_CLASSES}")
+    obs = pd.DataFrame({"ccle_name": names, "model_id": model_ids.to_numpy()}, index=pd.Index(names))
+    obs["mapped"] = obs["model_id"].notna()
+    entrez = pd.Series(frame["entrez_id"]).astype(str).str.removesuffix(".0")
+    symbols = pd.Series(frame["gene_name"]).astype(str)
+    index = symbols.where(~symbols.duplicated(keep=False), symbols + " (" + entrez + ")")
+    var = pd.DataFrame({"entrez_id": entrez.to_numpy()}, index=pd.Index(index.to_numpy(), dtype=str))
+    adata = AnnData(X=codes.T.copy(), obs=obs, var=var)  # lines × genes; -1 = missing
+    adata.uns["vcc"] = {
+        "what": "dependency calls (lines × genes): X codes 0 weak_dependency, 1 dependency, 2 strong_dependency, -1 missing",
+        "classes": list(DEPENDENCY_CLASSES),
+        "organism": "human",
+    }
+    mapping = {"n_lines": len(names), "n_mapped": int(obs["mapped"].sum()), "rate": float(obs["mapped"].mean())}
+    return adata, mapping
+
+
+def dependency_frame(adata: AnnData) -> pd.DataFrame:
+    """Dependency calls as a lines × genes DataFrame of ordered categoricals (NaN = missing)."""
+    classes = adata.uns["vcc"]["classes"]
+    columns = {
+        gene: pd.Categorical.from_codes(adata.X[:, j].astype(int), categories=classes, ordered=True)
+        for j, gene in enumerate(adata.var_names)
+    }
+    return pd.DataFrame(columns, index=adata.obs_names)
+
+
+@loader(
+    "depmap_dependency_calls",
+    returns="tables",
+    targets=lambda d: {g for key in ("crispr", "rnai") if key in d for g in d[key].var_names if " (" not in g},
+)
+def load_dependency_calls(
+    files: Mapping[str, Path], manifest, *, screens: list[str] | tuple[str, ...] = ("crispr", "rnai")
+) -> dict:
+    """DepMap 22Q1 CRISPR and 19Q3 RNAi dependency calls, cell lines mapped to ModelIDs through Model.csv.
+
+    Parameters
+    ----------
+    screens
+        ``crispr`` and/or ``rnai`` (each file takes 10-30 s to read).
+
+    Returns
+    -------
+    dict
+        ``crispr`` AnnData 1,067 lines × 17,386 genes and ``rnai`` 712 × 17,023: X int8 codes of the ordered classes
+        weak_dependency (0) < dependency (1) < strong_dependency (2), -1 missing (RNAi ~24 %); obs ``ccle_name``,
+        ``model_id`` (ACH- id from depmap_24q2_model's Model.csv ``CCLEName``; NA when unmatched), ``mapped``;
+        var indexed by symbol with ``entrez_id``. ``model_mapping``: a DataFrame, per screen, lines, mapped lines and
+        the mapping rate. :func:`dependency_frame` turns a matrix into categoricals.
+    """
+    from vcclib.data.loaders._rda import read_rda
+
+    unknown = sorted(set(screens) - set(CALL_FILES))
+    if unknown:
+        raise SchemaError(f"unknown screens {unknown}; screens: {list(CALL_FILES)}")
+    from vcclib.data import load
+
+    models = load("depmap_24q2_model")
+    out: dict = {}
+    rates = []
+    for screen in screens:
+        objects = read_rda(Path(files[CALL_FILES[screen]]))
+        (frame,) = objects.values()
+        out[screen], mapping = _calls_matrix(frame, f"depmap_{screen}_", models)
+        rates.append({"screen": screen, **mapping})
+    out["model_mapping"] = pd.DataFrame(rates)
+    return out

@@ -9,11 +9,12 @@ import pandas as pd
 
 from vcclib.data.loaders import loader
 from vcclib.data.schema import SchemaError
+from vcclib.data.targets import index_genes
 
 PERISCOPE_CHANNELS = ("Mito", "ConA", "WGA", "DAPI", "Phalloidin")
 
 
-@loader("periscope", returns="table")
+@loader("periscope", returns="table", targets=index_genes)
 def load_periscope(files: Mapping[str, Path], manifest, **_: object) -> pd.DataFrame:
     """PERISCOPE A549 optical pooled CRISPR-knockout screen: phenotype strength per gene knockout.
 

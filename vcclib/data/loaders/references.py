@@ -12,6 +12,7 @@ import pandas as pd
 
 from vcclib.data.loaders import loader
 from vcclib.data.schema import SchemaError
+from vcclib.data.targets import column_genes
 
 TRRUST_MODES = ("Activation", "Repression", "Unknown")
 
@@ -279,7 +280,7 @@ def load_go_human(files: Mapping[str, Path], manifest, **_: object) -> dict[str,
     return out
 
 
-@loader("dann2025", returns="table")
+@loader("dann2025", returns="table", targets=lambda frame: column_genes(frame, "target_contrast_gene_name"))
 def load_dann2025(files: Mapping[str, Path], manifest, **_: object) -> pd.DataFrame:
     """Dann et al. 2025: per-target agreement of CRISPRi Perturb-seq effects between K562 and primary CD4+ T cells.
 

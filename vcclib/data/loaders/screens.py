@@ -10,6 +10,7 @@ import pandas as pd
 
 from vcclib.data.loaders import loader
 from vcclib.data.schema import SchemaError
+from vcclib.data.targets import column_genes, screen_genes
 
 MAGECK_RRA_COLUMNS = ("id", "num", "neg|score", "neg|fdr", "pos|score", "pos|fdr", "neg|lfc")
 
@@ -30,7 +31,7 @@ def _pair_table(path: Path) -> pd.DataFrame:
     return pd.DataFrame({"gene_a": pairs[0], "gene_b": pairs[1], "score": table["Score"].astype(float)})
 
 
-@loader("screens_biodiscoveryagent", returns="tables")
+@loader("screens_biodiscoveryagent", returns="tables", targets=screen_genes)
 def load_biodiscoveryagent(files: Mapping[str, Path], manifest, **_: object) -> dict[str, pd.DataFrame]:
     """Gene-level pooled CRISPR screen phenotypes collected by BioDiscoveryAgent (Roohani et al. 2024).
 
@@ -103,7 +104,7 @@ def _square(path: Path, sep: str = ",") -> pd.DataFrame:
     return table
 
 
-@loader("norman2019_gi", returns="tables")
+@loader("norman2019_gi", returns="tables", targets=lambda d: column_genes(d["regr_fits"], "gene_a", "gene_b"))
 def load_norman2019_gi(files: Mapping[str, Path], manifest, **_: object) -> dict[str, pd.DataFrame]:
     """Norman et al. 2019 CRISPRa K562 genetic-interaction results (Perturbseq_GI repository).
 
@@ -147,3 +148,34 @@ def load_norman2019_gi(files: Mapping[str, Path], manifest, **_: object) -> dict
             pd.read_csv(files["20180821_guides_chosen_for_perturbseq.csv"]), ["gene", "guide_id"], "guides"
         ),
     }
+
+
+TIAN_COLUMNS = {"Gene": "gene", "TSS": "tss", "Phenotype": "phenotype", "P Value": "p_value",
+                "Gene Score": "gene_score", "Hit Class": "hit_class"}  # fmt: skip
+TIAN_FILES = {"Tian_et_al_2019_2.csv": "tian2019_survival", "Tian_et_al_2020_15.csv": "tian2020_survival"}
+
+
+@loader("tian_crisprbrain", returns="tables", targets=screen_genes)
+def load_tian_crisprbrain(files: Mapping[str, Path], manifest, **_: object) -> dict[str, pd.DataFrame]:
+    """Tian et al. 2019 / 2020 CRISPRi survival screens in iPSC-derived neurons (CRISPRbrain gene tables).
+
+    Returns
+    -------
+    dict of pandas.DataFrame
+        ``tian2019_survival`` (2,555 genes) and ``tian2020_survival`` (20,485 genes), one row per gene (or per TSS
+        where a gene has several): ``gene``, ``tss``, ``phenotype`` (the screen's survival phenotype; negative =
+        knockdown kills neurons), ``p_value``, ``gene_score`` (phenotype × -log10 p, MAGeCK-iNC), ``hit_class``
+        (Negative Hit / Positive Hit / Non-Hit), and ``score`` (= gene_score, the common column of gene-level
+        screens). CRISPRbrain's link column is dropped.
+    """
+    out = {}
+    for name, key in TIAN_FILES.items():
+        if name not in files:
+            raise KeyError(f"missing {name}; have {sorted(files)}")
+        table = _check(pd.read_csv(files[name], encoding="utf-8-sig"), list(TIAN_COLUMNS), name)
+        table = table[list(TIAN_COLUMNS)].rename(columns=TIAN_COLUMNS)
+        for column in ("phenotype", "p_value", "gene_score"):
+            table[column] = pd.to_numeric(table[column], errors="raise")
+        table["score"] = table["gene_score"]
+        out[key] = table
+    return out

@@ -1,0 +1,1 @@
+"""Gene regulatory networks: inference on Dask, evaluation against the literature, propagation predictors."""
