@@ -1,5 +1,7 @@
-"""What the VAE reads, as numpy arrays: cells or pseudobulk mini-bulks, target vocabularies, prior features of the
-targets, Diversity by Design's DEG weights and signed gene-network edges.
+"""What the VAE reads, as numpy arrays.
+
+Cells or pseudobulk mini-bulks, target vocabularies, prior features of the targets, Diversity by Design's DEG
+weights and signed gene-network edges.
 
 Nothing here needs torch; :mod:`vcclib.models.neural.vae` turns the arrays into tensors.
 """
@@ -78,8 +80,10 @@ def cell_samples(adata: AnnData, covariates: list[str], covariate_of, groups: di
 
 
 def minibulk_samples(cells: Samples, size: int, per_group: int, seed: int) -> Samples:
-    """Pseudobulk mode: ``per_group`` mini-bulks per group, each the mean log1p profile of ``size`` cells drawn
-    without replacement (all cells when the group is smaller), seeded."""
+    """Pseudobulk mode: ``per_group`` seeded mini-bulks per group.
+
+    Each is the mean log1p profile of ``size`` cells drawn without replacement (all when the group is smaller).
+    """
     rng = np.random.default_rng(seed)
     rows, keys = [], []
     for group in np.unique(cells.group):
@@ -99,8 +103,10 @@ def target_vocabulary(perturbations, control: str) -> list[str]:
 
 
 def target_matrix(perturbations, vocabulary: list[str], control: str) -> tuple[np.ndarray, np.ndarray]:
-    """Multi-hot rows (labels × vocabulary; a combination has one 1 per target) and whether every target of
-    each label is in the vocabulary (controls: an all-zero row, covered)."""
+    """Multi-hot rows (labels × vocabulary) and whether every target of each label is in the vocabulary.
+
+    A combination has one 1 per target; a control is an all-zero row, covered.
+    """
     position = {t: i for i, t in enumerate(vocabulary)}
     labels = list(map(str, perturbations))
     unique = list(dict.fromkeys(labels))
@@ -120,8 +126,10 @@ def target_matrix(perturbations, vocabulary: list[str], control: str) -> tuple[n
 
 
 def sources_of(name: str) -> tuple[str, ...]:
-    """The prior sources of a ``features`` setting (``learned``: none, ``union``: :data:`UNION`, or a list
-    joined by ``+``)."""
+    """The prior sources of a ``features`` setting.
+
+    ``learned``: none; ``union``: :data:`UNION`; else a list joined by ``+``.
+    """
     if name in ("", "learned", "none"):
         return ()
     parts = UNION if name == "union" else tuple(name.split("+"))
@@ -132,8 +140,11 @@ def sources_of(name: str) -> tuple[str, ...]:
 
 
 def prior_features(targets: list[str], sources: tuple[str, ...]) -> pd.DataFrame:
-    """Targets × feature columns: each source's embedding (0 where the source lacks the target) and a
-    ``<source>_covered`` flag per source. Columns are in a fixed order, so fit and predict agree."""
+    """Targets × feature columns of the prior ``sources``.
+
+    Each source's embedding (0 where the source lacks the target) and a ``<source>_covered`` flag per source;
+    the columns are in a fixed order, so fit and predict agree.
+    """
     blocks = []
     for source in sources:
         table = features.gene_embedding(source, targets).reindex(targets)
@@ -179,8 +190,10 @@ def dbd_weights(cells: Samples, groups: dict, control: str) -> np.ndarray:
 
 
 def load_network(name: str) -> pd.DataFrame:
-    """A signed TF → target table (``tf``, ``target``, ``sign`` ±1) from the mirror: ``trrust`` (activation /
-    repression edges) or ``dorothea`` (confidence A–C, mode of regulation)."""
+    """A signed TF → target table (``tf``, ``target``, ``sign`` ±1) from the mirror.
+
+    ``trrust``: its activation / repression edges; ``dorothea``: confidence A–C, mode of regulation.
+    """
     from vcclib.data import load
 
     if name == "trrust":
@@ -199,8 +212,10 @@ def load_network(name: str) -> pd.DataFrame:
 
 
 def grn_signs(regulators: list[str], genes, network: pd.DataFrame, perturbation_type: str) -> np.ndarray:
-    """Expected direction (regulators × genes; +1, −1, 0) of each measured target when a regulator is perturbed:
-    the edge's sign for a gain-of-function perturbation (CRISPRa), its opposite for a loss of function."""
+    """Expected direction (regulators × genes; +1, −1, 0) of each measured target of a perturbed regulator.
+
+    The edge's sign for a gain-of-function perturbation (CRISPRa), its opposite for a loss of function.
+    """
     flip = 1.0 if any(k in perturbation_type.lower() for k in GAIN_OF_FUNCTION) else -1.0
     gene_index = {g: i for i, g in enumerate(map(str, genes))}
     row_index = {r: i for i, r in enumerate(regulators)}

@@ -21,19 +21,19 @@ EPS = 1e-8
 
 
 def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
-    """log N(x; mean, exp(log_var)) per entry."""
+    """Log N(x; mean, exp(log_var)) per entry."""
     return -0.5 * (math.log(2 * math.pi) + log_var + (x - mean) ** 2 / log_var.exp())
 
 
 def nb_log_prob(k: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """log NB(k; mean μ, inverse dispersion θ) per entry (variance μ + μ²/θ)."""
+    """Log NB(k; mean μ, inverse dispersion θ) per entry (variance μ + μ²/θ)."""
     log_theta_mu = torch.log(theta + mu + EPS)
     return (theta * (torch.log(theta + EPS) - log_theta_mu) + k * (torch.log(mu + EPS) - log_theta_mu)
             + torch.lgamma(k + theta) - torch.lgamma(theta) - torch.lgamma(k + 1))
 
 
 def zinb_log_prob(k: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor, pi_logit: torch.Tensor) -> torch.Tensor:
-    """log ZINB(k; μ, θ, π = sigmoid(pi_logit)) per entry: π·δ₀ + (1 − π)·NB(μ, θ)."""
+    """Log ZINB(k; μ, θ, π = sigmoid(pi_logit)) per entry: π·δ₀ + (1 − π)·NB(μ, θ)."""
     log_nb = nb_log_prob(k, mu, theta)
     log_pi, log_not_pi = -F.softplus(-pi_logit), -F.softplus(pi_logit)
     zero = torch.logaddexp(log_pi, log_not_pi + log_nb)

@@ -187,11 +187,18 @@ class PerturbationVAE(nn.Module):
     @torch.no_grad()
     def predict(self, basal: torch.Tensor, covariate: torch.Tensor, shift: torch.Tensor,
                 library: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
-        """Predicted cells on X's scale: decoded means (gaussian), or counts drawn from the NB/ZINB with the basal
-        cells' library sizes, normalised and log1p-transformed."""
+        """Predicted cells on X's scale.
+
+        Decoded means (gaussian with a fixed variance, i.e. the MSE), a draw from the Gaussian (learned
+        variance), or counts drawn from the NB/ZINB with the basal cells' library sizes, normalised and
+        log1p-transformed.
+        """
         z = basal + shift + self.covariate_embedding(covariate)
         out = self.decoder(z)
         if self.likelihood == "gaussian":
+            if self.weights["learn_variance"]:
+                noise = torch.randn(out.shape, generator=generator, device=out.device)
+                out = out + noise * (0.5 * self.log_var).exp()
             return out.clamp(min=0)
         rho = torch.softmax(out, dim=1)
         pi = self.dropout_decoder(z) if self.likelihood == "zinb" else None

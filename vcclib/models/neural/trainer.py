@@ -103,6 +103,7 @@ class History:
 
     @property
     def samples_per_second(self) -> float:
+        """Training throughput (samples per second of optimisation)."""
         return self.samples_seen / self.train_seconds if self.train_seconds > 0 else float("nan")
 
     def to_dict(self) -> dict[str, Any]:

@@ -76,8 +76,9 @@ def _variant(name: str, features: str, description: str, needs=(), extra: str = 
 @_variant("cvae", "learned", "conditional VAE over genes, one learned latent shift per training target "
           "(combinations add; unseen targets fall back)")
 class ConditionalVAE(Model):
-    """Conditional VAE with an additive latent perturbation shift; see the module docstring and
-    :mod:`vcclib.models.neural.network`.
+    """Conditional VAE with an additive latent perturbation shift.
+
+    See the module docstring and :mod:`vcclib.models.neural.network`.
 
     Parameters
     ----------
@@ -127,8 +128,10 @@ class ConditionalVAE(Model):
 
     # --- fitting -----------------------------------------------------------------------------------------
     def fit(self, train: AnnData, *, val: AnnData | None = None, heldout: AnnData | None = None) -> Model:
-        """Fit on ``train``; early-stop on ``val`` (the split's val part) or, without one, on a seeded
-        ``val_fraction`` of the training samples."""
+        """Fit on ``train``; early-stop on ``val``.
+
+        ``val`` is the split's val part; without one, a seeded ``val_fraction`` of the training samples.
+        """
         self._val = val
         return super().fit(train, val=val, heldout=heldout)
 
@@ -166,7 +169,6 @@ class ConditionalVAE(Model):
 
     def _fit(self, train: AnnData, heldout) -> None:
         torch = require("torch", extra="torch", purpose="the conditional VAE")
-        from vcclib.models.neural.network import PerturbationVAE
         from vcclib.models.neural.trainer import Trainer, TrainerConfig
 
         p = self.params
@@ -268,8 +270,11 @@ class ConditionalVAE(Model):
         return data
 
     def _store_basal(self, torch, network, cells: inputs.Samples) -> None:
-        """Keep up to ``n_basal`` control basal states per covariate (and their library sizes) for predicting,
-        and the mean shift of the training perturbations (the fallback)."""
+        """Keep the basal states predictions start from, and the fallback shift.
+
+        Up to ``n_basal`` control basal states per covariate (and their library sizes), and the mean shift of the
+        training perturbations.
+        """
         rng = np.random.default_rng(int(self.params["seed"]))
         self._basal, self._library = {}, {}
         with torch.no_grad():
@@ -323,9 +328,12 @@ class ConditionalVAE(Model):
         return np.asarray(rows, dtype=np.float32)[take], np.asarray(flags, dtype=bool)[take]
 
     def predict(self, query: pd.DataFrame) -> AnnData:
-        """Predicted cells for each query group: stored control basal states of the covariate plus the group's
-        shift, decoded (cells mode: ``n_cells`` cells; pseudobulk mode: the mean over the basal states,
-        repeated ``n_cells`` times). Seeded by ``seed``: the same query gives the same numbers."""
+        """Predicted cells for each query group.
+
+        Stored control basal states of the covariate plus the group's shift, decoded (cells mode: ``n_cells``
+        cells; pseudobulk mode: the mean over the basal states, repeated ``n_cells`` times). Seeded by ``seed``:
+        the same query gives the same numbers.
+        """
         self._check_fitted()
         query = normalise_query(query)
         torch, network = self._network()
