@@ -421,9 +421,14 @@ def weak_evidence(records: dict) -> list[str]:
 def run_experiments(settings: Settings, *, compare_tasks: list[Task], loss_task: Task | None, feature_task: Task,
                     curve_task: Task, losses=("mse", "wmse", "nb", "mse+energy", "mse+grn"),
                     sources=("learned", "go", "depmap+coessentiality", "lincs", "union"),
-                    fractions=(0.33, 0.67, 1.0), compare_models=("cvae_pseudobulk",)) -> Runner:
-    """Every experiment of the chapter over ``settings.seeds``; returns the :class:`Runner` with all scores."""
+                    fractions=(0.33, 0.67, 1.0), compare_models=("cvae_pseudobulk",),
+                    task_data: dict | None = None) -> Runner:
+    """Every experiment of the chapter over ``settings.seeds``; returns the :class:`Runner` with all scores.
+
+    ``task_data`` gives the AnnData of tasks by label (a user's data); other tasks load their dataset.
+    """
     runner = Runner(settings)
+    runner._data.update(task_data or {})
     for seed in settings.seeds:
         for task in compare_tasks:
             runner.vae_runs(task, seed, {DEFAULT if i == 0 else f"{DEFAULT}:{m}": (m, {})

@@ -155,7 +155,7 @@ class Trainer:
             torch.set_num_threads(previous_threads)
 
     def _fit(self, torch, module, train: dict, val: dict | None) -> History:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         cfg = self.config
         device = torch.device(self.device.name)
