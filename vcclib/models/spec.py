@@ -114,6 +114,7 @@ MODELS: Registry[ModelSpec] = Registry(
         "vcclib.models.baselines.learned",
         "vcclib.models.baselines.group_mean",
         "vcclib.grn.propagation",
+        "vcclib.models.neural.vae",
     ),
 )
 
