@@ -41,6 +41,7 @@ class MetricNeeds(enum.StrEnum):
     BULK = "bulk"  #: pseudobulks (means of log1p per perturbation)
     DE = "de"  #: the real and predicted DE tables
     CELLS = "cells"  #: single cells
+    COUNTS = "counts"  #: raw counts (the vcc2026 profile's own context)
 
 
 @dataclass(frozen=True)
