@@ -121,6 +121,7 @@ def read_rows(path, shape, start: int, stop: int) -> sp.csr_matrix:
 
 
 def iter_blocks(path, shape, block_cells: int, start: int = 0, stop: int | None = None):
+    """Yield ``(first row, CSR block)`` of rows ``start:stop`` of an h5ad file's X, ``block_cells`` at a time."""
     stop = shape[0] if stop is None else stop
     for lo in range(start, stop, block_cells):
         hi = min(lo + block_cells, stop)
@@ -230,6 +231,7 @@ def _concat_de(parts, convention):
 
 
 def de_chunked(cells: OnDiskCells, grouped, ctrl_X, labels, genes, convention, chunk_cells, block_cells, client):
+    """DE of every perturbation of ``grouped`` against ``ctrl_X``, in batches of about ``chunk_cells`` cells."""
     batches = _batches(grouped, chunk_cells)
     args = [(cells.path, cells.shape, labels, batch, grouped.control, ctrl_X, genes, convention, block_cells)
             for batch in batches]
