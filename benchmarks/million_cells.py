@@ -55,6 +55,8 @@ def write_file(path: Path, n_cells: int, n_genes: int, seed: int, swap: bool) ->
     rates = profiles(n_perts, n_genes, swap)
     cum = np.cumsum(rates / rates.sum(axis=1, keepdims=True), axis=1)
     totals = rates.sum(axis=1)
+    cum[:, -1] = 1.0
+    flat = (cum + np.arange(cum.shape[0])[:, None]).ravel()
     names = np.array([CONTROL] + [f"P{i:04d}" for i in range(n_perts)])
     group = np.concatenate([np.zeros(n_ctrl, np.int64), np.repeat(np.arange(1, n_perts + 1), PERT_CELLS)])
     group = np.concatenate([group, np.ones(n_cells - group.size, np.int64)])  # remainder cells join P0000
@@ -73,10 +75,9 @@ def write_file(path: Path, n_cells: int, n_genes: int, seed: int, swap: bool) ->
             g = group[lo : lo + BLOCK]
             depth = rng.poisson(totals[g])
             cell = np.repeat(np.arange(g.size), depth)
-            gene = np.empty(cell.size, np.int64)
-            for k in np.unique(g):  # draw each group's genes from its profile
-                sel = np.flatnonzero(g[cell] == k)
-                gene[sel] = np.minimum(np.searchsorted(cum[k], rng.random(sel.size)), n_genes - 1)
+            k = g[cell]  # each count's gene from its group's profile: cum[k] + k is increasing over all groups
+            gene = np.searchsorted(flat, k + rng.random(cell.size)) - k * n_genes
+            gene = np.clip(gene, 0, n_genes - 1)
             keys, counts = np.unique(cell * n_genes + gene, return_counts=True)
             rows, cols = keys // n_genes, keys % n_genes
             lib = np.maximum(np.bincount(rows, weights=counts, minlength=g.size), 1)
