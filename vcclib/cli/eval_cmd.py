@@ -43,6 +43,13 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="replace the prediction's control cells by the real ones")
     p.add_argument("--num-threads", type=int, default=None, help="threads for the DE kernel (default: all)")
     p.add_argument("--allow-discrete", action="store_true", help="accepted for cell-eval compatibility")
+    p.add_argument("--on-disk", "--backed", dest="on_disk", action="store_true",
+                   help="read the .h5ad files in chunks of cells (bounded memory; pseudobulk and DE metrics)")
+    p.add_argument("--chunk-cells", type=int, default=None,
+                   help="--on-disk: most cells held at once for the DE (default 200000)")
+    p.add_argument("--dask", action="store_true", help="--on-disk: run the chunks on a dask LocalCluster")
+    p.add_argument("--scheduler-address", default=None,
+                   help="--on-disk: run the chunks on this dask scheduler (e.g. tcp://host:8786)")
     p.add_argument("-o", "--output", "--outdir", dest="outdir", required=True,
                    help="output folder (must not hold earlier results)")
     p.add_argument("--force", action="store_true", help="replace results already in the output folder")
@@ -101,14 +108,31 @@ def _evaluate(args):
     from vcclib.metrics import evaluate
     from vcclib.metrics.evaluate import read_cells
 
-    pred, real = read_cells(args.pred), read_cells(args.real)
-    column = _column(real, args.pert_col)
+    on_disk = args.on_disk or args.dask or args.scheduler_address
+    if on_disk:
+        from vcclib.metrics.chunked import OnDiskCells
+
+        pred, real = str(args.pred), str(args.real)
+        head = OnDiskCells.open(real)  # obs, var and uns only
+        column, meta = _column(head, args.pert_col), head.uns
+    else:
+        pred, real = read_cells(args.pred), read_cells(args.real)
+        column = _column(real, args.pert_col)
+        meta = real.uns
     control = args.control
-    if control is None and "control_label" not in real.uns.get("vcc", {}):
+    if control is None and "control_label" not in meta.get("vcc", {}):
         control = "non-targeting"  # cell-eval's default
     common = dict(perturbation_column=column, control_label=control, profile=args.profile,
                   de_convention=args.de_convention, use_real_controls=args.use_real_controls,
                   metrics=_metric_names(args), score=args.score, de_format=args.de_format)
+    if on_disk:
+        if args.celltype_col:
+            from vcclib.metrics.inputs import InputError
+
+            raise InputError("--celltype-col is not available with --on-disk")
+        scheduler = args.scheduler_address or ("local" if args.dask else None)
+        return evaluate(pred, real, outdir=args.outdir, on_disk=True, chunk_cells=args.chunk_cells,
+                        scheduler=scheduler, baseline=args.baseline, **common)
     if args.celltype_col:
         from vcclib.metrics.evaluate import evaluate_by_group
 

@@ -264,3 +264,24 @@ def column_nnz(indices, bits, signbit, n_genes):  # pragma: no cover - compiled
             if np.uint64(bits[p]) & value_mask:
                 partial[blk, indices[p]] += 1
     return partial.sum(axis=0)
+
+
+@nb.njit(parallel=True, cache=True)
+def group_sums_csr_into(indptr, indices, data, order, starts, weight, scale_native, mean64,
+                        native):  # pragma: no cover - compiled
+    """:func:`group_sums_csr` for one block of rows, added into ``mean64`` / ``native`` in place.
+
+    ``weight[g]`` is 1/n_g of the whole file's group g and ``scale_native[g]`` that in X's dtype; visiting the
+    blocks in row order adds every value in the order the one-pass kernel does, so the sums are bit-identical.
+    """
+    n_groups = starts.size - 1
+    for g in nb.prange(n_groups):
+        w = weight[g]
+        s = scale_native[g]
+        for q in range(starts[g], starts[g + 1]):
+            r = order[q]
+            for p in range(indptr[r], indptr[r + 1]):
+                j = indices[p]
+                x = data[p]
+                mean64[g, j] += w * np.float64(x)
+                native[g, j] += x * s

@@ -80,6 +80,7 @@ def replicate_pair(real, column: str, seed: int = SEED):
 
 
 def scale(pred, real, column, control, rng, factor=4.0):
+    """The perturbed cells' counts multiplied by ``factor`` and rounded (inflated; below 1, shrunk)."""
     labels = _labels(pred, column)
     X = _dense(pred.X).astype(np.float64)
     X[labels != control] = np.round(X[labels != control] * factor)
@@ -95,6 +96,7 @@ def mixed_log1p(pred, real, column, control, rng):
 
 
 def tampered_control(pred, real, column, control, rng):
+    """The predicted control cells' counts halved, the perturbed cells left as they are."""
     labels = _labels(pred, column)
     X = _dense(pred.X).astype(np.float64)
     X[labels == control] = np.round(X[labels == control] * 0.5)
@@ -110,11 +112,14 @@ def _control_cells(pred, real, column, control, rng):
 
 
 def control_copied(pred, real, column, control, rng):
+    """Every perturbation predicted as copies of control cells."""
     X, _, _ = _control_cells(pred, real, column, control, rng)
     return _with_X(pred, X)
 
 
 def deg_leak(pred, real, column, control, rng):
+    """Control cells with the top genes doubled, as many per perturbation as its cells × median UMIs predict
+    of its DEG count (the leak)."""
     X, labels, ctrl = _control_cells(pred, real, column, control, rng)
     real_labels = _labels(real, column)
     R = sp.csr_matrix(real.X)
@@ -130,6 +135,7 @@ def deg_leak(pred, real, column, control, rng):
 
 
 def random_noise(pred, real, column, control, rng):
+    """Poisson draws around the control mean with random log-normal effects per perturbation."""
     labels = _labels(pred, column)
     mu = _dense(real.X[np.flatnonzero(_labels(real, column) == control)]).mean(0)
     X = _dense(pred.X).astype(np.float64)
@@ -140,6 +146,7 @@ def random_noise(pred, real, column, control, rng):
 
 
 def collapsed_mean(pred, real, column, control, rng):
+    """Every perturbation predicted as the mean over all perturbations."""
     labels = _labels(pred, column)
     X = _dense(pred.X).astype(np.float64)
     perturbed = labels != control

@@ -232,6 +232,9 @@ def evaluate(
     metrics=None,
     score: bool = False,
     de_format: str = "parquet",
+    on_disk: bool = False,
+    chunk_cells: int | None = None,
+    scheduler: str | None = None,
 ) -> EvaluationResult:
     """Score a prediction against the real data.
 
@@ -261,6 +264,13 @@ def evaluate(
         ``scores['vcc2026']`` with s = (u − b)/(r − b) (six more evaluations of the reference).
     de_format
         Format of the DE tables written to ``outdir``: ``"parquet"`` (default) or ``"csv"``.
+    on_disk
+        ``pred`` and ``real`` are ``.h5ad`` paths read in chunks of cells, never loaded whole (bounded memory,
+        the same numbers; pseudobulk and DE metrics only): see :mod:`vcclib.metrics.chunked`.
+    chunk_cells
+        ``on_disk``: most perturbation cells held at once for the DE (default 200,000).
+    scheduler
+        ``on_disk``: run the chunks as dask tasks, ``"local"`` (a LocalCluster) or a scheduler address.
 
     Returns
     -------
@@ -275,6 +285,15 @@ def evaluate(
     from vcclib.metrics.scoring import vcc2025_score
 
     pert_col = perturbation_column
+    if on_disk or scheduler is not None:
+        from vcclib.metrics.chunked import CHUNK_CELLS, evaluate_on_disk
+
+        if not all(isinstance(a, str | Path) for a in (pred, real)) or baseline is not None or score:
+            raise inputs.InputError("on-disk evaluation takes two .h5ad paths, without a baseline or --score")
+        return evaluate_on_disk(pred, real, perturbation_column=pert_col, control_label=control_label,
+                                profile=profile, metrics=metrics, de_convention=de_convention,
+                                use_real_controls=use_real_controls, chunk_cells=chunk_cells or CHUNK_CELLS,
+                                scheduler=scheduler, outdir=outdir, de_format=de_format)
     pred, real = _load(pred), _load(real)
     control = inputs.resolve_control(real, control_label)
     names = resolve(profile, metrics)

@@ -100,6 +100,7 @@ def disjoint_halves(real, column: str, seed: int):
 
 
 def split_seeds(base_seed: int = BASE_SEED, n_splits: int = N_SPLITS) -> list[int]:
+    """The replicate anchor's split seeds (cell-eval2: ``SeedSequence(base_seed).generate_state``)."""
     return [int(s) for s in np.random.SeedSequence(int(base_seed)).generate_state(n_splits)]
 
 
