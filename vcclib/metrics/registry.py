@@ -41,6 +41,7 @@ class MetricNeeds(enum.StrEnum):
     BULK = "bulk"  #: pseudobulks (means of log1p per perturbation)
     DE = "de"  #: the real and predicted DE tables
     CELLS = "cells"  #: single cells
+    COUNTS = "counts"  #: raw counts (the VCC 2026 suite, scored on its own)
 
 
 @dataclass(frozen=True)
