@@ -181,6 +181,7 @@ def dataset_record(result: dict, *, dataset: str, kind: str) -> dict:
 
     return {
         "dataset": dataset, "kind": kind, "similarity": result["settings"]["similarity"],
+        "n_genes": int(result["deltas"].shape[1] if "deltas" in result else len(result["lists"].genes)),
         "clustering": result["settings"]["clustering"], "n": int(len(groups_table)),
         "n_null": len(result["settings"]["excluded"]), "n_clustered": int(len(clustered)),
         "n_found": int(len(table)), "n_reported": int(len(reported)),
@@ -198,10 +199,21 @@ def dataset_record(result: dict, *, dataset: str, kind: str) -> dict:
     }
 
 
-def worth_record(worth: pd.DataFrame, *, dataset: str) -> dict:
-    """The group-mean predictor's numbers for the conclusions (Pearson Δ row of :func:`group_worth`)."""
-    row = worth.set_index("metric").loc["pearson_delta"]
-    out = {"dataset": dataset}
+def worth_record(worth: pd.DataFrame, *, dataset: str,
+                 metrics=("pearson_delta", "discrimination_score_l1", "mae")) -> dict:
+    """The group-mean predictor's numbers for the conclusions.
+
+    From the first of ``metrics`` whose placement is defined (the technical duplicate beats the mean baseline in
+    at least one seed, and group_mean has a placement); ``metric`` names it (None where none is).
+    """
+    table = worth.set_index("metric")
+    usable = [m for m in metrics if m in table.index and table.loc[m, "anchors_ordered"] > 0
+              and pd.notna(table.loc[m, "group_mean"])]
+    metric = usable[0] if usable else metrics[0]
+    row = table.loc[metric] if metric in table.index else table.iloc[0]
+    out = {"dataset": dataset, "metric": metric if usable else None,
+           "pearson_anchors_ordered": float(table.loc["pearson_delta", "anchors_ordered"])
+           if "pearson_delta" in table.index else None}
     for key in ("group_mean", "best_min_baseline", "best_min_placement", "share_of_best", "n_heldout", "n_assigned",
                 "fallback_share", "n_seeds", "anchors_ordered", "group_mean_score"):
         value = row[key]
@@ -258,10 +270,17 @@ def conclusions(records: dict) -> Takeaways:
                           f"perturbations ({int(w['n_seeds'])} split seeds) belongs to a training group, so it is the "
                           "mean baseline there and its score says nothing about groups.")
             continue
-        points.append(f"The group-mean predictor on {w['dataset']} ({int(w['n_assigned'])} of {int(w['n_heldout'])} "
-                      f"held-out perturbations in a training group, {int(w['n_seeds'])} split seeds) places at "
-                      f"{number(w['group_mean'])} on Pearson Δ between the mean baseline (0) and the technical "
-                      f"duplicate (1); the best MIN baseline, {w['best_min_baseline']}, at "
+        head = (f"The group-mean predictor on {w['dataset']} ({int(w['n_assigned'])} of {int(w['n_heldout'])} "
+                f"held-out perturbations in a training group, {int(w['n_seeds'])} split seeds)")
+        if w["metric"] is None:
+            points.append(head + " cannot be placed: on no metric does the technical duplicate beat the mean "
+                          "baseline there.")
+            continue
+        caveat = "" if w["metric"] == "pearson_delta" else (
+            f" (Pearson Δ cannot place it: the technical duplicate beats the mean baseline in "
+            f"{int(w['pearson_anchors_ordered'] or 0)} of {int(w['n_seeds'])} seeds)")
+        points.append(head + f" places at {number(w['group_mean'])} on {w['metric']} between the mean baseline (0) "
+                      f"and the technical duplicate (1){caveat}; the best MIN baseline, {w['best_min_baseline']}, at "
                       f"{number(w['best_min_placement'])}.")
     return Takeaways(points, conventions=records.get("conventions", []))
 
@@ -276,9 +295,10 @@ def weak_points(records: dict) -> list[str]:
                      f"{r['n_null_datasets']} null datasets ({r['n_null_with_groups']} with a group; {null}), so the "
                      f"smallest p is {number(r['min_p'])}; groups found but not reported: "
                      f"{names(r['unstable_found'])}.")
-    lines.append("**Gene space.** Expression groups are built on the measured genes only (Papalexi 299, Norman 500 "
-                 "HVGs), so gene-set enrichment and programme scores see a small part of each set; a missing term is "
-                 "absence of evidence.")
+    genes = ", ".join(f"{r['dataset']} {r['n_genes']:,}" for r in records["datasets"] if r["kind"] == "expression")
+    lines.append(f"**Gene space.** Expression groups are built on the measured genes only ({genes} genes), so "
+                 "gene-set enrichment and programme scores see a small part of each set; a missing term is absence "
+                 "of evidence.")
     lines.append("**Generic programmes** are unions of Hallmark sets and GO terms; they overlap each other and "
                  "specific pathways, so a generic call says the response includes the programme; *collapses* "
                  "compares it with the specific Hallmark sets only (GO terms are not tested per perturbation).")
@@ -290,6 +310,8 @@ def weak_points(records: dict) -> list[str]:
     for w in records.get("worth", []):
         lines.append(f"**Group-mean predictor ({w['dataset']}).** It reads the held-out perturbation's group from "
                      "its query half of cells (an oracle of the group, not of the effect) and is scored on the other "
-                     f"half; Pearson Δ placement is defined in {int(w['anchors_ordered'])} of {int(w['n_seeds'])} "
-                     "seeds (where the technical duplicate beats the mean baseline).")
+                     f"half; Pearson Δ placement is defined in {int(w['pearson_anchors_ordered'] or 0)} of "
+                     f"{int(w['n_seeds'])} seeds (where the technical duplicate beats the mean baseline); the "
+                     f"{int(w['n_heldout'] - w['n_assigned'])} held-out perturbations outside every training group "
+                     "get the mean baseline's prediction.")
     return lines
