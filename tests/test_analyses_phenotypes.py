@@ -169,3 +169,56 @@ def test_group_mean_is_registered_and_predicts_its_group():
         delta = X[(prediction.obs["perturbation"] == pert).to_numpy()].mean(0) - 2.0
         planted = slice(0, 10) if pert.startswith("P0") else slice(20, 30)
         assert abs(delta[planted].mean()) > 0.7
+
+
+def test_max_statistic_null_pvalues():
+    """Known answer: p = (1 + #null datasets whose strongest group ≥ s) / (1 + #null datasets); −inf = no group."""
+    from vcclib.analyses.phenotypes.groups import null_pvalues
+
+    null = np.array([0.2, 0.5, -np.inf, -np.inf])
+    p = null_pvalues(pd.Series({"G1": 0.6, "G2": 0.3, "G3": 0.1}), null)
+    assert p.tolist() == [1 / 5, 2 / 5, 3 / 5]
+
+
+def test_signature_null_keeps_sizes_and_gene_frequencies():
+    """Synthetic lists where gene 0 tops every ranking: the null keeps sizes and draws gene 0 far more often."""
+    rng = np.random.default_rng(0)
+    n, k, G = 40, 10, 200
+    R = np.vstack([np.r_[0, rng.choice(np.arange(1, G), k - 1, replace=False)] for _ in range(n)])
+    R[0, 5:] = -1
+    up = sp.csr_matrix((np.ones(n * 3), (np.repeat(np.arange(n), 3), R[:, :3].ravel())), shape=(n, G))
+    lists = SignatureLists([f"P{i}" for i in range(n)], [f"g{i}" for i in range(G)], R, up)
+    null = lists.shuffled(rng)
+    assert ((null.rankings >= 0).sum(1) == (R >= 0).sum(1)).all()
+    assert (np.diff(null.up.indptr) == 3).all()
+    assert all(len(set(row[row >= 0])) == (row >= 0).sum() for row in null.rankings)
+    hits = np.bincount(null.rankings[null.rankings >= 0], minlength=G)
+    assert hits[0] > 5 * np.median(hits[1:])
+
+
+def test_generic_calls_collapse_only_without_a_stronger_specific_set():
+    """Known answer on a hand-made score table: B has a more significant specific set, so only A collapses."""
+    from vcclib.analyses.phenotypes.annotation import generic_calls
+
+    scores = pd.DataFrame({"perturbation": ["A", "B", "C"], "programme": ["interferon"] * 3,
+                           "score": [3.0, 3.0, 0.1], "fdr": [0.001, 0.01, 0.9], "significant": [True, True, False]})
+    specific = pd.DataFrame({"perturbation": ["A", "B", "C"], "programme": ["HALLMARK_X"] * 3,
+                             "fdr": [0.2, 0.0001, 0.5]})
+    calls = generic_calls(scores, specific).set_index("perturbation")
+    assert calls["collapses"].tolist() == [True, False, False]
+    assert calls.loc["B", "best_specific"] == "HALLMARK_X" and calls.loc["C", "generic_programme"] == ""
+
+
+def test_line_conservation_of_drug_groups():
+    """Synthetic drugs in two lines, same two planted groups in both: ARI 1, above the shuffled pairing."""
+    from vcclib.analyses.phenotypes.contexts import line_conservation
+    from vcclib.data.signatures import Signatures
+
+    lists = {}
+    for line in ("L1", "L2"):
+        for i in range(8):
+            genes = [f"g{(i // 4) * 20 + j}" for j in range(12)]
+            lists[(f"D{i}", line)] = {"ranking": genes, "up": genes[:4]}
+    pairs, long = line_conservation(Signatures.from_lists(lists, dataset="toy", perturbation_type="drug"), depth=12)
+    assert len(pairs) == 1 and pairs["ari"].iloc[0] == 1 and pairs["conserved_share"].iloc[0] == 1
+    assert pairs["ari_shuffled"].iloc[0] < 1 and set(long["context"]) == {"L1", "L2"}

@@ -1,5 +1,6 @@
-"""What each group is: shared response genes, gene-set enrichment, co-essentiality, published clusters, and the
-generic stress programmes each perturbation may collapse onto.
+"""What each group is: shared response genes, enrichment, co-essentiality, published clusters, generic programmes.
+
+Each perturbation may also collapse onto a generic stress programme (:func:`generic_calls`).
 
 Enrichment is a one-sided hypergeometric test (over-representation of a gene set among a group's shared
 response genes, universe = the measured genes / the genes the signatures rank), Benjamini–Hochberg across the
@@ -30,8 +31,10 @@ GENERIC_PROGRAMMES = {
 
 def gene_sets(hallmark: dict, gene2go: pd.DataFrame | None = None, *, min_size: int = 10,
               max_size: int = 500) -> dict[str, frozenset]:
-    """Hallmark sets (``hallmark`` from the ``msigdb_gmt`` loader) and GO biological-process terms
-    (``GO:<term name>``, from the ``go_human`` loader's ``gene2go``) of ``min_size``–``max_size`` genes.
+    """Hallmark sets and GO biological-process terms of ``min_size``–``max_size`` genes.
+
+    ``hallmark`` comes from the ``msigdb_gmt`` loader, ``gene2go`` from the ``go_human`` loader (terms named
+    ``GO:<term name>``).
     """
     sets = {name: frozenset(genes) for name, genes in hallmark.items()}
     if gene2go is not None:
@@ -93,8 +96,9 @@ def hypergeometric_enrichment(genes, universe, sets: dict, *, min_overlap: int =
 
 
 def shared_response_genes(profiles: pd.DataFrame, members, *, n_top: int = 30, min_share: float = 0.5) -> list[str]:
-    """Genes among the top ``n_top`` responses (largest |Δ|, or the up set) of at least ``min_share`` of
-    ``members``, with the same sign.
+    """Genes among the top ``n_top`` responses of at least ``min_share`` of ``members``, with the same sign.
+
+    The top responses are the largest |Δ| (expression) or the up set (signatures).
 
     ``profiles``: perturbations × genes scores (expression Δ; or 1/0 membership of the signatures' up sets,
     where ``n_top`` is ignored and a gene counts when it is in the set).
@@ -224,12 +228,19 @@ def programme_scores(profiles: pd.DataFrame, programmes: dict, *, kind: str, n_r
     return table
 
 
+def specific_sets(hallmark: dict) -> dict[str, frozenset]:
+    """The Hallmark sets that are not part of any generic programme: the *specific* alternatives."""
+    generic = {t for parts in GENERIC_PROGRAMMES.values() for t in parts}
+    return {name: frozenset(genes) for name, genes in hallmark.items() if name not in generic}
+
+
 def generic_calls(scores: pd.DataFrame, specific: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per perturbation: the best-scoring significant generic programme (``generic_programme``, empty if none).
 
     ``collapses`` is True where a generic programme is significant and, when ``specific`` is given
-    (per-perturbation enrichment of non-generic terms: ``perturbation``, ``fdr``), no non-generic term is more
-    significant than it: the response reads as a generic stress programme rather than a specific one.
+    (per-perturbation scores of non-generic sets, same test: ``perturbation``, ``programme``, ``fdr``), no
+    specific set is more significant than it: the response reads as a generic stress programme rather than a
+    specific one. ``best_specific`` names the most significant specific set and ``specific_fdr`` its FDR.
     """
     sig = scores[scores["significant"]].copy()
     sig["strength"] = sig["score"].abs()
@@ -240,9 +251,11 @@ def generic_calls(scores: pd.DataFrame, specific: pd.DataFrame | None = None) ->
                               "score": "programme_score"})
     out["generic_programme"] = out["generic_programme"].fillna("")
     collapses = out["generic_programme"] != ""
+    out["best_specific"], out["specific_fdr"] = "", np.nan
     if specific is not None and len(specific):
-        best_specific = specific.groupby("perturbation")["fdr"].min()
-        other = out["perturbation"].map(best_specific).fillna(1.0)
-        collapses &= out["programme_fdr"].fillna(1.0) <= other
+        top = specific.sort_values("fdr").drop_duplicates("perturbation").set_index("perturbation")
+        out["best_specific"] = out["perturbation"].map(top["programme"]).fillna("")
+        out["specific_fdr"] = out["perturbation"].map(top["fdr"])
+        collapses &= out["programme_fdr"].fillna(1.0) <= out["specific_fdr"].fillna(1.0)
     out["collapses"] = collapses
     return out

@@ -17,10 +17,12 @@ Is a group more than noise? Two checks, both recomputing the whole clustering:
   is redone, and each group's stability is Hennig's (2007, ``fpc::clusterboot``) mean best Jaccard overlap with
   the resampled groups; each perturbation's stability is how often it stays with its group's other members;
 * **strength vs a permutation null** (:func:`null_strengths`): group strength = mean similarity within the group −
-  mean similarity of its members to the other perturbations; the null is the strength of the groups the same
-  clustering finds in data without shared effects (expression: cell labels permuted among the perturbed cells;
-  signatures: each signature's genes replaced by random genes, sizes kept). A group's ``null_p`` is the share
-  of null groups at least as strong.
+  mean similarity of its members to the other perturbations; the null is the strength of the strongest group the
+  same clustering finds in each of ``n_null`` datasets without shared effects (expression: cell labels permuted
+  among the perturbed cells; signatures: each signature's genes redrawn at the genes' observed hit frequencies,
+  sizes kept). A group's ``null_p`` = (1 + #{null datasets whose strongest group is at least as strong}) /
+  (1 + ``n_null``): a max-statistic test, so it holds for every group of a dataset at once and resolves to
+  1 / (1 + ``n_null``) however few groups the null data hold (``n_null`` ≥ 20 for p < 0.05).
 
 :func:`call_groups` keeps a group when ``null_p < alpha`` and ``stability >= min_stability``.
 """
@@ -176,6 +178,7 @@ class Resampler:
         return profile_similarity(self.data.deltas(weights=weights, codes=codes), self.method)
 
     def original(self) -> EffectSimilarity:
+        """The similarity of the data as they are."""
         if isinstance(self.data, SignatureLists):
             return signature_similarity(self.data, self.method, self.p)
         return self._expression()
@@ -193,8 +196,9 @@ class Resampler:
         return self._expression(weights=weights)
 
     def null(self, rng: np.random.Generator) -> EffectSimilarity:
-        """Data without shared effects: perturbed cells' labels permuted (expression); random genes per
-        signature (signatures).
+        """Data without shared effects: perturbed cells' labels permuted (expression) or redrawn genes (signatures).
+
+        See :meth:`~vcclib.analyses.phenotypes.similarity.SignatureLists.shuffled` for the signature null.
         """
         if isinstance(self.data, SignatureLists):
             return signature_similarity(self.data.shuffled(rng), self.method, self.p)
@@ -222,41 +226,38 @@ def bootstrap_stability(resampler: Resampler, groups: pd.Series, *, n_boot: int 
     """
     rng = np.random.default_rng(seed)
     names = groups.index.tolist()
-    members = {g: set(groups.index[groups == g]) for g in set(groups) - {SINGLETON}}
+    labels = groups.to_numpy()
+    members = {g: np.flatnonzero(labels == g) for g in set(labels) - {SINGLETON}}
     best = {g: [] for g in members}
-    together = pd.Series(0.0, index=names)
+    together = np.zeros(len(names))
     for _ in range(n_boot):
-        boot = cluster(resampler.bootstrap(rng), **cluster_args).reindex(names)
-        boot_sets = [set(boot.index[boot == g]) for g in set(boot) - {SINGLETON}]
+        boot = cluster(resampler.bootstrap(rng), **cluster_args).reindex(names).fillna(SINGLETON).to_numpy()
+        codes = {g: np.flatnonzero(boot == g) for g in set(boot) - {SINGLETON}}
         for g, m in members.items():
-            best[g].append(max((_jaccard(m, b) for b in boot_sets), default=0.0))
-            for p in m:
-                others = m - {p}
-                if boot[p] == SINGLETON:
-                    continue
-                together[p] += np.mean([boot[o] == boot[p] for o in others])
+            best[g].append(max((_jaccard(set(m), set(b)) for b in codes.values()), default=0.0))
+            same = (boot[m][:, None] == boot[m][None, :]) & (boot[m] != SINGLETON)[:, None]
+            np.fill_diagonal(same, False)
+            together[m] += same.sum(1) / max(m.size - 1, 1)
+    together = pd.Series(together, index=names)
     group_stab = pd.Series({g: float(np.mean(v)) for g, v in best.items()}, dtype=float)
     pert_stab = (together / max(n_boot, 1)).where(groups != SINGLETON)
     return group_stab, pert_stab
 
 
 def null_strengths(resampler: Resampler, *, n_null: int = 20, seed: int = 0, **cluster_args) -> np.ndarray:
-    """Strengths of every group the clustering finds in ``n_null`` null datasets (may be empty)."""
+    """Strength of the strongest group the clustering finds in each of ``n_null`` null datasets (−inf: none)."""
     rng = np.random.default_rng(seed + 7919)
     values = []
     for _ in range(n_null):
         sim = resampler.null(rng)
-        values += group_strength(sim, cluster(sim, **cluster_args)).tolist()
+        strengths = group_strength(sim, cluster(sim, **cluster_args))
+        values.append(float(strengths.max()) if len(strengths) else -np.inf)
     return np.asarray(values, dtype=float)
 
 
-def null_pvalues(strength: pd.Series, null: np.ndarray, n_null: int) -> pd.Series:
-    """Share of null groups at least as strong: (1 + #{null ≥ s}) / (1 + #null groups). Where the clustering
-    finds no group at all in the ``n_null`` null datasets, p = 1 / (1 + n_null), the smallest it can resolve.
-    """
-    if null.size == 0:
-        return pd.Series(1.0 / (1 + n_null), index=strength.index, dtype=float)
-    return strength.map(lambda s: (1 + int((null >= s).sum())) / (1 + null.size))
+def null_pvalues(strength: pd.Series, null: np.ndarray) -> pd.Series:
+    """Max-statistic p: (1 + #{null datasets whose strongest group ≥ s}) / (1 + #null datasets)."""
+    return strength.map(lambda s: (1 + int((null >= s).sum())) / (1 + null.size)).astype(float)
 
 
 def call_groups(groups: pd.Series, group_stability: pd.Series, strength: pd.Series, p_values: pd.Series, *,
@@ -301,7 +302,7 @@ def find_groups(data, method: str = "correlation", *, clustering: str = "hierarc
     group_stab, pert_stab = bootstrap_stability(resampler, raw, n_boot=n_boot, seed=seed, **args)
     strength = group_strength(sim, raw)
     null = null_strengths(resampler, n_null=n_null, seed=seed, **args)
-    table = call_groups(raw, group_stab, strength, null_pvalues(strength, null, n_null), alpha=alpha,
+    table = call_groups(raw, group_stab, strength, null_pvalues(strength, null), alpha=alpha,
                         min_stability=min_stability)
     kept = set(table.loc[table["reported"], "group"])
     groups = raw.where(raw.isin(kept), SINGLETON)

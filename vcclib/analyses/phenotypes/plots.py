@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from vcclib.analyses.phenotypes.groups import SINGLETON
 from vcclib.plotting import COLOURS, figure, house_style
@@ -43,8 +44,7 @@ def similarity_heatmap(similarity: pd.DataFrame, groups: pd.Series, title: str) 
         for g in sorted(set(labels) - {SINGLETON}):
             idx = np.flatnonzero(labels == g)
             lo, hi = idx.min() - 0.5, idx.max() + 0.5
-            ax.add_patch(__import__("matplotlib.patches", fromlist=["Rectangle"]).Rectangle(
-                (lo, lo), hi - lo, hi - lo, fill=False, lw=1.2, ec="black"))
+            ax.add_patch(Rectangle((lo, lo), hi - lo, hi - lo, fill=False, lw=1.2, ec="black"))
             ax.text(hi + 0.5, lo, g, fontsize=7, va="top")
         fig.colorbar(image, ax=ax, shrink=0.6, label="similarity")
         ax.set_title(title)
@@ -78,5 +78,19 @@ def crosstab_heatmap(crosstab: pd.DataFrame, title: str) -> Figure:
         ax.set_yticks(range(crosstab.shape[0]), [c or "single" for c in crosstab.index], fontsize=6)
         ax.grid(False)
         fig.colorbar(image, ax=ax, shrink=0.6, label="log10(knockdowns + 1)")
+        ax.set_title(title)
+    return fig
+
+
+def pair_agreement(pairs: pd.DataFrame, title: str) -> Figure:
+    """ARI of the groups of each pair of contexts, against the same pair with one side's labels shuffled."""
+    with house_style():
+        fig, ax = figure(max(5, 0.25 * len(pairs) + 3), 3.5)
+        x = np.arange(len(pairs))
+        ax.bar(x - 0.2, pairs["ari"], width=0.4, color=COLOURS["effect"], label="groups")
+        ax.bar(x + 0.2, pairs["ari_shuffled"], width=0.4, color=COLOURS["neutral"], label="labels shuffled")
+        ax.set_xticks(x, [f"{a} / {b}" for a, b in zip(pairs["first"], pairs["second"])], rotation=90, fontsize=6)
+        ax.set_ylabel("adjusted Rand index")
+        ax.legend(fontsize=7)
         ax.set_title(title)
     return fig

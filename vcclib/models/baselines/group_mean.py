@@ -1,5 +1,6 @@
-"""The group-mean predictor: a held-out perturbation predicted as the mean effect of its phenotype group's other
-members (what knowing the group is worth).
+"""The group-mean predictor: a held-out perturbation predicted as the mean effect of its phenotype group.
+
+The group's other members make the prediction: what knowing the group is worth.
 
 Groups are found on the *training* perturbations (pseudobulk Δ correlation, average-linkage clustering cut at
 ``1 − min_correlation``; :mod:`vcclib.analyses.phenotypes.groups`). A held-out perturbation's group is the group
