@@ -24,7 +24,7 @@ from vcclib.models.spec import PredictionTask, register_model
 from vcclib.registry import ModelKind
 
 
-@register_model("group_mean", kind=ModelKind.MAX_REFERENCE, halves="random",
+@register_model("group_mean", kind=ModelKind.LEARNED, halves="random",
                 tasks=[PredictionTask.UNSEEN_PERTURBATION],
                 source="this project's phenotype-groups chapter (group oracle: the group, not the effect)",
                 description="control mean + mean Δ of the training perturbations in the held-out perturbation's "
