@@ -81,6 +81,11 @@ def _pct(x) -> str:
     return "n/a" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{100 * x:.0f}%"
 
 
+def _tracks(*rhos) -> str:
+    strongest = max(abs(r) for r in rhos if np.isfinite(r)) if any(np.isfinite(r) for r in rhos) else np.nan
+    return "barely tracks" if strongest < 0.1 else "weakly tracks" if strongest < 0.3 else "tracks"
+
+
 def conclusions(records: dict) -> Takeaways:
     """The chapter's answer (the key-takeaways box), every number formatted from ``records``."""
     out = []
@@ -157,7 +162,7 @@ def conclusions(records: dict) -> Takeaways:
             f"are sgRNA pairs against one TSS ({_pct(dz['share_two_tss_separate'])} target one of a gene's two TSSs "
             f"separately; {dz['n_duplicated']} share a guide with another perturbation). Median knockdown is "
             f"{_pct(dz['median_knockdown'])} and {_pct(dz['share_under_half'])} knock down less than half; knockdown "
-            f"barely tracks protospacer GC (Spearman ρ {_fmt(dz['gc_spearman'])}) or the distance between the two "
+            f"{_tracks(dz['gc_spearman'], dz['distance_spearman'])} protospacer GC (Spearman ρ {_fmt(dz['gc_spearman'])}) or the distance between the two "
             f"sgRNAs (ρ {_fmt(dz['distance_spearman'])}); for {dz['n_genes_p1_p2']} genes targeted at P1 and P2 "
             f"separately, P1 knocks down more in {_pct(dz['share_p1_stronger'])}.")
     s = records.get("achilles")
