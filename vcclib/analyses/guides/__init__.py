@@ -163,8 +163,10 @@ def conclusions(records: dict) -> Takeaways:
             f"separately; {dz['n_duplicated']} share a guide with another perturbation). Median knockdown is "
             f"{_pct(dz['median_knockdown'])} and {_pct(dz['share_under_half'])} knock down less than half; knockdown "
             f"{_tracks(dz['gc_spearman'], dz['distance_spearman'])} protospacer GC (Spearman ρ {_fmt(dz['gc_spearman'])}) or the distance between the two "
-            f"sgRNAs (ρ {_fmt(dz['distance_spearman'])}); for {dz['n_genes_p1_p2']} genes targeted at P1 and P2 "
-            f"separately, P1 knocks down more in {_pct(dz['share_p1_stronger'])}.")
+            f"sgRNAs (ρ {_fmt(dz['distance_spearman'])}), but strongly tracks the TSS design: pairs against a gene's only "
+            f"or both TSSs knock down a median {_pct(dz['median_knockdown_both_tss'])}, pairs against one of two TSSs "
+            f"{_pct(dz['median_knockdown_one_tss'])}; for {dz['n_genes_p1_p2']} genes targeted at P1 and P2 separately, "
+            f"P1 knocks down more in {_pct(dz['share_p1_stronger'])}.")
     s = records.get("achilles")
     if s:
         out.append(

@@ -92,6 +92,8 @@ def design_summary(table: pd.DataFrame, screen: str = "K562_genome_wide_day8") -
               "n_duplicated": int(full["either_guide_duplicated"].sum()),
               "median_gc": float(full["gc"].median()), "median_pair_distance": float(full["pair_distance"].median()),
               "gc_spearman": float(gc_rho), "distance_spearman": float(dist_rho),
+              "median_knockdown_both_tss": float(t.loc[t["tss_design"] == "both TSSs", "knockdown"].median()),
+              "median_knockdown_one_tss": float(t.loc[t["tss_design"] == "one of two TSSs", "knockdown"].median()),
               "n_genes_p1_p2": int(len(two)), "median_p1_minus_p2": float((two["P1"] - two["P2"]).median())
               if len(two) else np.nan,
               "share_p1_stronger": float((two["P1"] > two["P2"]).mean()) if len(two) else np.nan}
