@@ -9,6 +9,9 @@ Submodules, one concern each:
   replicate agreement and benchmark placements;
 * :mod:`.screens` — DepMap: Achilles 19Q2 guide efficacy and multi-gene guides; the Chronos sample's gene
   effects with and without efficacy weighting and copy-number correction (a documented re-implementation);
+* :mod:`.highmoi` — a high-MOI CRISPRi screen (Gasperini 2019) gRNA group by gRNA group, p-values from
+  conditional resampling within batch × gRNAs-per-cell strata, checked on the non-targeting gRNAs;
+* :mod:`.design` — Replogle 2022's dual-sgRNA CRISPRi library table against the measured knockdown;
 * :mod:`.chronos` — Chronos itself in its own environment (``scripts/env_chronos.sh``), run as a subprocess.
 
 This module holds the summaries the chapter quotes and :func:`conclusions`.
@@ -78,6 +81,11 @@ def _pct(x) -> str:
     return "n/a" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{100 * x:.0f}%"
 
 
+def _tracks(*rhos) -> str:
+    strongest = max(abs(r) for r in rhos if np.isfinite(r)) if any(np.isfinite(r) for r in rhos) else np.nan
+    return "barely tracks" if strongest < 0.1 else "weakly tracks" if strongest < 0.3 else "tracks"
+
+
 def conclusions(records: dict) -> Takeaways:
     """The chapter's answer (the key-takeaways box), every number formatted from ``records``."""
     out = []
@@ -104,6 +112,11 @@ def conclusions(records: dict) -> Takeaways:
     if g and np.isfinite(g.get("median_escape", np.nan)):
         out.append(f"Mixscape calls a median {_pct(g['median_escape'])} of a guide's cells non-perturbed (escapers) in the "
                    f"targets it can separate; the highest is {g['max_escape_guide']} ({_pct(g['max_escape'])}).")
+    nc = records.get("null_calibration")
+    if nc:
+        out.append(f"Calibration on the real data: {nc['n_groups']} groups of {nc['group_size']} control cells relabelled as "
+                   f"guides give p < {nc['alpha']} for {_pct(nc['share_knock'])} (knockdown) and "
+                   f"{_pct(nc['share_signature'])} (signature) of them (expected {_pct(nc['alpha'])}).")
     c = records.get("correction")
     if c:
         out.append(
@@ -112,12 +125,48 @@ def conclusions(records: dict) -> Takeaways:
             f"{_fmt(c['effect_before'], 3)} to {_fmt(c['effect_after'], 3)}, null-effect calls from {c['null_before']} to "
             f"{c['null_after']}, and median replicate agreement from {_fmt(c['replicate_before'])} to "
             f"{_fmt(c['replicate_after'])}.")
+    w = records.get("weighted")
+    if w:
+        out.append(
+            f"Down-weighting instead (cells weighted by guide efficacy × Mixscape's P(perturbed), {w['effective_cells']:.0f} "
+            f"effective cells) moves the median own-target log2 fold change from {_fmt(w['lfc_before'])} to "
+            f"{_fmt(w['lfc_after'])} (dropping: {_fmt(w['lfc_drop'])}) and the median effect size to "
+            f"{_fmt(w['effect_after'], 3)}.")
     b = records.get("benchmark")
     if b:
         out.append(
             f"**Benchmark placements.** On the same split ({b['n_test']} held-out targets), the median placement of the "
             f"{b['n_baselines']} baselines moves by a median {_fmt(b['median_abs_change'])} (largest: {b['largest_baseline']}, "
             f"{_fmt(b['largest_change'])}); {b['n_rank_changes']} baselines change rank.")
+    h = records.get("highmoi")
+    if h:
+        cal = h["calibration"]
+        st = h["grna_status"]
+        out.append(
+            f"**High-MOI CRISPRi ({h['dataset']}).** {h['n_tss_significant']} of {h['n_tss_groups']} TSS positive-control "
+            f"groups repress their gene (median log2FC {_fmt(h['median_tss_log2fc'])}); of {h['n_tss_grnas']} TSS gRNAs, "
+            f"{st['effective']} are effective, {st['weak']} weak and {st['failed']} failed (median efficacy "
+            f"{_pct(h['median_grna_efficacy'])} of the mRNA removed; the weakest, {h['weakest_grna']} at "
+            f"{h['weakest_grna_target']}, removes {_pct(h['weakest_grna_efficacy'])}, p = {_fmt(h['weakest_grna_p'])}). "
+            f"{h['n_enhancer_hits']} of {h['n_enhancer_pairs']} enhancer–gene pairs reach q < {h['fdr']} "
+            f"({', '.join(h['enhancer_hits']) or 'none'}).")
+        if cal.get("n_tests"):
+            out.append(
+                f"The conditional-resampling p-values are calibrated: {cal['n_tests']} non-targeting gRNA × gene tests give "
+                f"p < {cal['alpha']} in {100 * cal['share_below_alpha']:.1f}% and p < 0.01 in {100 * cal['share_below_0_01']:.1f}% "
+                f"(Kolmogorov–Smirnov distance to uniform {_fmt(cal['ks_statistic'], 3)}).")
+    dz = records.get("design")
+    if dz:
+        out.append(
+            f"**Guide design (Replogle 2022).** The {dz['n_perturbations']} perturbations of the K562 genome-wide library "
+            f"are sgRNA pairs against one TSS ({_pct(dz['share_two_tss_separate'])} target one of a gene's two TSSs "
+            f"separately; {dz['n_duplicated']} share a guide with another perturbation). Median knockdown is "
+            f"{_pct(dz['median_knockdown'])} and {_pct(dz['share_under_half'])} knock down less than half; knockdown "
+            f"{_tracks(dz['gc_spearman'], dz['distance_spearman'])} protospacer GC (Spearman ρ {_fmt(dz['gc_spearman'])}) or the distance between the two "
+            f"sgRNAs (ρ {_fmt(dz['distance_spearman'])}), but strongly tracks the TSS design: pairs against a gene's only "
+            f"or both TSSs knock down a median {_pct(dz['median_knockdown_both_tss'])}, pairs against one of two TSSs "
+            f"{_pct(dz['median_knockdown_one_tss'])}; for {dz['n_genes_p1_p2']} genes targeted at P1 and P2 separately, "
+            f"P1 knocks down more in {_pct(dz['share_p1_stronger'])}.")
     s = records.get("achilles")
     if s:
         out.append(
@@ -143,6 +192,7 @@ def conclusions(records: dict) -> Takeaways:
             out.append(f"Chronos itself ({d['chronos_epochs']} epochs, {d['chronos_seconds']} s) reproduces the published fit "
                        f"at r = {_fmt(d['chronos_r'])}.")
     conventions = ["Δ = mean log1p − control mean log1p over all measured genes (replicate-matched controls)",
-                   "p-values from control resampling matched to each guide's size and replicates",
+                   "p-values from control resampling matched to each guide's size and replicates (low MOI), or to "
+                   "batch × gRNAs per cell (high MOI)",
                    "DepMap scale: non-essential median 0, common-essential median −1; essential = effect < −0.5"]
     return Takeaways(points=out, conventions=conventions)

@@ -7,6 +7,12 @@ The correction (:func:`correct`) drops, among targeted cells only (control cells
 * the cells Mixscape calls **non-perturbed** (escapers) in targets it can separate. Targets it cannot separate
   keep all their cells: there, escape and a null effect cannot be told apart.
 
+The alternative, :func:`guide_weights` + :func:`weighted_consequences`, keeps every cell and **down-weights**
+instead: a targeted cell's weight is its guide's efficacy clipped to [0, 1] (a failed guide ≈ 0, a guide as strong
+as its siblings 1; NaN efficacy, e.g. a target with one guide: 1), times Mixscape's posterior probability that the
+cell is perturbed (``p_ko``) in the targets Mixscape can separate. Effects become weighted means; the benchmark and
+the null calls, which take cells rather than weights, are only run on the dropped version.
+
 Consequences are measured on the same quantities before and after (:func:`consequences`): effect sizes (‖Δ‖
 and the target's own log2 fold change), null-effect calls (:func:`vcclib.analyses.null_effects.perturbation_effects`),
 replicate agreement, and the benchmark's placements of every baseline (:func:`benchmark_before_after`: the same
@@ -63,16 +69,48 @@ def correct(adata: AnnData, guides: pd.DataFrame, escape: pd.DataFrame | None, *
     return adata[kept].copy(), pd.DataFrame(log)
 
 
-def target_effects(adata: AnnData, *, control_label: str | None = None, replicate_column: str | None = "replicate"
-                   ) -> pd.DataFrame:
-    """Per target: ``n_cells``, ``effect_norm`` (‖Δ‖ over genes) and ``target_log2fc`` (NaN if unmeasured)."""
+def guide_weights(adata: AnnData, guides: pd.DataFrame, escape: pd.DataFrame | None, *,
+                  guide_column: str = "guide") -> np.ndarray:
+    """Per cell weight for the down-weighting correction: clip(guide efficacy, 0, 1) × P(perturbed); controls 1.
+
+    A target whose every guide would get weight 0 keeps weight 1 on its cells (as :func:`correct` keeps a target
+    whose every guide failed).
+    """
+    control = adata.obs["is_control"].astype(bool).to_numpy()
+    guide_of = adata.obs[guide_column].astype(str).to_numpy()
+    efficacy = guides.set_index("guide")["efficacy"].clip(0, 1).fillna(1.0)
+    w = pd.Series(guide_of).map(efficacy).fillna(1.0).to_numpy(dtype=float)
+    if escape is not None:
+        p_ko = np.nan_to_num(escape["p_ko"].to_numpy(dtype=float), nan=1.0)
+        w = np.where(escape["separable"].to_numpy(dtype=bool), w * p_ko, w)
+    w[control] = 1.0
+    labels = adata.obs["perturbation"].astype(str).to_numpy()
+    for target in set(labels[~control]):
+        members = labels == target
+        if w[members].sum() <= 0:
+            w[members] = 1.0
+    return w
+
+
+def target_effects(adata: AnnData, *, control_label: str | None = None, replicate_column: str | None = "replicate",
+                   weights: np.ndarray | None = None) -> pd.DataFrame:
+    """Per target: ``n_cells``, ``effect_norm`` (‖Δ‖ over genes) and ``target_log2fc`` (NaN if unmeasured).
+
+    With ``weights`` (per cell), the means are weighted and ``n_cells`` is the effective number of cells
+    ``(Σw)² / Σw²``.
+    """
     control_label = control_label or str(adata.uns["vcc"]["control_label"])
     labels = adata.obs["perturbation"].astype(str).to_numpy()
     control = labels == control_label
     grouping = pd.Series(np.where(control, None, labels), index=adata.obs_names)
-    names, means, ctrl = control_reference(adata, grouping, control, replicate_column)
+    names, means, ctrl = control_reference(adata, grouping, control, replicate_column, weights)
     genes = list(map(str, adata.var_names))
-    counts = pd.Series(labels[~control]).value_counts()
+    if weights is None:
+        counts = pd.Series(labels[~control]).value_counts()
+    else:
+        w = pd.Series(np.asarray(weights, dtype=float)[~control])
+        by = w.groupby(labels[~control])
+        counts = (by.sum() ** 2 / by.apply(lambda v: float((v ** 2).sum()))).round().astype(int)
     rows = []
     for i, target in enumerate(names):
         lfc = float(log2_fold_change(means[i, genes.index(target)], ctrl[i, genes.index(target)])) \
@@ -118,7 +156,32 @@ def consequences(before: AnnData, after: AnnData, *, effect_settings: dict | Non
     if "replicate_r" in parts["before"]:
         rows.append(("median replicate agreement (Pearson r of Δ)", parts["before"]["replicate_r"].median(),
                      parts["after"]["replicate_r"].median()))
-    summary = pd.DataFrame(rows, columns=["quantity", "before", "after"]).assign(dataset=dataset)
+    summary = pd.DataFrame(rows, columns=["quantity", "before", "after"]).assign(dataset=dataset, correction="drop")
+    return per_target.reset_index(), summary
+
+
+def weighted_consequences(adata: AnnData, weights: np.ndarray, *, dataset: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Effect sizes and replicate agreement with every cell kept but down-weighted (:func:`guide_weights`).
+
+    Returns ``(per_target, summary)`` like :func:`consequences` (``summary`` adds ``correction`` =
+    ``down-weight``); null calls are not recomputed (the test takes cells, not weights).
+    """
+    parts = {}
+    for name, w in (("before", None), ("after", weights)):
+        table = target_effects(adata, weights=w).set_index("target")
+        if "replicate" in adata.obs:
+            table["replicate_r"] = replicate_agreement(adata, weights=w).set_index("target")["replicate_r"].reindex(table.index)
+        parts[name] = table
+    per_target = parts["before"].join(parts["after"], lsuffix="_before", rsuffix="_after", how="outer")
+    rows = [("cells (targeted; effective number after down-weighting)", parts["before"]["n_cells"].sum(),
+             parts["after"]["n_cells"].sum()),
+            ("median effect norm ‖Δ‖", parts["before"]["effect_norm"].median(), parts["after"]["effect_norm"].median()),
+            ("median own-target log2FC (measured targets)", parts["before"]["target_log2fc"].median(),
+             parts["after"]["target_log2fc"].median())]
+    if "replicate_r" in parts["before"]:
+        rows.append(("median replicate agreement (Pearson r of Δ)", parts["before"]["replicate_r"].median(),
+                     parts["after"]["replicate_r"].median()))
+    summary = pd.DataFrame(rows, columns=["quantity", "before", "after"]).assign(dataset=dataset, correction="down-weight")
     return per_target.reset_index(), summary
 
 

@@ -43,11 +43,11 @@ def _dense(X) -> np.ndarray:
     return np.asarray(X.todense() if sp.issparse(X) else X, dtype=np.float64)
 
 
-def group_means(X, codes: np.ndarray, n_groups: int) -> np.ndarray:
-    """Mean of the rows of X per group code (codes < 0 are left out); groups × columns, NaN for empty groups."""
+def group_means(X, codes: np.ndarray, n_groups: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """(Weighted) mean of the rows of X per group code (codes < 0 left out); groups × columns, NaN for empty groups."""
     keep = codes >= 0
-    indicator = sp.csr_matrix((np.ones(int(keep.sum())), (codes[keep], np.flatnonzero(keep))),
-                              shape=(n_groups, X.shape[0]))
+    w = np.ones(int(keep.sum())) if weights is None else np.asarray(weights, dtype=float)[keep]
+    indicator = sp.csr_matrix((w, (codes[keep], np.flatnonzero(keep))), shape=(n_groups, X.shape[0]))
     sums = _dense(indicator @ X)
     counts = np.asarray(indicator.sum(axis=1)).ravel()
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -69,8 +69,12 @@ def check_guides(adata: AnnData, guide_column: str, perturbation_column: str, co
 
 
 def control_reference(adata: AnnData, groups: pd.Series, control_mask: np.ndarray,
-                      replicate_column: str | None = "replicate") -> tuple[pd.Index, np.ndarray, np.ndarray]:
+                      replicate_column: str | None = "replicate", weights: np.ndarray | None = None,
+                      ) -> tuple[pd.Index, np.ndarray, np.ndarray]:
     """Mean log1p per group and the matching control mean (replicate-weighted where replicates exist).
+
+    ``weights`` (per cell, optional) weight each cell in its group's mean and in the replicate make-up the
+    control mean is matched to; control cells are always weighted equally.
 
     Returns
     -------
@@ -81,7 +85,8 @@ def control_reference(adata: AnnData, groups: pd.Series, control_mask: np.ndarra
     valid = groups.notna().to_numpy()
     codes = np.full(len(groups), -1)
     codes[valid], names = pd.factorize(groups[valid].astype(str), sort=True)
-    means = group_means(adata.X, codes, len(names))
+    means = group_means(adata.X, codes, len(names), weights)
+    cell_w = np.ones(len(groups)) if weights is None else np.asarray(weights, dtype=float)
     if replicate_column and replicate_column in adata.obs:
         reps = adata.obs[replicate_column].astype(str).to_numpy()
         rep_names = sorted(set(reps))
@@ -89,9 +94,10 @@ def control_reference(adata: AnnData, groups: pd.Series, control_mask: np.ndarra
         control_codes = np.where(control_mask, rep_codes, -1)
         rep_control = group_means(adata.X, control_codes, len(rep_names))
         weights = np.zeros((len(names), len(rep_names)))
-        np.add.at(weights, (codes[codes >= 0], rep_codes[codes >= 0]), 1.0)
-        weights /= np.maximum(weights.sum(axis=1, keepdims=True), 1)
-        control = weights @ np.nan_to_num(rep_control)
+        mix = np.zeros((len(names), len(rep_names)))
+        np.add.at(mix, (codes[codes >= 0], rep_codes[codes >= 0]), cell_w[codes >= 0])
+        mix /= np.where(mix.sum(axis=1, keepdims=True) > 0, mix.sum(axis=1, keepdims=True), 1)
+        control = mix @ np.nan_to_num(rep_control)
     else:
         control = np.repeat(group_means(adata.X, np.where(control_mask, 0, -1), 1), len(names), axis=0)
     return pd.Index(names), means, control
@@ -175,18 +181,24 @@ def _mixscape_gmm_compatible():
 
 def mixscape_classes(adata: AnnData, *, perturbation_column: str = "perturbation", control_label: str,
                      replicate_column: str | None = "replicate", n_neighbors: int = 20, n_pcs: int = 20,
-                     min_de_genes: int = 5, seed: int = 0) -> pd.DataFrame:
+                     min_de_genes: int = 5, seed: int = 0, targets=None) -> pd.DataFrame:
     """Pertpy's Mixscape (Papalexi et al. 2021) on a copy of ``adata``: which targeted cells escaped.
 
     Perturbation signatures against each cell's ``n_neighbors`` nearest control cells (PCA of log1p X, per
     replicate where there is one), then Mixscape's two-component mixture on the projection onto each target's
     DE genes. Returns per cell ``mixscape_class`` (``"<target> KO"``, ``"<target> NP"``, control label),
     ``mixscape_global`` (KO / NP / NT), ``p_ko`` and ``separable`` (the target had ≥ ``min_de_genes`` DE genes).
+    ``targets``: fit only these targets (with the control cells), e.g. those with a detectable effect, where a
+    mixture can separate anything; the other targets' cells get class ``not fitted`` and ``separable`` False.
     """
     import pertpy as pt
     import scanpy as sc
 
     _mixscape_gmm_compatible()
+    full = adata
+    if targets is not None:
+        labels_all = adata.obs[perturbation_column].astype(str)
+        adata = adata[(labels_all.isin([str(t) for t in targets]) | (labels_all == control_label)).to_numpy()]
     work = AnnData(X=adata.X.copy(), obs=adata.obs[[perturbation_column]].astype(str).copy(),
                    var=pd.DataFrame(index=adata.var_names.copy()))
     split_by = None
@@ -210,6 +222,24 @@ def mixscape_classes(adata: AnnData, *, perturbation_column: str = "perturbation
     labels = work.obs[perturbation_column].astype(str)
     ko_any = out["mixscape_global"].eq("KO").groupby(labels.to_numpy()).any()
     out["separable"] = labels.map(ko_any).fillna(False).astype(bool).to_numpy() & (labels != control_label).to_numpy()
+    if targets is not None:
+        out = out.reindex(full.obs_names)
+        out[["mixscape_class", "mixscape_global"]] = out[["mixscape_class", "mixscape_global"]].fillna("not fitted")
+        out["separable"] = out["separable"].fillna(False).astype(bool)
+    return out
+
+
+def add_escape(table: pd.DataFrame, adata: AnnData, escape: pd.DataFrame | None, *,
+               guide_column: str = "guide") -> pd.DataFrame:
+    """``table`` with ``escape_fraction``: the NP share of each guide's cells where its target is separable."""
+    out = table.copy()
+    if escape is None:
+        out["escape_fraction"] = np.nan
+        return out
+    guides = adata.obs[guide_column].astype(str).to_numpy()
+    np_share = escape["mixscape_global"].eq("NP").groupby(guides).mean()
+    separable = escape["separable"].groupby(guides).any()
+    out["escape_fraction"] = [float(np_share.get(g)) if separable.get(g, False) else np.nan for g in out["guide"]]
     return out
 
 
@@ -274,6 +304,7 @@ def guide_table(adata: AnnData, *, guide_column: str = "guide", perturbation_col
 
     target_p = {t: signature_p(target_cells[t], draws_for(target_cells[t])) for t in t_names}
     n_cells_of = pd.Series(guides[~control]).value_counts()
+    columns: dict[str, np.ndarray] = {}
     rows = []
     for i, guide in enumerate(names):
         target = str(target_of[guide])
@@ -290,7 +321,9 @@ def guide_table(adata: AnnData, *, guide_column: str = "guide", perturbation_col
         if n >= min_cells:
             draws = draws_for(members)
             if measured:
-                column = _dense(adata.X[:, j]).reshape(-1, 1)
+                if target not in columns:
+                    columns[target] = _dense(adata.X[:, j]).reshape(-1, 1)
+                column = columns[target]
                 null = resampled_null(column, draws, control)[:, 0]
                 observed = float(column[members].mean() - column[control].mean())
                 row["p_calibrated"] = empirical_p(observed, null, lower=True)
@@ -304,14 +337,7 @@ def guide_table(adata: AnnData, *, guide_column: str = "guide", perturbation_col
                 row["efficacy"] = float(delta[i] @ rest / norm2)
                 row["sibling_cosine"] = float(delta[i] @ rest / np.sqrt(norm2 * max(delta[i] @ delta[i], 1e-300)))
         rows.append(row)
-    table = pd.DataFrame(rows)
-    if escape is not None:
-        np_share = (escape["mixscape_global"].eq("NP")).groupby(guides).mean()
-        separable = escape["separable"].groupby(guides).any()
-        table["escape_fraction"] = [float(np_share.get(g)) if separable.get(g, False) else np.nan
-                                    for g in table["guide"]]
-    else:
-        table["escape_fraction"] = np.nan
+    table = add_escape(pd.DataFrame(rows), adata, escape, guide_column=guide_column)
     table["status"] = _status(table, min_cells, alpha, weak_efficacy)
     table = table.sort_values(["target", "guide"]).reset_index(drop=True)
     table.attrs.update(n_resamples=n_resamples, n_pcs=int(pcs.shape[1]), min_cells=min_cells, alpha=alpha,
@@ -417,8 +443,12 @@ def target_cell_variance(adata: AnnData, *, perturbation_column: str = "perturba
 
 
 def replicate_agreement(adata: AnnData, *, perturbation_column: str = "perturbation", control_label: str | None = None,
-                        replicate_column: str = "replicate", min_cells: int = 10) -> pd.DataFrame:
+                        replicate_column: str = "replicate", min_cells: int = 10,
+                        weights: np.ndarray | None = None) -> pd.DataFrame:
     """Per target, the mean pairwise Pearson r of its Δ between biological replicates (each vs its own control).
+
+    ``weights`` (per cell, optional; control cells should have 1) weight the cells in each mean; a replicate
+    counts the cells of positive weight.
 
     Returns columns ``target``, ``n_pairs``, ``replicate_r`` (NaN where fewer than two replicates have
     ``min_cells`` cells).
@@ -430,8 +460,9 @@ def replicate_agreement(adata: AnnData, *, perturbation_column: str = "perturbat
     reps = adata.obs[replicate_column].astype(str).to_numpy()
     keys = pd.Series([f"{t}\x1f{r}" for t, r in zip(labels, reps)])
     codes, names = pd.factorize(keys, sort=True)
-    means = group_means(adata.X, codes, len(names))
-    counts = np.bincount(codes, minlength=len(names))
+    means = group_means(adata.X, codes, len(names), weights)
+    positive = np.ones(len(codes), dtype=bool) if weights is None else np.asarray(weights) > 0
+    counts = np.bincount(codes[positive], minlength=len(names))
     lookup = {name: (means[k], counts[k]) for k, name in enumerate(names)}
     replicates = sorted(set(reps))
     rows = []
@@ -445,3 +476,38 @@ def replicate_agreement(adata: AnnData, *, perturbation_column: str = "perturbat
               for j in range(i + 1, len(deltas))]
         rows.append({"target": target, "n_pairs": len(rs), "replicate_r": float(np.mean(rs)) if rs else np.nan})
     return pd.DataFrame(rows)
+
+
+def null_calibration(adata: AnnData, *, perturbation_column: str = "perturbation", control_label: str | None = None,
+                     replicate_column: str | None = "replicate", n_groups: int = 20, group_size: int = 50,
+                     n_resamples: int = 500, n_pcs: int = 20, seed: int = 0) -> pd.DataFrame:
+    """The calibrated p-values of groups of control cells relabelled as guides (no effect by construction).
+
+    ``n_groups`` disjoint random groups of ``group_size`` control cells become guides of one fake target; the
+    remaining control cells stay controls; :func:`guide_table` is run unchanged. Returns its ``guide``,
+    ``n_cells``, ``p_calibrated`` (the target's own mRNA: the fake target is the most variable measured gene) and
+    ``p_signature``; both should be uniform.
+    """
+    control_label = control_label or str(adata.uns["vcc"]["control_label"])
+    rng = np.random.default_rng(seed)
+    control = np.flatnonzero(adata.obs[perturbation_column].astype(str).to_numpy() == control_label)
+    size = min(group_size, len(control) // (2 * n_groups))
+    if size < 5:
+        raise GuideDataError(f"too few control cells ({len(control)}) for {n_groups} null groups")
+    fake = rng.choice(control, size=n_groups * size, replace=False)
+    sub = adata[control].copy()
+    position = {c: i for i, c in enumerate(control)}
+    rows = np.array([position[c] for c in fake])
+    variance = np.asarray(sub.X.power(2).mean(axis=0) - np.square(sub.X.mean(axis=0))).ravel() \
+        if sp.issparse(sub.X) else np.var(np.asarray(sub.X), axis=0)
+    target = str(sub.var_names[int(np.argmax(variance))])
+    labels = np.full(sub.n_obs, control_label, dtype=object)
+    guides = np.full(sub.n_obs, "control", dtype=object)
+    labels[rows] = target
+    guides[rows] = [f"null{i // size}" for i in range(len(rows))]
+    sub.obs = pd.DataFrame({perturbation_column: labels, "guide": guides,
+                            **({replicate_column: sub.obs[replicate_column].to_numpy()}
+                               if replicate_column and replicate_column in sub.obs else {})}, index=sub.obs_names)
+    table = guide_table(sub, perturbation_column=perturbation_column, control_label=control_label,
+                        replicate_column=replicate_column, n_resamples=n_resamples, n_pcs=n_pcs, seed=seed)
+    return table[["guide", "target", "n_cells", "p_calibrated", "p_signature"]]
