@@ -32,6 +32,7 @@ METRIC_MODULES = (
     "vcclib.metrics.distances",
     "vcclib.metrics.expression",
     "vcclib.metrics.field",
+    "vcclib.metrics.vcc2026",
 )
 
 
