@@ -109,7 +109,7 @@ class ModelSpec:
 #: Every registered model (:class:`ModelSpec`), in registration order.
 MODELS: Registry[ModelSpec] = Registry(
     "model",
-    modules=("vcclib.models.baselines.simple", "vcclib.models.baselines.learned"),
+    modules=("vcclib.models.baselines.simple", "vcclib.models.baselines.learned", "vcclib.models.external"),
 )
 
 
