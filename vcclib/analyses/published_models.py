@@ -315,7 +315,7 @@ def claims(summary: pd.DataFrame, status: pd.DataFrame) -> pd.DataFrame:
                              "placement": np.nan, "low": np.nan, "high": np.nan, "verdict": verdict})
                 continue
             p, lo, hi = (float(hit[c].iloc[0]) for c in ("placement", "low", "high"))
-            verdict = "holds" if lo > 0 else ("does not hold" if hi < 0 or p <= 0 else "undecided")
+            verdict = "holds" if lo > 0 else ("does not hold" if hi < 0 else "undecided")
             rows.append({"model": model, "task": task, "claim": claim, "cite": cite, "metric": metric,
                          "placement": p, "low": lo, "high": hi, "verdict": verdict})
     return pd.DataFrame(rows)
