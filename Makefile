@@ -4,7 +4,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The optional extras the book and the tests need (torch: text embeddings and neural models; grn: GRNBoost2).
+# The optional extras the book and the tests need (torch: text embeddings and neural models; grn: GRNBoost2;
+# models: the published models GEARS, biolord, scGen).
 EXTRAS ?= dev,torch,text,grn
 # A local wheel directory (e.g. a CPU-only torch wheel) is used when the machine has one.
 WHEELS ?= /opt/wheels

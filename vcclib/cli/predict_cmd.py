@@ -57,9 +57,13 @@ def register(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _installed(extra: str | None) -> str:
+def _installed(extra: str | None, name: str = "") -> str:
     from vcclib.models import extra_installed
+    from vcclib.models.external import PACKAGES, install_state
 
+    if name in PACKAGES:  # a published model: its own packages, whichever extra or environment holds them
+        ready, command = install_state(name)
+        return "yes" if ready else f"no: {command}"
     state = extra_installed(extra)
     if state is None:
         return f"unknown (extra {extra!r} not declared by this install)"
@@ -73,7 +77,7 @@ def model_table():
     from vcclib.models import MODELS
 
     rows = [{"name": s.name, "kind": s.kind.value, "side": s.side.value, "output": s.output.value,
-             "extra": s.extra or "", "installed": _installed(s.extra),
+             "extra": s.extra or "", "installed": _installed(s.extra, s.name),
              "tasks": ", ".join(t.value for t in s.tasks), "description": s.description}
             for s in MODELS.specs()]
     return pd.DataFrame(rows)

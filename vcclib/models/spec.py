@@ -115,6 +115,7 @@ MODELS: Registry[ModelSpec] = Registry(
         "vcclib.models.baselines.group_mean",
         "vcclib.grn.propagation",
         "vcclib.models.neural.vae",
+        "vcclib.models.external",
     ),
 )
 

@@ -1,0 +1,398 @@
+"""Chapter *Published models on open data*: published models placed between the MIN and MAX references.
+
+GEARS, biolord and scGen are trained from scratch on the project's splits and scored by the same metrics.
+
+Conventions (stated in the chapter next to the numbers)
+-------------------------------------------------------
+* tasks: ``tasks.yaml``'s random-halves tasks of the chosen datasets; a model runs only on the tasks its spec
+  declares (:class:`vcclib.models.PredictionTask`); elsewhere it is reported *not applicable*, never scored;
+* data: at most ``max_cells_per_perturbation`` cells per perturbation (four times as many controls), all
+  measured genes (Norman/McFaline: 500 HVGs), seeded; every seed re-draws the split, the halves and the fit;
+* scores: mean over held-out perturbations on half ``B`` of the held-out cells, controls shared with the
+  prediction; placement ``(u − b)/(r − b)`` with b = ``perturbed_mean``, r = ``technical_duplicate``
+  (:func:`vcclib.models.benchmark.placement`); intervals: 2.5–97.5% of a bootstrap over held-out perturbations
+  (anchors resampled with the model);
+* cost: wall seconds of ``fit`` and of ``predict`` in this process, and the peak resident memory of the process
+  during both (sampled every 50 ms; it includes what was loaded before).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vcclib.analyses.quiet import quietly
+from vcclib.analyses.takeaways import Takeaways, names, number
+from vcclib.models import MODELS, PredictionTask
+from vcclib.models.base import group_means
+from vcclib.models.benchmark import MAX_ANCHOR, MIN_ANCHOR, evaluate_by_covariate, load_task_data, placement
+from vcclib.models.runner import predict_scored, scored_parts
+from vcclib.models.tasks import Task, default_tasks
+from vcclib.registry import ModelKind
+from vcclib.splits import make_split
+
+#: the references every published model is placed between (and the plain control baseline)
+REFERENCES = ("control_mean", MIN_ANCHOR, MAX_ANCHOR)
+#: split generator → the kind of question it asks
+TASK_KIND = {"unseen_perturbation": PredictionTask.UNSEEN_PERTURBATION,
+             "combo_seen_singles": PredictionTask.COMBINATION,
+             "covariate_transfer": PredictionTask.COVARIATE_TRANSFER}
+#: metrics scored: cell-eval's VCC set plus the Δ correlations the metrics chapter finds separating
+METRICS = ("mae", "discrimination_score_l1", "overlap_at_N", "pearson_delta", "systema_pearson_delta_pert", "mse")
+#: the published claims the chapter checks: (model, task kind, metric, claim, citation key)
+CLAIMS = (
+    ("gears", PredictionTask.UNSEEN_PERTURBATION, "pearson_delta",
+     "GEARS predicts unseen single-gene perturbations better than the mean of the training perturbations",
+     "roohani2024_gears"),
+    ("gears", PredictionTask.COMBINATION, "pearson_delta",
+     "GEARS predicts combinations of seen genes better than the mean", "roohani2024_gears"),
+    ("biolord", PredictionTask.UNSEEN_PERTURBATION, "pearson_delta",
+     "biolord predicts unseen perturbations from their attributes better than the mean", "piran2024_biolord"),
+    ("scgen", PredictionTask.COVARIATE_TRANSFER, "pearson_delta",
+     "scGen transfers a perturbation to an unseen cell type/line better than the mean", "lotfollahi2019_scgen"),
+)
+
+
+def external_models() -> list[str]:
+    """Every registered published model (kind ``EXTERNAL``), in registration order."""
+    return [s.name for s in MODELS.specs() if s.kind is ModelKind.EXTERNAL]
+
+
+def model_catalogue() -> pd.DataFrame:
+    """One row per published model: tasks it declares, installed here, licence, source, parameters."""
+    from vcclib.models.external import PACKAGES, install_state
+
+    rows = []
+    for name in external_models():
+        spec = MODELS.get(name)
+        ready, command = install_state(name)
+        rows.append({"model": name, "tasks": ", ".join(t.value for t in spec.tasks), "installed": ready,
+                     "install": command, "licence": PACKAGES[name].licence, "source": spec.source,
+                     "homepage": PACKAGES[name].homepage, "description": spec.description})
+    return pd.DataFrame(rows)
+
+
+def settings_table(models, overrides: dict) -> pd.DataFrame:
+    """Each model's parameters in this run: its registered ones with this run's overrides."""
+    rows = []
+    for name in models:
+        spec = MODELS.get(name)
+        params = {**spec.params, **overrides.get(name, {})}
+        rows.append({"model": name, "params": ", ".join(f"{k}={v}" for k, v in params.items()
+                                                         if k not in ("graph_genes", "seed", "device"))})
+    return pd.DataFrame(rows)
+
+
+def placement_figure(summary: pd.DataFrame, metrics=("pearson_delta", "discrimination_score_l1")):
+    """Placement per task and model with its interval, one panel per metric (numbers: ``placement_summary``)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        block = summary[summary["metric"] == metric].reset_index(drop=True)
+        labels = [f"{t} · {m}" for t, m in zip(block["task"], block["model"])]
+        y = np.arange(len(block))
+        lower = (block["placement"] - block["low"]).clip(lower=0).fillna(0)
+        upper = (block["high"] - block["placement"]).clip(lower=0).fillna(0)
+        ax.errorbar(block["placement"], y, xerr=[lower, upper], fmt="o", color="#33658a", ecolor="#999999")
+        ax.axvline(0, color="#c0392b", lw=1)
+        ax.axvline(1, color="#27ae60", lw=1, ls="--")
+        ax.set_yticks(y, labels, fontsize=7)
+        ax.set_xlabel(f"placement on {metric} (0 = mean baseline, 1 = technical duplicate)", fontsize=8)
+        ax.set_xlim(-2, 2)
+    fig.tight_layout()
+    return fig
+
+
+def chapter_tasks(datasets: str) -> list[Task]:
+    """The random-halves tasks of the comma-separated ``datasets`` from ``tasks.yaml``."""
+    ids = [d.strip() for d in datasets.split(",") if d.strip()]
+    return [t for t in default_tasks(ids) if t.halves == "random" and t.split in TASK_KIND]
+
+
+class PeakMemory:
+    """Peak resident memory (MB) of this process while the ``with`` block runs, sampled every 50 ms."""
+
+    def __enter__(self):
+        import psutil
+
+        self._process, self._stop, self.peak_mb = psutil.Process(), threading.Event(), 0.0
+        self._sample()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        self.peak_mb = max(self.peak_mb, self._process.memory_info().rss / 2**20)
+
+    def _run(self):
+        while not self._stop.wait(0.05):
+            self._sample()
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        return False
+
+
+def _targets(adata) -> list[str]:
+    from vcclib.data.schema import split_targets
+
+    control = str(adata.uns["vcc"]["control_label"])
+    return sorted({t for p in adata.obs["perturbation"].astype(str).unique() if p != control for t in split_targets(p)})
+
+
+def run_one(name: str, task: Task, adata, split, *, seed: int, params: dict, device: str) -> dict[str, Any]:
+    """Fit ``name`` on ``split`` (timed, memory sampled), predict the held-out groups, score them."""
+    spec = MODELS.get(name)
+    settings = dict(params)
+    if spec.kind is ModelKind.EXTERNAL:
+        settings.update(seed=seed, device=device)
+        if name == "gears":  # GEARS' gene graph covers the targets the dataset names (see its wrapper)
+            settings["graph_genes"] = _targets(adata)
+    model = spec.create(**settings)
+    real, query_half = scored_parts(model, adata, split, score_on="half", seed=seed)
+    with PeakMemory() as memory:
+        tick = time.perf_counter()
+        model.fit(split.subset(adata, "train"), heldout=query_half)
+        train_s = time.perf_counter() - tick
+        tick = time.perf_counter()
+        prediction, real_out = predict_scored(model, adata, split, real, score_on="half", halves="random", seed=seed)
+        predict_s = time.perf_counter() - tick
+    control = str(adata.uns["vcc"]["control_label"])
+    scores = evaluate_by_covariate(prediction, real_out, split.covariate_column, control=control,
+                                   metrics=list(METRICS))
+    return {"prediction": prediction, "real": real_out, "scores": scores, "train_s": train_s,
+            "predict_s": predict_s, "peak_rss_mb": memory.peak_mb, "side": model.side.value}
+
+
+def diversity(prediction, real, column: str | None, control: str) -> dict[str, float]:
+    """Mode-collapse diagnostics: how different the predicted effects of the held-out perturbations are.
+
+    ``spread_ratio``: mean over genes of the across-perturbation standard deviation of predicted Δ, over the
+    same for the real Δ (1 = as diverse as the truth, 0 = one effect for all); ``cosine_pred`` /
+    ``cosine_real``: mean pairwise cosine between the perturbations' Δ (1 = all the same direction).
+    Δ = pseudobulk − control pseudobulk of the same covariate (log1p, all genes).
+    """
+    def deltas(adata):
+        means = group_means(adata, column)
+        out = []
+        for _, block in means.groupby(level="covariate"):
+            block = block.droplevel("covariate")
+            if control in block.index:
+                out.append(block.drop(index=control) - block.loc[control])
+        return pd.concat(out) if out else pd.DataFrame()
+
+    pred, true = deltas(prediction), deltas(real)
+    if len(pred) < 2 or len(true) < 2:
+        return {"spread_ratio": np.nan, "cosine_pred": np.nan, "cosine_real": np.nan, "n": len(true)}
+
+    def mean_cosine(frame):
+        values = frame.to_numpy()
+        unit = values / np.clip(np.linalg.norm(values, axis=1, keepdims=True), 1e-12, None)
+        sims = unit @ unit.T
+        return float(sims[np.triu_indices(len(values), 1)].mean())
+
+    spread_true = float(true.std(axis=0).mean())
+    return {"spread_ratio": float(pred.std(axis=0).mean()) / spread_true if spread_true > 0 else np.nan,
+            "cosine_pred": mean_cosine(pred), "cosine_real": mean_cosine(true), "n": int(len(true))}
+
+
+def run_chapter(tasks: list[Task], *, models, seeds, max_cells_per_perturbation: int, model_params: dict,
+                device: str = "auto") -> dict[str, pd.DataFrame]:
+    """Every reference and published model on every task and seed.
+
+    Returns a dict of tables: ``scores`` (long: task, seed, model, side, covariate, perturbation, metric,
+    value, fallback), ``cost``, ``diversity`` and ``status`` (one row per task × model × seed: ran, not
+    applicable, not installed, or failed with the message).
+    """
+    from vcclib.models.external import install_state
+
+    frames, cost, div, status = [], [], [], []
+    for task in tasks:
+        kind = TASK_KIND[task.split]
+        for seed in seeds:
+            adata = load_task_data(task, max_cells_per_perturbation, seed)
+            split = make_split(task.split, adata, seed=seed, **task.split_params)
+            control = str(adata.uns["vcc"]["control_label"])
+            for name in [*REFERENCES, *models]:
+                spec = MODELS.get(name)
+                row = {"task": task.label, "model": name, "seed": seed}
+                if spec.kind is ModelKind.EXTERNAL and kind not in spec.tasks:
+                    status.append({**row, "status": "not applicable", "detail": f"{name} does not answer {kind.value}"})
+                    continue
+                if spec.kind is ModelKind.EXTERNAL and not install_state(name)[0]:
+                    status.append({**row, "status": "not installed", "detail": install_state(name)[1]})
+                    continue
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        out = quietly(run_one, name, task, adata, split, seed=seed,
+                                      params=model_params.get(name, {}), device=device)
+                except Exception as error:  # noqa: BLE001 - a package failure is reported, not raised
+                    status.append({**row, "status": "failed", "detail": f"{type(error).__name__}: {error}"[:300]})
+                    continue
+                status.append({**row, "status": "ran", "detail": ""})
+                long = out["scores"].melt(id_vars=["covariate", "perturbation"], var_name="metric", value_name="value")
+                obs = out["prediction"].obs[~out["prediction"].obs["is_control"].to_numpy()]
+                fallback = obs.groupby(obs["perturbation"].astype(str))["vcc_fallback"].mean()
+                long["fallback"] = long["perturbation"].map(fallback)
+                frames.append(long.assign(task=task.label, seed=seed, model=name, side=out["side"]))
+                if spec.kind is ModelKind.EXTERNAL:
+                    from vcclib.device import resolve_device
+
+                    cost.append({"model": name, "task": task.label, "seed": seed, "train_s": round(out["train_s"], 2),
+                                 "predict_s": round(out["predict_s"], 2),
+                                 "peak_rss_mb": round(out["peak_rss_mb"], 1), "device": resolve_device(device).name,
+                                 "cells": int(adata.n_obs), "genes": int(adata.n_vars)})
+                if name != MAX_ANCHOR:
+                    div.append({**row, **diversity(out["prediction"], out["real"], split.covariate_column, control)})
+    scores = pd.concat(frames, ignore_index=True)
+    scores["value"] = pd.to_numeric(scores["value"], errors="coerce")
+    return {"scores": scores, "cost": pd.DataFrame(cost), "diversity": pd.DataFrame(div),
+            "status": pd.DataFrame(status)}
+
+
+def placements(scores: pd.DataFrame, n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
+    """``tables/placements.csv``: one row per task, model, seed and metric.
+
+    Columns ``task``, ``model``, ``variant``, ``seed``, ``metric``, ``value`` (mean score), ``placement``, and
+    the bootstrap interval ``low``/``high`` over held-out perturbations.
+    """
+    rows = []
+    rng = np.random.default_rng(seed)
+    for (task, run_seed), block in scores.groupby(["task", "seed"], sort=False):
+        placed = placement(block.rename(columns={"model": "baseline"}))
+        for metric, per_metric in block.groupby("metric"):
+            wide = per_metric.pivot_table(index=["covariate", "perturbation"], columns="model", values="value")
+            if MIN_ANCHOR not in wide or MAX_ANCHOR not in wide:
+                continue
+            draws = rng.integers(0, len(wide), size=(n_boot, len(wide)))
+            boot = {m: np.nanmean(wide[m].to_numpy()[draws], axis=1) for m in wide.columns}
+            gap = boot[MAX_ANCHOR] - boot[MIN_ANCHOR]
+            for model in wide.columns:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    values = np.where(np.abs(gap) > 1e-12, (boot[model] - boot[MIN_ANCHOR]) / gap, np.nan)
+                hit = placed[(placed["baseline"] == model) & (placed["metric"] == metric)]
+                if hit.empty:
+                    continue
+                finite = values[np.isfinite(values)]
+                rows.append({"task": task, "model": model, "variant": "book" if MODELS.get(model).kind
+                             is ModelKind.EXTERNAL else "reference", "seed": int(run_seed), "metric": metric,
+                             "value": float(hit["score"].iloc[0]), "placement": float(hit["placement"].iloc[0]),
+                             "low": float(np.quantile(finite, 0.025)) if len(finite) else np.nan,
+                             "high": float(np.quantile(finite, 0.975)) if len(finite) else np.nan})
+    return pd.DataFrame(rows)
+
+
+def placement_summary(placed: pd.DataFrame) -> pd.DataFrame:
+    """Per task, model and metric: mean placement over seeds, the lowest ``low`` and highest ``high``."""
+    return (placed.groupby(["task", "model", "metric"], sort=False)
+            .agg(placement=("placement", "mean"), low=("low", "min"), high=("high", "max"), seeds=("seed", "nunique"))
+            .reset_index())
+
+
+def claims(summary: pd.DataFrame, status: pd.DataFrame) -> pd.DataFrame:
+    """Each published claim (:data:`CLAIMS`) on its task, with a verdict.
+
+    Verdicts: holds (interval above 0), does not hold (below 0), undecided, not applicable or not run here.
+    """
+    rows = []
+    for model, kind, metric, claim, cite in CLAIMS:
+        tasks = [t for t in dict.fromkeys(status["task"]) if _kind_of(t) is kind]
+        for task in tasks:  # a claim about a task this run does not hold is not listed
+            hit = summary[(summary["model"] == model) & (summary["task"] == task) & (summary["metric"] == metric)]
+            ran = status[(status["model"] == model) & (status["task"] == task)]
+            if hit.empty:
+                verdict = ran["status"].iloc[0] if len(ran) else "not run"
+                rows.append({"model": model, "task": task, "claim": claim, "cite": cite, "metric": metric,
+                             "placement": np.nan, "low": np.nan, "high": np.nan, "verdict": verdict})
+                continue
+            p, lo, hi = (float(hit[c].iloc[0]) for c in ("placement", "low", "high"))
+            verdict = "holds" if lo > 0 else ("does not hold" if hi < 0 else "undecided")
+            rows.append({"model": model, "task": task, "claim": claim, "cite": cite, "metric": metric,
+                         "placement": p, "low": lo, "high": hi, "verdict": verdict})
+    return pd.DataFrame(rows)
+
+
+def _kind_of(task_label: str) -> PredictionTask | None:
+    split = task_label.split(":", 1)[-1].split("/")[0]
+    return TASK_KIND.get(split)
+
+
+def chapter_records(summary: pd.DataFrame, claims_table: pd.DataFrame, cost: pd.DataFrame,
+                    div: pd.DataFrame, status: pd.DataFrame, *, seeds, max_cells_per_perturbation: int,
+                    seconds: float, device: str) -> dict:
+    """The numbers the conclusions quote."""
+    pd_rows = summary[summary["metric"] == "pearson_delta"]
+    external = set(external_models())
+    best = {}
+    for task, block in pd_rows[pd_rows["model"].isin(external)].groupby("task"):
+        top = block.loc[block["placement"].idxmax()]
+        best[task] = {"model": top["model"], "placement": round(float(top["placement"]), 3),
+                      "low": round(float(top["low"]), 3), "high": round(float(top["high"]), 3)}
+    ext_div = div[div["model"].isin(external)].groupby("model")[["spread_ratio", "cosine_pred", "cosine_real"]].mean()
+    ext_cost = cost.groupby("model")[["train_s", "predict_s", "peak_rss_mb"]].max() if len(cost) else pd.DataFrame()
+    return {
+        "seeds": [int(s) for s in seeds], "max_cells_per_perturbation": int(max_cells_per_perturbation),
+        "tasks": sorted(status["task"].unique()), "models": sorted(external & set(status["model"])),
+        "ran": int((status["status"] == "ran").sum()),
+        "not_applicable": status.loc[status["status"] == "not applicable", ["task", "model"]]
+        .drop_duplicates().to_dict("records"),
+        "failed": status.loc[status["status"] == "failed", ["task", "model", "detail"]].drop_duplicates(["task", "model"])
+        .to_dict("records"),
+        "not_installed": sorted(set(status.loc[status["status"] == "not installed", "model"])),
+        "best_pearson_delta": best,
+        "claims": claims_table[["model", "task", "verdict", "placement", "low", "high"]].round(3).to_dict("records"),
+        "diversity": ext_div.round(3).to_dict("index"),
+        "reference_diversity": div[div["model"] == MIN_ANCHOR][["spread_ratio", "cosine_pred"]].mean().round(3).to_dict(),
+        "cost": ext_cost.round(1).to_dict("index"),
+        "seconds": float(seconds), "device": device,
+    }
+
+
+def conclusions(records: dict) -> Takeaways:
+    """The chapter's answer, every number formatted from ``records`` (:func:`chapter_records`)."""
+    r = records
+    best = "; ".join(f"{t}: {v['model']} {number(v['placement'])} [{number(v['low'])}, {number(v['high'])}]"
+                     for t, v in r["best_pearson_delta"].items())
+    verdicts = "; ".join(f"{c['model']} on {c['task']}: {c['verdict']}"
+                         + (f" ({number(c['placement'])} [{number(c['low'])}, {number(c['high'])}])"
+                            if c["placement"] == c["placement"] else "") for c in r["claims"])
+    collapse = "; ".join(f"{m}: spread {number(v['spread_ratio'])} of the real, cosine between effects "
+                         f"{number(v['cosine_pred'])} (real {number(v['cosine_real'])})" for m, v in r["diversity"].items())
+    cost = "; ".join(f"{m}: fit ≤ {number(v['train_s'], 1)} s, peak RSS ≤ {number(v['peak_rss_mb'], 0)} MB"
+                     for m, v in r["cost"].items())
+    na = ", ".join(f"{x['model']} on {x['task']}" for x in r["not_applicable"])
+    failed = "; ".join(f"{x['model']} on {x['task']} ({x['detail'][:80]})" for x in r["failed"])
+    points = [
+        f"**Best published model per task (PearsonΔ placement, 0 = mean baseline, 1 = technical duplicate; "
+        f"bootstrap interval):** {best or 'n/a'}.",
+        f"**Published claims here:** {verdicts or 'n/a'}.",
+        f"**Mode collapse:** {collapse or 'n/a'}; the mean baseline predicts one effect for every perturbation "
+        f"(spread {number(r['reference_diversity'].get('spread_ratio'))}).",
+        f"**Cost on {r['device'] or 'this machine'}:** {cost or 'n/a'}.",
+        f"**Not applicable (not scored):** {na or 'none'}." + (f" **Failed:** {failed}." if failed else "")
+        + (f" Not installed: {names(r['not_installed'])}." if r["not_installed"] else ""),
+    ]
+    return Takeaways(points, conventions=conventions(records))
+
+
+def conventions(records: dict) -> list[str]:
+    """The conventions the chapter's numbers depend on."""
+    r = records
+    return [
+        f"book settings: at most {r['max_cells_per_perturbation']} cells per perturbation, few epochs and small "
+        "networks (table `model_settings`): far from each paper's training budget",
+        f"seeds {', '.join(map(str, r['seeds']))}: each re-draws split, halves and fit",
+        "scored on half B of the held-out cells against shared real controls; all measured genes; log1p pseudobulk",
+        f"placement (u − b)/(r − b), b = `{MIN_ANCHOR}`, r = `{MAX_ANCHOR}`",
+        f"the whole chapter took {number(r['seconds'], 0)} s",
+        r["device"],
+    ]
