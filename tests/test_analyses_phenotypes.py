@@ -151,7 +151,8 @@ def test_group_mean_is_registered_and_predicts_its_group():
     from vcclib.models.runner import fit_predict
     from vcclib.splits import make_split
 
-    assert MODELS.get("group_mean").side.value == "MAX"
+    spec = MODELS.get("group_mean")
+    assert spec.side.value == "MIN" and spec.halves == "random"  # placed between MIN and MAX; reads the query half
     adata = _planted()
     adata.obs["perturbation_type"] = "CRISPRi"
     adata.obs["is_control"] = adata.obs["perturbation"] == "control"

@@ -146,7 +146,7 @@ def group_worth(dataset: str, *, baselines=("perturbed_mean", "linear_go", "grou
     for metric, block in placed.groupby("metric"):
         means = block.groupby("baseline")["placement"].mean()
         sides = block.drop_duplicates("baseline").set_index("baseline")["side"]
-        mins = means[(sides.reindex(means.index) == "MIN") & (means.index != "perturbed_mean")].dropna()
+        mins = means[(sides.reindex(means.index) == "MIN") & ~means.index.isin(["perturbed_mean", "group_mean"])].dropna()
         best = mins.idxmax() if len(mins) else ""
         top = float(mins.max()) if len(mins) else np.nan
         value = float(means.get("group_mean", np.nan))
