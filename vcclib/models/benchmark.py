@@ -93,7 +93,9 @@ def run_task(task: Task, *, baselines=None, seed: int = 0, profile: str = "full"
     """
     adata = load_task_data(task, max_cells_per_perturbation, seed) if adata is None else adata
     split = make_split(task.split, adata, seed=seed, **task.split_params)
-    names = available(baselines if baselines is not None else task.models, halves=task.halves)
+    chosen = task.models if baselines is None else (
+        list(baselines) if task.models is None else [n for n in baselines if n in task.models])
+    names = available(chosen, halves=task.halves)
     control = str(adata.uns["vcc"]["control_label"])
     frames = []
     for name in names:
