@@ -101,7 +101,6 @@ def test_a_vcc_error_message_on_several_lines_is_printed_on_one(failing_command,
 
 
 def test_every_error_class_of_vcclib_is_a_vcc_error():
-    from vcclib.models.features import FeatureUnavailable
     from vcclib.config import ConfigError
     from vcclib.data.catalog import CatalogError
     from vcclib.data.fetch import ChecksumError, DatasetUnavailableError
@@ -109,6 +108,7 @@ def test_every_error_class_of_vcclib_is_a_vcc_error():
     from vcclib.data.schema import SchemaError
     from vcclib.errors import OptionalDependencyError, PathNotFoundError, UnknownNameError
     from vcclib.metrics.inputs import InputError
+    from vcclib.models.features import FeatureUnavailable
     from vcclib.pipeline.book import BookBuildError
     from vcclib.pipeline.notebooks import NotebookRunError, ParameterError
 

@@ -174,8 +174,11 @@ def conventions(records: dict) -> list[str]:
 
 
 def citation_table(catalog: pd.DataFrame) -> str:
-    """Licence and reference of every dataset as a MyST table; each reference cites the book's bibliography
-    (key = dataset id, generated from the manifests by :func:`vcclib.pipeline.book.write_bibliography`)."""
+    """Licence and reference of every dataset as a MyST table.
+
+    Each reference cites the book's bibliography (key = dataset id, generated from the manifests by
+    :func:`vcclib.pipeline.book.write_bibliography`).
+    """
     rows = ["| dataset | licence | reference |", "|---|---|---|"]
     for row in catalog.itertuples():
         licence = str(row.licence).replace("|", "/").replace("\n", " ")

@@ -30,8 +30,11 @@ def _systems():
 
 
 def collect(manifest, loaded) -> dict:
-    """What to record: ``genetic`` {(target, system)}, ``regions`` {target}, ``combinations`` {label: [(target,
-    system)]}, ``compounds`` {name}."""
+    """What to record from ``manifest`` and its ``loaded`` data, by kind.
+
+    ``genetic`` {(target, system)}, ``regions`` {target}, ``combinations`` {label: [(target, system)]},
+    ``compounds`` {name}.
+    """
     from vcclib.data.targets import table_targets
 
     systems = _systems()
@@ -139,8 +142,11 @@ def record_perturbations(artifact, manifest, loaded) -> dict:
 
 
 def linked_perturbations(artifact) -> dict:
-    """``perturbed_gene`` (gene targets, regions left out), ``perturbed_region``, ``compound``, ``combination``
-    names linked to ``artifact`` (only the kinds it has)."""
+    """The perturbation names linked to ``artifact``, by kind (only the kinds it has).
+
+    Kinds: ``perturbed_gene`` (gene targets, regions left out), ``perturbed_region``, ``compound``,
+    ``combination``.
+    """
     from pertdb.models import ArtifactCombinationPerturbation, ArtifactCompound, ArtifactGeneticPerturbation
 
     out: dict[str, list[str]] = {}

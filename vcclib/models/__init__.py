@@ -51,8 +51,10 @@ __all__ = [
 
 
 def list_models() -> pd.DataFrame:
-    """Every registered model: name, kind, side, output, needs, halves, extra, tasks, source, description,
-    params, class (read from the specs: no model package is imported)."""
+    """Every registered model, read from the specs (no model package is imported).
+
+    Columns: name, kind, side, output, needs, halves, extra, tasks, source, description, params, class.
+    """
     rows = []
     for spec in MODELS.specs():
         rows.append({

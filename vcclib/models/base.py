@@ -1,5 +1,6 @@
-"""One base class for baselines and models: ``fit`` on the training part, ``predict`` the held-out groups,
-``save``/``load`` in safe files.
+"""One base class for baselines and models.
+
+``fit`` on the training part, ``predict`` the held-out groups, ``save``/``load`` in safe files.
 
 A prediction is an AnnData in the project's schema (:mod:`vcclib.data.schema`), one row per predicted cell,
 ``X`` on the training data's scale (log1p). Models whose output is ``pseudobulk`` predict one mean profile per
@@ -86,30 +87,37 @@ class Model:
     # --- metadata (from the spec) ------------------------------------------------------------------------
     @property
     def kind(self):
+        """The model's kind (from its spec)."""
         return self.spec.kind
 
     @property
     def side(self):
+        """The model's side, MIN or MAX reference (from its spec)."""
         return self.spec.side
 
     @property
     def output(self):
+        """What the model predicts, pseudobulk or cells (from its spec)."""
         return self.spec.output
 
     @property
     def needs(self) -> tuple[str, ...]:
+        """The feature sources the model needs (from its spec)."""
         return self.spec.needs
 
     @property
     def halves(self) -> str | None:
+        """How the held-out cells are halved for this model, or None (from its spec)."""
         return self.spec.halves
 
     @property
     def source(self) -> str:
+        """Where the model comes from (from its spec)."""
         return self.spec.source
 
     @property
     def description(self) -> str:
+        """The model's one-line description (from its spec)."""
         return self.spec.description
 
     # --- fitting -----------------------------------------------------------------------------------------
@@ -153,8 +161,11 @@ class Model:
         """Hook for subclasses (after the common statistics are computed)."""
 
     def training_deltas(self, covariate: str) -> pd.DataFrame:
-        """Mean effects (perturbation × genes) a model may learn from for ``covariate``: that covariate's own
-        training perturbations where it has any, else each perturbation's Δ averaged over the other covariates."""
+        """Mean effects (perturbation × genes) a model may learn from for ``covariate``.
+
+        These are that covariate's own training perturbations where it has any, else each perturbation's Δ
+        averaged over the other covariates.
+        """
         if self.deltas.empty:
             return pd.DataFrame(columns=self.var_names)
         cov = self.deltas.index.get_level_values("covariate")
@@ -183,6 +194,7 @@ class Model:
         raise NotImplementedError
 
     def control_mean(self, covariate: str) -> np.ndarray:
+        """The training control cells' mean profile of ``covariate``; ValueError if it has none."""
         if covariate not in self.control_means.index:
             raise ValueError(f"no training control cells for covariate {covariate!r}")
         return self.control_means.loc[covariate].to_numpy()

@@ -1,6 +1,7 @@
-"""Run every baseline on every task (dataset × split, declared in ``tasks.yaml``) of the embedded Perturb-seq
-data, score them, and place each score between the MIN and MAX references. The logic behind the "Metrics and
-baselines" chapter.
+"""The logic behind the "Metrics and baselines" chapter.
+
+Run every baseline on every task (dataset × split, declared in ``tasks.yaml``) of the embedded Perturb-seq
+data, score them, and place each score between the MIN and MAX references.
 
 Conventions (stated once, used throughout)
 ------------------------------------------
@@ -179,7 +180,7 @@ def placement(long: pd.DataFrame, min_anchor: str = MIN_ANCHOR, max_anchor: str 
 
 
 def separation(long: pd.DataFrame, min_anchor: str = MIN_ANCHOR, max_anchor: str = MAX_ANCHOR) -> pd.DataFrame:
-    """Does a metric separate the technical duplicate (MAX) from the mean baseline (MIN)?
+    """Whether each metric separates the technical duplicate (MAX) from the mean baseline (MIN).
 
     Per metric, over every held-out perturbation of every task (paired): ``win_rate`` = share of perturbations
     where the MAX anchor scores better than the MIN anchor (ties count ½), ``mean_gap`` = mean of the oriented
@@ -246,8 +247,10 @@ def systematic_variation(adata: AnnData) -> pd.DataFrame:
 
 
 def placement_matrix(placed: pd.DataFrame, how: str = "median") -> pd.DataFrame:
-    """Metrics × baselines: the ``how`` (median/mean) placement across tasks (rows ordered by the mean
-    baseline–technical duplicate gap, columns MIN first)."""
+    """Metrics × baselines: the ``how`` (median/mean) placement across tasks.
+
+    Rows are ordered by the mean baseline–technical duplicate gap, columns MIN first.
+    """
     matrix = placed.pivot_table(index="metric", columns="baseline", values="placement", aggfunc=how)
     sides = placed.drop_duplicates("baseline").set_index("baseline")["side"]
     columns = sorted(matrix.columns, key=lambda b: (sides.get(b) == "MAX", b != MIN_ANCHOR, b))

@@ -27,8 +27,11 @@ from vcclib.splits.core import reference_halves
 
 
 def available(names=None, *, halves: str | None = "random") -> list[str]:
-    """Registered models whose feature sources can be built here (and, for MAX references, whose halving
-    matches ``halves``; ``halves=None`` keeps every MAX reference)."""
+    """Registered models whose feature sources can be built here.
+
+    MAX references are kept only if their halving matches ``halves`` (``halves=None`` keeps every MAX
+    reference).
+    """
     names = MODELS.names() if names is None else list(names)
     result = []
     for name in names:
@@ -43,8 +46,10 @@ def available(names=None, *, halves: str | None = "random") -> list[str]:
 
 def subsample(adata: AnnData, max_cells: int, seed: int = 0, column: str | None = None,
               control_factor: int = 4) -> AnnData:
-    """At most ``max_cells`` cells per (covariate, perturbation) group, and ``control_factor × max_cells``
-    control cells per covariate, drawn with ``seed`` (``max_cells`` 0: keep all)."""
+    """At most ``max_cells`` cells per (covariate, perturbation) group, drawn with ``seed``.
+
+    Controls: at most ``control_factor × max_cells`` cells per covariate. ``max_cells`` 0 keeps all.
+    """
     if not max_cells:
         return adata
     rng = np.random.default_rng(seed)
@@ -104,8 +109,11 @@ def scored_parts(
 
 def predict_scored(model: Model, adata: AnnData, split: Split, real: AnnData, *, score_on: str, halves: str,
                    seed: int) -> tuple[AnnData, AnnData]:
-    """A fitted model's prediction of the groups of ``real`` and ``real`` itself, each followed by the same real
-    control cells of the held-out covariates (ready for :func:`vcclib.metrics.evaluate`)."""
+    """A fitted model's prediction of the groups of ``real``, and ``real`` itself.
+
+    Each is followed by the same real control cells of the held-out covariates (ready for
+    :func:`vcclib.metrics.evaluate`).
+    """
     covariates = covariates_of(real, split.covariate_column)
     query = (pd.DataFrame({"covariate": covariates, "perturbation": real.obs["perturbation"].astype(str).to_numpy()})
              .value_counts().rename("n_cells").reset_index().sort_values(["covariate", "perturbation"]))

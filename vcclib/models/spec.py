@@ -100,8 +100,11 @@ class ModelSpec:
         return import_object(self.cls)
 
     def create(self, *, test: bool = False, **params: Any) -> Model:
-        """A fresh, unfitted model: the registered ``params``, then the test settings (``test=True``), then
-        ``params`` given here."""
+        """A fresh, unfitted model.
+
+        Settings: the registered ``params``, then the test settings (``test=True``), then ``params`` given
+        here.
+        """
         settings = {**self.params, **(self.test_params if test else {}), **params}
         return self.model_class()(self, **settings)
 
@@ -160,8 +163,10 @@ def register_model(
 
 
 def get_model(name: str, *, test: bool = False, **params: Any) -> Model:
-    """A fresh, unfitted instance of the registered model ``name`` (``params`` override its defaults;
-    ``test=True``: the tiny test settings)."""
+    """A fresh, unfitted instance of the registered model ``name``.
+
+    ``params`` override its defaults; ``test=True`` uses the tiny test settings.
+    """
     return MODELS.get(name).create(test=test, **params)
 
 

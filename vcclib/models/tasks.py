@@ -1,5 +1,7 @@
-"""Evaluation tasks declared as data: ``tasks.yaml`` (shipped with the package) lists, per dataset, the split,
-loader options, split parameters, halving and models of each task.
+"""Evaluation tasks declared as data.
+
+``tasks.yaml`` (shipped with the package) lists, per dataset, the split, loader options, split parameters,
+halving and models of each task.
 
 >>> from vcclib.models.tasks import default_tasks
 >>> [t.label for t in default_tasks(["kang2018_ifnb_pbmc"])]

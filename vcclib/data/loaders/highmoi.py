@@ -43,8 +43,10 @@ def _triplet(obj, what: str) -> sp.csr_matrix:
 
 
 def _drop_repeated_genes(counts: sp.csr_matrix, ensembl: list[str]) -> tuple[sp.csr_matrix, list[str]]:
-    """sceptre's example holds one response row per discovery pair, so a gene in two pairs appears twice: keep
-    the first copy, after checking that the copies are identical."""
+    """Keep the first copy of each duplicated gene, after checking that the copies are identical.
+
+    sceptre's example holds one response row per discovery pair, so a gene in two pairs appears twice.
+    """
     ids = pd.Series(ensembl)
     first = ~ids.duplicated(keep="first").to_numpy()
     by_gene = counts.T.tocsr()

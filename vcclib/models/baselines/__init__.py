@@ -1,5 +1,6 @@
-"""The baselines: MIN references (floors a model must beat) and MAX references (ceilings made of real held-out
-cells), registered in :data:`vcclib.models.MODELS` like every model.
+"""The baselines, registered in :data:`vcclib.models.MODELS` like every model.
+
+MIN references are floors a model must beat; MAX references are ceilings made of real held-out cells.
 
 :mod:`~vcclib.models.baselines.simple` holds the references that need no features (control mean, the perturbed
 means, seen-Δ transfer, additive combinations, technical duplicate, biological replicate);

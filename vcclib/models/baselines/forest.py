@@ -67,6 +67,7 @@ class ForestArrays:
 
     @property
     def n_trees(self) -> int:
+        """The number of trees in the forest."""
         return len(self.offsets) - 1
 
     def predict(self, X: np.ndarray) -> np.ndarray:

@@ -1,5 +1,7 @@
-"""MIN references that learn from the training perturbations: the Ahlmann-Eltze linear model and its
-prior-knowledge variants, k-nearest neighbours over gene embeddings, and a random forest on crafted features.
+"""MIN references that learn from the training perturbations.
+
+They are the Ahlmann-Eltze linear model and its prior-knowledge variants, k-nearest neighbours over gene
+embeddings, and a random forest on crafted features.
 
 All predict a mean effect Δ (log1p pseudobulk minus the control mean) and add it to the query covariate's
 control mean. A query whose target has no embedding in the chosen source (e.g. a target that is not a measured

@@ -1,5 +1,7 @@
-"""The MIN references that need no features (control mean, the three perturbed means, seen-Δ transfer,
-additive combinations) and the MAX references (technical duplicate, biological replicate).
+"""The MIN references that need no features and the MAX references.
+
+MIN: control mean, the three perturbed means, seen-Δ transfer, additive combinations. MAX: technical
+duplicate, biological replicate.
 
 Conventions: every mean is over log1p-normalised cells (pseudobulk = mean of log1p); a prediction for covariate
 ``c`` is ``control mean of c + Δ``; Δ is learnt from ``c``'s own training perturbations when it has any, else from
@@ -155,6 +157,7 @@ class HeldoutCells(Model):
         self._heldout_perturbations = np.asarray(state["perturbations"], dtype=str)
 
     def predict(self, query: pd.DataFrame) -> AnnData:
+        """The kept held-out cells of each query group (control mean and ``vcc_fallback`` where none)."""
         self._check_fitted()
         query = normalise_query(query)
         blocks, obs = [], []
@@ -224,6 +227,7 @@ class BiologicalReplicate(HeldoutCells):
         self._shift = dict(state["shift"])
 
     def predict(self, query):
+        """The held-out replicates' cells, shifted onto the scored replicates' control level (clipped at 0)."""
         prediction = super().predict(query)
         if not self._shift:
             return prediction
