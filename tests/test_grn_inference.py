@@ -60,18 +60,33 @@ def synthetic(n_cells=200, seed=0) -> Expression:
     return Expression(X=X, genes=("TF_A", "TF_B", "G1", "G2", "G3"), regulators=("TF_A", "TF_B"))
 
 
-@pytest.mark.mirror
-def test_own_graph_equals_arboreto_default_path(client, papalexi_controls):
-    ours = arboreto_network(papalexi_controls, "grnboost2", seed=7, client=client)
-    theirs = arboreto_default_path(papalexi_controls, "grnboost2", seed=7, client_or_address=client)
-    assert list(ours.columns) == list(EDGE_COLUMNS)
-    assert len(ours) > 100
+def wide_synthetic(n_cells=120, n_targets=40, seed=0) -> Expression:
+    """Synthetic truth for the Dask-path tests: 4 TFs, each target a noisy linear mix of two of them."""
+    rng = np.random.default_rng(seed)
+    tfs = rng.normal(size=(n_cells, 4))
+    mix = rng.normal(size=(4, n_targets)) * (rng.random((4, n_targets)) < 0.5)
+    targets = tfs @ mix + 0.3 * rng.normal(size=(n_cells, n_targets))
+    genes = tuple(f"TF{i}" for i in range(4)) + tuple(f"G{j}" for j in range(n_targets))
+    return Expression(X=np.column_stack([tfs, targets]).astype(np.float32), genes=genes, regulators=genes[:4])
+
+
+def test_own_graph_equals_arboreto_default_path_on_synthetic_data(client):
+    """Fast parity check of the Dask path (synthetic data): the same links as arboreto's own graph."""
+    data = wide_synthetic(n_targets=12)
+    ours = arboreto_network(data, "grnboost2", seed=5, client=client)
+    theirs = arboreto_default_path(data, "grnboost2", seed=5, client_or_address=client)
+    assert len(ours) > 12
     pd.testing.assert_frame_equal(ours, theirs)
 
 
-@pytest.mark.mirror
-def test_killed_worker_mid_run_gives_the_same_network(client, papalexi_controls):
-    reference = arboreto_network(papalexi_controls, "grnboost2", seed=3, client=client)
+def test_killed_worker_on_synthetic_data_gives_the_same_network(client):
+    """Fast worker-robustness check (synthetic data): a worker killed after the first targets finish is replaced
+    and the network is unchanged."""
+    _kill_mid_run_and_compare(client, wide_synthetic(), "genie3", n_estimators=30)
+
+
+def _kill_mid_run_and_compare(client, expression, method, **kwargs):
+    reference = arboreto_network(expression, method, seed=3, client=client, **kwargs)
     pids = client.run(os.getpid)
     victim = sorted(pids)[0]
     killed: dict[str, int] = {}
@@ -81,11 +96,27 @@ def test_killed_worker_mid_run_gives_the_same_network(client, papalexi_controls)
             os.kill(pids[victim], signal.SIGKILL)
             killed["done"], killed["total"] = done, total
 
-    again = arboreto_network(papalexi_controls, "grnboost2", seed=3, client=client, progress=kill_one)
+    again = arboreto_network(expression, method, seed=3, client=client, progress=kill_one, **kwargs)
     assert killed and killed["done"] < killed["total"]
     client.wait_for_workers(2, timeout=120)
     assert pids[victim] not in set(client.run(os.getpid).values())  # the worker really died and was replaced
     pd.testing.assert_frame_equal(reference, again)
+
+
+@pytest.mark.slow
+@pytest.mark.mirror
+def test_own_graph_equals_arboreto_default_path(client, papalexi_controls):
+    ours = arboreto_network(papalexi_controls, "grnboost2", seed=7, client=client)
+    theirs = arboreto_default_path(papalexi_controls, "grnboost2", seed=7, client_or_address=client)
+    assert list(ours.columns) == list(EDGE_COLUMNS)
+    assert len(ours) > 100
+    pd.testing.assert_frame_equal(ours, theirs)
+
+
+@pytest.mark.slow
+@pytest.mark.mirror
+def test_killed_worker_mid_run_gives_the_same_network(client, papalexi_controls):
+    _kill_mid_run_and_compare(client, papalexi_controls, "grnboost2")
 
 
 def test_grnboost2_and_genie3_recover_synthetic_truth(client):

@@ -28,6 +28,8 @@ CONFIDENCE_LEVELS = ("A", "B", "C", "D", "E")
 #: Edge weights given to DoRothEA confidence levels in the signed literature network (documented choice).
 CONFIDENCE_WEIGHTS = {"A": 1.0, "B": 0.8, "C": 0.6, "D": 0.4, "E": 0.2}
 TRRUST_SIGNS = {"Activation": 1, "Repression": -1, "Unknown": 0}
+_REFERENCES: dict[str, pd.DataFrame] = {}
+_TABLES: dict[str, pd.DataFrame] = {}
 METRIC_COLUMNS = ("method", "dataset", "reference", "aupr", "auroc", "aupr_random", "early_precision")
 
 
@@ -46,12 +48,28 @@ def reference_network(name: str, *, trrust: pd.DataFrame | None = None,
         modes gets its known one, or 0 when both Activation and Repression are listed) or ``dorothea_<levels>`` (DoRothEA edges of the confidence levels named, e.g.
         ``dorothea_A``, ``dorothea_ABC``; sign = mode of regulation, weight from :data:`CONFIDENCE_WEIGHTS`).
     trrust, dorothea
-        The loaded tables (``vcclib.data.load("grn_trrust_v2")``, ``load("grn_dorothea")``); loaded when None.
+        The loaded tables (``vcclib.data.load("grn_trrust_v2")``, ``load("grn_dorothea")``); loaded when None
+        (then the network is kept for the process: DoRothEA's 454,504 rows take seconds to read).
     """
+    if trrust is None and dorothea is None:
+        if name not in _REFERENCES:
+            _REFERENCES[name] = _reference_network(name, None, None)
+        return _REFERENCES[name].copy()
+    return _reference_network(name, trrust, dorothea)
+
+
+def _table(dataset_id: str) -> pd.DataFrame:
+    """A literature table, read once per process."""
     from vcclib.data import load
 
+    if dataset_id not in _TABLES:
+        _TABLES[dataset_id] = load(dataset_id)
+    return _TABLES[dataset_id]
+
+
+def _reference_network(name: str, trrust: pd.DataFrame | None, dorothea: pd.DataFrame | None) -> pd.DataFrame:
     if name == "trrust":
-        table = load("grn_trrust_v2") if trrust is None else trrust
+        table = _table("grn_trrust_v2") if trrust is None else trrust
         signs = table["mode"].map(TRRUST_SIGNS)
         frame = pd.DataFrame({"regulator": table["tf"].astype(str), "target": table["target"].astype(str),
                               "sign": signs.astype(int)})
@@ -63,7 +81,7 @@ def reference_network(name: str, *, trrust: pd.DataFrame | None = None,
         bad = sorted(set(levels) - set(CONFIDENCE_LEVELS))
         if bad or not levels:
             raise ReferenceError(f"{name!r}: confidence levels are letters among {''.join(CONFIDENCE_LEVELS)}")
-        table = load("grn_dorothea") if dorothea is None else dorothea
+        table = _table("grn_dorothea") if dorothea is None else dorothea
         table = table[table["confidence"].isin(levels)]
         frame = pd.DataFrame({"regulator": table["tf"].astype(str), "target": table["target"].astype(str),
                               "sign": np.sign(table["mor"].to_numpy()).astype(int),
@@ -168,21 +186,27 @@ def evaluate_networks(networks: dict[str, pd.DataFrame], references: dict[str, p
     """
     universe = candidates(regulators, genes)
     k = min(edges_per_target * len(genes), len(universe))
-    rows = []
+    positives = {}
     for ref_name, reference in references.items():
         pairs = pd.MultiIndex.from_frame(reference[["regulator", "target"]].astype(str))
-        positives = pairs[pairs.isin(universe)]
+        positives[ref_name] = pairs[pairs.isin(universe)]
+    # The nulls do not depend on the reference: draw them once, score them against every reference.
+    rng = np.random.default_rng(seed)
+    randoms = [random_network(universe, k, rng) for _ in range(n_shuffles)]
+    ranked, shuffled = {}, {}
+    for method, edges in networks.items():
+        ranked[method] = top_edges(edges[edges["regulator"] != edges["target"]], k)
+        rng = np.random.default_rng(seed + 1)
+        shuffled[method] = [degree_preserving_shuffle(ranked[method], rng) for _ in range(n_shuffles)]
+    rows = []
+    for ref_name, known in positives.items():
         base = {"dataset": dataset, "reference": ref_name, "top_k": k}
-        rng = np.random.default_rng(seed)
-        draws = [score_ranking(random_network(universe, k, rng), positives, universe) for _ in range(n_shuffles)]
+        draws = [score_ranking(draw, known, universe) for draw in randoms]
         rows.append({**base, "method": "random", "null": "random", **_mean(draws)})
-        for method, edges in networks.items():
-            ranked = top_edges(edges[edges["regulator"] != edges["target"]], k)
-            rows.append({**base, "method": method, "null": "", **score_ranking(ranked, positives, universe),
+        for method in networks:
+            rows.append({**base, "method": method, "null": "", **score_ranking(ranked[method], known, universe),
                          "null_sd": 0.0})
-            rng = np.random.default_rng(seed + 1)
-            draws = [score_ranking(degree_preserving_shuffle(ranked, rng), positives, universe)
-                     for _ in range(n_shuffles)]
+            draws = [score_ranking(draw, known, universe) for draw in shuffled[method]]
             rows.append({**base, "method": f"{method}_degree_shuffled", "null": "degree_shuffled", **_mean(draws)})
     table = pd.DataFrame(rows)
     extra = [c for c in table.columns if c not in METRIC_COLUMNS]
