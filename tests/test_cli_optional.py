@@ -50,8 +50,13 @@ HEAVY = %r
 for heavy in HEAVY:
     assert importlib.util.find_spec(heavy) is None, heavy  # really absent
 names = [m.name for m in pkgutil.walk_packages(vcclib.__path__, 'vcclib.') if not m.name.endswith('__main__')]
+from vcclib.errors import OptionalDependencyError
+TORCH_ONLY = {'vcclib.models.neural.likelihoods', 'vcclib.models.neural.losses', 'vcclib.models.neural.network'}
 for name in names:
-    importlib.import_module(name)
+    try:
+        importlib.import_module(name)
+    except OptionalDependencyError as error:  # a torch-only implementation module: the one-line install hint
+        assert name in TORCH_ONLY and "pip install" in str(error), (name, str(error))
 import sys
 loaded = sorted(m for m in sys.modules if m.split('.')[0] in HEAVY)
 assert not loaded, loaded

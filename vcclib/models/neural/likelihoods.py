@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import math
 
-import torch
-import torch.nn.functional as F
+from vcclib.optional import require
+
+torch = require("torch", purpose="the VAE's likelihoods")  # torch-only module: the install hint, never a bare ImportError
+F = require("torch.nn.functional")
 
 LIKELIHOODS = ("gaussian", "nb", "zinb")
 EPS = 1e-8

@@ -18,7 +18,9 @@
 
 from __future__ import annotations
 
-import torch
+from vcclib.optional import require
+
+torch = require("torch", purpose="the VAE's losses")  # torch-only module: the install hint, never a bare ImportError
 
 EXTRA_TERMS = ("energy", "mmd", "grn")
 

@@ -27,10 +27,12 @@ counterfactual path the objective trains.
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from vcclib.optional import require
 
-from vcclib.models.neural import likelihoods, losses
+torch = require("torch", purpose="the conditional VAE")  # torch-only module: the install hint, never a bare ImportError
+nn = torch.nn
+
+from vcclib.models.neural import likelihoods, losses  # noqa: E402  (after the torch check above)
 
 LOG_EPS = 1e-8
 
