@@ -106,3 +106,18 @@ def test_bibliography_holds_every_dataset_and_every_cited_key_and_is_up_to_date(
         for keys in re.findall(r"\{cite(?::[pt])?\}`([^`]+)`", path.read_text()):
             cited |= {k.strip() for k in keys.split(",")}
     assert cited and cited <= set(refs), sorted(cited - set(refs))
+
+
+def test_answer_first_moves_the_takeaways_cell_above_every_other_output():
+    import nbformat
+
+    from vcclib.pipeline.book import answer_first
+
+    nb = nbformat.v4.new_notebook()
+    box = {"text/markdown": ":::{admonition} Key takeaways\n:class: key-takeaways\n- a point\n:::"}
+    nb.cells = [nbformat.v4.new_markdown_cell("# Title"),
+                nbformat.v4.new_code_cell("x", outputs=[nbformat.v4.new_output("stream", name="stdout", text="1")]),
+                nbformat.v4.new_code_cell("show", outputs=[nbformat.v4.new_output("display_data", data=box)])]
+    assert answer_first(nb)
+    assert [c.source for c in nb.cells] == ["# Title", "show", "x"]
+    assert not answer_first(nb)  # already first: nothing moves
