@@ -223,3 +223,22 @@ def call_bars(shares: pd.DataFrame, title: str) -> Figure:
         ax.set_title(title)
         ax.legend(loc="lower right")
     return fig
+
+
+def as_image(fig: Figure, dpi: int = 110):
+    """The figure as an ``IPython.display.Image`` (PNG): displays a pyplot-free figure inline in any kernel.
+
+    Parameters
+    ----------
+    fig
+        A figure made by this module (no pyplot state), which IPython would otherwise show as its text repr.
+    dpi
+        Resolution of the PNG.
+    """
+    import io
+
+    from IPython.display import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return Image(data=buffer.getvalue(), format="png")
