@@ -22,6 +22,7 @@ from anndata import AnnData
 from vcclib.models import features
 from vcclib.models.base import Model, covariates_of, with_controls
 from vcclib.models.spec import MODELS, get_model
+from vcclib.registry import ModelKind
 from vcclib.splits import Split
 from vcclib.splits.core import reference_halves
 
@@ -40,8 +41,17 @@ def available(names=None, *, halves: str | None = "random") -> list[str]:
             continue
         if spec.halves is not None and halves is not None and spec.halves != halves:
             continue
+        if spec.kind is ModelKind.EXTERNAL and not _external_installed(name):
+            continue
         result.append(name)
     return result
+
+
+def _external_installed(name: str) -> bool:
+    """Whether a published model's own packages are installed (checked without importing them)."""
+    from vcclib.models.external import PACKAGES, install_state
+
+    return name not in PACKAGES or bool(install_state(name)[0])
 
 
 def subsample(adata: AnnData, max_cells: int, seed: int = 0, column: str | None = None,
