@@ -41,7 +41,7 @@ PACKAGES: dict[str, Package] = {
                      "https://github.com/snap-stanford/GEARS"),
     "biolord": Package(("biolord", "scvi-tools", "torch"), "pip install 'vcclib[models]'", "BSD-3-Clause",
                        "https://github.com/nitzanlab/biolord"),
-    "scgen": Package(("pertpy", "jax", "flax"), "pip install 'vcclib[models]'", "BSD-3-Clause (scGen: BSD-3)",
+    "scgen": Package(("pertpy", "jax", "flax", "scvi-tools"), "pip install 'vcclib[models]'", "BSD-3-Clause (scGen: BSD-3)",
                      "https://github.com/scverse/pertpy"),
 }
 
