@@ -10,16 +10,11 @@ technical duplicate (1).
 
 from __future__ import annotations
 
-import time
-import warnings
-
-import numpy as np
 import pandas as pd
 from anndata import AnnData
 
 from vcclib.models.base import Model
-from vcclib.models.benchmark import evaluate_by_covariate
-from vcclib.models.runner import fit_predict
+from vcclib.models.benchmark import score_model
 from vcclib.models.spec import get_model
 from vcclib.models.tasks import Task
 from vcclib.splits import make_split
@@ -41,26 +36,12 @@ def score_models(task: Task, models: dict[str, Model | str], adata: AnnData, *, 
     frames, fits = [], []
     for name, model in models.items():
         model = get_model(model) if isinstance(model, str) else model
-        start = time.perf_counter()
-        try:
-            prediction, real = fit_predict(name, adata, split, score_on="half", halves=task.halves, seed=seed,
-                                           model=model)
-            fitted = time.perf_counter() - start
-            scores = evaluate_by_covariate(prediction, real, split.covariate_column, profile=profile,
-                                           control=control, metrics=metrics)
-        except ValueError as error:
-            warnings.warn(f"{task.label}: {name} skipped ({error})", stacklevel=2)
+        scored = score_model(task, adata, split, name, model, control=control, seed=seed, profile=profile,
+                             metrics=metrics)
+        if scored is None:
             continue
-        seconds = time.perf_counter() - start
-        obs = prediction.obs[~prediction.obs["is_control"].to_numpy()]
-        column = split.covariate_column
-        keys = obs[column].astype(str) if column else pd.Series("all", index=obs.index)
-        fallback = obs.groupby([keys.to_numpy(), obs["perturbation"].astype(str).to_numpy()])["vcc_fallback"].mean()
-        long = scores.melt(id_vars=["covariate", "perturbation"], var_name="metric", value_name="value")
-        long["fallback"] = [fallback.get((c, p), np.nan) for c, p in zip(long["covariate"], long["perturbation"])]
-        long.insert(0, "baseline", name)
-        long.insert(1, "side", model.side.value)
-        long["seconds"] = seconds
+        long, fitted = scored
+        seconds = float(long["seconds"].iloc[0]) if len(long) else fitted
         frames.append(long)
         for covariate, values in getattr(model, "calibration", {"": {}}).items():
             fits.append({"task": task.label, "model": name, "covariate": covariate, "fit_predict_s": fitted,

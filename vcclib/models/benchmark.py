@@ -81,6 +81,40 @@ def evaluate_by_covariate(prediction: AnnData, real: AnnData, column: str | None
     return pd.concat(frames, ignore_index=True)
 
 
+
+def score_model(task: Task, adata: AnnData, split, name: str, model, *, control: str, seed: int, profile: str,
+                metrics=None) -> tuple[pd.DataFrame, float] | None:
+    """Fit, predict and score one model on one task's split, in the benchmark's long format.
+
+    Returns
+    -------
+    tuple or None
+        The long table (``baseline``, ``side``, ``covariate``, ``perturbation``, ``metric``, ``value``,
+        ``fallback``, ``seconds``) and the fit + predict seconds; None (with a warning) when the model cannot do
+        the task.
+    """
+    start = time.perf_counter()
+    try:
+        prediction, real = fit_predict(name, adata, split, score_on="half", halves=task.halves, seed=seed,
+                                       model=model)
+        fitted = time.perf_counter() - start
+        scores = evaluate_by_covariate(prediction, real, split.covariate_column, profile=profile,
+                                       control=control, metrics=metrics)
+    except ValueError as error:
+        warnings.warn(f"{task.label}: {name} skipped ({error})", stacklevel=3)
+        return None
+    seconds = time.perf_counter() - start
+    obs = prediction.obs[~prediction.obs["is_control"].to_numpy()]
+    column = split.covariate_column
+    keys = obs[column].astype(str) if column else pd.Series("all", index=obs.index)
+    fallback = obs.groupby([keys.to_numpy(), obs["perturbation"].astype(str).to_numpy()])["vcc_fallback"].mean()
+    long = scores.melt(id_vars=["covariate", "perturbation"], var_name="metric", value_name="value")
+    long["fallback"] = [fallback.get((c, p), np.nan) for c, p in zip(long["covariate"], long["perturbation"])]
+    long.insert(0, "baseline", name)
+    long.insert(1, "side", model.side.value)
+    long["seconds"] = seconds
+    return long, fitted
+
 def run_task(task: Task, *, baselines=None, seed: int = 0, profile: str = "full",
              max_cells_per_perturbation: int = 0, metrics=None, adata: AnnData | None = None) -> pd.DataFrame:
     """Fit and score every baseline (``baselines``, else the task's models, else all available) on one task.
@@ -100,27 +134,10 @@ def run_task(task: Task, *, baselines=None, seed: int = 0, profile: str = "full"
     control = str(adata.uns["vcc"]["control_label"])
     frames = []
     for name in names:
-        model = get_model(name)
-        start = time.perf_counter()
-        try:
-            prediction, real = fit_predict(name, adata, split, score_on="half", halves=task.halves, seed=seed,
-                                           model=model)
-            scores = evaluate_by_covariate(prediction, real, split.covariate_column, profile=profile,
-                                           control=control, metrics=metrics)
-        except ValueError as error:
-            warnings.warn(f"{task.label}: {name} skipped ({error})", stacklevel=2)
-            continue
-        seconds = time.perf_counter() - start
-        obs = prediction.obs[~prediction.obs["is_control"].to_numpy()]
-        column = split.covariate_column
-        keys = obs[column].astype(str) if column else pd.Series("all", index=obs.index)
-        fallback = obs.groupby([keys.to_numpy(), obs["perturbation"].astype(str).to_numpy()])["vcc_fallback"].mean()
-        long = scores.melt(id_vars=["covariate", "perturbation"], var_name="metric", value_name="value")
-        long["fallback"] = [fallback.get((c, p), np.nan) for c, p in zip(long["covariate"], long["perturbation"])]
-        long.insert(0, "baseline", name)
-        long.insert(1, "side", model.side.value)
-        long["seconds"] = seconds
-        frames.append(long)
+        scored = score_model(task, adata, split, name, get_model(name), control=control, seed=seed, profile=profile,
+                             metrics=metrics)
+        if scored is not None:
+            frames.append(scored[0])
     table = pd.concat(frames, ignore_index=True)
     table.insert(0, "task", task.label)
     table.insert(1, "dataset", task.dataset)
