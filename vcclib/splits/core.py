@@ -20,6 +20,15 @@ COVARIATE_NONE = "all"
 COLUMNS = ("covariate", "perturbation", "part", "n_cells")
 
 
+
+def write_assignment(assignment: pd.DataFrame, metadata: dict[str, Any], path: str | Path) -> Path:
+    """Write a split's assignment as CSV at ``path`` and its metadata as ``<path without suffix>.json``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assignment.to_csv(path, index=False)
+    path.with_suffix(".json").write_text(json.dumps(metadata, indent=2, sort_keys=True))
+    return path
+
 @dataclass(frozen=True)
 class SplitSpec:
     """One registered split generator.
@@ -218,11 +227,7 @@ class Split:
 
     def save(self, path: str | Path) -> Path:
         """Write the assignment as CSV at ``path`` and the metadata as ``<path without suffix>.json``."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.assignment.to_csv(path, index=False)
-        path.with_suffix(".json").write_text(json.dumps(self.metadata(), indent=2, sort_keys=True))
-        return path
+        return write_assignment(self.assignment, self.metadata(), path)
 
     @classmethod
     def load(cls, path: str | Path) -> Split:

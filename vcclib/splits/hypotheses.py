@@ -47,6 +47,7 @@ from vcclib.splits.core import (
     covariate_transfer,
     group_table,
     split_generator,
+    write_assignment,
 )
 
 #: name → ``cells`` or ``labels`` (what the generator's first argument is).
@@ -156,11 +157,7 @@ class LabelSplit:
 
     def save(self, path: str | Path) -> Path:
         """Write the assignment as CSV at ``path`` and the metadata as ``<path without suffix>.json``."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.assignment.to_csv(path, index=False)
-        path.with_suffix(".json").write_text(json.dumps(self.metadata(), indent=2, sort_keys=True))
-        return path
+        return write_assignment(self.assignment, self.metadata(), path)
 
     @classmethod
     def load(cls, path: str | Path) -> LabelSplit:
