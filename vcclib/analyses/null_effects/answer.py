@@ -15,6 +15,8 @@ from vcclib.analyses.null_effects.genome_scale import wilson
 from vcclib.analyses.takeaways import Takeaways, names, number, plural, share
 
 CALLS = ("no effect", "effect", "effect, dying-cell readout", "failed knockdown", "too few cells")
+#: the genome-scale calls add ``inconclusive``: beyond 95% of the screen's controls, FDR not certified
+GENOME_CALLS = (*CALLS, "inconclusive")
 LOSS_OF_FUNCTION = {"CRISPRko", "CRISPRi", "shRNA", "siRNA"}
 
 
@@ -73,22 +75,32 @@ def dataset_record(table: pd.DataFrame, calibration: dict, *, dataset: str, n_ge
     }
 
 
+def _by(tested: pd.DataFrame, column: str) -> dict:
+    out = {}
+    if column not in tested:
+        return out
+    for level, group in tested.groupby(column):
+        k_null = int((group["call"] == "no effect").sum())
+        k_dying = int((group["call"] == "effect, dying-cell readout").sum())
+        k_effect = int(group["call"].str.startswith("effect").sum())
+        out[str(level)] = {"n": int(len(group)), "null_share": k_null / len(group),
+                           "null_ci": wilson(k_null, len(group)), "dying_share": k_dying / len(group),
+                           "dying_ci": wilson(k_dying, len(group)), "effect_share": k_effect / len(group)}
+    return out
+
+
 def genome_record(table: pd.DataFrame, screen: str) -> dict:
     """What the conclusions quote about one Replogle screen."""
     tested = table[table["call"] != "too few cells"]
     n = len(tested)
-    out = {"screen": screen, "n": int(len(table)), "n_tested": int(n), **table.attrs}
-    for call in CALLS:
-        k = int((table["call"] == call).sum())
+    out = {"screen": screen, "n": int(len(table)), "n_tested": int(n),
+           **{k: v for k, v in table.attrs.items() if k not in ("units", "thresholds")}}
+    for call in GENOME_CALLS:
+        k = int((tested["call"] == call).sum()) if call != "too few cells" else int((table["call"] == call).sum())
         out[call] = {"n": k, "share": k / n if n else float("nan"), "ci": wilson(k, n)}
-    by = {}
-    if "essentiality" in tested:
-        for level, group in tested.groupby("essentiality"):
-            k_null = int((group["call"] == "no effect").sum())
-            k_dying = int((group["call"] == "effect, dying-cell readout").sum())
-            by[str(level)] = {"n": int(len(group)), "null_share": k_null / len(group), "null_ci": wilson(k_null, len(group)),
-                              "dying_share": k_dying / len(group), "dying_ci": wilson(k_dying, len(group))}
-    out["by_essentiality"] = by
+    out["by_essentiality"] = _by(tested, "essentiality")
+    out["by_depmap_22q1"] = _by(tested, "depmap_22q1_class")
+    out["depmap_22q1_missing"] = int(tested["depmap_22q1_class"].isna().sum()) if "depmap_22q1_class" in tested else None
     strong = tested[tested["knockdown"] >= 0.7]
     k = int((strong["call"] == "no effect").sum())
     out["strong_knockdown"] = {"n": int(len(strong)), "null_share": k / len(strong) if len(strong) else float("nan"),
@@ -123,21 +135,50 @@ def conclusions(records: dict) -> Takeaways:
                 f"Power behind the null calls ({r['dataset']}): at their depth an E-distance above "
                 f"{number(r['null_critical_edistance'], 3)} would be called; the weakest called effect has "
                 f"{number(r['weakest_effect_edistance'], 3)}, the largest null {number(r['null_max_edistance'], 3)}.")
+        pq = r.get("panel_quality") or {}
+        if pq.get("refused"):
+            text = (f"Dying-cell flag ({r['dataset']}): {' and '.join(pq['refused'])} refused, computed over only "
+                    f"{r['n_genes']:,} measured genes; from them the flag would mark {pq['would_flag']} of "
+                    f"{pq['n_groups']} perturbations")
+            if "rho_umis_vs_edistance" in pq:
+                text += (f" ({pq['would_flag_with_effect']} of them effects; the panel UMI shift tracks the effect "
+                         f"size, Spearman ρ = {number(pq['rho_umis_vs_edistance'], 2)} with the E-distance)")
+            used = r.get("usable_signals") or []
+            text += (f"; the flag uses {', '.join(used)}." if used else
+                     "; dying-cell readouts here rest on depletion against guide representation only.")
+            points.append(text)
+        elif r.get("usable_signals"):
+            points.append(f"Dying-cell flag ({r['dataset']}): from {', '.join(r['usable_signals'])} (whole-"
+                          f"transcriptome summaries) and depletion.")
         if r.get("median_escape") is not None:
             points.append(f"Escape ({r['dataset']}, Mixscape): median escape fraction {share(r['median_escape'])}; "
                           f"escape may explain {plural(len(r['escape_explained']), 'null call')} "
                           f"({names(r['escape_explained'], '—')}).")
     for g in records.get("genome", []):
-        text = (f"**Replogle {g['screen']}**: {share(g['no effect']['share'])} "
-                f"({_ci(g['no effect']['ci'])}) of {g['n_tested']:,} perturbations show no effect after calibration "
-                f"against {g['n_controls']} non-targeting rows, {share(g['effect, dying-cell readout']['share'])} "
-                f"look lethal (effect with a dying-cell signal), {share(g['failed knockdown']['share'])} are failed "
-                f"knockdowns; {share(g['strong_knockdown']['null_share'])} of strong knockdowns (≥ 70%) do nothing.")
+        cal = g["calibration"]
+        text = (f"**Replogle {g['screen']}**: {share(g['no effect']['share'])} ({_ci(g['no effect']['ci'])}) of "
+                f"{g['n_tested']:,} perturbations show no effect against the screen's {g['n_controls']} non-targeting "
+                f"rows, {share(g['effect']['share'] + g['effect, dying-cell readout']['share'])} an effect at FDR "
+                f"{g['alpha']}, {share(g['effect, dying-cell readout']['share'])} "
+                f"({_ci(g['effect, dying-cell readout']['ci'])}) look lethal (effect with a dying-cell signal), "
+                f"{share(g['inconclusive']['share'])} are inconclusive (beyond 95% of the controls, FDR not "
+                f"certified), {share(g['failed knockdown']['share'])} failed knockdowns; "
+                f"{share(g['strong_knockdown']['null_share'])} of strong knockdowns (≥ 70%) do nothing. The same rule "
+                f"calls {cal['called']} of {cal['n_controls']} controls ({share(cal['called_share'], 1)}, "
+                f"{_ci(cal['called_ci'])}); raw energy p < α: {share(cal['raw_share'])}.")
         ess = g["by_essentiality"]
         if "common essential" in ess and "non-essential" in ess:
-            text += (f" Common essentials: {share(ess['common essential']['null_share'])} no effect, "
-                     f"{share(ess['common essential']['dying_share'])} dying readout; non-essentials: "
-                     f"{share(ess['non-essential']['null_share'])} and {share(ess['non-essential']['dying_share'])}.")
+            ce, ne = ess["common essential"], ess["non-essential"]
+            text += (f" Achilles common essentials (n = {ce['n']:,}): {share(ce['null_share'])} no effect "
+                     f"({_ci(ce['null_ci'])}), {share(ce['dying_share'])} dying readout ({_ci(ce['dying_ci'])}); "
+                     f"non-essentials (n = {ne['n']:,}): {share(ne['null_share'])} ({_ci(ne['null_ci'])}) and "
+                     f"{share(ne['dying_share'])} ({_ci(ne['dying_ci'])}).")
+        dep = g.get("by_depmap_22q1", {})
+        if dep:
+            parts = [f"{level.replace('_', ' ')} (n = {v['n']:,}) {share(v['null_share'])} no effect, "
+                     f"{share(v['dying_share'])} dying" for level, v in dep.items()]
+            text += f" DepMap 22Q1 calls in {'K562' if g['screen'].startswith('K562') else 'RPE1'}: " + "; ".join(
+                parts) + "."
         points.append(text)
     return Takeaways(points, conventions=records.get("conventions", []))
 
@@ -162,9 +203,13 @@ def weak_points(records: dict) -> list[str]:
         for note in r["notes"]:
             lines.append(f"**Skipped or proxied ({r['dataset']}).** {note}.")
     for g in records.get("genome", []):
-        lines.append(f"**Replogle {g['screen']}.** Raw energy-test p < α for {share(g['control_share_raw_energy'])} of "
-                     f"the {g['n_controls']} non-targeting rows, so p-values are scaled by their inflation "
-                     f"({number(g['inflation'])}×; after it {share(g['control_share_calibrated'])} of the controls are "
-                     "called), which assumes the inflation is the same at every p level; dying-cell signals are "
-                     "per-perturbation summaries, not per cell.")
+        lines.append(f"**Replogle {g['screen']}: resolution of the control null.** The calibrated p is a rank among "
+                     f"{g['n_controls']} non-targeting rows, so no p is below {number(g['smallest_p'], 4)}; "
+                     f"{share(g['share_at_smallest_p'])} of the rows reach it, and "
+                     f"{share(g['inconclusive']['share'])} beat 95% of the controls without a certified FDR. "
+                     f"{share(g['control_share_per_test'])} of the controls are beyond 95% of the others (leave one "
+                     "out): a few non-targeting guides look like strong effects, which limits every call; "
+                     "dying-cell signals are per-perturbation summaries, not per cell.")
+        if g.get("by_depmap_22q1") == {}:
+            lines.append(f"**DepMap 22Q1 ({g['screen']}).** No 22Q1 calls for this cell line were joined.")
     return lines
