@@ -89,6 +89,20 @@ def _by(tested: pd.DataFrame, column: str) -> dict:
     return out
 
 
+def essentiality_summary(effects: pd.DataFrame, essentiality: pd.DataFrame) -> dict:
+    """Per Achilles class (and 22Q1 class where joined) of a single-cell dataset's targets: tested, null, effect."""
+    tested = effects[effects["call"] != "too few cells"].join(essentiality, how="left")
+    tested["essentiality"] = tested["essentiality"].fillna("other")
+    out = {}
+    for column in ("essentiality", "depmap_22q1_class"):
+        if column not in tested or tested[column].isna().all():
+            continue
+        out[column] = {str(level): {"n": int(len(g)), "null": g.index[g["call"] == "no effect"].tolist(),
+                                    "n_effect": int(g["call"].str.startswith("effect").sum())}
+                       for level, g in tested.groupby(column)}
+    return out
+
+
 def genome_record(table: pd.DataFrame, screen: str) -> dict:
     """What the conclusions quote about one Replogle screen."""
     tested = table[table["call"] != "too few cells"]
@@ -106,6 +120,16 @@ def genome_record(table: pd.DataFrame, screen: str) -> dict:
     out["strong_knockdown"] = {"n": int(len(strong)), "null_share": k / len(strong) if len(strong) else float("nan"),
                                "null_ci": wilson(k, len(strong))}
     return out
+
+
+def core_null_sensitivity(core: pd.DataFrame) -> dict:
+    """The calls of a screen with only Replogle's core controls as the null (``null_controls="core"``)."""
+    tested = core[core["call"] != "too few cells"]
+    cal = core.attrs["calibration"]
+    return {"effect_share": float(tested["call"].str.startswith("effect").mean()),
+            "null_share": float((tested["call"] == "no effect").mean()), "n_core": cal["n_controls"] - cal[
+                "non_null_controls"], "controls_called_share": cal["called_share"],
+            "non_core_called_share": cal["non_null_called_share"], "n_non_core": cal["non_null_controls"]}
 
 
 def _ci(ci) -> str:
@@ -135,14 +159,27 @@ def conclusions(records: dict) -> Takeaways:
                 f"Power behind the null calls ({r['dataset']}): at their depth an E-distance above "
                 f"{number(r['null_critical_edistance'], 3)} would be called; the weakest called effect has "
                 f"{number(r['weakest_effect_edistance'], 3)}, the largest null {number(r['null_max_edistance'], 3)}.")
+        ess = (r.get("essentiality") or {}).get("essentiality", {})
+        if "common essential" in ess:
+            ce = ess["common essential"]
+            text = (f"DepMap ({r['dataset']}): {ce['n']} targets are Achilles common essentials, {ce['n_effect']} "
+                    f"with an effect and {len(ce['null'])} without ({names(ce['null'], '—')})")
+            if "non-essential" in ess:
+                text += f"; {ess['non-essential']['n']} are non-essentials ({ess['non-essential']['n_effect']} effects)"
+            dep = (r.get("essentiality") or {}).get("depmap_22q1_class", {})
+            if dep:
+                text += "; 22Q1 calls in " + r.get("cell_line", "the cell line") + ": " + ", ".join(
+                    f"{k.replace('_', ' ')} {v['n_effect']}/{v['n']} effects" for k, v in dep.items())
+            points.append(text + ".")
         pq = r.get("panel_quality") or {}
         if pq.get("refused"):
             text = (f"Dying-cell flag ({r['dataset']}): {' and '.join(pq['refused'])} refused, computed over only "
                     f"{r['n_genes']:,} measured genes; from them the flag would mark {pq['would_flag']} of "
                     f"{pq['n_groups']} perturbations")
             if "rho_umis_vs_edistance" in pq:
-                text += (f" ({pq['would_flag_with_effect']} of them effects; the panel UMI shift tracks the effect "
-                         f"size, Spearman ρ = {number(pq['rho_umis_vs_edistance'], 2)} with the E-distance)")
+                text += (f" ({pq['would_flag_with_effect']} of them effects; Spearman ρ between the size of the "
+                         f"panel {pq['rho_signal'].replace('_', ' ')} shift and the E-distance: "
+                         f"{number(pq['rho_umis_vs_edistance'], 2)})")
             used = r.get("usable_signals") or []
             text += (f"; the flag uses {', '.join(used)}." if used else
                      "; dying-cell readouts here rest on depletion against guide representation only.")
@@ -210,6 +247,14 @@ def weak_points(records: dict) -> list[str]:
                      f"{share(g['control_share_per_test'])} of the controls are beyond 95% of the others (leave one "
                      "out): a few non-targeting guides look like strong effects, which limits every call; "
                      "dying-cell signals are per-perturbation summaries, not per cell.")
+        core = g.get("core_null")
+        if core:
+            lines.append(f"**Replogle {g['screen']}: with the core controls as the null.** Replogle's "
+                         f"{core['n_core']} core non-targeting controls (chosen by the authors, so partly circular) "
+                         f"give {share(core['effect_share'])} effects and {share(core['null_share'])} no effect, "
+                         f"but then call {share(core['controls_called_share'], 1)} of all controls and "
+                         f"{share(core['non_core_called_share'])} of the {core['n_non_core']} other ones: the "
+                         "chapter's calls keep every control in the null.")
         if g.get("by_depmap_22q1") == {}:
             lines.append(f"**DepMap 22Q1 ({g['screen']}).** No 22Q1 calls for this cell line were joined.")
     return lines

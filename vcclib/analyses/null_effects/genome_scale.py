@@ -60,21 +60,32 @@ def essentiality_classes(genes, achilles: dict, calls: dict | None, cell_line_pr
 
 
 def genome_scale_calls(stats: pd.DataFrame, screen: str, essentiality: pd.DataFrame | None = None, *,
-                       alpha: float = 0.05, min_cells: int = 30, min_knockdown: float = 0.3) -> pd.DataFrame:
-    """One row per perturbation of ``screen``: knockdown, energy p, DEG count, calibrated p, signals, ``call``."""
+                       alpha: float = 0.05, min_cells: int = 30, min_knockdown: float = 0.3,
+                       null_controls: str = "all") -> pd.DataFrame:
+    """One row per perturbation of ``screen``: knockdown, energy p, DEG count, calibrated p, signals, ``call``.
+
+    ``null_controls``: ``"all"`` non-targeting rows form the null (default), or only the ``"core"`` ones (Replogle's
+    core controls: chosen by the authors among the non-targeting guides, so a null from them is partly circular;
+    a sensitivity analysis, with the other controls' call rate in ``attrs['calibration']['non_null_called_share']``).
+    """
+    if null_controls not in ("all", "core"):
+        raise ValueError(f"null_controls {null_controls!r}: use 'all' or 'core'")
     table = stats[stats["screen"].astype(str) == screen].copy()
     if table.empty:
         raise ValueError(f"no rows for screen {screen!r}; screens: {sorted(stats['screen'].astype(str).unique())}")
     table["lost_to_qc"] = 1 - table["n_cells_filtered"].astype(float) / table["n_cells_unfiltered"].astype(float)
     ctrl = table[table["is_control"]]
-    table["p_calibrated"] = control_null_p(table["energy_test_p"], table["n_degs_anderson_darling"],
-                                           table["is_control"].to_numpy(dtype=bool))
+    in_null = table["is_control"].to_numpy(dtype=bool)
+    if null_controls == "core":
+        in_null = in_null & table["core_control"].fillna(False).astype(bool).to_numpy()
+    table["p_calibrated"] = control_null_p(table["energy_test_p"], table["n_degs_anderson_darling"], in_null)
     table["p_rank_vs_controls"] = table["p_calibrated"]
     ok = table["energy_test_p"].notna()
     table["energy_q_raw"] = np.nan
     table.loc[ok, "energy_q_raw"] = false_discovery_control(table.loc[ok, "energy_test_p"].astype(float))
     # BH over the perturbations and the controls together: the controls' share called is the calibration check
     table["q_calibrated"] = false_discovery_control(table["p_calibrated"].to_numpy())
+    table["q_calibrated_pooled"] = table["q_calibrated"]
     genes = ~table["is_control"]
     controls_called = float((table.loc[~genes, "q_calibrated"] < alpha).mean())
     table.loc[genes, "q_calibrated"] = false_discovery_control(table.loc[genes, "p_calibrated"].to_numpy())
@@ -96,6 +107,11 @@ def genome_scale_calls(stats: pd.DataFrame, screen: str, essentiality: pd.DataFr
         [few, effect & table["dying_signal"], effect, failed, inconclusive],
         ["too few cells", "effect, dying-cell readout", "effect", "failed knockdown", "inconclusive"], "no effect")
     calibration = control_calibration(table[~genes], alpha)
+    outside = ~genes & ~in_null
+    calibration["null_controls"] = null_controls
+    calibration["non_null_controls"] = int(outside.sum())
+    calibration["non_null_called_share"] = (float((table.loc[outside, "q_calibrated_pooled"] < alpha).mean())
+                                            if outside.any() else None)
     table = table[genes].rename(columns={"target": "gene"})
     if essentiality is not None:
         table = table.join(essentiality, on="gene")
@@ -119,10 +135,11 @@ def genome_scale_calls(stats: pd.DataFrame, screen: str, essentiality: pd.DataFr
 
 
 def control_null_p(energy_p, n_degs, is_control: np.ndarray) -> np.ndarray:
-    """Exact empirical p of every row against the control rows (min-p of energy p and DEG count; controls: LOO).
+    """Exact empirical p of every row against the null rows ``is_control`` (min-p of energy p and DEG count).
 
-    A perturbation's statistics are ranked among all controls' (:class:`NullDistribution`, min-p combination); a
-    control's among the other controls', so that the controls are scored exactly as a new null row would be.
+    A row outside the null is ranked among all null rows' statistics (:class:`NullDistribution`, min-p
+    combination); a null row among the other null rows' (leave one out), so that it is scored exactly as a new
+    null row would be.
     """
     energy = -np.log10(np.asarray(energy_p, dtype=float).clip(min=1e-12))
     energy = np.where(np.isnan(energy), 0.0, energy)

@@ -125,11 +125,13 @@ def analyse_dataset(adata, *, dataset: str, perturbation_column: str = "perturba
         esc[["escape_fraction", "n_perturbed_cells", "classified"]]).join(shifts).join(deplete)
     ptype = str(adata.obs["perturbation_type"].iloc[0]) if "perturbation_type" in adata.obs else ""
     table["call"] = answer.classify(table, alpha=alpha, min_cells=min_cells, perturbation_type=ptype)
-    if panel and "total_umis_log2_shift" in table and table["edistance_cal"].notna().sum() > 2:
+    shift = f"{panel['refused'][0]}_log2_shift" if panel and panel["refused"][0] != "mito_fraction" else ""
+    if shift in table and table["edistance_cal"].notna().sum() > 2:
         from scipy.stats import spearmanr
 
         ok = table["edistance_cal"].notna()
-        panel["rho_umis_vs_edistance"] = float(spearmanr(table.loc[ok, "total_umis_log2_shift"].abs(),
+        panel["rho_signal"] = panel["refused"][0]
+        panel["rho_umis_vs_edistance"] = float(spearmanr(table.loc[ok, shift].abs(),
                                                          table.loc[ok, "edistance_cal"]).statistic)
         flagged = quality.dying_flag(shifts, alpha).fillna(False).astype(bool).reindex(table.index)
         panel["would_flag_with_effect"] = int((flagged & (table["q_calibrated"] < alpha)).sum())
@@ -140,6 +142,8 @@ def analyse_dataset(adata, *, dataset: str, perturbation_column: str = "perturba
     record["signals"] = signal_notes
     record["panel_quality"] = panel
     record["usable_signals"] = usable
+    lines = adata.obs["cell_line"].astype(str).unique().tolist() if "cell_line" in adata.obs else []
+    record["cell_line"] = lines[0] if len(lines) == 1 else ""
     record["settings"] = {**cal.attrs, "n_pcs": int(pcs.shape[1]), "n_permutations": n_permutations,
                           "group_rule": cg.rule}
     front = ["n_cells", "call", "p_calibrated", "q_calibrated", "escape_fraction"]
