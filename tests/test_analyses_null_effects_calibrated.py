@@ -191,6 +191,13 @@ def test_genome_scale_controls_are_scored_like_perturbations_and_called_at_most_
     assert (nulls == "effect").mean() <= 0.05
     check = genome_scale.calibration_table(rows, "S")
     assert len(check) == n_ctrl and check["called"].mean() == pytest.approx(cal["called_share"])
+    # the sensitivity null of the core controls only (here: all but the 4 outliers) calls those outliers
+    core = genome_scale.genome_scale_calls(rows.assign(core_control=rows.index >= 4), "S", null_controls="core")
+    assert core.attrs["calibration"]["non_null_controls"] == 4
+    assert core.attrs["calibration"]["non_null_called_share"] == 1.0
+    assert answer.core_null_sensitivity(core)["n_core"] == n_ctrl - 4
+    with pytest.raises(ValueError, match="null_controls"):
+        genome_scale.genome_scale_calls(rows, "S", null_controls="some")
 
 
 def test_panel_signals_are_refused_for_the_dying_flag():
