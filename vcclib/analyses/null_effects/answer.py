@@ -61,6 +61,9 @@ def dataset_record(table: pd.DataFrame, calibration: dict, *, dataset: str, n_ge
         "null": null, "null_share": len(null) / n if n else float("nan"), "null_ci": wilson(len(null), n),
         "dying": dying, "dying_share": len(dying) / n if n else float("nan"), "dying_ci": wilson(len(dying), n),
         "failed_knockdown": table.index[table["call"] == "failed knockdown"].tolist(),
+        "measured_targets": int(tested["target_measured"].fillna(False).astype(bool).sum()),
+        "null_with_knockdown": [g for g in null if bool(table.loc[g, "target_measured"])
+                                and table.loc[g, "target_fdr"] < alpha and table.loc[g, "target_log2fc"] < 0],
         "too_few": table.index[table["call"] == "too few cells"].tolist(),
         "weakest_effect_edistance": weakest,
         "null_critical_edistance": float(crit.median()) if len(crit) else float("nan"),
@@ -148,6 +151,10 @@ def conclusions(records: dict) -> Takeaways:
             f"{c['effect'] + c['effect, dying-cell readout']} have one, {c['effect, dying-cell readout']} of them with "
             f"a dying-cell readout ({share(r['dying_share'])}, {_ci(r['dying_ci'])}); {c['failed knockdown']} failed "
             f"knockdowns, {c['too few cells']} with too few cells.")
+        if r.get("null_with_knockdown"):
+            k = r["null_with_knockdown"]
+            points.append(f"Cis without trans ({r['dataset']}): {len(k)} of the null calls lower their own measured "
+                          f"target ({names(k, '—')}): the knockdown worked and changed nothing else detectably.")
         if cal.get("n_checks"):
             points.append(
                 f"Calibration ({r['dataset']}): {cal['n_called']} of {cal['n_checks']} held-out control groups are "
