@@ -2,9 +2,11 @@
 
 The ``rdata`` package converts every element through Python objects and takes about a minute on a 75 MB
 ``dgTMatrix`` or on a list of a million strings; this reader takes seconds, because numeric vectors are read with
-``numpy.frombuffer`` and strings in one tight loop. It reads what the mirror's R files hold: atomic vectors,
-lists, pairlists, data frames, factors and S4 objects (e.g. Matrix's ``dgTMatrix``). Anything else (ALTREP,
-environments, closures, bytecode) raises ``NotImplementedError``; :func:`read_rda` then falls back to ``rdata``.
+``numpy.frombuffer`` and long string vectors are decoded with numpy (a parse it checks, else one tight loop). It
+reads what the mirror's R files hold: atomic vectors, lists, pairlists, data frames, factors and S4 objects (e.g.
+Matrix's ``dgTMatrix``). Anything else (ALTREP, environments, closures, bytecode) raises ``NotImplementedError``;
+:func:`read_rda` then falls back to ``rdata``. It is the project's one R reader (DoRothEA, DepMap calls, sceptre's
+high-MOI data, signatures). Large data-frame files are kept as a checked derived cache (:func:`read_rda`).
 
 Values come back as:
 
