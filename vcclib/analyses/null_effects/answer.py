@@ -61,6 +61,9 @@ def dataset_record(table: pd.DataFrame, calibration: dict, *, dataset: str, n_ge
         "null": null, "null_share": len(null) / n if n else float("nan"), "null_ci": wilson(len(null), n),
         "dying": dying, "dying_share": len(dying) / n if n else float("nan"), "dying_ci": wilson(len(dying), n),
         "failed_knockdown": table.index[table["call"] == "failed knockdown"].tolist(),
+        "dying_by_depletion_only": [g for g in dying if not bool(pd.Series([table.loc[g].get("dying_flag")]).fillna(
+            False).astype(bool).iloc[0])],
+        "depletion_ratios": {g: float(table.loc[g, "depletion_ratio"]) for g in dying if "depletion_ratio" in table},
         "measured_targets": int(tested["target_measured"].fillna(False).astype(bool).sum()),
         "null_with_knockdown": [g for g in null if bool(table.loc[g, "target_measured"])
                                 and table.loc[g, "target_fdr"] < alpha and table.loc[g, "target_log2fc"] < 0],
@@ -239,6 +242,14 @@ def weak_points(records: dict) -> list[str]:
             lines.append(f"**Calibration check ({r['dataset']}).** The {cal['n_checks']} held-out groups overlap "
                          f"(they are drawn from one held-out block), so the interval is optimistic; uniformity KS "
                          f"p = {number(cal['ks_uniform_p'], 3)} (a small value with few called: conservative).")
+        only = r.get("dying_by_depletion_only") or []
+        if only:
+            ratios = [r["depletion_ratios"][g] for g in only if g in r.get("depletion_ratios", {})]
+            lines.append(f"**Depletion ({r['dataset']}).** {plural(len(only), 'dying-cell readout')} "
+                         f"({names(only)}) rest on depletion alone: cells observed / expected "
+                         f"{number(min(ratios), 2)}–{number(max(ratios), 2)}, expected from the median non-targeting "
+                         "guide, so uniform guide representation is assumed (no plasmid counts); a guide "
+                         "under-represented in the library reads as lethal.")
         d = r["disagreements"]
         lines.append(f"**Tests disagree ({r['dataset']}).** Classic E-test but not calibrated: "
                      f"{names(d['etest_not_calibrated'])}; any-DE-gene but not calibrated: "
