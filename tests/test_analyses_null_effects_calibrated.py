@@ -159,11 +159,90 @@ def test_genome_scale_calls_known_by_construction():
     assert table["call"].to_dict() == {"STRONG": "effect", "DYING": "effect, dying-cell readout",
                                        "NOTHING": "no effect", "FAILED": "failed knockdown", "FEW": "too few cells"}
     assert table.loc["STRONG", "p_rank_vs_controls"] == pytest.approx(1 / 100)
-    assert table.attrs["inflation"] >= 1 and table.loc["STRONG", "p_calibrated"] < 0.01
+    assert table.loc["STRONG", "p_calibrated"] == pytest.approx(1 / 100) and table.attrs["smallest_p"] == 1 / 100
+    assert table.attrs["control_share_calibrated"] <= 0.05
     record = answer.genome_record(table.reset_index(), "S")
     assert record["no effect"]["n"] == 1 and record["n_tested"] == 4
     text = "\n".join(answer.conclusions({"datasets": [], "genome": [record]}).points)
     assert "**Replogle S**: 25%" in text
+
+
+def test_genome_scale_controls_are_scored_like_perturbations_and_called_at_most_alpha():
+    """Controls whose raw energy p is inflated (p = U³: 37% below 0.05) and a few strong outliers among them."""
+    rng = np.random.default_rng(7)
+    n_ctrl, n_null, n_eff = 200, 600, 400
+    rows = pd.DataFrame({
+        "target": ["non-targeting"] * n_ctrl + [f"N{i}" for i in range(n_null)] + [f"E{i}" for i in range(n_eff)],
+        "is_control": [True] * n_ctrl + [False] * (n_null + n_eff),
+        "energy_test_p": np.concatenate([rng.uniform(0, 1, n_ctrl + n_null) ** 3, np.full(n_eff, 1e-4)]),
+        "n_degs_anderson_darling": np.concatenate([rng.poisson(1, n_ctrl + n_null), rng.integers(300, 900, n_eff)]),
+    })
+    rows.loc[:3, ["energy_test_p", "n_degs_anderson_darling"]] = [1e-4, 250]  # 4 outlier controls
+    rows = rows.assign(percent_knockdown=np.where(rows["is_control"], np.nan, -0.9), n_cells_filtered=150,
+                       n_cells_unfiltered=155, umis_zscore=0.0, mito_fraction=0.1, screen="S",
+                       perturbation_id=rows["target"], n_degs_mann_whitney=0, target_expression=1.0)
+    table = genome_scale.genome_scale_calls(rows, "S", alpha=0.05).set_index("gene")
+    cal = table.attrs["calibration"]
+    assert cal["raw_share"] > 0.3  # the raw p-values call a third of the controls
+    assert cal["called_share"] <= 0.05 and cal["per_test_share"] <= 0.05 + 2 / n_ctrl
+    effects = table.loc[[f"E{i}" for i in range(n_eff)], "call"]
+    assert (effects == "effect").mean() > 0.95
+    nulls = table.loc[[f"N{i}" for i in range(n_null)], "call"]
+    assert (nulls == "effect").mean() <= 0.05
+    check = genome_scale.calibration_table(rows, "S")
+    assert len(check) == n_ctrl and check["called"].mean() == pytest.approx(cal["called_share"])
+    # the sensitivity null of the core controls only (here: all but the 4 outliers) calls those outliers
+    core = genome_scale.genome_scale_calls(rows.assign(core_control=rows.index >= 4), "S", null_controls="core")
+    assert core.attrs["calibration"]["non_null_controls"] == 4
+    assert core.attrs["calibration"]["non_null_called_share"] == 1.0
+    assert answer.core_null_sensitivity(core)["n_core"] == n_ctrl - 4
+    with pytest.raises(ValueError, match="null_controls"):
+        genome_scale.genome_scale_calls(rows, "S", null_controls="some")
+
+
+def test_panel_signals_are_refused_for_the_dying_flag():
+    panel = ["total_umis: sum of layers['counts'] over the 299 measured genes",
+             "genes_detected: measured genes with ≥ 1 UMI (of 299)", "mito_fraction: not measured (0 MT- genes), skipped"]
+    usable, refused = quality.usable_signals(panel, 299)
+    assert usable == [] and len(refused) == 2 and "299 measured genes" in refused[0]
+    whole = ["total_umis: obs['gene_n_umis']", "mito_fraction: obs['p_mito']"]
+    assert quality.usable_signals(whole, 341) == (["total_umis", "mito_fraction"], [])
+    assert quality.usable_signals(panel, 20000)[0] == ["total_umis", "genes_detected"]
+    shifts = pd.DataFrame({"total_umis_log2_shift": [-1.0], "total_umis_q": [0.001]}, index=["A"])
+    assert quality.dying_flag(shifts, signals=[]).isna().all()
+    assert bool(quality.dying_flag(shifts, signals=["total_umis"])["A"])
+
+
+@pytest.mark.mirror
+def test_replogle_controls_called_at_most_alpha():
+    from vcclib.data import load
+
+    stats = load("replogle2022_tables", tables=["statistics"])["statistics"]
+    table = genome_scale.genome_scale_calls(stats, "K562_essential_day6")
+    cal = table.attrs["calibration"]
+    assert cal["n_controls"] == 109 and cal["raw_share"] > 0.1  # raw energy p: 16% of controls below 0.05
+    assert cal["called_share"] <= 0.05 and set(table["call"]) <= set(answer.GENOME_CALLS)
+
+
+@pytest.mark.mirror
+def test_gasperini_high_moi_groups_end_to_end_at_tiny_size():
+    from vcclib.analyses.null_effects.pipeline import analyse_dataset
+    from vcclib.data import load
+
+    adata = load("gasperini2019_highmoi")
+    rng = np.random.default_rng(0)
+    control = np.flatnonzero(adata.obs["perturbation"].astype(str).to_numpy() == "non-targeting")
+    carriers = np.flatnonzero(adata.obs["perturbation"].astype(str).str.contains("RPL6|MRPL9|chr19.488"))
+    small = adata[np.sort(np.concatenate([rng.choice(control, 600, replace=False), carriers]))].copy()
+    out = analyse_dataset(small, dataset="gasperini", n_null=40, n_check=3, n_permutations=20, max_cells=60,
+                          max_control_cells=300, n_pcs=5, umi_column="gene_n_umis", mito_column="p_mito", seed=0)
+    table = out["effects"]
+    tested = table[table["call"] != "too few cells"]
+    assert {"RPL6", "MRPL9", "chr19.488"} <= set(tested.index) and set(table["call"]) <= set(answer.CALLS)
+    assert tested.loc["RPL6", "target_measured"] and tested.loc["RPL6", "target_log2fc"] < 0  # TSS group
+    assert not tested.loc["chr19.488", "target_measured"]  # an enhancer group has no target gene
+    assert out["record"]["usable_signals"] == ["total_umis", "mito_fraction"]
+    assert out["record"]["calibration"]["n_checks"] > 0 and "high-MOI" in out["record"]["settings"]["group_rule"]
 
 
 @pytest.mark.mirror

@@ -193,10 +193,18 @@ def note_figure(text: str) -> Figure:
 
 
 def calibration_qq(qq: pd.DataFrame, title: str) -> Figure:
-    """QQ plot of held-out control groups' calibrated p-values against the uniform (columns expected, observed)."""
+    """QQ plot of held-out control groups' calibrated p-values against the uniform (columns expected, observed).
+
+    With a ``dataset`` column, one colour per dataset (and a legend).
+    """
     with house_style():
         fig, ax = figure(4.5, 4.5)
-        ax.scatter(qq["expected"], qq["observed"], s=12, c=COLOURS["control"])
+        if "dataset" in qq:
+            for name, part in qq.groupby("dataset", sort=False):
+                ax.scatter(part["expected"], part["observed"], s=12, label=str(name))
+            ax.legend(loc="upper left", fontsize=7)
+        else:
+            ax.scatter(qq["expected"], qq["observed"], s=12, c=COLOURS["control"])
         ax.plot([0, 1], [0, 1], c="k", lw=0.8)
         ax.set_xlabel("expected quantile (uniform)")
         ax.set_ylabel("calibrated p of held-out control groups")

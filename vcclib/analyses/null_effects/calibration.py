@@ -93,11 +93,15 @@ class SortedBlock:
 
     def counts(self, values: np.ndarray, side: str) -> np.ndarray:
         """Flat positions of ``values`` (cells × genes) in the sorted columns."""
-        return np.searchsorted(self.flat, self._flat(values).ravel(), side=side).reshape(values.shape)
+        return _count_in(self.flat, self._flat(values).ravel(), side).reshape(values.shape)
 
 
 def _count_in(sorted_flat: np.ndarray, queries: np.ndarray, side: str) -> np.ndarray:
-    return np.searchsorted(sorted_flat, queries, side=side)
+    """``searchsorted`` of unordered queries, made in sorted order (cache-friendly: several times faster)."""
+    order = np.argsort(queries, kind="stable")
+    out = np.empty(queries.shape, dtype=np.int64)
+    out[order] = np.searchsorted(sorted_flat, queries[order], side=side)
+    return out
 
 
 def mwu_against_block(block: SortedBlock, group: np.ndarray, removed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,7 @@ import scipy.sparse as sp
 from vcclib.analyses.null_effects import answer, average, calibration, classic, escape, quality
 from vcclib.analyses.null_effects.groups import CellGroups, cell_groups
 from vcclib.data.schema import is_multi_guide
+from vcclib.metrics.de import mwu_pvalues
 from vcclib.metrics.distances import etest
 
 
@@ -16,25 +17,48 @@ def classic_group_tests(adata, pcs, cg: CellGroups, *, n_permutations: int, max_
                         max_cells: int, alpha: float, correction: str, seed: int) -> pd.DataFrame:
     """The earlier chapter's E-test and any-DE-gene counts for possibly overlapping groups (high-MOI data).
 
-    E-test against a control subsample; Mann–Whitney DE (BH within the group) against all controls.
+    E-test against a control subsample; Mann–Whitney DE (BH within the group) against all controls. A group named
+    after a measured gene (a TSS-targeting gRNA group) gets its target's own DE row: ``target_log2fc`` (the DE
+    engine's bounded convention, :func:`~vcclib.analyses.null_effects.classic.target_log2_fold_change`) and
+    ``target_fdr``.
     """
     rng = np.random.default_rng(seed)
     ctrl = cg.control if cg.control.size <= max_control_cells else rng.choice(cg.control, max_control_cells, False)
     X = adata.X
     expr = X[cg.control].toarray() if sp.issparse(X) else np.asarray(X[cg.control])
+    ref_mean = np.expm1(expr.mean(0))
     block = calibration.SortedBlock(expr, float(abs(X).max()))
+    genes = {str(g): j for j, g in enumerate(adata.var_names)}
     rows = []
     for i, (g, idx) in enumerate(cg.groups.items()):
         sub = idx if len(idx) <= max_cells else rng.choice(idx, max_cells, replace=False)
         e, p = etest(pcs[sub], pcs[ctrl], n_perms=n_permutations, seed=seed + i) if len(sub) >= 2 else (np.nan, np.nan)
         grp = X[idx].toarray() if sp.issparse(X) else np.asarray(X[idx])
-        U, tie = calibration.mwu_against_block(block, grp, expr[:0])
-        n_de = int(calibration.mwu_de_count(U[None, :], tie, len(idx), cg.control.size, alpha)[0]) if len(idx) else 0
-        rows.append({"perturbation": g, "n_cells": len(idx), "edistance": e, "etest_p": p, "n_de_genes": n_de,
-                     "target_measured": False, "target_log2fc": np.nan, "target_fdr": np.nan})
+        row = {"perturbation": g, "n_cells": len(idx), "edistance": e, "etest_p": p, "n_de_genes": 0,
+               "target_measured": g in genes, "target_log2fc": np.nan, "target_fdr": np.nan}
+        if len(idx):
+            U, tie = calibration.mwu_against_block(block, grp, expr[:0])
+            pvals = mwu_pvalues(U[None, :], tie[None, :], np.array([len(idx)]), float(cg.control.size))
+            fdr = calibration.bh_rows(pvals)[0]
+            row["n_de_genes"] = int((fdr < alpha).sum())
+            if g in genes:
+                j = genes[g]
+                row.update(target_fdr=float(fdr[j]),
+                           target_log2fc=float(classic.target_log2_fold_change(np.expm1(grp[:, j].mean()),
+                                                                               ref_mean[j])))
+        rows.append(row)
     out = pd.DataFrame(rows).set_index("perturbation")
     out["etest_p_adj"] = classic.adjust_pvalues(out["etest_p"], correction)
     return out
+
+
+def principal_components(X, cg: CellGroups, n_pcs: int, seed: int) -> np.ndarray:
+    """PCs of the cells that are in a group or control (high-MOI: most cells carry no gRNA); NaN rows elsewhere."""
+    used = np.unique(np.concatenate([cg.control, *cg.groups.values()]))
+    part = classic.pca_embedding(X[used], n_pcs, seed)
+    pcs = np.full((X.shape[0], part.shape[1]), np.nan)
+    pcs[used] = part
+    return pcs
 
 
 def analyse_dataset(adata, *, dataset: str, perturbation_column: str = "perturbation", control_label: str = "",
@@ -49,7 +73,8 @@ def analyse_dataset(adata, *, dataset: str, perturbation_column: str = "perturba
     control_label = control_label or adata.uns["vcc"]["control_label"]
     cg = cell_groups(adata, perturbation_column, control_label)
     notes = []
-    pcs = classic.pca_embedding(adata.X, n_pcs, seed)
+    pcs = principal_components(adata.X, cg, n_pcs, seed) if is_multi_guide(adata) else classic.pca_embedding(
+        adata.X, n_pcs, seed)
     if is_multi_guide(adata):
         base = classic_group_tests(adata, pcs, cg, n_permutations=n_permutations, max_control_cells=max_control_cells,
                                    max_cells=max_cells, alpha=alpha, correction=correction, seed=seed)
@@ -75,12 +100,15 @@ def analyse_dataset(adata, *, dataset: str, perturbation_column: str = "perturba
                      if is_multi_guide(adata) else "escape: not computed (escape_method is not 'mixscape')")
     signals, signal_notes = quality.quality_signals(adata, umi_column, genes_column, mito_column)
     notes += [n for n in signal_notes if "skipped" in n]
-    if any("layers['counts']" in n for n in signal_notes) and adata.n_vars < 2000:
-        notes.append(f"quality: UMIs and genes detected cover only the {adata.n_vars:,} measured genes, so a "
-                     "transcriptional effect on them moves these signals too; a dying-cell readout here is weak "
-                     "evidence")
     shifts = quality.quality_shifts(signals, cg.groups, cg.control, alpha)
-    shifts["dying_flag"] = quality.dying_flag(shifts, alpha)
+    usable, refused = quality.usable_signals(signal_notes, adata.n_vars)
+    shifts["dying_flag"] = quality.dying_flag(shifts, alpha, signals=usable)
+    panel = {}
+    if refused:
+        notes += refused
+        would = quality.dying_flag(shifts, alpha).fillna(False).astype(bool)
+        panel = {"refused": [r.split(" refused")[0] for r in refused], "would_flag": int(would.sum()),
+                 "n_groups": int(len(would))}
     nt_guides = None
     if is_multi_guide(adata):
         grnas = adata.uns["grnas"]
@@ -97,11 +125,25 @@ def analyse_dataset(adata, *, dataset: str, perturbation_column: str = "perturba
         esc[["escape_fraction", "n_perturbed_cells", "classified"]]).join(shifts).join(deplete)
     ptype = str(adata.obs["perturbation_type"].iloc[0]) if "perturbation_type" in adata.obs else ""
     table["call"] = answer.classify(table, alpha=alpha, min_cells=min_cells, perturbation_type=ptype)
+    shift = f"{panel['refused'][0]}_log2_shift" if panel and panel["refused"][0] != "mito_fraction" else ""
+    if shift in table and table["edistance_cal"].notna().sum() > 2:
+        from scipy.stats import spearmanr
+
+        ok = table["edistance_cal"].notna()
+        panel["rho_signal"] = panel["refused"][0]
+        panel["rho_umis_vs_edistance"] = float(spearmanr(table.loc[ok, shift].abs(),
+                                                         table.loc[ok, "edistance_cal"]).statistic)
+        flagged = quality.dying_flag(shifts, alpha).fillna(False).astype(bool).reindex(table.index)
+        panel["would_flag_with_effect"] = int((flagged & (table["q_calibrated"] < alpha)).sum())
     explained = escape.escape_explains(table, esc, min_cells) if esc["classified"].any() else []
     summary = calibration.calibration_summary(checks, alpha)
     record = answer.dataset_record(table, summary, dataset=dataset, n_genes=adata.n_vars, escape_explained=explained,
                                    notes=notes, alpha=alpha)
     record["signals"] = signal_notes
+    record["panel_quality"] = panel
+    record["usable_signals"] = usable
+    lines = adata.obs["cell_line"].astype(str).unique().tolist() if "cell_line" in adata.obs else []
+    record["cell_line"] = lines[0] if len(lines) == 1 else ""
     record["settings"] = {**cal.attrs, "n_pcs": int(pcs.shape[1]), "n_permutations": n_permutations,
                           "group_rule": cg.rule}
     front = ["n_cells", "call", "p_calibrated", "q_calibrated", "escape_fraction"]

@@ -18,6 +18,9 @@ import scipy.sparse as sp
 from scipy.stats import false_discovery_control, mannwhitneyu
 
 MIN_MITO_GENES = 5
+#: with fewer measured genes, UMIs and genes detected summed over the panel measure the panel's expression (which a
+#: transcriptional effect on the panel moves), not the cell's quality: such signals are refused for the dying flag
+MIN_TRANSCRIPTOME_GENES = 5000
 SIGNALS = ("total_umis", "genes_detected", "mito_fraction")
 
 
@@ -54,6 +57,29 @@ def quality_signals(adata, umi_column: str = "", genes_column: str = "", mito_co
     return pd.DataFrame(out, index=adata.obs_names), notes
 
 
+def usable_signals(notes: list[str], n_genes: int) -> tuple[list[str], list[str]]:
+    """Signals fit for the dying-cell flag, and one reason per refused signal.
+
+    A signal from an obs column (a per-cell summary of the whole transcriptome from the source) is usable; one
+    computed from ``layers['counts']`` is usable only when at least :data:`MIN_TRANSCRIPTOME_GENES` genes are
+    measured. On a targeted panel (Papalexi's 299 genes, an HVG subset) the UMIs of the measured genes fall or rise
+    with the perturbation's effect on them, so a flag from them would mark strong effects, not dying cells.
+    """
+    usable, refused = [], []
+    for name in SIGNALS:
+        note = next((n for n in notes if n.startswith(f"{name}:")), "")
+        if not note or "skipped" in note:
+            continue
+        if "layers['counts']" in note or "measured genes" in note:
+            if n_genes < MIN_TRANSCRIPTOME_GENES:
+                refused.append(f"{name} refused for the dying-cell flag: computed over {n_genes:,} measured genes "
+                               f"(fewer than {MIN_TRANSCRIPTOME_GENES:,}), it measures the panel's expression, not "
+                               "the cell's quality")
+                continue
+        usable.append(name)
+    return usable, refused
+
+
 def quality_shifts(signals: pd.DataFrame, groups: dict[str, np.ndarray], control: np.ndarray,
                    alpha: float = 0.05) -> pd.DataFrame:
     """Per group: shift of each signal against control, its Mann–Whitney p and BH q (across groups)."""
@@ -64,7 +90,9 @@ def quality_shifts(signals: pd.DataFrame, groups: dict[str, np.ndarray], control
         pvals = {}
         for g, idx in groups.items():
             x = values[idx]
-            if name == "mito_fraction":
+            if not len(x):
+                rows[g][f"{name}_shift" if name == "mito_fraction" else f"{name}_log2_shift"] = np.nan
+            elif name == "mito_fraction":
                 rows[g][f"{name}_shift"] = float(np.mean(x) - np.mean(ref))
             else:
                 rows[g][f"{name}_log2_shift"] = float(np.log2(max(np.median(x), 1e-9) / max(np.median(ref), 1e-9)))
@@ -79,18 +107,21 @@ def quality_shifts(signals: pd.DataFrame, groups: dict[str, np.ndarray], control
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def dying_flag(shifts: pd.DataFrame, alpha: float = 0.05, umi_log2: float = -0.25, mito_shift: float = 0.01
-               ) -> pd.Series:
+def dying_flag(shifts: pd.DataFrame, alpha: float = 0.05, umi_log2: float = -0.25, mito_shift: float = 0.01,
+               signals=SIGNALS) -> pd.Series:
     """Flag groups whose surviving cells look low-quality or dying.
 
     Significantly fewer UMIs or genes (log2 shift ≤ ``umi_log2``) or a higher mito fraction (≥ ``mito_shift``), at
-    BH q < ``alpha``.
+    BH q < ``alpha``, from the ``signals`` named (default all; see :func:`usable_signals`). No usable signal: NaN.
     """
+    present = [s for s in signals if f"{s}_q" in shifts]
+    if not present:
+        return pd.Series(np.nan, index=shifts.index, dtype=object)
     flag = pd.Series(False, index=shifts.index)
     for name in ("total_umis", "genes_detected"):
-        if f"{name}_log2_shift" in shifts:
+        if name in present and f"{name}_log2_shift" in shifts:
             flag |= (shifts[f"{name}_log2_shift"] <= umi_log2) & (shifts[f"{name}_q"] < alpha)
-    if "mito_fraction_shift" in shifts:
+    if "mito_fraction" in present and "mito_fraction_shift" in shifts:
         flag |= (shifts["mito_fraction_shift"] >= mito_shift) & (shifts["mito_fraction_q"] < alpha)
     return flag
 

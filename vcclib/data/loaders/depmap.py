@@ -318,8 +318,9 @@ def _calls_matrix(frame: pd.DataFrame, prefix: str, models: pd.DataFrame) -> tup
     by_ccle = by_ccle[~by_ccle.index.duplicated(keep="first")]
     model_ids = by_ccle.reindex(names)
     dtype = CategoricalDtype(list(DEPENDENCY_CLASSES), ordered=True)
-    codes = np.column_stack([pd.Categorical(frame[c], dtype=dtype).codes for c in line_columns]).astype(np.int8)
-    unknown = sorted({v for c in line_columns for v in frame[c].dropna().unique()} - set(DEPENDENCY_CLASSES))
+    values = frame[line_columns].to_numpy().ravel()  # one categorisation of all calls (per column: 10 s more)
+    codes = pd.Categorical(values, dtype=dtype).codes.reshape(len(frame), len(line_columns)).astype(np.int8)
+    unknown = sorted(set(pd.Series(values[codes.ravel() < 0]).dropna().unique()) - set(DEPENDENCY_CLASSES))
     if unknown:
         raise SchemaError(f"{prefix} calls hold unknown classes {unknown[:5]}; expected {DEPENDENCY_CLASSES}")
     obs = pd.DataFrame({"ccle_name": names, "model_id": model_ids.to_numpy()}, index=pd.Index(names))

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import struct
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from vcclib.data.loaders import loader
+from vcclib.data.loaders._rda import read_rda
 from vcclib.data.schema import SchemaError
 from vcclib.data.targets import column_genes
 
@@ -62,117 +60,6 @@ def load_trrust(files: Mapping[str, Path], manifest, **_: object) -> pd.DataFram
     return table
 
 
-class _XDR:
-    """A minimal reader of R's XDR serialisation, enough for an .rda holding plain data frames.
-
-    The ``rdata`` package parses DoRothEA's 1.4 M strings in about a minute; this reader does it in seconds. It
-    raises ``NotImplementedError`` on anything else (ALTREP, environments, closures…), and callers fall back to
-    ``rdata``.
-    """
-
-    def __init__(self, raw: bytes):
-        self.buf = raw
-        self.pos = 0
-        self.refs: list = []
-
-    def int(self) -> int:
-        (value,) = struct.unpack_from(">i", self.buf, self.pos)
-        self.pos += 4
-        return value
-
-    def length(self) -> int:
-        n = self.int()
-        if n == -1:
-            high, low = self.int(), self.int()
-            n = (high << 32) + low
-        return n
-
-    def item(self):
-        flags = self.int()
-        kind, has_attr, has_tag = flags & 0xFF, bool(flags & (1 << 9)), bool(flags & (1 << 10))
-        if kind == 254:  # NILVALUE
-            return None
-        if kind == 255:  # REFSXP
-            index = flags >> 8 or self.int()
-            return self.refs[index - 1]
-        if kind == 1:  # SYMSXP
-            name = self.item()
-            self.refs.append(name)
-            return name
-        if kind == 9:  # CHARSXP
-            n = self.int()
-            if n == -1:
-                return None
-            value = self.buf[self.pos : self.pos + n].decode("utf-8", errors="replace")
-            self.pos += n
-            return value
-        if kind == 2:  # LISTSXP: a (tagged) pairlist -> dict
-            out = {}
-            while kind == 2:
-                attributes = self.item() if has_attr else None
-                del attributes
-                tag = self.item() if has_tag else f"_{len(out)}"
-                out[tag] = self.item()
-                flags = self.int()
-                kind, has_attr, has_tag = flags & 0xFF, bool(flags & (1 << 9)), bool(flags & (1 << 10))
-            if kind != 254:
-                raise NotImplementedError(f"pairlist ending in SEXP type {kind}")
-            return out
-        if kind in (10, 13, 14, 16, 19):
-            n = self.length()
-            if kind == 14:
-                value = np.frombuffer(self.buf, dtype=">f8", count=n, offset=self.pos).astype(float)
-                self.pos += 8 * n
-            elif kind in (10, 13):
-                value = np.frombuffer(self.buf, dtype=">i4", count=n, offset=self.pos).astype(np.int64)
-                self.pos += 4 * n
-            else:
-                value = [self.item() for _ in range(n)]
-            attributes = self.item() if has_attr else {}
-            return (kind, value, attributes or {})
-        raise NotImplementedError(f"SEXP type {kind}")
-
-
-def _fast_rda_frames(path: Path) -> dict[str, pd.DataFrame]:
-    """Data frames of an .rda file, read with :class:`_XDR` (NotImplementedError for anything else)."""
-    import bz2
-    import gzip
-    import lzma
-
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    elif raw[:3] == b"BZh":
-        raw = bz2.decompress(raw)
-    elif raw[:6] == b"\xfd7zXZ\x00":
-        raw = lzma.decompress(raw)
-    if raw[:5] not in (b"RDX2\n", b"RDX3\n") or raw[5:7] != b"X\n":
-        raise NotImplementedError("not an XDR .rda file")
-    reader = _XDR(raw)
-    reader.pos = 7
-    version = reader.int()
-    reader.int(), reader.int()
-    if version == 3:
-        encoding_length = reader.int()
-        reader.pos += encoding_length
-    objects = reader.item()
-    frames = {}
-    for name, (kind, columns, attributes) in objects.items():
-        names = attributes.get("names", (None, None))[1]
-        if kind != 19 or names is None:
-            raise NotImplementedError(f"{name} is not a data frame")
-        data = {}
-        for column, (ckind, values, _attrs) in zip(names, columns):
-            if ckind == 16:
-                data[column] = pd.array(values, dtype="string").astype(object)
-            elif ckind == 14:
-                data[column] = values
-            else:
-                raise NotImplementedError(f"column {column} of SEXP type {ckind}")
-        frames[name] = pd.DataFrame(data)
-    return frames
-
-
 @loader("dorothea", returns="table")
 def load_dorothea(files: Mapping[str, Path], manifest, **_: object) -> pd.DataFrame:
     """DoRothEA human regulons (Garcia-Alonso et al. 2019), from the R package's ``dorothea_hs``.
@@ -183,15 +70,8 @@ def load_dorothea(files: Mapping[str, Path], manifest, **_: object) -> pd.DataFr
         454,504 rows: ``tf``, ``confidence`` (A most to E least confident), ``target``, ``mor`` (mode of
         regulation: +1 activation, -1 repression).
     """
-    import rdata
-
     path = _single(files, (".rda", ".RData", ".rdata"))
-    try:
-        objects = _fast_rda_frames(path)
-    except (NotImplementedError, ValueError, KeyError, TypeError, struct.error):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            objects = rdata.read_rda(str(path))
+    objects = read_rda(path)  # the project's one R reader (fast XDR decode, rdata fallback)
     if len(objects) != 1:
         raise SchemaError(f"{path.name}: expected one R object, found {sorted(objects)}")
     table = next(iter(objects.values()))
