@@ -34,7 +34,7 @@ from vcclib import config
 
 #: distributions whose versions enter every key
 LIBRARIES = ("numpy", "scipy", "pandas", "scikit-learn", "anndata", "scanpy", "pertpy", "arboreto", "regdiffusion",
-             "torch", "statsmodels", "numba")
+             "torch", "statsmodels", "numba", "sentence-transformers")
 ENV_OFF = "VCC_NO_MEMO"
 
 
@@ -239,3 +239,18 @@ def memoised(name: str, code: Sequence[str]):
         return inner
 
     return wrap
+
+
+def data_token() -> str:
+    """sha256 of every dataset manifest's loader and files (name, size, sha256) and of the loaders' source.
+
+    For steps that load registered datasets themselves: any change to a dataset's files or to a loader changes it.
+    """
+    from vcclib.data.manifest import all_manifests
+
+    digest = hashlib.sha256(code_token(("vcclib.data",)).encode())
+    for dataset_id, manifest in sorted(all_manifests().items()):
+        digest.update(f"{dataset_id}:{manifest.loader}".encode())
+        for data_file in manifest.files:
+            digest.update(f"{data_file.name}:{data_file.size}:{data_file.sha256}".encode())
+    return digest.hexdigest()
