@@ -34,7 +34,7 @@ from vcclib import config
 
 #: distributions whose versions enter every key
 LIBRARIES = ("numpy", "scipy", "pandas", "scikit-learn", "anndata", "scanpy", "pertpy", "arboreto", "regdiffusion",
-             "torch", "statsmodels", "numba", "sentence-transformers")
+             "torch", "statsmodels", "numba", "sentence-transformers", "transformers")
 ENV_OFF = "VCC_NO_MEMO"
 
 
