@@ -15,6 +15,8 @@ from vcclib.pipeline.notebooks import contain_tool_state
 PROJECT = config.project_root()
 
 contain_tool_state()
+# tests compute every step (no tables read from vcclib.memo's store; tests/test_memo.py switches it on itself)
+os.environ.setdefault("VCC_NO_MEMO", "1")
 
 
 def missing_real_data() -> str:

@@ -436,3 +436,27 @@ def test_depmap_calls_agree_with_chronos_essentiality():
     table = mx.modality_matrix(built, n_boot=20, n_perm=20).set_index(["source", "target"])
     assert table.loc[("depmap_22q1_calls", "depmap_chronos"), "value"] > 0.5
     assert table.loc[("depmap_22q1_calls", "depmap_chronos"), "same_source"]
+
+
+def test_figures_are_not_left_open_in_pyplot():
+    """The chapter glues each figure into a numbered caption; a pyplot figure would be shown a second time,
+    uncaptioned, at the end of its cell (the inline backend shows every open pyplot figure)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    from vcclib.analyses.information import figures
+
+    plt.close("all")
+    readout = pd.DataFrame({"dataset": "d", "k": [0, 10, 10, 100], "gene_choice": ["none", "hvg", "hvg", "all"],
+                            "metric": ["pearson_delta", "pearson_delta", "pearson_delta_unmeasured", "pearson_delta"],
+                            "value": [0.1, 0.4, 0.3, 0.9]})
+    matrix = pd.DataFrame({"source": ["a", "b"], "target": ["b", "a"], "value": [0.3, 0.3], "n": [40, 40],
+                           "same_source": [False, False]})
+    priors = pd.DataFrame({"task": "t", "source": ["go", "depmap"], "metric": "pearson_delta",
+                           "placement": [0.2, np.nan], "low": [0.1, np.nan], "high": [0.3, np.nan],
+                           "fallback": [0.1, 0.9]})
+    made = [figures.readout_figure(readout), figures.matrix_heatmap(matrix), figures.prior_figure(priors)]
+    assert all(isinstance(fig, Figure) for fig in made)
+    assert plt.get_fignums() == []
+    for fig in made:
+        assert fig.axes and fig.canvas.get_width_height()[0] > 0

@@ -32,6 +32,8 @@ USER_TASK = "user:unseen_perturbation"
 KEY_METRICS = ("pearson_delta", "discrimination_score_l1", "overlap_at_N", "mae", "systema_pearson_delta_pert")
 #: win rate at or above which a metric separates the ceiling from the mean baseline (and ≤ 0.5: rewards the mean)
 SEPARATING_WIN_RATE = 0.8
+#: the code a task's stored scores depend on (see vcclib.memo)
+MEMO_CODE = ("vcclib.models", "vcclib.metrics", "vcclib.splits", "vcclib.analyses.metrics_and_baselines")
 
 
 def chapter_tasks(datasets: str, *, user_adata=None) -> tuple[list[Task], dict]:
@@ -94,15 +96,33 @@ def run_tasks(tasks: list[Task], task_data: dict, *, baselines=None, seed: int =
         data = task_data.get(task.label)
         if data is None:
             data = load_task_data(task, max_cells_per_perturbation, seed)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", UserWarning)
-            frames.append(quietly(run_task, task, baselines=baselines, seed=seed, profile=profile, adata=data))
-        skipped += [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+        table, messages = _scored_task(task, data, baselines=baselines, seed=seed, profile=profile)
+        frames.append(table)
+        skipped += messages
         timings.append({"task": task.label, "cells": data.n_obs, "genes": data.n_vars,
                         "seconds": round(time.perf_counter() - tick, 1)})
     settings = pd.DataFrame(timings).assign(max_cells_per_perturbation=max_cells_per_perturbation, seed=seed,
                                             profile=profile)
     return pd.concat(frames, ignore_index=True), settings, skipped
+
+
+def _scored_task(task: Task, data, *, baselines, seed: int, profile: str) -> tuple[pd.DataFrame, list[str]]:
+    """:func:`run_task` and the lines of the baselines it skipped, kept on disk between runs.
+
+    The store (:mod:`vcclib.memo`) is keyed by the data's content, the task, baselines, seed and profile, and the
+    source of the models, metrics and splits.
+    """
+    from vcclib import memo
+
+    def compute():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            table = quietly(run_task, task, baselines=baselines, seed=seed, profile=profile, adata=data)
+        return table, [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+
+    inputs = {"task": repr(task), "data": memo.token(data), "baselines": baselines, "seed": seed, "profile": profile}
+    table, messages = memo.memo("metrics_and_baselines.run_task", compute, inputs=inputs, code=MEMO_CODE)
+    return table, list(messages)
 
 
 def key_scores(placed: pd.DataFrame, scores: pd.DataFrame, metrics=KEY_METRICS) -> pd.DataFrame:

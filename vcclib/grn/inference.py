@@ -52,6 +52,8 @@ METHODS = ("grnboost2", "genie3", "correlation", "regdiffusion")
 EDGE_COLUMNS = ("regulator", "target", "importance", "sign")
 _CACHE: dict[str, pd.DataFrame] = {}
 _CACHE_SIZE = 64
+#: the code a stored network depends on (vcclib.memo recomputes when it changes)
+MEMO_CODE = ("vcclib.grn.inference", "vcclib.grn.cluster")
 
 
 class GrnInputError(VccError):
@@ -333,6 +335,8 @@ def infer_network(expression: Expression, method: str, *, seed: int = 0, client=
     """The network of ``method`` (:data:`METHODS`) on ``expression``.
 
     Repeated calls with the same inputs and settings return the cached table (``attrs['seconds']`` is the time of the computation, ``attrs['cached']``).
+    GRNBoost2, GENIE3 and RegDiffusion networks are also kept on disk between runs (:func:`vcclib.memo.memo`,
+    keyed by the matrix's content, the settings, this module's source and the library versions).
 
     ``n_estimators`` applies to the arboreto methods, ``n_steps``/``device`` to regdiffusion, ``client`` to the
     arboreto methods (see :func:`arboreto_network`).
@@ -346,16 +350,28 @@ def infer_network(expression: Expression, method: str, *, seed: int = 0, client=
         hit = _CACHE[key].copy()
         hit.attrs = {**_CACHE[key].attrs, "cached": True}
         return hit
-    start = time.perf_counter()
-    if method in ("grnboost2", "genie3"):
-        edges = arboreto_network(expression, method, seed=seed, client=client, n_estimators=n_estimators)
-    elif method == "correlation":
-        edges = correlation_network(expression)
+    def compute() -> pd.DataFrame:
+        start = time.perf_counter()
+        if method in ("grnboost2", "genie3"):
+            edges = arboreto_network(expression, method, seed=seed, client=client, n_estimators=n_estimators)
+        elif method == "correlation":
+            edges = correlation_network(expression)
+        else:
+            edges = regdiffusion_network(expression, seed=seed, n_steps=n_steps, device=device)
+        edges.attrs = {"method": method, "seconds": time.perf_counter() - start, "cached": False,
+                       "n_cells": int(expression.X.shape[0]), "n_genes": len(expression.genes),
+                       "n_regulators": len(expression.regulators), "description": expression.description}
+        return edges
+
+    if cache and method != "correlation":  # the slow methods are also kept on disk (vcclib.memo)
+        from vcclib import memo
+
+        inputs = {"method": method, "seed": seed, "settings": settings, "expression": expression.token}
+        on_disk = memo.stored("grn.infer_network", inputs=inputs, code=MEMO_CODE)
+        edges = memo.memo("grn.infer_network", compute, inputs=inputs, code=MEMO_CODE)
+        edges.attrs["cached"] = on_disk
     else:
-        edges = regdiffusion_network(expression, seed=seed, n_steps=n_steps, device=device)
-    edges.attrs = {"method": method, "seconds": time.perf_counter() - start, "cached": False,
-                   "n_cells": int(expression.X.shape[0]), "n_genes": len(expression.genes),
-                   "n_regulators": len(expression.regulators), "description": expression.description}
+        edges = compute()
     if cache:
         if len(_CACHE) >= _CACHE_SIZE:
             _CACHE.pop(next(iter(_CACHE)))

@@ -98,15 +98,27 @@ class SignedNetwork:
 
 
 def network_for(name: str, train, covariate: str | None, *, max_cells: int, max_genes: int, seed: int,
-                regulators_per_target: int, n_estimators: int | None, n_steps: int) -> tuple[pd.DataFrame, str]:
-    """The edge table of network ``name`` for one covariate of the training data, and its strength column."""
+                regulators_per_target: int, n_estimators: int | None, n_steps: int,
+                dask_processes: bool = True) -> tuple[pd.DataFrame, str]:
+    """The edge table of network ``name`` for one covariate of the training data, and its strength column.
+
+    ``dask_processes`` False runs arboreto's regressions on one thread worker of a LocalCluster (when no Dask
+    client is open): the same links (same per-target functions and seed), without starting worker processes,
+    which costs more than a small network's regressions.
+    """
+    from vcclib.grn.cluster import current_client, dask_client
     from vcclib.grn.inference import control_expression, infer_network
     from vcclib.grn.literature import reference_network
 
     if name in INFERRED:
         expression = control_expression(train, lambert_tfs(), covariate=covariate, max_cells=max_cells,
                                         max_genes=max_genes, seed=seed)
-        edges = infer_network(expression, name, seed=seed, n_estimators=n_estimators, n_steps=n_steps)
+        settings = {"seed": seed, "n_estimators": n_estimators, "n_steps": n_steps}
+        if name in ("grnboost2", "genie3") and not dask_processes and current_client() is None:
+            with dask_client(n_workers=1, processes=False) as client:
+                edges = infer_network(expression, name, client=client, **settings)
+        else:
+            edges = infer_network(expression, name, **settings)
         edges = edges.groupby("target", sort=False).head(regulators_per_target)
         return edges, "importance"
     return reference_network(name), "weight"
@@ -124,21 +136,25 @@ SOURCE = "network propagation (this project) through arboreto GRNBoost2/GENIE3, 
 _TASKS = (PredictionTask.UNSEEN_PERTURBATION, PredictionTask.COMBINATION)
 
 
+#: test mode of the arboreto networks: 60 control cells, the 50 most variable genes as targets, one thread worker
+TEST_ARBORETO = {"max_cells": 60, "max_genes": 50, "dask_processes": False}
+
+
 def _describe(network: str) -> str:
     where = "inferred on the training control cells" if network in INFERRED else "from the literature"
     return f"perturbed mean + scale × the perturbation propagated 3 steps through the {network} network ({where})"
 
 
 @register_model("grn_grnboost2", kind=ModelKind.LEARNED, params={"network": "grnboost2"}, extra="grn",
-                description=_describe("GRNBoost2"), source=SOURCE, tasks=_TASKS, test_params={"max_cells": 60})
+                description=_describe("GRNBoost2"), source=SOURCE, tasks=_TASKS, test_params=TEST_ARBORETO)
 @register_model("grn_genie3", kind=ModelKind.LEARNED, params={"network": "genie3", "n_estimators": 100}, extra="grn",
                 description=_describe("GENIE3 (100 trees)"), source=SOURCE, tasks=_TASKS,
-                test_params={"max_cells": 60, "n_estimators": 10})
+                test_params={**TEST_ARBORETO, "n_estimators": 10})
 @register_model("grn_correlation", kind=ModelKind.LEARNED, params={"network": "correlation"},
                 description=_describe("correlation"), source=SOURCE, tasks=_TASKS)
 @register_model("grn_regdiffusion", kind=ModelKind.LEARNED, params={"network": "regdiffusion"}, extra="grn",
                 description=_describe("RegDiffusion"), source=SOURCE, tasks=_TASKS,
-                test_params={"max_cells": 60, "n_steps": 10})
+                test_params={"max_cells": 60, "max_genes": 100, "n_steps": 10})
 @register_model("lit_trrust", kind=ModelKind.LEARNED, params={"network": "trrust"},
                 description=_describe("TRRUST"), source=SOURCE, tasks=_TASKS)
 @register_model("lit_dorothea", kind=ModelKind.LEARNED, params={"network": "dorothea_ABC"},
@@ -149,12 +165,13 @@ class NetworkPropagation(Model):
     def __init__(self, spec, network: str = "grnboost2", steps: int = 3, damping: float = 0.5,
                  max_cells: int = 500, max_genes: int = 0, regulators_per_target: int = 10,
                  n_estimators: int = 0, n_steps: int = 300, calibration: str = "norm", seed: int = 0,
-                 **params: Any):
+                 dask_processes: bool = True, **params: Any):
         if calibration not in ("norm", "least_squares"):
             raise VccError(f"calibration must be 'norm' or 'least_squares', not {calibration!r}")
         super().__init__(spec, network=network, steps=steps, damping=damping, max_cells=max_cells,
                          max_genes=max_genes, regulators_per_target=regulators_per_target,
-                         n_estimators=n_estimators, n_steps=n_steps, calibration=calibration, seed=seed, **params)
+                         n_estimators=n_estimators, n_steps=n_steps, calibration=calibration, seed=seed,
+                         dask_processes=dask_processes, **params)
         self._networks: dict[str, SignedNetwork] = {}
 
     def _fit(self, train, heldout) -> None:
@@ -187,7 +204,8 @@ class NetworkPropagation(Model):
         edges, strength = network_for(p["network"], self._train, covariate if self.covariate_column else None,
                                       max_cells=p["max_cells"], max_genes=p["max_genes"], seed=p["seed"],
                                       regulators_per_target=p["regulators_per_target"],
-                                      n_estimators=p["n_estimators"] or None, n_steps=p["n_steps"])
+                                      n_estimators=p["n_estimators"] or None, n_steps=p["n_steps"],
+                                      dask_processes=p["dask_processes"])
         edges = pd.DataFrame({"regulator": edges["regulator"].astype(str).to_numpy(),
                               "target": edges["target"].astype(str).to_numpy(),
                               "sign": edges["sign"].to_numpy(dtype=np.int64),

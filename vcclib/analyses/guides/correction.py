@@ -29,6 +29,11 @@ import pandas as pd
 from anndata import AnnData
 
 from vcclib.analyses.guides.lowmoi import control_reference, log2_fold_change, replicate_agreement
+from vcclib.memo import memoised
+
+#: the code the stored tables of this module depend on (see vcclib.memo)
+MEMO_CODE = ("vcclib.analyses.guides.correction", "vcclib.analyses.guides.lowmoi", "vcclib.analyses.null_effects",
+             "vcclib.models", "vcclib.metrics", "vcclib.splits")
 
 
 def correct(adata: AnnData, guides: pd.DataFrame, escape: pd.DataFrame | None, *, guide_column: str = "guide",
@@ -120,6 +125,7 @@ def target_effects(adata: AnnData, *, control_label: str | None = None, replicat
     return pd.DataFrame(rows)
 
 
+@memoised("guides.consequences", MEMO_CODE)
 def consequences(before: AnnData, after: AnnData, *, effect_settings: dict | None = None, seed: int = 0,
                  dataset: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Effect sizes, null calls and replicate agreement before and after the correction.
@@ -185,6 +191,7 @@ def weighted_consequences(adata: AnnData, weights: np.ndarray, *, dataset: str =
     return per_target.reset_index(), summary
 
 
+@memoised("guides.benchmark_before_after", MEMO_CODE)
 def benchmark_before_after(before: AnnData, after: AnnData, *, dataset: str, baselines=None, seed: int = 0,
                            profile: str = "full", max_cells_per_perturbation: int = 100,
                            test_fraction: float = 0.3) -> dict:

@@ -32,9 +32,12 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from vcclib.analyses.guides.lowmoi import GuideDataError, log2_fold_change, resampled_draws, resampled_null
+from vcclib.memo import memoised
 
 NON_TARGETING = "non-targeting"
 TSS = "TSS positive control"
+#: the code the stored tables of this module depend on (see vcclib.memo)
+MEMO_CODE = ("vcclib.analyses.guides.highmoi", "vcclib.analyses.guides.lowmoi")
 
 
 def check_highmoi(adata: AnnData) -> pd.DataFrame:
@@ -85,6 +88,7 @@ def _test(X: np.ndarray, members: np.ndarray, background: np.ndarray, strata: np
     return observed, (1 + extreme) / (1 + n_resamples), np.vstack([unit_mean, back_mean])
 
 
+@memoised("guides.highmoi_guide_table", MEMO_CODE)
 def highmoi_guide_table(adata: AnnData, *, n_resamples: int = 500, max_grnas: int = 3, min_cells: int = 10,
                         alpha: float = 0.05, weak_efficacy: float = 0.5, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every gRNA group on its cis genes, every TSS gRNA on its target, every non-targeting gRNA on every gene.

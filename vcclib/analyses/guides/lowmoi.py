@@ -31,8 +31,11 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from vcclib.errors import VccError
+from vcclib.memo import memoised
 
 FC_CLIP = 20.0
+#: the code the stored tables of this module depend on (see vcclib.memo)
+MEMO_CODE = ("vcclib.analyses.guides.lowmoi", "vcclib.analyses.null_effects")
 
 
 class GuideDataError(VccError):
@@ -179,6 +182,7 @@ def _mixscape_gmm_compatible():
     MixscapeGaussianMixture._m_step = _m_step
 
 
+@memoised("guides.mixscape_classes", MEMO_CODE)
 def mixscape_classes(adata: AnnData, *, perturbation_column: str = "perturbation", control_label: str,
                      replicate_column: str | None = "replicate", n_neighbors: int = 20, n_pcs: int = 20,
                      min_de_genes: int = 5, seed: int = 0, targets=None) -> pd.DataFrame:
@@ -243,6 +247,7 @@ def add_escape(table: pd.DataFrame, adata: AnnData, escape: pd.DataFrame | None,
     return out
 
 
+@memoised("guides.guide_table", MEMO_CODE)
 def guide_table(adata: AnnData, *, guide_column: str = "guide", perturbation_column: str = "perturbation",
                 control_label: str | None = None, replicate_column: str | None = "replicate",
                 escape: pd.DataFrame | None = None, n_resamples: int = 1000, n_pcs: int = 20,
@@ -478,6 +483,7 @@ def replicate_agreement(adata: AnnData, *, perturbation_column: str = "perturbat
     return pd.DataFrame(rows)
 
 
+@memoised("guides.null_calibration", MEMO_CODE)
 def null_calibration(adata: AnnData, *, perturbation_column: str = "perturbation", control_label: str | None = None,
                      replicate_column: str | None = "replicate", n_groups: int = 20, group_size: int = 50,
                      n_resamples: int = 500, n_pcs: int = 20, seed: int = 0) -> pd.DataFrame:

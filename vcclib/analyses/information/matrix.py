@@ -21,6 +21,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from vcclib.analyses.information.modalities import MODALITIES
+from vcclib.memo import memoised
 
 COLUMNS = ("source", "target", "quantity_source", "quantity_target", "n", "statistic", "value", "ci_low", "ci_high",
            "p_perm", "unique_gain")
@@ -80,6 +81,7 @@ def _group(name: str) -> str:
     return MODALITIES[name].source_group if name in MODALITIES else name
 
 
+@memoised("information.modality_matrix", ("vcclib.analyses.information.matrix",))
 def modality_matrix(quantities: dict[str, pd.Series], min_overlap: int = 10, small: int = 30, n_boot: int = 500,
                     n_perm: int = 500, seed: int = 0) -> pd.DataFrame:
     """The ``modality_matrix.csv`` table (see the module docstring), one row per ordered pair of modalities.

@@ -22,6 +22,8 @@ from vcclib.errors import VccError
 from vcclib.models import features
 from vcclib.models.baselines.learned import LinearModel
 
+#: the code a stored prior benchmark depends on (see vcclib.memo)
+MEMO_CODE = ("vcclib.analyses.information", "vcclib.models", "vcclib.metrics", "vcclib.splits")
 PRIOR_SOURCES = ("go", "depmap", "coessentiality", "lincs", "periscope", "text", "go+coessentiality",
                  "go+depmap+coessentiality+lincs+periscope")
 PRIOR_METRICS = ("pearson_delta", "discrimination_score_l1", "mse_delta")
@@ -130,6 +132,17 @@ def prior_benchmark(tasks=None, sources=PRIOR_SOURCES, seeds=(0, 1, 2), metrics=
         held-out perturbations the source did not cover). ``coverage``: per task and source, the share of the
         task's perturbed targets the source covers.
     """
+    from vcclib import memo
+
+    inputs = {"tasks": repr(tasks), "sources": list(sources), "seeds": list(seeds), "metrics": list(metrics),
+              "max_cells_per_perturbation": max_cells_per_perturbation, "datasets": memo.data_token()}
+    return memo.memo("information.prior_benchmark",
+                     lambda: _prior_benchmark(tasks, sources, seeds, metrics, max_cells_per_perturbation),
+                     inputs=inputs, code=MEMO_CODE)
+
+
+def _prior_benchmark(tasks, sources, seeds, metrics, max_cells_per_perturbation: int
+                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
     from vcclib.analyses.information.cache import load, loaded_once
     from vcclib.models.benchmark import evaluate_by_covariate, placement
     from vcclib.models.runner import fit_predict, subsample

@@ -35,6 +35,8 @@ from vcclib.errors import VccError
 
 #: The numbers of measured genes the issue asks for (the landmark count and "all" are added per dataset).
 K_VALUES = (10, 30, 100, 300)
+#: the code a stored readout table depends on (see vcclib.memo)
+MEMO_CODE = ("vcclib.analyses.information", "vcclib.models", "vcclib.metrics", "vcclib.splits")
 GENE_CHOICES = ("landmark", "hvg", "random")
 READOUT_METRICS = ("pearson_delta", "mse_delta", "discrimination_score_l1")
 CONTROL = "__control__"
@@ -329,6 +331,17 @@ def readout_size(names=tuple(DATASETS), seeds=(0, 1, 2), ks=K_VALUES, cells_per_
     by dataset name (else they are loaded, through :func:`vcclib.analyses.information.cache.load`); a name not in
     :data:`DATASETS` is user data (unseen perturbations).
     """
+    from vcclib import memo
+
+    inputs = {"names": list(names), "seeds": list(seeds), "ks": list(ks), "cells_per_metacell": cells_per_metacell,
+              "max_cells_per_group": max_cells_per_group, "data": memo.token(data or {}), "datasets": memo.data_token()}
+    return memo.memo("information.readout_size",
+                     lambda: _readout_size(names, seeds, ks, cells_per_metacell, max_cells_per_group, data),
+                     inputs=inputs, code=MEMO_CODE)
+
+
+def _readout_size(names, seeds, ks, cells_per_metacell: int, max_cells_per_group: int, data: dict | None
+                  ) -> pd.DataFrame:
     from vcclib.analyses.information.cache import load
     from vcclib.models.runner import subsample
     from vcclib.splits import covariate_column
