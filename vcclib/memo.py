@@ -6,8 +6,9 @@ step once and keeps its result under ``<cache>/memo/<name>/<key>/``; the key is 
 
 * the inputs: AnnData content (:func:`adata_token`: X, obs, var names, obsm, uns) or any other token the caller
   passes, and the settings (JSON);
-* the source of the code that computes the step (:func:`code_token`: every ``.py`` file of the named modules or
-  packages), so an edit to that code recomputes;
+* the source of the code that computes the step (:func:`code_token`: every ``.py`` file of the whole ``vcclib``
+  package, plus the named modules or packages when they live outside it), so any edit to the library recomputes
+  (a narrower key would reuse a result after an edit to a helper the step calls indirectly);
 * the versions of the numerical libraries (:data:`LIBRARIES`).
 
 Results are stored without pickles: DataFrames as parquet (``attrs`` included), tuples, lists and dicts of them,
@@ -135,7 +136,7 @@ def key_of(name: str, inputs: dict[str, Any], code: Sequence[str]) -> str:
     """The store key of step ``name`` with ``inputs`` (tokens and settings) computed by modules ``code``."""
     digest = hashlib.sha256(name.encode())
     _update_with(digest, inputs)
-    digest.update(code_token(tuple(code)).encode())
+    digest.update(code_token(tuple(sorted({"vcclib", *code}))).encode())
     digest.update(repr(library_versions()).encode())
     return digest.hexdigest()[:24]
 
