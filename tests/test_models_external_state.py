@@ -96,3 +96,19 @@ def test_a_perturbation_without_a_go_vector_is_flagged_as_fallback(fitted):
 @pytest.mark.mirror
 def test_state_test_mode_is_fast(fitted):
     assert fitted[2] < 120  # seconds, on a shared 2-core machine (typically far less)
+
+
+@pytest.mark.mirror
+@pytest.mark.slow
+def test_same_seed_same_numbers(fitted):
+    """A second test-mode fit with the same seed predicts exactly the same profiles (CPU)."""
+    model, split, _ = fitted
+    from vcclib.data import load
+    from vcclib.models.runner import subsample
+    from vcclib.splits import covariate_column
+
+    adata = load("norman2019_mcfaline2024_devel", study="norman19")
+    adata = subsample(adata, 12, seed=0, column=covariate_column(adata))
+    twin = MODELS.get("state").create(test=True).fit(split.subset(adata, "train"))
+    query = split.test_groups()
+    np.testing.assert_array_equal(np.asarray(model.predict(query).X), np.asarray(twin.predict(query).X))
