@@ -26,9 +26,10 @@ blocks, bidirectional attention), ``heads``, ``lr``; energy loss, STATE's defaul
 configuration is the book's: a small STATE (≈0.56 M trainable parameters, hidden 128, 2 blocks, 4 heads) rather
 than ``state_sm`` (32.5 M), sets of 16 cells (the book's cells per perturbation; cell-load fills smaller groups
 by resampling), 8 sets per step, 80 steps. Measured on the Norman 2019 subset at 16 cells per perturbation
-(432 training cells): ≈1.0 CPU-second per step (mostly cell-load's per-cell h5 reads and Lightning, not the
-network) plus ≈11 CPU-seconds of set-up, so ≈90 CPU-seconds per fit (≤ 90 s wall on two free cores), peak RSS
-≈830 MB; prediction ≈2 CPU-seconds. More steps train longer linearly; ``state_sm`` itself is far slower.
+(432 training cells) on a shared 2-core machine: 16 / 41 / 65 CPU-seconds per fit at 5 / 30 / 80 steps
+(≈0.7–1.0 CPU-s per step, mostly cell-load's per-cell h5 reads and Lightning rather than the network, plus
+≈11 CPU-s of set-up), so ≤ 90 s wall on two free cores; peak RSS ≈0.8 GB; prediction ≈2 CPU-seconds. More
+steps train longer linearly; ``state_sm`` itself is far slower.
 
 Run-time fixes and settings, applied here only: wandb off (``use_wandb=false``), ``num_workers=0``,
 ``pin_memory=false`` (cell-load 0.10.4 still passes ``pin_memory=True`` to its DataLoader: only a warning on
