@@ -119,6 +119,7 @@ MODELS: Registry[ModelSpec] = Registry(
         "vcclib.grn.propagation",
         "vcclib.models.neural.vae",
         "vcclib.models.external",
+        "vcclib.models.external.state",
     ),
 )
 
