@@ -93,7 +93,7 @@ def test_page_renders_with_figures_and_no_errors(site, browser, page_path):
 #: passing must leave this list.
 FIGURE_CAPTIONS_PENDING = {
     name: "figures not yet glued with numbered captions"
-    for name in ("null_effects", "guides", "shared_phenotypes", "information_content", "vae_retraining")
+    for name in ("null_effects", "guides", "shared_phenotypes", "information_content")
 }
 
 
