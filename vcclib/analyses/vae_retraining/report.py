@@ -40,6 +40,12 @@ def conclusions(records: dict) -> Takeaways:
     diversity = "; ".join(f"{k}: effect spread {number(v['effect_spread_ratio'])}, cell variance "
                           f"{number(v['cell_variance_ratio'])}" for k, v in r["diversity"].items()
                           if REFERENCE in k or DEFAULT in k or "loss=" in k)
+    vae_spread = {k: v["effect_spread_ratio"] for k, v in r["diversity"].items() if k.startswith("cvae")}
+    if vae_spread:
+        low, high = min(vae_spread, key=vae_spread.get), max(vae_spread, key=vae_spread.get)
+        diversity += (f". Over every VAE variant (auxiliary data included) the effect spread ranges from "
+                      f"{number(vae_spread[low])} ({low}) to {number(vae_spread[high])} ({high}); 1 is the real "
+                      f"spread")
     points = [
         f"**Metrics used** (the MAX anchor beats the MIN anchor on ≥ {SEPARATING_WIN_RATE:.0%} of held-out "
         f"perturbations in this chapter's own runs): {names(r['trusted_metrics'])}. Not used: "
