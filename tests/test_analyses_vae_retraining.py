@@ -139,3 +139,18 @@ def test_added_data_stages_are_nested_and_score_the_same_unseen_perturbations():
     assert splits[2].mask(adata, "train").sum() > splits[0].mask(adata, "train").sum()
     with pytest.raises(chapter.experiments.VccError, match="not in the data"):
         chapter.added_data_split(adata, seed=1, added=("HeLa",))
+
+
+def test_added_data_table_orders_stages_by_added_lines_and_keeps_training_cells():
+    summary = pd.DataFrame({
+        "task": "t", "model": "cvae_pseudobulk", "metric": "pearson_delta", "n_seeds": 3,
+        "variant": ["added=A172+T98G|cvae_pseudobulk", "added=none|cvae_pseudobulk", "added=A172|cvae_pseudobulk",
+                    "added=none", "train_fraction=1|cvae_pseudobulk"],
+        "mean": [0.3, 0.1, 0.2, 0.0, 9.0], "low": [0.2, 0.0, 0.1, 0.0, 9.0], "high": [0.4, 0.2, 0.3, 0.0, 9.0]})
+    info = pd.DataFrame({"variant": ["added=none|cvae_pseudobulk", "added=A172|cvae_pseudobulk",
+                                     "added=A172+T98G|cvae_pseudobulk"], "n_train_cells": [100, 150, 200]})
+    table = chapter.added_data_table(summary, info)
+    assert table["stage"].tolist() == ["added=none", "added=A172", "added=A172+T98G"]
+    assert table["n_added"].tolist() == [0, 1, 2] and table["mean"].tolist() == [0.1, 0.2, 0.3]
+    assert table["n_train_cells"].tolist() == [100, 150, 200]
+    assert chapter.added_data_table(summary.iloc[3:], info).empty
