@@ -35,7 +35,7 @@ def conclusions(records: dict) -> Takeaways:
     added = "; ".join(f"{learner}: " + " → ".join(
         f"{s['stage'].split('=', 1)[1]} {number(s['placement'])} [{number(s['low'])}, {number(s['high'])}] "
         f"({s['train_cells']:,} training cells)" for s in stages) for learner, stages in r.get("added_data", {}).items())
-    hypotheses = "; ".join(f"{k}, {v['learner']}: {number(v['placement'])} [{number(v['low'])}, {number(v['high'])}]"
+    hypotheses = "; ".join(f"{k}: {number(v['placement'])} [{number(v['low'])}, {number(v['high'])}]"
                            for k, v in r.get("hypotheses", {}).items())
     diversity = "; ".join(f"{k}: effect spread {number(v['effect_spread_ratio'])}, cell variance "
                           f"{number(v['cell_variance_ratio'])}" for k, v in r["diversity"].items()
@@ -87,7 +87,8 @@ def weak_evidence(records: dict) -> list[str]:
         "perturbations; tasks with two perturbations (Kang) are left out of the book run.",
         "The added datasets are CRISPRi in glioma lines while the held-out cells are CRISPRa in K562: the "
         "perturbation shift is shared across cell lines, so added data can only help through the shared decoder, "
-        "the cell-line embedding and the feature-to-shift map; the published Perturb-seq atlases that would test "
+        "the cell-line embedding and the feature-to-shift map (`linear_go` fits each cell line apart, so its "
+        "added-data curve is flat by construction); the published Perturb-seq atlases that would test "
         "same-modality additions (Replogle 2022 K562/RPE1 matrices) are not in the offline mirror.",
         "Hypothesis splits the VAE cannot answer as built: `guide_information` (the VAE conditions on the target, "
         "not the guide, so every guide of a target gets one prediction) and the label splits (`variability_labels`, "

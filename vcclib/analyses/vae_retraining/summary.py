@@ -112,8 +112,8 @@ def headline(placed: pd.DataFrame, trusted: pd.DataFrame, info: pd.DataFrame, *,
                                  for s, m, lo, hi, n in rows[["stage", "mean", "low", "high", "n_train_cells"]]
                                  .itertuples(index=False)]
                        for learner, rows in added.groupby("learner", sort=True)},
-        "hypotheses": {f"{v.split('|')[0].split('=', 1)[1]} on {t}": {
-            "learner": v.split("|")[1], "placement": round(float(g["mean"].mean()), 3),
+        "hypotheses": {f"{v.split('|')[0].split('=', 1)[1]} on {t}, {v.split('|')[1]}": {
+            "placement": round(float(g["mean"].mean()), 3),
             "low": round(float(g["low"].mean()), 3), "high": round(float(g["high"].mean()), 3)}
             for (t, v), g in hypotheses.groupby(["task", "variant"], sort=True)},
         "diversity": {f"{m} ({v})": {k: round(float(x), 3) for k, x in row.items()} for (m, v), row in spread.iterrows()},
