@@ -155,3 +155,13 @@ def test_added_data_table_orders_stages_by_added_lines_and_keeps_training_cells(
     assert table["n_added"].tolist() == [0, 1, 2] and table["mean"].tolist() == [0.1, 0.2, 0.3]
     assert table["n_train_cells"].tolist() == [100, 150, 200]
     assert chapter.added_data_table(summary.iloc[3:], info).empty
+
+
+def test_torch_threads_are_set_for_the_runs_and_restored_after():
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    with chapter.experiments.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with chapter.experiments.torch_threads(0):
+        assert torch.get_num_threads() == before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,9 @@ class Settings:
     cells_vae: dict[str, Any] = field(default_factory=lambda: {"epochs": 15, "batch_size": 128, "patience": 4})
     device: str = "cpu"
     exclude_references: tuple[str, ...] = ()
+    #: torch intra-op threads while the experiments run on the CPU (0: torch's default); the chapter's networks
+    #: are small, and one thread per process keeps a shared machine from spinning idle threads
+    cpu_threads: int = 1
 
 
 def _model_params(name: str, settings: Settings, extra: dict | None = None) -> dict:
@@ -308,6 +312,32 @@ def run_experiments(settings: Settings, *, compare_tasks: list[Task], loss_task:
     """
     runner = Runner(settings)
     runner._data.update(task_data or {})
+    with torch_threads(settings.cpu_threads if settings.device == "cpu" else 0):
+        _all_experiments(runner, settings, compare_tasks, loss_task, feature_task, curve_task, losses, sources,
+                         fractions, compare_models, added_stages, hypothesis_tasks)
+    return runner
+
+
+@contextmanager
+def torch_threads(n: int):
+    """Run with ``n`` torch intra-op threads (0 or torch absent: unchanged), restoring the number after."""
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if not n or torch is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _all_experiments(runner, settings, compare_tasks, loss_task, feature_task, curve_task, losses, sources,
+                     fractions, compare_models, added_stages, hypothesis_tasks) -> None:
     for seed in settings.seeds:
         for task in compare_tasks:
             runner.vae_runs(task, seed, {DEFAULT if i == 0 else f"{DEFAULT}:{m}": (m, {})
@@ -320,4 +350,3 @@ def run_experiments(settings: Settings, *, compare_tasks: list[Task], loss_task:
             added_data_runs(runner, seed, added_stages)
         for task in hypothesis_tasks:
             hypothesis_runs(runner, task, seed)
-    return runner
