@@ -97,7 +97,8 @@ def test_a_tiny_chapter_run_writes_placements_and_conclusions():
     settings.cells_vae.update(epochs=1)
     task = default_tasks(["norman2019_mcfaline2024_devel"])[0]
     runner = chapter.run_experiments(settings, compare_tasks=[task], loss_task=None, feature_task=task,
-                                     curve_task=task, sources=("learned",), fractions=(1.0,))
+                                     curve_task=task, sources=("learned",), fractions=(1.0,),
+                                     added_stages=((), ("A172",)))
     long = runner.long()
     info = pd.DataFrame(runner.info)
     placed = chapter.placements(long)
@@ -109,4 +110,58 @@ def test_a_tiny_chapter_run_writes_placements_and_conclusions():
                                cpu_seconds=1.0, device="device: cpu")
     text = chapter.conclusions(records).to_markdown()
     assert "cvae_pseudobulk" in text and "key-takeaways" in text
-    assert len(chapter.weak_evidence(records)) == 3
+    assert {"added=none|cvae_pseudobulk", "added=A172|linear_go", "hypothesis=variability|cvae_pseudobulk"} <= set(
+        placed["variant"])
+    assert [s["stage"] for s in records["added_data"]["cvae_pseudobulk"]] == ["added=none", "added=A172"]
+    assert {"variability on mcfaline23:variability, cvae_pseudobulk",
+            "variability on mcfaline23:variability, linear_go"} <= set(records["hypotheses"])
+    assert "added datasets" in text and "Other hypothesis splits" in text
+    assert len(chapter.weak_evidence(records)) == 5
+
+
+@pytest.mark.mirror
+def test_added_data_stages_are_nested_and_score_the_same_unseen_perturbations():
+    """Norman 2019 (K562) with McFaline-Figueroa 2023's glioma lines added: one held-out set of K562
+    perturbations at every stage, nested training sets, and no held-out perturbation in any added line."""
+    from vcclib.models.benchmark import load_task_data
+    from vcclib.splits import make_split
+
+    adata = load_task_data(chapter.ADDED_DATA_TASK, 10, 0)
+    splits = [chapter.added_data_split(adata, seed=1, added=added) for added in chapter.ADDED_STAGES]
+    tests = [set(map(tuple, s.test_groups()[["covariate", "perturbation"]].to_numpy())) for s in splits]
+    assert tests[0] and all(t == tests[0] for t in tests) and {c for c, _ in tests[0]} == {"K562"}
+    base = adata[(adata.obs["cell_line"] == "K562").to_numpy()]
+    expected = set(make_split("more_data", base, seed=1, train_fraction=1.0).test_groups()["perturbation"])
+    assert {p for _, p in tests[0]} == expected
+    trains = [set(map(tuple, s.groups("train")[["covariate", "perturbation"]].to_numpy())) for s in splits]
+    assert trains[0] < trains[1] < trains[2]
+    assert {c for c, _ in trains[0]} == {"K562"} and {c for c, _ in trains[2]} == {"K562", "A172", "T98G", "U87MG"}
+    assert not {p for c, p in trains[2] if c != "K562"} & expected
+    assert splits[2].mask(adata, "train").sum() > splits[0].mask(adata, "train").sum()
+    with pytest.raises(chapter.experiments.VccError, match="not in the data"):
+        chapter.added_data_split(adata, seed=1, added=("HeLa",))
+
+
+def test_added_data_table_orders_stages_by_added_lines_and_keeps_training_cells():
+    summary = pd.DataFrame({
+        "task": "t", "model": "cvae_pseudobulk", "metric": "pearson_delta", "n_seeds": 3,
+        "variant": ["added=A172+T98G|cvae_pseudobulk", "added=none|cvae_pseudobulk", "added=A172|cvae_pseudobulk",
+                    "added=none", "train_fraction=1|cvae_pseudobulk"],
+        "mean": [0.3, 0.1, 0.2, 0.0, 9.0], "low": [0.2, 0.0, 0.1, 0.0, 9.0], "high": [0.4, 0.2, 0.3, 0.0, 9.0]})
+    info = pd.DataFrame({"variant": ["added=none|cvae_pseudobulk", "added=A172|cvae_pseudobulk",
+                                     "added=A172+T98G|cvae_pseudobulk"], "n_train_cells": [100, 150, 200]})
+    table = chapter.added_data_table(summary, info)
+    assert table["stage"].tolist() == ["added=none", "added=A172", "added=A172+T98G"]
+    assert table["n_added"].tolist() == [0, 1, 2] and table["mean"].tolist() == [0.1, 0.2, 0.3]
+    assert table["n_train_cells"].tolist() == [100, 150, 200]
+    assert chapter.added_data_table(summary.iloc[3:], info).empty
+
+
+def test_torch_threads_are_set_for_the_runs_and_restored_after():
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    with chapter.experiments.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with chapter.experiments.torch_threads(0):
+        assert torch.get_num_threads() == before

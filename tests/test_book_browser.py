@@ -88,15 +88,6 @@ def test_page_renders_with_figures_and_no_errors(site, browser, page_path):
     page.close()
 
 
-#: Chapters whose figures are still displayed with ``display(fig)`` instead of glued into a numbered
-#: ``{glue:figure}`` caption (every other report check applies to them). Known gap, strict: a chapter that starts
-#: passing must leave this list.
-FIGURE_CAPTIONS_PENDING = {
-    name: "figures not yet glued with numbered captions"
-    for name in ("vae_retraining",)
-}
-
-
 @pytest.mark.parametrize("chapter", book_chapters())
 def test_chapter_reads_like_a_report(site, browser, chapter):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -111,7 +102,7 @@ def test_chapter_reads_like_a_report(site, browser, chapter):
         f"{chapter}: an output comes before the key-takeaways box: {first_output.inner_text()[:200]!r}"
     box_top = box.bounding_box()["y"]
     figures = main.locator("figure")
-    # every image is a figure with a numbered caption (checked last: see FIGURE_CAPTIONS_PENDING)
+    # every image is a figure with a numbered caption (checked last)
     uncaptioned = page.evaluate(
         "() => Array.from(document.querySelectorAll('main img')).filter(i => !(i.closest('figure') && "
         "i.closest('figure').querySelector('figcaption .caption-number'))).map(i => i.src)")
@@ -141,9 +132,6 @@ def test_chapter_reads_like_a_report(site, browser, chapter):
     for link in links:
         assert page.request.get(link).status == 200, link
     page.close()
-    if chapter in FIGURE_CAPTIONS_PENDING:
-        assert figure_problems, f"{chapter} now glues every figure: remove it from FIGURE_CAPTIONS_PENDING"
-        pytest.xfail(f"{chapter}: {'; '.join(figure_problems)} ({FIGURE_CAPTIONS_PENDING[chapter]})")
     assert not figure_problems, f"{chapter}: {'; '.join(figure_problems)}"
 
 
