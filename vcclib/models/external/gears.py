@@ -143,7 +143,7 @@ def _gears_workspace():
             "device": "auto"},
     needs=("go",),
     tasks=(PredictionTask.UNSEEN_PERTURBATION, PredictionTask.COMBINATION),
-    test_params={"hidden_size": 16, "epochs": 1},
+    test_params={"hidden_size": 16, "epochs": 1, "batch_size": 64},
 )
 class Gears(ExternalModel):
     """GEARS trained from scratch on the training conditions."""
