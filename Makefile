@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The optional extras the book and the tests need (torch: text embeddings and neural models; grn: GRNBoost2;
 # models: the published models GEARS, biolord, scGen).
-EXTRAS ?= dev,torch,text,grn
+EXTRAS ?= dev,torch,text,grn,models
 # A local wheel directory (e.g. a CPU-only torch wheel) is used when the machine has one.
 WHEELS ?= /opt/wheels
 FIND_LINKS := $(if $(wildcard $(WHEELS)),--find-links $(WHEELS),)

@@ -1,6 +1,9 @@
 """Chapter *Published models on open data*: published models placed between the MIN and MAX references.
 
-GEARS, biolord and scGen are trained from scratch on the project's splits and scored by the same metrics.
+Every registered published model (kind ``EXTERNAL``) that is installed here is trained from scratch on the
+project's splits and scored by the same metrics beside the MIN/MAX references and the project's VAE
+(:data:`PROJECT_VAE` at the VAE chapter's settings); one that is not installed is listed with the command that
+installs it, so a new wrapper joins the chapter by registering.
 
 Conventions (stated in the chapter next to the numbers)
 -------------------------------------------------------
@@ -8,6 +11,9 @@ Conventions (stated in the chapter next to the numbers)
   declares (:class:`vcclib.models.PredictionTask`); elsewhere it is reported *not applicable*, never scored;
 * data: at most ``max_cells_per_perturbation`` cells per perturbation (four times as many controls), all
   measured genes (Norman/McFaline: 500 HVGs), seeded; every seed re-draws the split, the halves and the fit;
+* metrics: cell-eval's ``vcc`` profile plus the VAE chapter's candidates (:data:`METRICS`); the ones trusted are
+  those on which the technical duplicate beats the mean baseline (the metrics chapter's separation test, on this
+  chapter's own anchor runs);
 * scores: mean over held-out perturbations on half ``B`` of the held-out cells, controls shared with the
   prediction; placement ``(u − b)/(r − b)`` with b = ``perturbed_mean``, r = ``technical_duplicate``
   (:func:`vcclib.models.benchmark.placement`); intervals: 2.5–97.5% of a bootstrap over held-out perturbations
@@ -28,10 +34,18 @@ import pandas as pd
 
 from vcclib.analyses.quiet import quietly
 from vcclib.analyses.takeaways import Takeaways, names, number
+from vcclib.metrics.profiles import PROFILES
 from vcclib.models import MODELS, PredictionTask
 from vcclib.models.base import group_means
-from vcclib.models.benchmark import MAX_ANCHOR, MIN_ANCHOR, evaluate_by_covariate, load_task_data, placement
-from vcclib.models.runner import predict_scored, scored_parts
+from vcclib.models.benchmark import (
+    MAX_ANCHOR,
+    MIN_ANCHOR,
+    evaluate_by_covariate,
+    load_task_data,
+    placement,
+    separation,
+)
+from vcclib.models.runner import available, predict_scored, scored_parts
 from vcclib.models.tasks import Task, default_tasks
 from vcclib.registry import ModelKind
 from vcclib.splits import make_split
@@ -42,8 +56,15 @@ REFERENCES = ("control_mean", MIN_ANCHOR, MAX_ANCHOR)
 TASK_KIND = {"unseen_perturbation": PredictionTask.UNSEEN_PERTURBATION,
              "combo_seen_singles": PredictionTask.COMBINATION,
              "covariate_transfer": PredictionTask.COVARIATE_TRANSFER}
-#: metrics scored: cell-eval's VCC set plus the Δ correlations the metrics chapter finds separating
-METRICS = ("mae", "discrimination_score_l1", "overlap_at_N", "pearson_delta", "systema_pearson_delta_pert", "mse")
+#: the project's VAE, run beside the published models at the VAE chapter's settings (its compared model)
+PROJECT_VAE = "cvae_pseudobulk"
+#: metrics scored: cell-eval's ``vcc`` profile, then the VAE chapter's candidates (the trusted ones are chosen among
+#: them per run by :func:`trusted_metrics`)
+VCC_METRICS = tuple(PROFILES["vcc"])
+METRICS = tuple(dict.fromkeys([*VCC_METRICS, "pearson_delta", "mse", "systema_pearson_delta_pert", "dbd_wmse",
+                               "dbd_r2w_delta", "perturbench_cosine_rank", "gears_frac_correct_direction_all"]))
+#: the metric the published claims are checked on (each paper reports a correlation of predicted and real Δ)
+CLAIM_METRIC = "pearson_delta"
 #: the published claims the chapter checks: (model, task kind, metric, claim, citation key)
 CLAIMS = (
     ("gears", PredictionTask.UNSEEN_PERTURBATION, "pearson_delta",
@@ -55,6 +76,14 @@ CLAIMS = (
      "biolord predicts unseen perturbations from their attributes better than the mean", "piran2024_biolord"),
     ("scgen", PredictionTask.COVARIATE_TRANSFER, "pearson_delta",
      "scGen transfers a perturbation to an unseen cell type/line better than the mean", "lotfollahi2019_scgen"),
+    ("state", PredictionTask.COVARIATE_TRANSFER, "discrimination_score_l1",
+     "STATE tells perturbations apart in a held-out cell context better than the mean", "adduri2025_state"),
+    ("cpa", PredictionTask.COMBINATION, "pearson_delta",
+     "CPA predicts unseen combinations of seen perturbations better than the mean", "lotfollahi2023_cpa"),
+    ("cellflow", PredictionTask.UNSEEN_PERTURBATION, "pearson_delta",
+     "CellFlow predicts unseen perturbations from their embeddings better than the mean", "klein2025_cellflow"),
+    ("scpram", PredictionTask.COVARIATE_TRANSFER, "pearson_delta",
+     "scPRAM transfers a perturbation response to an unseen cell type better than the mean", "jiang2024_scpram"),
 )
 
 
@@ -75,6 +104,16 @@ def model_catalogue() -> pd.DataFrame:
                      "install": command, "licence": PACKAGES[name].licence, "source": spec.source,
                      "homepage": PACKAGES[name].homepage, "description": spec.description})
     return pd.DataFrame(rows)
+
+
+def vae_params(test_mode: bool = False) -> dict:
+    """The project's VAE settings: the VAE chapter's, or its registered test-mode ones.
+
+    The chapter's are :class:`vcclib.analyses.vae_retraining.Settings` ``.vae``.
+    """
+    from vcclib.analyses.vae_retraining import Settings
+
+    return dict(MODELS.get(PROJECT_VAE).test_params) if test_mode else dict(Settings().vae)
 
 
 def settings_table(models, overrides: dict) -> pd.DataFrame:
@@ -105,6 +144,26 @@ def placement_figure(summary: pd.DataFrame, metrics=("pearson_delta", "discrimin
         ax.set_yticks(y, labels, fontsize=7)
         ax.set_xlabel(f"placement on {metric} (0 = mean baseline, 1 = technical duplicate)", fontsize=8)
         ax.set_xlim(-2, 2)
+    fig.tight_layout()
+    return fig
+
+
+def cost_figure(cost: pd.DataFrame):
+    """Training seconds and peak resident memory per model, the largest over tasks and seeds (numbers: ``cost``)."""
+    import matplotlib.pyplot as plt
+
+    worst = cost.groupby("model", sort=False)[["train_s", "predict_s", "peak_rss_mb"]].max()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 0.5 + 0.45 * max(len(worst), 2)), squeeze=False)
+    y = np.arange(len(worst))
+    axes[0][0].barh(y, worst["train_s"], color="#33658a", label="fit")
+    axes[0][0].barh(y, worst["predict_s"], left=worst["train_s"], color="#86bbd8", label="predict")
+    axes[0][0].set_xlabel("seconds (largest over tasks and seeds)", fontsize=8)
+    axes[0][0].legend(fontsize=7, frameon=False)
+    axes[0][1].barh(y, worst["peak_rss_mb"], color="#f6ae2d")
+    axes[0][1].set_xlabel("peak resident memory of the process (MB)", fontsize=8)
+    for ax in axes[0]:
+        ax.set_yticks(y, worst.index, fontsize=8)
+        ax.invert_yaxis()
     fig.tight_layout()
     return fig
 
@@ -152,7 +211,7 @@ def run_one(name: str, task: Task, adata, split, *, seed: int, params: dict, dev
     """Fit ``name`` on ``split`` (timed, memory sampled), predict the held-out groups, score them."""
     spec = MODELS.get(name)
     settings = dict(params)
-    if spec.kind is ModelKind.EXTERNAL:
+    if spec.kind in (ModelKind.EXTERNAL, ModelKind.NEURAL):
         settings.update(seed=seed, device=device)
         if name == "gears":  # GEARS' gene graph covers the targets the dataset names (see its wrapper)
             settings["graph_genes"] = _targets(adata)
@@ -205,8 +264,8 @@ def diversity(prediction, real, column: str | None, control: str) -> dict[str, f
 
 
 def run_chapter(tasks: list[Task], *, models, seeds, max_cells_per_perturbation: int, model_params: dict,
-                device: str = "auto") -> dict[str, pd.DataFrame]:
-    """Every reference and published model on every task and seed.
+                device: str = "auto", vae: str | None = PROJECT_VAE) -> dict[str, pd.DataFrame]:
+    """Every reference, the project's VAE (``vae``; None: without) and every published model on every task and seed.
 
     Returns a dict of tables: ``scores`` (long: task, seed, model, side, covariate, perturbation, metric,
     value, fallback), ``cost``, ``diversity`` and ``status`` (one row per task × model × seed: ran, not
@@ -221,14 +280,18 @@ def run_chapter(tasks: list[Task], *, models, seeds, max_cells_per_perturbation:
             adata = load_task_data(task, max_cells_per_perturbation, seed)
             split = make_split(task.split, adata, seed=seed, **task.split_params)
             control = str(adata.uns["vcc"]["control_label"])
-            for name in [*REFERENCES, *models]:
+            for name in [*REFERENCES, *([vae] if vae else []), *models]:
                 spec = MODELS.get(name)
                 row = {"task": task.label, "model": name, "seed": seed}
-                if spec.kind is ModelKind.EXTERNAL and kind not in spec.tasks:
+                learned = spec.kind in (ModelKind.EXTERNAL, ModelKind.NEURAL)
+                if learned and kind not in spec.tasks:
                     status.append({**row, "status": "not applicable", "detail": f"{name} does not answer {kind.value}"})
                     continue
                 if spec.kind is ModelKind.EXTERNAL and not install_state(name)[0]:
-                    status.append({**row, "status": "not installed", "detail": install_state(name)[1]})
+                    status.append({**row, "status": "not installed", "detail": f"run {install_state(name)[1]}"})
+                    continue
+                if not quietly(available, [name], halves=None):
+                    status.append({**row, "status": "not installed", "detail": f"run pip install 'vcclib[{spec.extra}]'"})
                     continue
                 try:
                     with warnings.catch_warnings():
@@ -244,7 +307,7 @@ def run_chapter(tasks: list[Task], *, models, seeds, max_cells_per_perturbation:
                 fallback = obs.groupby(obs["perturbation"].astype(str))["vcc_fallback"].mean()
                 long["fallback"] = long["perturbation"].map(fallback)
                 frames.append(long.assign(task=task.label, seed=seed, model=name, side=out["side"]))
-                if spec.kind is ModelKind.EXTERNAL:
+                if learned:
                     from vcclib.device import resolve_device
 
                     cost.append({"model": name, "task": task.label, "seed": seed, "train_s": round(out["train_s"], 2),
@@ -283,12 +346,32 @@ def placements(scores: pd.DataFrame, n_boot: int = 200, seed: int = 0) -> pd.Dat
                 if hit.empty:
                     continue
                 finite = values[np.isfinite(values)]
-                rows.append({"task": task, "model": model, "variant": "book" if MODELS.get(model).kind
-                             is ModelKind.EXTERNAL else "reference", "seed": int(run_seed), "metric": metric,
+                rows.append({"task": task, "model": model, "variant": variant_of(model), "seed": int(run_seed),
+                             "metric": metric,
                              "value": float(hit["score"].iloc[0]), "placement": float(hit["placement"].iloc[0]),
                              "low": float(np.quantile(finite, 0.025)) if len(finite) else np.nan,
                              "high": float(np.quantile(finite, 0.975)) if len(finite) else np.nan})
     return pd.DataFrame(rows)
+
+
+def variant_of(model: str) -> str:
+    """``published`` (a wrapped published model), ``project`` (the project's VAE) or ``reference``."""
+    kind = MODELS.get(model).kind
+    return {ModelKind.EXTERNAL: "published", ModelKind.NEURAL: "project"}.get(kind, "reference")
+
+
+def trusted_metrics(scores: pd.DataFrame) -> pd.DataFrame:
+    """The metrics chapter's separation test on this run's anchors.
+
+    Per metric, how often the technical duplicate beats the mean baseline over every held-out perturbation of
+    every task and seed; ``trusted`` = it separates (win rate ≥ 0.8, positive mean gap).
+    """
+    refs = scores[scores["model"].isin([MIN_ANCHOR, MAX_ANCHOR])]
+    refs = refs.assign(task=refs["task"] + "#" + refs["seed"].astype(str), baseline=refs["model"])
+    table = separation(refs)
+    table["trusted"] = table["separates"].astype(bool)
+    table["in_vcc_profile"] = table["metric"].isin(VCC_METRICS)
+    return table
 
 
 def placement_summary(placed: pd.DataFrame) -> pd.DataFrame:
@@ -301,10 +384,14 @@ def placement_summary(placed: pd.DataFrame) -> pd.DataFrame:
 def claims(summary: pd.DataFrame, status: pd.DataFrame) -> pd.DataFrame:
     """Each published claim (:data:`CLAIMS`) on its task, with a verdict.
 
-    Verdicts: holds (interval above 0), does not hold (below 0), undecided, not applicable or not run here.
+    Verdicts: holds (interval above 0), does not hold (below 0), undecided, not applicable, not installed or not
+    run here. Each claim is checked on its own metric (the one its paper reports).
     """
     rows = []
+    registered = set(external_models())
     for model, kind, metric, claim, cite in CLAIMS:
+        if model not in registered:  # a claim of a model not wrapped (yet) is not listed
+            continue
         tasks = [t for t in dict.fromkeys(status["task"]) if _kind_of(t) is kind]
         for task in tasks:  # a claim about a task this run does not hold is not listed
             hit = summary[(summary["model"] == model) & (summary["task"] == task) & (summary["metric"] == metric)]
@@ -327,32 +414,50 @@ def _kind_of(task_label: str) -> PredictionTask | None:
 
 
 def chapter_records(summary: pd.DataFrame, claims_table: pd.DataFrame, cost: pd.DataFrame,
-                    div: pd.DataFrame, status: pd.DataFrame, *, seeds, max_cells_per_perturbation: int,
-                    seconds: float, device: str) -> dict:
+                    div: pd.DataFrame, status: pd.DataFrame, *, trusted: pd.DataFrame, catalogue: pd.DataFrame,
+                    seeds, max_cells_per_perturbation: int, seconds: float, device: str,
+                    vae: str | None = PROJECT_VAE) -> dict:
     """The numbers the conclusions quote."""
-    pd_rows = summary[summary["metric"] == "pearson_delta"]
     external = set(external_models())
-    best = {}
+    trusted_names = sorted(trusted.loc[trusted["trusted"], "metric"]) if len(trusted) else []
+    on_trusted = summary[summary["metric"].isin(trusted_names)]
+    mean_trusted = on_trusted.groupby(["task", "model"], sort=False)["placement"].mean()
+    pd_rows = summary[summary["metric"] == CLAIM_METRIC]
+    best, versus_vae = {}, []
     for task, block in pd_rows[pd_rows["model"].isin(external)].groupby("task"):
         top = block.loc[block["placement"].idxmax()]
         best[task] = {"model": top["model"], "placement": round(float(top["placement"]), 3),
                       "low": round(float(top["low"]), 3), "high": round(float(top["high"]), 3)}
-    ext_div = div[div["model"].isin(external)].groupby("model")[["spread_ratio", "cosine_pred", "cosine_real"]].mean()
+    for (task, model), value in mean_trusted.items():
+        if model not in external or (task, vae) not in mean_trusted.index:
+            continue
+        versus_vae.append({"task": task, "model": model, "placement": round(float(value), 3),
+                           "vae": round(float(mean_trusted[(task, vae)]), 3)})
+    learned = external | ({vae} if vae else set())
+    ext_div = div[div["model"].isin(learned)].groupby("model")[["spread_ratio", "cosine_pred", "cosine_real"]].mean()
     ext_cost = cost.groupby("model")[["train_s", "predict_s", "peak_rss_mb"]].max() if len(cost) else pd.DataFrame()
+    missing = status[status["status"] == "not installed"].drop_duplicates("model")
+    vcc = trusted[trusted["in_vcc_profile"]] if len(trusted) else trusted
     return {
         "seeds": [int(s) for s in seeds], "max_cells_per_perturbation": int(max_cells_per_perturbation),
         "tasks": sorted(status["task"].unique()), "models": sorted(external & set(status["model"])),
+        "vae": vae,
         "ran": int((status["status"] == "ran").sum()),
+        "trusted_metrics": trusted_names,
+        "vcc_profile_win_rate": {str(r.metric): round(float(r.win_rate), 3) for r in vcc.itertuples()},
         "not_applicable": status.loc[status["status"] == "not applicable", ["task", "model"]]
         .drop_duplicates().to_dict("records"),
         "failed": status.loc[status["status"] == "failed", ["task", "model", "detail"]].drop_duplicates(["task", "model"])
         .to_dict("records"),
-        "not_installed": sorted(set(status.loc[status["status"] == "not installed", "model"])),
+        "not_installed": dict(zip(missing["model"], missing["detail"])),
         "best_pearson_delta": best,
-        "claims": claims_table[["model", "task", "verdict", "placement", "low", "high"]].round(3).to_dict("records"),
+        "versus_vae": versus_vae,
+        "claims": claims_table[["model", "task", "cite", "verdict", "placement", "low", "high"]].round(3)
+        .to_dict("records"),
         "diversity": ext_div.round(3).to_dict("index"),
         "reference_diversity": div[div["model"] == MIN_ANCHOR][["spread_ratio", "cosine_pred"]].mean().round(3).to_dict(),
         "cost": ext_cost.round(1).to_dict("index"),
+        "licences": dict(zip(catalogue["model"], catalogue["licence"])),
         "seconds": float(seconds), "device": device,
     }
 
@@ -362,24 +467,36 @@ def conclusions(records: dict) -> Takeaways:
     r = records
     best = "; ".join(f"{t}: {v['model']} {number(v['placement'])} [{number(v['low'])}, {number(v['high'])}]"
                      for t, v in r["best_pearson_delta"].items())
+    against = "; ".join(f"{v['model']} {number(v['placement'])} vs {number(v['vae'])} on {v['task']}"
+                        for v in r["versus_vae"])
+    beats = sum(v["placement"] > v["vae"] for v in r["versus_vae"])
     verdicts = "; ".join(f"{c['model']} on {c['task']}: {c['verdict']}"
                          + (f" ({number(c['placement'])} [{number(c['low'])}, {number(c['high'])}])"
-                            if c["placement"] == c["placement"] else "") for c in r["claims"])
+                            if c["placement"] == c["placement"] else "") + f" {{cite:p}}`{c['cite']}`"
+                         for c in r["claims"])
     collapse = "; ".join(f"{m}: spread {number(v['spread_ratio'])} of the real, cosine between effects "
                          f"{number(v['cosine_pred'])} (real {number(v['cosine_real'])})" for m, v in r["diversity"].items())
     cost = "; ".join(f"{m}: fit ≤ {number(v['train_s'], 1)} s, peak RSS ≤ {number(v['peak_rss_mb'], 0)} MB"
                      for m, v in r["cost"].items())
     na = ", ".join(f"{x['model']} on {x['task']}" for x in r["not_applicable"])
     failed = "; ".join(f"{x['model']} on {x['task']} ({x['detail'][:80]})" for x in r["failed"])
+    missing = "; ".join(f"{m} ({detail})" for m, detail in r["not_installed"].items())
+    vcc = ", ".join(f"`{m}` {number(w)}" for m, w in r["vcc_profile_win_rate"].items())
+    licences = "; ".join(f"{m} {lic}" for m, lic in r["licences"].items())
     points = [
+        f"**Trusted metrics here** (technical duplicate beats the mean baseline on ≥ 80% of held-out perturbations): "
+        f"{names([f'`{m}`' for m in r['trusted_metrics']])}; win rates of cell-eval's `vcc` set: {vcc or 'n/a'}.",
         f"**Best published model per task (PearsonΔ placement, 0 = mean baseline, 1 = technical duplicate; "
         f"bootstrap interval):** {best or 'n/a'}.",
+        f"**Against the project's VAE (`{r['vae']}`), mean placement over the trusted metrics:** "
+        f"{beats} of {len(r['versus_vae'])} published runs place above it"
+        + (f" ({against})." if against else "."),
         f"**Published claims here:** {verdicts or 'n/a'}.",
         f"**Mode collapse:** {collapse or 'n/a'}; the mean baseline predicts one effect for every perturbation "
         f"(spread {number(r['reference_diversity'].get('spread_ratio'))}).",
-        f"**Cost on {r['device'] or 'this machine'}:** {cost or 'n/a'}.",
+        f"**Cost on {r['device'] or 'this machine'}:** {cost or 'n/a'}. **Licences:** {licences or 'n/a'}.",
         f"**Not applicable (not scored):** {na or 'none'}." + (f" **Failed:** {failed}." if failed else "")
-        + (f" Not installed: {names(r['not_installed'])}." if r["not_installed"] else ""),
+        + (f" **Not installed:** {missing}." if missing else ""),
     ]
     return Takeaways(points, conventions=conventions(records))
 

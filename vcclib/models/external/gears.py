@@ -13,8 +13,10 @@ control cells, drawn here with the model's seed.
 Nothing is downloaded: ``gene2go_all.pkl`` is written from the mirror's GO table (:func:`vcclib.models.features.
 go_annotations`, Bioconductor org.Hs.eg.db 3.16; values are Python sets, as GEARS expects) into a fresh
 temporary folder that is also the working directory while GEARS runs (it caches its GO graph under ``./data``),
-and ``default_pert_graph=False``. Run-time fixes, applied in this wrapper only: GEARS' ``make_GO`` is called with
-``num_workers=2`` instead of its 25 processes; ``GEARS.__init__`` indexes a sparse matrix with a pandas Series
+and ``default_pert_graph=False``. Run-time fixes, applied in this wrapper only: GEARS' ``make_GO`` (a pool of 25
+processes) is replaced by the same edge computation in this process, cached under ``<cache>/models/gears/`` keyed
+by a hash of the graph's genes and their GO ids; ``dcor`` (imported by ``gears.utils`` for an analysis this
+project does not run) is imported only when called (:func:`_dcor_deferred`); ``GEARS.__init__`` indexes a sparse matrix with a pandas Series
 (``'Series' object has no attribute 'nonzero'``), so the processed data's ``X`` is made dense after the cell
 graphs are built; the validation loader is the training conditions (GEARS keeps the epoch with the best
 validation score) and GEARS' test pass is skipped (``split='no_test'``), since the held-out cells are scored by
@@ -27,10 +29,14 @@ cells (deterministic) and loads the weights.
 from __future__ import annotations
 
 import contextlib
-import functools
+import hashlib
+import json
 import os
 import pickle
+import sys
 import tempfile
+import types
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -50,13 +56,74 @@ def condition_label(perturbation: str, control: str) -> str:
     return targets[0] + "+ctrl" if len(targets) == 1 else "+".join(targets)
 
 
+def _go_graph_cache(gene2go: dict[str, set]) -> Path:
+    """Where the GO similarity graph of ``gene2go`` is cached: keyed by a hash of the genes and their GO ids."""
+    from vcclib.config import cache_dir
+
+    text = json.dumps({gene: sorted(ids) for gene, ids in sorted(gene2go.items())}, separators=(",", ":"))
+    return cache_dir() / "models" / "gears" / f"go_graph_{hashlib.sha256(text.encode()).hexdigest()[:20]}.csv"
+
+
+def _cached_make_go(data_path, pert_list, data_name, num_workers=25, save=True):
+    """GEARS' ``make_GO`` in this process, its edge list cached under the project's cache.
+
+    The edges are GEARS' own (:func:`gears.utils.get_GO_edge_list`, Jaccard > 0.1, in ``make_GO``'s order); only
+    the process pool (25 workers by default) and the write to ``./data`` are replaced.
+    """
+    from gears.utils import get_GO_edge_list
+
+    with open(os.path.join(data_path, "gene2go_all.pkl"), "rb") as handle:
+        gene2go = pickle.load(handle)
+    gene2go = {gene: gene2go[gene] for gene in pert_list}
+    path = _go_graph_cache(gene2go)
+    if path.exists():
+        return pd.read_csv(path)
+    edges = [edge for gene in gene2go for edge in get_GO_edge_list((gene, gene2go))]
+    table = pd.DataFrame(edges, columns=["source", "target", "importance"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    table.to_csv(partial, index=False)
+    os.replace(partial, path)  # atomic: a concurrent run reads a whole file or builds its own
+    return pd.read_csv(path)  # the same floats whether built now or read from the cache
+
+
+@contextlib.contextmanager
+def _dcor_deferred():
+    """Import GEARS without importing ``dcor`` until GEARS calls it.
+
+    ``gears.utils`` imports ``dcor.distance_correlation`` (used only by GEARS' ``get_coeffs`` analysis, never in
+    training or prediction); importing ``dcor`` loads its numba kernels, 8–11 s of CPU on every import even with
+    numba's cache. While GEARS is imported, ``dcor`` is a placeholder whose ``distance_correlation`` imports the
+    real package on first call; the placeholder is removed from ``sys.modules`` afterwards.
+    """
+    if "dcor" in sys.modules or "gears" in sys.modules:
+        yield
+        return
+    placeholder = types.ModuleType("dcor", "placeholder: the real dcor is imported on first use")
+
+    def distance_correlation(x, y, **kwargs):
+        import importlib
+
+        if sys.modules.get("dcor") is placeholder:
+            del sys.modules["dcor"]
+        return importlib.import_module("dcor").distance_correlation(x, y, **kwargs)
+
+    placeholder.distance_correlation = distance_correlation
+    sys.modules["dcor"] = placeholder
+    try:
+        yield
+    finally:
+        if sys.modules.get("dcor") is placeholder:
+            del sys.modules["dcor"]
+
+
 @contextlib.contextmanager
 def _gears_workspace():
-    """A fresh temporary folder, the working directory while GEARS runs; GEARS' GO graph on two processes."""
+    """A fresh temporary folder, the working directory while GEARS runs; GEARS' GO graph built once and cached."""
     import gears.utils
 
     original = gears.utils.make_GO
-    gears.utils.make_GO = functools.partial(original, num_workers=2)
+    gears.utils.make_GO = _cached_make_go
     cwd = os.getcwd()
     with tempfile.TemporaryDirectory(prefix="vcc-gears-") as folder:
         os.makedirs(os.path.join(folder, "data"))
@@ -76,13 +143,17 @@ def _gears_workspace():
             "device": "auto"},
     needs=("go",),
     tasks=(PredictionTask.UNSEEN_PERTURBATION, PredictionTask.COMBINATION),
-    test_params={"hidden_size": 16, "epochs": 1},
+    test_params={"hidden_size": 16, "epochs": 1, "batch_size": 64},
 )
 class Gears(ExternalModel):
     """GEARS trained from scratch on the training conditions."""
 
     package = "gears"
     purpose = "GEARS"
+
+    def _require(self):
+        with _dcor_deferred():
+            return super()._require()
 
     def _graph_genes(self, train) -> list[str]:
         targets = {t for p in train.obs["perturbation"].astype(str).unique() if p != self.control_label

@@ -1,0 +1,129 @@
+"""The published-models chapter's logic (vcclib.analyses.published_models) on tables with a known answer
+(synthetic scores, said so per test), and GEARS' cached GO graph against GEARS' own ``make_GO``."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vcclib.analyses import published_models as chapter
+from vcclib.models import MODELS, PredictionTask
+
+UNSEEN = "norman2019[norman19]:unseen_perturbation"
+
+
+def _scores(values: dict[str, tuple[float, float]], n: int = 8, metric: str = "pearson_delta") -> pd.DataFrame:
+    """Synthetic long scores: model → (level, step per perturbation) on ``n`` held-out perturbations."""
+    rows = []
+    for model, (level, step) in values.items():
+        for p in range(n):
+            rows.append({"task": UNSEEN, "seed": 0, "model": model, "side": "MIN", "covariate": "K562",
+                         "perturbation": f"G{p}", "metric": metric, "value": level + step * p})
+    return pd.DataFrame(rows)
+
+
+def test_trusted_metrics_are_those_where_the_duplicate_beats_the_mean_baseline():
+    """Synthetic: the duplicate beats the mean on every perturbation for PearsonΔ, loses on every one for MSE."""
+    good = _scores({"perturbed_mean": (0.2, 0.0), "technical_duplicate": (0.8, 0.0)})
+    bad = _scores({"perturbed_mean": (0.1, 0.0), "technical_duplicate": (0.3, 0.0)}, metric="mse")
+    table = chapter.trusted_metrics(pd.concat([good, bad])).set_index("metric")
+    assert table.loc["pearson_delta", "trusted"] and not table.loc["mse", "trusted"]
+    assert table.loc["mse", "win_rate"] == 0.0 and table.loc["mse", "in_vcc_profile"] == False  # noqa: E712
+
+
+def _chapter_tables():
+    """Synthetic run: GEARS halfway, the VAE at a quarter, biolord not installed, scGen not applicable."""
+    scores = _scores({"perturbed_mean": (0.2, 0.0), "technical_duplicate": (0.8, 0.0), "gears": (0.5, 0.0),
+                      chapter.PROJECT_VAE: (0.35, 0.0), "control_mean": (0.0, 0.0)})
+    placed = chapter.placements(scores)
+    summary = chapter.placement_summary(placed)
+    status = pd.DataFrame([
+        {"task": UNSEEN, "model": m, "seed": 0, "status": "ran", "detail": ""}
+        for m in ("control_mean", "perturbed_mean", "technical_duplicate", chapter.PROJECT_VAE, "gears")] + [
+        {"task": UNSEEN, "model": "biolord", "seed": 0, "status": "not installed",
+         "detail": "run pip install 'vcclib[models]'"},
+        {"task": UNSEEN, "model": "scgen", "seed": 0, "status": "not applicable", "detail": "n/a"}])
+    cost = pd.DataFrame([{"model": "gears", "task": UNSEEN, "seed": 0, "train_s": 12.34, "predict_s": 1.0,
+                          "peak_rss_mb": 2048.0, "device": "cpu"}])
+    div = pd.DataFrame([{"task": UNSEEN, "model": m, "seed": 0, "spread_ratio": s, "cosine_pred": c,
+                         "cosine_real": 0.3, "n": 8} for m, s, c in (("perturbed_mean", 0.0, 1.0),
+                                                                      ("gears", 0.4, 0.7))])
+    catalogue = pd.DataFrame({"model": ["gears", "biolord"], "licence": ["MIT", "BSD-3-Clause"]})
+    return placed, summary, status, cost, div, catalogue, scores
+
+
+def test_placements_table_has_the_issue_columns_and_variants():
+    placed = _chapter_tables()[0]
+    assert list(placed.columns[:7]) == ["task", "model", "variant", "seed", "metric", "value", "placement"]
+    variants = placed.set_index("model")["variant"]
+    assert variants["gears"] == "published" and variants[chapter.PROJECT_VAE] == "project"
+    assert variants["perturbed_mean"] == "reference"
+    assert placed.set_index("model").loc["gears", "placement"] == pytest.approx(0.5)
+    assert placed.set_index("model").loc[chapter.PROJECT_VAE, "placement"] == pytest.approx(0.25)
+
+
+def test_conclusions_are_computed_from_the_records():
+    placed, summary, status, cost, div, catalogue, scores = _chapter_tables()
+    claims = chapter.claims(summary, status)
+    records = chapter.chapter_records(summary, claims, cost, div, status, trusted=chapter.trusted_metrics(scores),
+                                      catalogue=catalogue, seeds=[0], max_cells_per_perturbation=16, seconds=61.0,
+                                      device="cpu")
+    assert records["trusted_metrics"] == ["pearson_delta"]
+    assert records["versus_vae"] == [{"task": UNSEEN, "model": "gears", "placement": 0.5, "vae": 0.25}]
+    assert records["not_installed"] == {"biolord": "run pip install 'vcclib[models]'"}
+    text = chapter.conclusions(records).to_markdown()
+    assert "1 of 1 published runs place above it" in text
+    assert "gears 0.50 vs 0.25" in text
+    assert "biolord (run pip install 'vcclib[models]')" in text
+    assert "gears on " + UNSEEN + ": holds" in text and "{cite:p}`roohani2024_gears`" in text
+    assert "scgen on " + UNSEEN in text  # not applicable, reported, not scored
+    assert "gears MIT" in text and "fit ≤ 12.3 s" in text
+    # a different record changes the sentence: nothing is typed
+    records["versus_vae"][0]["vae"] = 0.9
+    assert "0 of 1 published runs" in chapter.conclusions(records).to_markdown()
+
+
+def test_claims_are_listed_only_for_registered_models_on_their_own_metric():
+    registered = set(chapter.external_models())
+    assert {claim[0] for claim in chapter.CLAIMS} >= {"gears", "biolord", "scgen"}
+    summary = pd.DataFrame(columns=["task", "model", "metric", "placement", "low", "high"])
+    status = pd.DataFrame([{"task": UNSEEN, "model": m, "seed": 0, "status": "not installed"} for m in registered])
+    table = chapter.claims(summary, status)
+    assert set(table["model"]) <= registered
+    unseen_claims = {c[0] for c in chapter.CLAIMS if c[1] is PredictionTask.UNSEEN_PERTURBATION} & registered
+    assert set(table["model"]) == unseen_claims
+    assert set(table["verdict"]) == {"not installed"}
+
+
+def test_the_project_vae_runs_at_the_vae_chapters_settings():
+    from vcclib.analyses.vae_retraining import Settings
+
+    assert MODELS.get(chapter.PROJECT_VAE).kind.name == "NEURAL"
+    assert chapter.vae_params() == Settings().vae
+    assert chapter.vae_params(test_mode=True) == dict(MODELS.get(chapter.PROJECT_VAE).test_params)
+    assert set(chapter.VCC_METRICS) <= set(chapter.METRICS)
+
+
+def test_gears_go_graph_is_gears_own_and_cached(tmp_path, monkeypatch):
+    """Synthetic GO annotations: the cached in-process graph equals GEARS' ``make_GO`` (its pool of workers)."""
+    utils = pytest.importorskip("gears.utils", reason="GEARS is not installed: pip install 'vcclib[models]'")
+    from vcclib.models.external import gears as wrapper
+
+    monkeypatch.setenv("VCC_CACHE_DIR", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    gene2go = {f"G{i}": {f"GO:{j}" for j in rng.choice(12, size=4, replace=False)} for i in range(15)}
+    (tmp_path / "work" / "data").mkdir(parents=True)
+    with open(tmp_path / "work" / "gene2go_all.pkl", "wb") as handle:
+        pickle.dump(gene2go, handle)
+    monkeypatch.chdir(tmp_path / "work")
+    genes = sorted(gene2go)
+    theirs = utils.make_GO(str(tmp_path / "work"), genes, "synthetic", num_workers=1, save=False)
+    ours = wrapper._cached_make_go(str(tmp_path / "work"), genes, "synthetic")
+    pd.testing.assert_frame_equal(ours, theirs.astype(ours.dtypes.to_dict()))
+    cached = wrapper._go_graph_cache({g: gene2go[g] for g in genes})
+    assert cached.exists() and cached.is_relative_to(tmp_path / "cache")
+    cached.write_text("source,target,importance\nG0,G0,1.0\n")  # a second call reads the cache, not GEARS
+    assert len(wrapper._cached_make_go(str(tmp_path / "work"), genes, "synthetic")) == 1
