@@ -295,10 +295,12 @@ def evaluate(
                                 use_real_controls=use_real_controls, chunk_cells=chunk_cells or CHUNK_CELLS,
                                 scheduler=scheduler, outdir=outdir, de_format=de_format)
     pred, real = _load(pred), _load(real)
-    from vcclib.data.schema import require_single_perturbation
-
     for what, adata in (("vcc eval (real data)", real), ("vcc eval (prediction)", pred)):
-        if hasattr(adata, "uns"):  # high-MOI cells carry several perturbations: refused, one line
+        # high-MOI cells carry several perturbations: refused, one line (the schema module imports anndata,
+        # so it is only imported for a file that declares itself high-MOI)
+        if getattr(adata, "uns", {}).get("vcc", {}).get("moi") == "high":
+            from vcclib.data.schema import require_single_perturbation
+
             require_single_perturbation(adata, what)
     control = inputs.resolve_control(real, control_label)
     names = resolve(profile, metrics)

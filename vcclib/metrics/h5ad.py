@@ -89,7 +89,10 @@ def _matrix(node):
     if kind != "csr_matrix":
         raise UnsupportedEncoding(f"X encoding {kind!r}")
     shape = tuple(node.attrs["shape"])
-    return sp.csr_matrix((node["data"][()], node["indices"][()], node["indptr"][()]), shape=shape)
+    X = sp.csr_matrix((node["data"][()], node["indices"][()], node["indptr"][()]), shape=shape)
+    if not X.has_canonical_format:  # the arrays are this reader's own: sorted in place, not copied
+        X.sum_duplicates()
+    return X
 
 
 def read_cells(path) -> Cells:
