@@ -37,5 +37,6 @@ __all__ = [
     "get_metric",
     "list_metrics",
     "register",
+    "resolve",
     "vcc2025_score",
 ]

@@ -82,7 +82,10 @@ class EvaluationResult:
             if table is None:
                 continue
             if de_format == "parquet":
-                table.to_parquet(out / f"{name}.parquet", index=False)
+                # dictionary-encode the label columns only: trying it on float columns of unique values costs
+                # most of the write and saves nothing
+                labels = [c for c in ("target", "feature") if c in table.columns]
+                table.to_parquet(out / f"{name}.parquet", index=False, use_dictionary=labels)
             else:
                 table.to_csv(out / f"{name}.csv", index=False)
         for key, column in (("vcc2025", "from_baseline"), ("vcc2026", "score")):

@@ -20,14 +20,15 @@ class UnsupportedEncoding(Exception):
     """The file uses an encoding this reader does not read (the caller falls back to anndata)."""
 
 
-@dataclass
-class Cells:
-    """Cells × genes matrix with obs/var tables: the subset of AnnData's interface evaluation uses."""
+class AnnDataLike:
+    """The AnnData attributes evaluation reads besides X, from ``obs``, ``var`` and ``shape``.
 
-    X: object
+    Shared by :class:`Cells` (X in memory) and :class:`vcclib.metrics.chunked.OnDiskCells` (X on disk).
+    """
+
     obs: pd.DataFrame
     var: pd.DataFrame
-    uns: dict = field(default_factory=dict)
+    shape: tuple
 
     @property
     def var_names(self) -> pd.Index:
@@ -39,11 +40,25 @@ class Cells:
 
     @property
     def n_obs(self) -> int:
-        return self.X.shape[0]
+        return int(self.shape[0])
 
     @property
     def n_vars(self) -> int:
-        return self.X.shape[1]
+        return int(self.shape[1])
+
+
+@dataclass
+class Cells(AnnDataLike):
+    """Cells × genes matrix with obs/var tables: the subset of AnnData's interface evaluation uses."""
+
+    X: object
+    obs: pd.DataFrame
+    var: pd.DataFrame
+    uns: dict = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple:
+        return self.X.shape
 
     def __getitem__(self, rows):
         rows = np.asarray(rows)
@@ -95,15 +110,23 @@ def _matrix(node):
     return X
 
 
+def read_head(f) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """obs, var (index only) and ``uns['vcc']`` of an open h5py file of an h5ad."""
+    import h5py
+
+    obs, var = _frame(f["obs"]), _frame(f["var"], columns=())
+    uns = {}
+    if "uns" in f and "vcc" in f["uns"]:
+        uns["vcc"] = {k: (v[()].decode() if isinstance(v[()], bytes) else v[()])
+                      for k, v in f["uns"]["vcc"].items() if isinstance(v, h5py.Dataset)}
+    return obs, var, uns
+
+
 def read_cells(path) -> Cells:
     """X, obs, var and uns['vcc'] of an h5ad file (raises :class:`UnsupportedEncoding` for other encodings)."""
     import h5py
 
     with h5py.File(path, "r") as f:
         X = _matrix(f["X"])
-        obs, var = _frame(f["obs"]), _frame(f["var"], columns=())
-        uns = {}
-        if "uns" in f and "vcc" in f["uns"]:
-            uns["vcc"] = {k: (v[()].decode() if isinstance(v[()], bytes) else v[()])
-                          for k, v in f["uns"]["vcc"].items() if isinstance(v, h5py.Dataset)}
+        obs, var, uns = read_head(f)
     return Cells(X, obs, var, uns)
