@@ -9,6 +9,9 @@ specification ``docs/vcc2026_metrics/`` §1–2):
   ``v_ig = log1p(TS · (P_p,g − y_ig) / (S_p − ℓ_i))`` (a cell holding every count gives v = 0), 0 for n < 2,
   clamped at 0. Deviations are taken from ``b_p`` before squaring (exact, and it keeps the digits).
 
+A sparse X is never densified: group sums run in a numba kernel, and the jackknife of a sparse group
+(:func:`jackknife_sparse`) costs O(stored counts + genes) instead of O(cells × genes) logarithms.
+
 Counts are integers, so every group sum is exact in float64 whatever the summation order.
 """
 
