@@ -2,7 +2,7 @@
 
 Sizes (perturbations × cells + control cells × genes, log1p, sparse CSR float32):
 small 20 × 200 + 1,000 × 2,000; medium 50 × 300 + 3,000 × 8,000; large 200 × 300 + 5,000 × 8,000.
-Synthetic data (Poisson counts with per-perturbation effects, library-size normalised, log1p).
+Synthetic data (``_inputs.py``: Poisson counts with per-perturbation effects, library-size normalised, log1p).
 
     .venv/bin/python benchmarks/metrics_vs_cell_eval.py --sizes small,medium --profile vcc
 """
@@ -11,38 +11,21 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import tempfile
 import time
 import warnings
+from pathlib import Path
 
-import anndata as ad
 import numpy as np
-import pandas as pd
-import scipy.sparse as sp
 
-SIZES = {"small": (20, 200, 1000, 2000), "medium": (50, 300, 3000, 8000), "large": (200, 300, 5000, 8000)}
-CONTROL = "non-targeting"
+sys.path.insert(0, str(Path(__file__).parent))
+from _inputs import CONTROL, SIZES, log1p_normalised, make_counts  # noqa: E402  (the shared synthetic inputs)
 
 
-def make(n_perts, n_cells, n_ctrl, n_genes, seed, effect_seed=1) -> ad.AnnData:
-    rng = np.random.default_rng(seed)
-    erng = np.random.default_rng(effect_seed)
-    base = erng.gamma(0.3, 1.5, size=n_genes)
-    effects = np.exp(erng.normal(0, 0.7, (n_perts, n_genes)) * (erng.random((n_perts, n_genes)) < 0.1))
-    labels = np.array([CONTROL] * n_ctrl + [f"G{i}" for i in range(n_perts) for _ in range(n_cells)])
-    rows = []
-    for lo in range(0, labels.size, 2000):
-        lab = labels[lo : lo + 2000]
-        lam = np.tile(base, (lab.size, 1))
-        pert = np.array([int(x[1:]) if x != CONTROL else -1 for x in lab])
-        m = pert >= 0
-        lam[m] *= effects[pert[m]]
-        counts = rng.poisson(lam).astype(np.float32)
-        lib = np.maximum(counts.sum(1, keepdims=True), 1)
-        rows.append(sp.csr_matrix(np.log1p(counts / lib * 1e4).astype(np.float32)))
-    obs = pd.DataFrame({"perturbation": labels}, index=[f"c{i}" for i in range(labels.size)])
-    var = pd.DataFrame(index=[f"G{i}" for i in range(n_genes)])
-    return ad.AnnData(X=sp.vstack(rows).tocsr(), obs=obs, var=var)
+def make(n_perts, n_cells, n_ctrl, n_genes, seed, effect_seed=1):
+    """log1p AnnData of a design (see ``_inputs.py``)."""
+    return log1p_normalised(make_counts(n_perts, n_cells, n_ctrl, n_genes, seed, effect_seed))
 
 
 def run_ours(pred, real, profile):

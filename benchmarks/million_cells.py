@@ -4,12 +4,14 @@ Synthetic inputs (said so: a method test, not data): 10 % control cells, perturb
 genes, counts drawn per cell (a Poisson library size, genes drawn from the perturbation's expression profile),
 normalised to 10,000 counts and log1p'd, cells in random order; the prediction is a second draw with two
 perturbations' profiles swapped. Files are written block by block with h5py (CSR, anndata's encoding) under
-``benchmarks/out/million/`` (gitignored; a 1M-cell file is about 2 GB) and reused when present.
+``--out`` (default ``.cache/million/``, gitignored; a 1M-cell file is about 2 GB) and reused when present.
 
 For each size ``vcc eval --on-disk`` runs as a subprocess (import, read, compute, write) and its wall time and
 peak RSS are printed. The check: a subsample file holding every control cell and whole groups of a few
 perturbations is evaluated in memory; its per-perturbation ``mae`` and ``overlap_at_N`` (which read only the
 perturbation's own cells and the control cells) must equal the on-disk run's on the full file exactly.
+The table (cells, perturbations, nonzero fraction, file size, wall time, peak RSS, check) is printed and written
+to ``<out>/million_cells.md``.
 
     .venv/bin/python benchmarks/million_cells.py --cells 100000 300000 1000000
 """
@@ -26,7 +28,7 @@ from pathlib import Path
 CONTROL = "non-targeting"
 PERT_CELLS = 1000
 BLOCK = 20_000
-OUT = Path(__file__).parent / "out" / "million"
+OUT = Path(__file__).resolve().parent.parent / ".cache" / "million"
 BIN = Path(sys.executable).parent
 
 
@@ -97,17 +99,29 @@ def write_file(path: Path, n_cells: int, n_genes: int, seed: int, swap: bool) ->
     tmp.rename(path)
 
 
-def inputs_for(n_cells: int, n_genes: int) -> tuple[Path, Path]:
-    OUT.mkdir(parents=True, exist_ok=True)
+def inputs_for(out: Path, n_cells: int, n_genes: int) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
     paths = []
     for role, seed, swap in (("real", 0, False), ("pred", 1, True)):
-        path = OUT / f"{role}_{n_cells}x{n_genes}.h5ad"
+        path = out / f"{role}_{n_cells}x{n_genes}.h5ad"
         if not path.exists():
             start = time.perf_counter()
             write_file(path, n_cells, n_genes, seed, swap)
-            print(f"  wrote {path.name} ({path.stat().st_size / 2**30:.2f} GiB) in {time.perf_counter() - start:.0f} s")
+            print(f"  wrote {path.name} ({path.stat().st_size / 2**30:.2f} GiB) in {time.perf_counter() - start:.0f} s",
+                  flush=True)
         paths.append(path)
     return paths[1], paths[0]
+
+
+def describe(path: Path) -> tuple[int, float]:
+    """(perturbations, fraction of nonzero entries) of a file written by :func:`write_file`."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        n_cells, n_genes = (int(n) for n in f["X"].attrs["shape"])
+        nnz = f["X"]["data"].shape[0]
+        n_groups = f["obs"]["perturbation"]["categories"].shape[0]
+    return n_groups - 1, nnz / (n_cells * n_genes)
 
 
 def timed(cmd: list[str]) -> tuple[float, float, int, str]:
@@ -166,22 +180,37 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cells", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
     parser.add_argument("--genes", type=int, default=8000)
+    parser.add_argument("--out", type=Path, default=OUT, help="folder of the generated files and runs")
     parser.add_argument("--dask", action="store_true", help="also run with --dask (LocalCluster)")
     parser.add_argument("--no-check", action="store_true", help="skip the subsample check")
     args = parser.parse_args(argv)
-    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}", flush=True)
+    header = ("| cells | perturbations | nonzero | file (GiB) | mode | wall (s) | peak RSS (GiB) | load | "
+              "subsample check |\n|---|---|---|---|---|---|---|---|---|")
+    rows = []
     for n_cells in args.cells:
-        pred, real = inputs_for(n_cells, args.genes)
+        pred, real = inputs_for(args.out, n_cells, args.genes)
+        n_perts, nonzero = describe(real)
+        size = (pred.stat().st_size + real.stat().st_size) / 2 / 2**30
         variants = [("on-disk", [])] + ([("on-disk --dask", ["--dask"])] if args.dask else [])
         for label, extra in variants:
-            outdir = OUT / f"run_{n_cells}_{label.replace(' ', '').replace('-', '')}_{int(time.time())}"
+            outdir = args.out / f"run_{n_cells}_{label.replace(' ', '').replace('-', '')}_{int(time.time())}"
             cmd = [str(BIN / "vcc"), "eval", "-ap", str(pred), "-ar", str(real), "--on-disk", *extra,
                    "--profile", "vcc", "-o", str(outdir)]
             wall, rss, code, err = timed(cmd)
+            load = os.getloadavg()[0]
             print(f"  {n_cells:>9,} cells × {args.genes} genes  {label:<15} {wall:7.1f} s   peak RSS {rss:5.2f} GiB"
-                  f"   exit {code}   load {os.getloadavg()[0]:.1f}" + (f"\n    {err}" if code else ""), flush=True)
+                  f"   exit {code}   load {load:.1f}" + (f"\n    {err}" if code else ""), flush=True)
+            check = "not run"
             if code == 0 and not args.no_check and label == "on-disk":
-                print("   ", subsample_check(pred, real, outdir), flush=True)
+                check = subsample_check(pred, real, outdir)
+                print("   ", check, flush=True)
+            rows.append(f"| {n_cells:,} | {n_perts} | {nonzero:.2%} | {size:.2f} | {label} | "
+                        f"{wall:.0f} | {rss:.2f} | {load:.1f} | {check if code == 0 else f'exit {code}'} |")
+            table = "\n".join([header, *rows])
+            (args.out / "million_cells.md").write_text(table + "\n")
+    print(table)
+    print(f"table written to {args.out / 'million_cells.md'}")
     return 0
 
 

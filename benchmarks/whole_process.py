@@ -1,10 +1,11 @@
 """Whole-process speed: ``vcc eval`` against ``cell-eval run`` (0.8.2, profile vcc) and ``cell-eval2 run``
 (0.20.0, preset vcc2026), each as a subprocess on the same files: import, read, compute, write.
 
-Synthetic inputs (Poisson counts with per-perturbation effects; the log1p files are library-size normalised
-log1p of the same counts), sparse CSR, written once to a temporary folder. Every command runs once after a
-tiny warm-up of each tool (so caches that persist between processes, such as numba's, are warm for all).
-Prints wall time, peak RSS and the ratios.
+Synthetic inputs (``_inputs.py``: Poisson counts with per-perturbation effects; the log1p files are
+library-size normalised log1p of the same counts), sparse CSR, written once to a temporary folder. Every
+command runs once after a tiny warm-up of each tool (so caches that persist between processes, such as
+numba's, are warm for all). Prints wall time, peak RSS, the machine's load average at each command's end, and
+the ratios (ours and the peer's from this one run, on the same files).
 
     .venv/bin/python benchmarks/whole_process.py --size medium      # 50 × 300 + 3,000 control × 8,000 genes
 """
@@ -20,57 +21,13 @@ import tempfile
 import time
 from pathlib import Path
 
-#: "warm" is the warm-up design: the smallest here whose reference carries a positive aggregate corrected effect
-#: (cell-eval2 and vcc2026 refuse a reference panel without one; "tiny" is too shallow for that check)
-SIZES = {"warm": (4, 100, 150, 400), "tiny": (3, 20, 40, 60), "small": (20, 200, 1000, 2000),
-         "medium": (50, 300, 3000, 8000)}
-CONTROL = "non-targeting"
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(Path(__file__).parent))
+from _inputs import CONTROL, SIZES, write_inputs  # noqa: E402  (the shared synthetic inputs)
 
-
-def make_counts(n_perts, n_cells, n_ctrl, n_genes, seed, effect_seed=1):
-    import anndata as ad
-    import numpy as np
-    import pandas as pd
-    import scipy.sparse as sp
-
-    rng, erng = np.random.default_rng(seed), np.random.default_rng(effect_seed)
-    base = erng.gamma(0.3, 1.5, size=n_genes)
-    effects = np.exp(erng.normal(0, 0.7, (n_perts, n_genes)) * (erng.random((n_perts, n_genes)) < 0.1))
-    labels = np.array([CONTROL] * n_ctrl + [f"G{i}" for i in range(n_perts) for _ in range(n_cells)])
-    rows = []
-    for lo in range(0, labels.size, 2000):
-        lab = labels[lo : lo + 2000]
-        lam = np.tile(base, (lab.size, 1))
-        pert = np.array([int(x[1:]) if x != CONTROL else -1 for x in lab])
-        lam[pert >= 0] *= effects[pert[pert >= 0]]
-        rows.append(sp.csr_matrix(rng.poisson(lam).astype(np.float32)))
-    obs = pd.DataFrame({"perturbation": labels}, index=[f"c{seed}_{i}" for i in range(labels.size)])
-    return ad.AnnData(X=sp.vstack(rows).tocsr(), obs=obs, var=pd.DataFrame(index=[f"G{i}" for i in range(n_genes)]))
-
-
-def log1p_normalised(counts):
-    import numpy as np
-    import scipy.sparse as sp
-
-    X = counts.X.tocsr().astype(np.float32)
-    lib = np.maximum(np.asarray(X.sum(axis=1)).ravel(), 1)
-    X = sp.diags((1e4 / lib).astype(np.float32)) @ X
-    X.data = np.log1p(X.data)
-    out = counts.copy()
-    out.X = sp.csr_matrix(X, dtype=np.float32)
-    return out
-
-
-def write_inputs(folder: Path, size: str) -> dict[str, Path]:
-    n_perts, n_cells, n_ctrl, n_genes = SIZES[size]
-    real, pred = make_counts(n_perts, n_cells, n_ctrl, n_genes, 0), make_counts(n_perts, n_cells, n_ctrl, n_genes, 1, 2)
-    paths = {}
-    for name, adata in (("real_counts", real), ("pred_counts", pred), ("real_log1p", log1p_normalised(real)),
-                        ("pred_log1p", log1p_normalised(pred))):
-        paths[name] = folder / f"{size}_{name}.h5ad"
-        adata.write_h5ad(paths[name])
-    return paths
+#: "warm" is the warm-up design: the smallest whose reference carries a positive aggregate corrected effect
+#: (cell-eval2 and vcc2026 refuse a reference panel without one; "tiny" is too shallow for that check)
+WARM = "warm"
 
 
 def timed(cmd: list[str], env=None) -> tuple[float, float, int, str]:
@@ -102,24 +59,25 @@ def commands(paths: dict[str, Path], out: Path, tag: str) -> dict[str, list[str]
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", default="medium", choices=list(SIZES))
+    parser.add_argument("--size", default="medium", choices=[s for s in SIZES if s != WARM])
     parser.add_argument("--keep", default=None, help="keep inputs and outputs in this folder")
     args = parser.parse_args(argv)
     folder = Path(args.keep or tempfile.mkdtemp(prefix="vcc-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    for name, cmd in commands(write_inputs(folder, "warm"), folder, "warm").items():
+    for name, cmd in commands(write_inputs(folder, WARM), folder, WARM).items():
         wall, _, code, err = timed(cmd, env)
         print(f"warm-up {name}: {wall:.1f} s (exit {code})" + (f"\n  {err}" if code else ""))
     paths = write_inputs(folder, args.size)
     n_perts, n_cells, n_ctrl, n_genes = SIZES[args.size]
     print(f"[{args.size}] {n_perts} perturbations × {n_cells} cells + {n_ctrl} control × {n_genes} genes; "
-          f"{os.cpu_count()} cores")
+          f"{os.cpu_count()} cores, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
     walls = {}
     for name, cmd in commands(paths, folder, args.size).items():
         wall, rss, code, err = timed(cmd, env)
         walls[name] = wall
-        print(f"  {name:<30} {wall:8.1f} s   peak RSS {rss:5.2f} GiB   exit {code}" + (f"\n    {err}" if code else ""))
+        print(f"  {name:<30} {wall:8.1f} s   peak RSS {rss:5.2f} GiB   exit {code}   load {os.getloadavg()[0]:.1f}"
+              + (f"\n    {err}" if code else ""), flush=True)
     for ours, peer in (("vcc eval (vcc)", "cell-eval 0.8.2 (vcc)"), ("vcc eval (vcc2026)", "cell-eval2 0.20.0 (vcc2026)")):
         print(f"  ratio {peer} / {ours}: {walls[peer] / walls[ours]:.1f}×")
     if not args.keep:

@@ -90,3 +90,48 @@ def test_benjamini_hochberg_is_scipys():
     rng = np.random.default_rng(0)
     p = np.concatenate([rng.random((3, 200)) ** 3, np.full((3, 5), 0.01)], axis=1)  # ties included
     assert np.array_equal(benjamini_hochberg(p, axis=1), false_discovery_control(p, axis=1))
+
+
+#: packages `vcc eval` never needs (the book, the catalog, notebooks, models, plotting, AnnData's own stack)
+NOT_USED_BY_EVAL = ("torch", "lamindb", "papermill", "matplotlib", "scanpy", "anndata", "zarr", "dask", "xarray",
+                    "nbformat", "sklearn", "seaborn", "cell_eval", "cell_eval2")
+
+
+@pytest.mark.parametrize("profile", ["vcc", "vcc2026"])
+def test_eval_imports_only_what_it_uses(files, profile, tmp_path):
+    """A fresh `vcc eval` process loads none of the packages the command does not use."""
+    import subprocess
+    import sys
+
+    if profile == "vcc2026":
+        pred, real = make_counts(seed=7), make_counts(seed=0)
+        pred.write_h5ad(tmp_path / "pred.h5ad")
+        real.write_h5ad(tmp_path / "real.h5ad")
+        folder = tmp_path
+    else:
+        folder = files
+    argv = ["eval", "-ap", str(folder / "pred.h5ad"), "-ar", str(folder / "real.h5ad"), "--profile", profile,
+            "-o", str(tmp_path / f"out-{profile}")]
+    body = (f"import sys\nfrom vcclib.cli import main\ncode = main({argv!r})\n"
+            f"print('LOADED=' + ','.join(m for m in {NOT_USED_BY_EVAL!r} if m in sys.modules))\n"
+            "raise SystemExit(code)")
+    done = subprocess.run([sys.executable, "-c", body], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = done.stdout.strip().splitlines()[-1]
+    assert loaded == "LOADED=", loaded
+
+
+def test_metric_modules_register_on_first_lookup():
+    """`import vcclib.metrics` imports no metric module, and the registry still lists every metric."""
+    import subprocess
+    import sys
+
+    body = ("import sys\nimport vcclib.metrics as vm\n"
+            "early = [m for m in vm.registry.METRIC_MODULES if m in sys.modules]\n"
+            "names = vm.METRICS.names()\n"
+            "print(early, len(names), 'pds_cosine' in names, 'pearson_edistance' in names, "
+            "set(vm.PROFILES['full']) <= set(names))")
+    done = subprocess.run([sys.executable, "-c", body], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    early, n, *flags = done.stdout.split()  # "[] 93 True True True" when nothing was imported early
+    assert early == "[]" and int(n) > 50 and flags == ["True", "True", "True"], done.stdout

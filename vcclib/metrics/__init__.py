@@ -4,10 +4,11 @@ Public API: :func:`evaluate`, :data:`METRICS` (the registry; :data:`REGISTRY` is
 :func:`list_metrics`, :data:`PROFILES`, :func:`vcc2025_score`, :func:`calibrated_score`, :class:`InputError`;
 submodules :mod:`~vcclib.metrics.de` (DE engine) and :mod:`~vcclib.metrics.distances`. Importing this package
 loads numpy/scipy/pandas only (numba compiles the DE kernel on first use; scanpy, pertpy and cell-eval are never
-imported here).
+imported here). The modules that register the metrics (:data:`~vcclib.metrics.registry.METRIC_MODULES`) are
+imported on the first lookup of :data:`METRICS`, so every metric is listed while ``import vcclib.metrics`` stays
+cheap.
 """
 
-from vcclib.metrics import de_metrics, distances, expression, field, vcc2026  # noqa: F401  (register the metrics)
 from vcclib.metrics.evaluate import EvaluationResult, evaluate
 from vcclib.metrics.inputs import ControlMismatchWarning, InputError
 from vcclib.metrics.profiles import PROFILES, resolve
@@ -21,8 +22,6 @@ from vcclib.metrics.registry import (
     register,
 )
 from vcclib.metrics.scoring import calibrated_score, vcc2025_score
-
-resolve("full")  # fill the profiles that list every registered metric
 
 __all__ = [
     "METRICS",
@@ -38,5 +37,6 @@ __all__ = [
     "get_metric",
     "list_metrics",
     "register",
+    "resolve",
     "vcc2025_score",
 ]

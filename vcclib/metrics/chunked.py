@@ -27,6 +27,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from vcclib.metrics import inputs
+from vcclib.metrics.h5ad import AnnDataLike, read_head
 from vcclib.metrics.pseudobulk import GroupedCells, group_codes, group_order
 
 #: cells per block read from disk, and the default size of a DE batch
@@ -49,7 +50,7 @@ class CellsNotLoaded:
 
 
 @dataclass
-class OnDiskCells:
+class OnDiskCells(AnnDataLike):
     """An ``.h5ad`` file opened for chunked reading: obs, var, uns in memory, X read in row blocks."""
 
     path: Path
@@ -64,8 +65,6 @@ class OnDiskCells:
     def open(cls, path) -> OnDiskCells:
         import h5py
 
-        from vcclib.metrics.h5ad import _frame
-
         path = Path(path)
         if not path.is_file() or path.suffix != ".h5ad":
             raise inputs.InputError(f"chunked evaluation reads .h5ad files: {path} is not one")
@@ -77,24 +76,8 @@ class OnDiskCells:
             sparse = isinstance(X, h5py.Group)
             shape = tuple(int(n) for n in (X.attrs["shape"] if sparse else X.shape))
             dtype = np.dtype((X["data"] if sparse else X).dtype)
-            obs, var = _frame(f["obs"]), _frame(f["var"], columns=())
-            uns = {}
-            if "uns" in f and "vcc" in f["uns"]:
-                uns["vcc"] = {k: (v[()].decode() if isinstance(v[()], bytes) else v[()])
-                              for k, v in f["uns"]["vcc"].items() if isinstance(v, h5py.Dataset)}
+            obs, var, uns = read_head(f)
         return cls(path, obs, var, uns, shape, dtype, sparse)
-
-    @property
-    def var_names(self) -> pd.Index:
-        return self.var.index
-
-    @property
-    def obs_names(self) -> pd.Index:
-        return self.obs.index
-
-    @property
-    def n_obs(self) -> int:
-        return self.shape[0]
 
     def blocks(self, block_cells: int = BLOCK_CELLS, start: int = 0, stop: int | None = None):
         """Yield ``(first row, CSR block)`` over rows ``start:stop`` in order."""

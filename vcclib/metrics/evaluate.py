@@ -82,7 +82,10 @@ class EvaluationResult:
             if table is None:
                 continue
             if de_format == "parquet":
-                table.to_parquet(out / f"{name}.parquet", index=False)
+                # dictionary-encode the label columns only: trying it on float columns of unique values costs
+                # most of the write and saves nothing
+                labels = [c for c in ("target", "feature") if c in table.columns]
+                table.to_parquet(out / f"{name}.parquet", index=False, use_dictionary=labels)
             else:
                 table.to_csv(out / f"{name}.csv", index=False)
         for key, column in (("vcc2025", "from_baseline"), ("vcc2026", "score")):
@@ -295,10 +298,12 @@ def evaluate(
                                 use_real_controls=use_real_controls, chunk_cells=chunk_cells or CHUNK_CELLS,
                                 scheduler=scheduler, outdir=outdir, de_format=de_format)
     pred, real = _load(pred), _load(real)
-    from vcclib.data.schema import require_single_perturbation
-
     for what, adata in (("vcc eval (real data)", real), ("vcc eval (prediction)", pred)):
-        if hasattr(adata, "uns"):  # high-MOI cells carry several perturbations: refused, one line
+        # high-MOI cells carry several perturbations: refused, one line (the schema module imports anndata,
+        # so it is only imported for a file that declares itself high-MOI)
+        if getattr(adata, "uns", {}).get("vcc", {}).get("moi") == "high":
+            from vcclib.data.schema import require_single_perturbation
+
             require_single_perturbation(adata, what)
     control = inputs.resolve_control(real, control_label)
     names = resolve(profile, metrics)

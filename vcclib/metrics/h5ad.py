@@ -20,14 +20,15 @@ class UnsupportedEncoding(Exception):
     """The file uses an encoding this reader does not read (the caller falls back to anndata)."""
 
 
-@dataclass
-class Cells:
-    """Cells × genes matrix with obs/var tables: the subset of AnnData's interface evaluation uses."""
+class AnnDataLike:
+    """The AnnData attributes evaluation reads besides X, from ``obs``, ``var`` and ``shape``.
 
-    X: object
+    Shared by :class:`Cells` (X in memory) and :class:`vcclib.metrics.chunked.OnDiskCells` (X on disk).
+    """
+
     obs: pd.DataFrame
     var: pd.DataFrame
-    uns: dict = field(default_factory=dict)
+    shape: tuple
 
     @property
     def var_names(self) -> pd.Index:
@@ -39,11 +40,25 @@ class Cells:
 
     @property
     def n_obs(self) -> int:
-        return self.X.shape[0]
+        return int(self.shape[0])
 
     @property
     def n_vars(self) -> int:
-        return self.X.shape[1]
+        return int(self.shape[1])
+
+
+@dataclass
+class Cells(AnnDataLike):
+    """Cells × genes matrix with obs/var tables: the subset of AnnData's interface evaluation uses."""
+
+    X: object
+    obs: pd.DataFrame
+    var: pd.DataFrame
+    uns: dict = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple:
+        return self.X.shape
 
     def __getitem__(self, rows):
         rows = np.asarray(rows)
@@ -89,7 +104,22 @@ def _matrix(node):
     if kind != "csr_matrix":
         raise UnsupportedEncoding(f"X encoding {kind!r}")
     shape = tuple(node.attrs["shape"])
-    return sp.csr_matrix((node["data"][()], node["indices"][()], node["indptr"][()]), shape=shape)
+    X = sp.csr_matrix((node["data"][()], node["indices"][()], node["indptr"][()]), shape=shape)
+    if not X.has_canonical_format:  # the arrays are this reader's own: sorted in place, not copied
+        X.sum_duplicates()
+    return X
+
+
+def read_head(f) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """obs, var (index only) and ``uns['vcc']`` of an open h5py file of an h5ad."""
+    import h5py
+
+    obs, var = _frame(f["obs"]), _frame(f["var"], columns=())
+    uns = {}
+    if "uns" in f and "vcc" in f["uns"]:
+        uns["vcc"] = {k: (v[()].decode() if isinstance(v[()], bytes) else v[()])
+                      for k, v in f["uns"]["vcc"].items() if isinstance(v, h5py.Dataset)}
+    return obs, var, uns
 
 
 def read_cells(path) -> Cells:
@@ -98,9 +128,5 @@ def read_cells(path) -> Cells:
 
     with h5py.File(path, "r") as f:
         X = _matrix(f["X"])
-        obs, var = _frame(f["obs"]), _frame(f["var"], columns=())
-        uns = {}
-        if "uns" in f and "vcc" in f["uns"]:
-            uns["vcc"] = {k: (v[()].decode() if isinstance(v[()], bytes) else v[()])
-                          for k, v in f["uns"]["vcc"].items() if isinstance(v, h5py.Dataset)}
+        obs, var, uns = read_head(f)
     return Cells(X, obs, var, uns)

@@ -23,8 +23,28 @@ def _field() -> list[str]:
     return [n for n, s in REGISTRY.items() if s.family not in OWN_PROFILE_FAMILIES]
 
 
-#: profile → metric names (lists, or callables evaluated at use so late registrations are included).
-PROFILES: dict[str, list[str]] = {
+class _Profiles(dict):
+    """profile → metric names; ``field`` and ``full`` (every registered metric) are filled when read."""
+
+    def __getitem__(self, name):
+        if name in ("field", "full"):
+            _fill()
+        return super().__getitem__(name)
+
+    def get(self, name, default=None):
+        return self[name] if name in self else default
+
+    def items(self):
+        _fill()
+        return super().items()
+
+    def values(self):
+        _fill()
+        return super().values()
+
+
+#: profile → metric names (``field`` and ``full`` are filled from the registry when read).
+PROFILES: dict[str, list[str]] = _Profiles({
     "vcc": ["mae", "discrimination_score_l1", "overlap_at_N"],
     "minimal": ["pearson_delta", "mse", "mae", "discrimination_score_l1", "overlap_at_N", "precision_at_N",
                 "de_nsig_counts_real", "de_nsig_counts_pred"],
@@ -36,14 +56,14 @@ PROFILES: dict[str, list[str]] = {
     "vcc2026": ["pds_cosine", "expr_mse_unbiased_capped_norm", "de_wilcoxon_direction_fidelity_yield_raw",
                 "de_wilcoxon_direction_reach_raw", "de_wilcoxon_sig_jaccard", "de_wilcoxon_lfc_nmae",
                 "expr_mse_unbiased", "expr_mse_unbiased_capped", "expr_distance_unbiased"],
-    "field": [],  # filled below
+    "field": [],  # filled when read
     "full": [],
-}
+})
 
 
 def _fill() -> None:
-    PROFILES["field"] = _field()
-    PROFILES["full"] = CE_DE + CE_ANNDATA + _field()
+    dict.__setitem__(PROFILES, "field", _field())
+    dict.__setitem__(PROFILES, "full", CE_DE + CE_ANNDATA + _field())
 
 
 def resolve(profile: str | None = None, metrics=None) -> list[str]:
@@ -54,7 +74,7 @@ def resolve(profile: str | None = None, metrics=None) -> list[str]:
     else:
         if profile not in PROFILES:
             raise UnknownNameError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
-        names = PROFILES[profile]
+        names = list(PROFILES[profile])
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
         raise UnknownNameError(f"unknown metrics {unknown}; see vcclib.metrics.list_metrics()")

@@ -60,15 +60,17 @@ class CountsDE:
 
 
 def cpm(X) -> sp.csr_matrix:
-    """Counts normalised to 1e6 per cell, float64 CSR (zero-count cells stay zero)."""
-    X = sp.csr_matrix(X, dtype=np.float64)
-    X.sum_duplicates()
-    lib = np.add.reduceat(X.data, X.indptr[:-1]) if X.nnz else np.zeros(X.shape[0])
-    lib[np.diff(X.indptr) == 0] = 0.0
+    """Counts normalised to 1e6 per cell, float64 CSR (zero-count cells stay zero); X is not modified."""
+    from vcclib.metrics import _counts_kernel as kernel
+    from vcclib.metrics.pseudobulk import as_float_matrix
+
+    X = as_float_matrix(sp.csr_matrix(X))  # canonical (sorted, no duplicates), copied only when it is not
+    lib = kernel.row_sums(X.indptr, X.data)
     factor = lib / TARGET_SUM
     factor = factor + (factor == 0)
-    out = X.copy()
-    out.data = X.data / np.repeat(factor, np.diff(X.indptr))
+    out = sp.csr_matrix((kernel.scaled_rows(X.indptr, X.data, factor), X.indices.copy(), X.indptr.copy()),
+                        shape=X.shape)
+    out.has_canonical_format = True
     return out
 
 
@@ -98,12 +100,12 @@ def counts_de(cells, genes, min_cpm: float = MIN_CPM) -> CountsDE:
     linear = cpm(cells.X)
     means = group_means(linear, cells.codes, cells.names.size)
     kept = np.flatnonzero(means[ref] > min_cpm)
-    logged = linear[:, kept] if kept.size < linear.shape[1] else linear.copy()
-    logged = sp.csr_matrix(logged)
-    logged.sort_indices()
-    np.log1p(logged.data, out=logged.data)
-    U, T = rank_sums(logged, cells.codes, cells.names.size, ref, *cells.order())
-    p = mwu_pvalues(U[keep_groups], T[keep_groups], sizes[keep_groups], float(sizes[ref]))
+    # rank sums of every gene, then the kept columns: each gene's test reads that gene only, and a column
+    # selection of the matrix costs more than ranking the (sparse, lowly expressed) genes left out
+    np.log1p(linear.data, out=linear.data)  # linear is this function's own copy
+    U, T = rank_sums(linear, cells.codes, cells.names.size, ref, *cells.order())
+    U, T = U[np.ix_(keep_groups, kept)], T[np.ix_(keep_groups, kept)]
+    p = mwu_pvalues(U, T, sizes[keep_groups], float(sizes[ref]))
     target_mean, ref_mean = means[keep_groups][:, kept], means[ref, kept]
     lfc = np.log2((target_mean + EPSILON) / (ref_mean + EPSILON))
     return CountsDE(
