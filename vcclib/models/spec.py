@@ -119,6 +119,9 @@ MODELS: Registry[ModelSpec] = Registry(
         "vcclib.grn.propagation",
         "vcclib.models.neural.vae",
         "vcclib.models.external",
+        "vcclib.models.external.cpa",
+        "vcclib.models.external.cellflow",
+        "vcclib.models.external.scpram",
     ),
 )
 
