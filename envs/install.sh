@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create a published model's own environment, .envs/<model>/, from the pinned lock file envs/<model>.txt.
 # Used by `make env-cpa`, `make env-cellflow`, `make env-scpram` (= `make env-model MODEL=<model>`); the wrapper
-# vcclib/models/external/<model>.py runs that environment's python on vcclib/models/external/runners/<model>.py
+# vcclib/models/external/<model>.py runs that environment's python on vcclib/models/external/runners/run_<model>.py
 # as a subprocess, exchanging h5ad / npz / JSON files (vcclib/models/external/ownenv.py).
 #
 #   envs/install.sh cpa        # creates .envs/cpa when missing; idempotent (a stamp records a finished install)
@@ -36,6 +36,6 @@ rm -f "$STAMP"
 test -x "$ENV_DIR/bin/python" || "$UV" venv --quiet --python "$PYTHON" "$ENV_DIR"
 # --no-deps: the lock is complete; it also lets a package whose metadata says Python < 3.11 (cpa-tools) install.
 "$UV" pip install --quiet --python "$ENV_DIR/bin/python" --no-deps --compile-bytecode "${LINKS[@]}" -r "$LOCK"
-"$ENV_DIR/bin/python" "$ROOT/vcclib/models/external/runners/$MODEL.py" check
+"$ENV_DIR/bin/python" "$ROOT/vcclib/models/external/runners/run_$MODEL.py" check
 touch "$STAMP"
 echo "$MODEL environment ready: $ENV_DIR ($(( $(date +%s) - start )) s, $(du -sh "$ENV_DIR" | cut -f1))"

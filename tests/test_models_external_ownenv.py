@@ -53,11 +53,10 @@ def no_envs(tmp_path, monkeypatch):
 
 def test_own_env_models_declare_their_environment_tasks_and_licence(no_envs):
     for name in OWN_ENV:
-        spec = MODELS.get(name)
-        assert PACKAGES[name].environment == name and PACKAGES[name].licence
+        assert MODELS.get(name).tasks and PACKAGES[name].environment == name and PACKAGES[name].licence
         assert install_state(name) == (False, f"make env-{name}")
         assert (ownenv.ROOT / "envs" / f"{name}.txt").is_file()
-        assert (ownenv.RUNNERS / f"{name}.py").is_file()
+        assert (ownenv.RUNNERS / f"run_{name}.py").is_file()
     assert MODELS.get("scpram").tasks == (PredictionTask.COVARIATE_TRANSFER,)
     assert PredictionTask.UNSEEN_PERTURBATION not in MODELS.get("cpa").tasks
     assert PredictionTask.UNSEEN_PERTURBATION in MODELS.get("cellflow").tasks

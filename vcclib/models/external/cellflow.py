@@ -13,7 +13,7 @@ Adam replace CellFlow's GPU-sized defaults (see ``params``).
 
 cellflow-tools 0.0.9 declares scikit-learn==1.5.1 and scipy<1.16 (and imports ``requests`` without declaring
 it), so it runs in ``.envs/cellflow`` (``make env-cellflow``) as a subprocess
-(:mod:`vcclib.models.external.ownenv`, ``runners/cellflow.py``); its own ``save`` (cloudpickle) is not used.
+(:mod:`vcclib.models.external.ownenv`, ``runners/run_cellflow.py``); its own ``save`` (cloudpickle) is not used.
 """
 
 from __future__ import annotations

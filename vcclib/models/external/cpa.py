@@ -12,7 +12,7 @@ Norman 2019 tutorial, scaled down for CPU (see ``params``).
 
 cpa-tools 0.8.8 needs torch ≤ 2.0.1, numpy < 1.24, anndata 0.9 and scvi-tools 0.20, so it runs in
 ``.envs/cpa`` (``make env-cpa``; ~6 GB, the CUDA-11 torch wheels from PyPI) as a subprocess
-(:mod:`vcclib.models.external.ownenv`, ``runners/cpa.py``). Run-time fixes, in the runner: ``save_path=False``
+(:mod:`vcclib.models.external.ownenv`, ``runners/run_cpa.py``). Run-time fixes, in the runner: ``save_path=False``
 (CPA pickles its model by default), and prediction on tensors (CPA's ``predict`` needs the query labels
 registered with its data).
 """

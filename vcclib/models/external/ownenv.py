@@ -3,7 +3,7 @@
 Some published packages cannot share the project's pinned environment (CPA needs torch 2.0 and numpy 1.23;
 CellFlow pins scikit-learn 1.5.1; scPRAM pins torch 1.13). Each gets an environment of its own,
 ``.envs/<model>/``, created by ``make env-<model>`` from the lock file ``envs/<model>.txt``, and a runner script,
-``vcclib/models/external/runners/<model>.py``, that imports only that package, anndata and numpy. The wrapper
+``vcclib/models/external/runners/run_<model>.py``, that imports only that package, anndata and numpy. The wrapper
 in this environment and the runner in that one exchange files in a fresh work folder:
 
 ``fit``
@@ -99,6 +99,7 @@ def write_cells(adata: AnnData, path: Path) -> None:
 
 
 def write_weights(weights: dict[str, np.ndarray], path: Path) -> None:
+    """Write named numeric arrays for a runner (the stored weights of a fitted model)."""
     np.savez(path, **{key: np.asarray(value) for key, value in weights.items()})
 
 
@@ -142,7 +143,7 @@ def run_runner(environment: str, command: str, work: Path, *, purpose: str, thre
     tick = time.perf_counter()
     with open(log, "w") as handle:
         try:
-            done = subprocess.run([str(python), str(RUNNERS / f"{environment}.py"), command, str(work)], cwd=work,
+            done = subprocess.run([str(python), str(RUNNERS / f"run_{environment}.py"), command, str(work)], cwd=work,
                                   env=env, stdout=handle, stderr=subprocess.STDOUT, timeout=timeout, check=False)
         except subprocess.TimeoutExpired:
             raise RunnerFailed(f"{purpose} {command} ran past {timeout:.0f} s in {envs_dir() / environment}") from None
@@ -159,7 +160,7 @@ class OwnEnvModel(ExternalModel):
     """Base class of the wrappers whose package runs in its own environment (see the module docstring).
 
     Subclasses set :attr:`environment` (the name of ``.envs/<name>``, ``envs/<name>.txt`` and
-    ``runners/<name>.py``) and :attr:`purpose`, and may override :meth:`_inputs` to add files for the runner
+    ``runners/run_<name>.py``) and :attr:`purpose`, and may override :meth:`_inputs` to add files for the runner
     (e.g. a gene embedding) for fitting and for a query. After ``fit`` and ``predict``,
     :attr:`runner_reports` holds the runner's ``run.json`` of each call (seconds, peak resident memory of the
     runner process, the package versions), since a memory sampler of this process does not see the runner.

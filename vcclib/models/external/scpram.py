@@ -11,7 +11,7 @@ the paper's method (``ratio`` of the most similar control cells); one VAE is tra
 scpram 0.0.3 declares torch==1.13.1 (no wheel for Python 3.11), scanpy==1.9.3 and jupyter; it runs with
 current torch and scanpy, installed without its declared dependencies in ``.envs/scpram``
 (``make env-scpram``; the CPU torch wheel) as a subprocess (:mod:`vcclib.models.external.ownenv`,
-``runners/scpram.py``).
+``runners/run_scpram.py``).
 """
 
 from __future__ import annotations

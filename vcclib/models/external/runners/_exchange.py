@@ -101,7 +101,8 @@ def main(check, fit, predict, versions) -> None:
         print(json.dumps(versions()))
         return
     work = Work(sys.argv[2])
-    tick = time.perf_counter()
+    tick, cpu = time.perf_counter(), time.process_time()
     (fit if sys.argv[1] == "fit" else predict)(work)
-    report = {"seconds": time.perf_counter() - tick, "peak_rss_mb": peak_rss_mb(), "versions": versions()}
+    report = {"seconds": time.perf_counter() - tick, "cpu_s": time.process_time() - cpu, "peak_rss_mb": peak_rss_mb(),
+              "versions": versions()}
     (work.folder / "run.json").write_text(json.dumps(report, indent=1))

@@ -26,10 +26,12 @@ PLAN_KEYS = ("lr", "wd", "n_epochs_pretrain_ae", "n_epochs_adv_warmup", "n_epoch
 
 
 def versions() -> dict:
+    """The versions of the packages this runner uses."""
     return _exchange.package_versions("cpa-tools", "torch", "scvi-tools", "anndata")
 
 
 def check() -> None:
+    """Import the package (``make env-*`` runs this last)."""
     import cpa  # noqa: F401 - the import is the check
 
 
@@ -47,6 +49,7 @@ def _model(work: _exchange.Work):
 
 
 def fit(work: _exchange.Work) -> None:
+    """Train on ``work``'s training cells; write ``weights.npz``."""
     import scvi
     import torch
 
@@ -63,6 +66,7 @@ def fit(work: _exchange.Work) -> None:
 
 
 def predict(work: _exchange.Work) -> None:
+    """Answer ``work``'s query from the stored cells and weights; write ``prediction.h5ad``."""
     import numpy as np
     import torch
     from cpa._utils import CPA_REGISTRY_KEYS as KEYS

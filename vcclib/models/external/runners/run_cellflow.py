@@ -24,10 +24,12 @@ PAD = "__none__"
 
 
 def versions() -> dict:
+    """The versions of the packages this runner uses."""
     return _exchange.package_versions("cellflow-tools", "jax", "flax", "ott-jax", "anndata")
 
 
 def check() -> None:
+    """Import the package (``make env-*`` runs this last)."""
     import cellflow  # noqa: F401 - the import is the check
 
 
@@ -87,6 +89,7 @@ def _model(work: _exchange.Work, pca: tuple[np.ndarray, np.ndarray] | None = Non
 
 
 def fit(work: _exchange.Work) -> None:
+    """Train on ``work``'s training cells; write ``weights.npz``."""
     from flax import traverse_util
 
     model, _, (mean, components) = _model(work)
@@ -98,6 +101,7 @@ def fit(work: _exchange.Work) -> None:
 
 
 def predict(work: _exchange.Work) -> None:
+    """Answer ``work``'s query from the stored cells and weights; write ``prediction.h5ad``."""
     import jax.numpy as jnp
     import pandas as pd
     from flax import traverse_util

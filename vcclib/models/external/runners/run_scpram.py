@@ -19,10 +19,12 @@ import numpy as np
 
 
 def versions() -> dict:
+    """The versions of the packages this runner uses."""
     return _exchange.package_versions("scpram", "torch", "pot", "anndata")
 
 
 def check() -> None:
+    """Import the package (``make env-*`` runs this last)."""
     import scpram.models  # noqa: F401 - the import is the check
 
 
@@ -37,6 +39,7 @@ def _model(work: _exchange.Work, n_genes: int):
 
 
 def fit(work: _exchange.Work) -> None:
+    """Train on ``work``'s training cells; write ``weights.npz``."""
     import torch
 
     torch.set_num_threads(max(1, int(work.params.get("threads") or torch.get_num_threads())))
@@ -49,6 +52,7 @@ def fit(work: _exchange.Work) -> None:
 
 
 def predict(work: _exchange.Work) -> None:
+    """Answer ``work``'s query from the stored cells and weights; write ``prediction.h5ad``."""
     import torch
 
     adata = work.cells()
