@@ -67,6 +67,14 @@ def env_python(environment: str) -> Path:
     return envs_dir() / environment / "bin" / "python"
 
 
+def own_environment(name: str) -> str | None:
+    """The name of the own environment the registered model ``name`` runs in, or None (the project's)."""
+    from vcclib.models.external import PACKAGES
+
+    package = PACKAGES.get(name)
+    return package.environment if package is not None else None
+
+
 def install_command(environment: str) -> str:
     """The command that creates ``environment``'s own environment."""
     return f"make env-{environment}"
