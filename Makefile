@@ -78,3 +78,18 @@ clean:
 # Chronos (crispr-chronos needs tensorflow) in its own environment, used by the guides chapter as a subprocess.
 chronos-env:
 	scripts/env_chronos.sh
+
+# Published models that cannot share the project's pins, each in its own environment .envs/<model> created from
+# the lock envs/<model>.txt (envs/install.sh; recompile a lock with envs/lock.sh <model>); the wrappers in
+# vcclib/models/external/ run them as subprocesses. `make env-models` creates all three.
+OWN_ENV_MODELS := cpa cellflow scpram
+.PHONY: env-model env-models $(addprefix env-,$(OWN_ENV_MODELS))
+
+env-model: env
+	@test -n "$(MODEL)" || (echo "usage: make env-model MODEL=<one of: $(OWN_ENV_MODELS)>" && exit 2)
+	UV=$(BIN)/uv envs/install.sh $(MODEL)
+
+$(addprefix env-,$(OWN_ENV_MODELS)): env-%: env
+	UV=$(BIN)/uv envs/install.sh $*
+
+env-models: $(addprefix env-,$(OWN_ENV_MODELS))

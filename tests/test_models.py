@@ -14,6 +14,7 @@ import pytest
 
 from vcclib.data import load, validate
 from vcclib.models import MODELS, Model, PredictionTask, available, get_model, storage
+from vcclib.models.external.ownenv import own_environment
 from vcclib.models.runner import scored_parts, subsample
 from vcclib.splits import covariate_column, make_split
 
@@ -61,6 +62,8 @@ def _fitted(name: str):
 def test_every_model_fits_predicts_saves_loads_and_predicts_the_same(name, tmp_path):
     if name not in available(halves=None):
         pytest.skip(f"{name}: its feature source is not installed here")
+    if own_environment(name):
+        pytest.skip(f"{name} runs in its own environment: tests/test_models_external_ownenv.py (-m ownenv)")
     model, query, split = _fitted(name)
     first = model.predict(query)
     validate(first)

@@ -120,6 +120,9 @@ MODELS: Registry[ModelSpec] = Registry(
         "vcclib.models.neural.vae",
         "vcclib.models.external",
         "vcclib.models.external.state",
+        "vcclib.models.external.cpa",
+        "vcclib.models.external.cellflow",
+        "vcclib.models.external.scpram",
     ),
 )
 

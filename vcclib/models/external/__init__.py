@@ -10,10 +10,11 @@ How they install (see ``../shared/docs/models.md`` for what was measured):
 
 * ``pip install 'vcclib[models]'`` — GEARS (+ torch-geometric), biolord (+ scvi-tools) and scGen (pertpy's
   ``Scgen``, JAX) resolve together with the project's pins and torch 2.13;
-* not wrapped yet (their packages install, see the report of issue 16): the STATE transition model
-  (``arc-state``), CellFlow (``cellflow-tools``, declares scikit-learn==1.5.1, so only ``--no-deps``), scPRAM
-  (``scpram``, declares torch==1.13.1, ``--no-deps``) and CPA (``cpa-tools``: torch 2.0 / numpy 1.23, its own
-  environment).
+* ``make env-cpa``, ``make env-cellflow``, ``make env-scpram`` — CPA (``cpa-tools``: torch 2.0 / numpy 1.23),
+  CellFlow (``cellflow-tools``: scikit-learn==1.5.1, scipy<1.16) and scPRAM (``scpram``: torch==1.13.1) cannot
+  share the project's pins; each runs in its own environment ``.envs/<model>`` as a subprocess
+  (:mod:`vcclib.models.external.ownenv`);
+* not wrapped yet: the STATE transition model (``arc-state``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class Package:
     install: str
     licence: str
     homepage: str
+    #: the name of its own environment (``.envs/<name>``, ``make env-<name>``), or None for the project's
+    environment: str | None = None
 
 
 #: model name → its packages, install command and licence (from each package's own metadata / licence file)
@@ -43,6 +46,12 @@ PACKAGES: dict[str, Package] = {
                        "https://github.com/nitzanlab/biolord"),
     "scgen": Package(("pertpy", "jax", "flax", "scvi-tools"), "pip install 'vcclib[models]'", "BSD-3-Clause (scGen: BSD-3)",
                      "https://github.com/scverse/pertpy"),
+    "cpa": Package(("cpa-tools", "torch", "scvi-tools"), "make env-cpa", "BSD-3-Clause",
+                   "https://github.com/theislab/cpa", environment="cpa"),
+    "cellflow": Package(("cellflow-tools", "jax", "ott-jax"), "make env-cellflow", "BSD-3-Clause",
+                        "https://github.com/theislab/cellflow", environment="cellflow"),
+    "scpram": Package(("scpram", "torch", "pot"), "make env-scpram", "MIT", "https://github.com/jiang-q19/scPRAM",
+                      environment="scpram"),
 }
 
 
@@ -51,6 +60,10 @@ def install_state(name: str) -> tuple[bool, str]:
     from importlib import metadata
 
     package = PACKAGES[name]
+    if package.environment is not None:  # its own environment: ready once `make env-<name>` has finished
+        from vcclib.models.external.ownenv import env_ready
+
+        return env_ready(package.environment), package.install
     missing = []
     for distribution in package.distributions:
         try:
