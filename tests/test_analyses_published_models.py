@@ -127,3 +127,18 @@ def test_gears_go_graph_is_gears_own_and_cached(tmp_path, monkeypatch):
     assert cached.exists() and cached.is_relative_to(tmp_path / "cache")
     cached.write_text("source,target,importance\nG0,G0,1.0\n")  # a second call reads the cache, not GEARS
     assert len(wrapper._cached_make_go(str(tmp_path / "work"), genes, "synthetic")) == 1
+
+
+def test_peak_memory_counts_child_processes():
+    """A subprocess holding ~300 MB (the own-environment models train in one) shows in the peak."""
+    import subprocess
+    import sys
+
+    from vcclib.analyses.published_models import PeakMemory
+
+    with PeakMemory() as alone:
+        pass
+    with PeakMemory() as with_child:
+        subprocess.run([sys.executable, "-c", "import time; b = bytearray(300 * 2**20); time.sleep(0.5)"],
+                       check=True)
+    assert with_child.peak_mb > alone.peak_mb + 200

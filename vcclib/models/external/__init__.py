@@ -9,12 +9,12 @@ run here (read from package metadata, nothing imported).
 How they install (see ``../shared/docs/models.md`` for what was measured):
 
 * ``pip install 'vcclib[models]'`` — GEARS (+ torch-geometric), biolord (+ scvi-tools) and scGen (pertpy's
-  ``Scgen``, JAX) resolve together with the project's pins and torch 2.13;
+  ``Scgen``, JAX) and the STATE transition model (``arc-state`` + ``cell-load``) resolve together with the
+  project's pins and torch 2.13;
 * ``make env-cpa``, ``make env-cellflow``, ``make env-scpram`` — CPA (``cpa-tools``: torch 2.0 / numpy 1.23),
   CellFlow (``cellflow-tools``: scikit-learn==1.5.1, scipy<1.16) and scPRAM (``scpram``: torch==1.13.1) cannot
   share the project's pins; each runs in its own environment ``.envs/<model>`` as a subprocess
-  (:mod:`vcclib.models.external.ownenv`);
-* not wrapped yet: the STATE transition model (``arc-state``).
+  (:mod:`vcclib.models.external.ownenv`).
 """
 
 from __future__ import annotations
