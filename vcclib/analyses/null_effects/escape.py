@@ -104,10 +104,11 @@ def escape_fractions(classes: pd.DataFrame, labels: pd.Series, guides: pd.Series
                           "classified": classes["classified"].to_numpy()[perturbed]},
                          index=labels.index[perturbed])
     frame["np_classified"] = frame["np"].where(frame["classified"])
+    frame["ko_classified"] = ~frame["np"] & frame["classified"]
     grouped = frame.groupby("perturbation")
     per = pd.DataFrame({"escape_fraction": grouped["np_classified"].mean(),
-                        "n_cells_classified": grouped["classified"].sum().astype(int)})
-    per["n_perturbed_cells"] = grouped.apply(lambda g: int((~g["np"] & g["classified"]).sum())).astype(int)
+                        "n_cells_classified": grouped["classified"].sum().astype(int),
+                        "n_perturbed_cells": grouped["ko_classified"].sum().astype(int)})
     per["classified"] = per["n_cells_classified"] > 0
     if guides is None:
         return per, pd.DataFrame(columns=["perturbation", "guide", "escape_fraction", "n_cells", "classified"])
