@@ -46,7 +46,7 @@ def disagreements(table: pd.DataFrame, alpha: float = 0.05) -> dict:
 
 
 def dataset_record(table: pd.DataFrame, calibration: dict, *, dataset: str, n_genes: int, escape_explained: list,
-                   notes: list, alpha: float = 0.05) -> dict:
+                   notes: list, alpha: float = 0.05, escape_ran: bool | None = None) -> dict:
     """What the conclusions quote about one single-cell dataset (JSON-serialisable)."""
     tested = table[table["call"] != "too few cells"]
     n = int(len(tested))
@@ -72,12 +72,34 @@ def dataset_record(table: pd.DataFrame, calibration: dict, *, dataset: str, n_ge
         "null_critical_edistance": float(crit.median()) if len(crit) else float("nan"),
         "null_max_edistance": float(table.loc[null, "edistance_cal"].max()) if null else float("nan"),
         "calibration": calibration, "disagreements": disagreements(table, alpha),
-        "escape_explained": escape_explained,
-        "median_escape": float(table["escape_fraction"].median()) if table["escape_fraction"].notna().any() else None,
+        **escape_record(table, escape_explained, ran=escape_ran),
         "distinct_from_average": int((table["etest_vs_average_q"] < alpha).sum()),
         "median_systematic_share": float(table["systematic_share"].median()),
         "n_genes": int(n_genes), "n_cells_min": int(table["n_cells"].min()), "n_cells_max": int(table["n_cells"].max()),
         "notes": notes, "alpha": alpha,
+    }
+
+
+def escape_record(table: pd.DataFrame, escape_explained: list, ran: bool | None = None) -> dict:
+    """Mixscape's part of a dataset record: the median escape over the targets it could classify, and which.
+
+    ``median_escape`` is None where Mixscape did not run (``ran`` False: high-MOI data; None: it ran where any
+    target is classified) or classified no target; targets with too few DE genes are counted as not classified,
+    never as 100% escape.
+    """
+    if ran is None:
+        ran = "classified" in table and bool(table["classified"].fillna(False).astype(bool).any())
+    classified = table.index[table["classified"].fillna(False).astype(bool)] if "classified" in table else []
+    null = table.index[table["call"].isin(["no effect", "failed knockdown"])]
+    esc = table.loc[classified, "escape_fraction"] if len(classified) else pd.Series(dtype=float)
+    return {
+        "escape_explained": escape_explained,
+        "escape_ran": bool(ran),
+        "median_escape": float(esc.median()) if len(esc) else None,
+        "escape_n_classified": int(len(classified)),
+        "escape_ko_fraction": {str(g): float(1 - esc[g]) for g in esc.sort_values().index},
+        "escape_null_classified": [str(g) for g in null if g in set(classified)],
+        "escape_null_not_classified": int(sum(g not in set(classified) for g in null)),
     }
 
 
@@ -142,6 +164,28 @@ def _ci(ci) -> str:
     return f"{share(ci[0])}–{share(ci[1])}"
 
 
+def _escape_points(r: dict) -> list[str]:
+    """The Mixscape sentences of one dataset record: KO shares of the classified targets, what escape explains."""
+    if not r.get("escape_ran"):
+        return []
+    n_null = len(r["escape_null_classified"]) + r["escape_null_not_classified"]
+    if not r.get("escape_n_classified"):
+        return [f"Escape ({r['dataset']}, Mixscape): no target has the ≥ {r.get('escape_min_de_genes', 5)} DE genes Mixscape needs to split its cells "
+                f"over the {r['n_genes']:,} measured genes, so escape is not estimated here (not classified, "
+                f"not 100% escape)."]
+    ko = r["escape_ko_fraction"]
+    text = (f"Escape ({r['dataset']}, Mixscape): {r['escape_n_classified']} of {r['n']} targets have enough DE genes "
+            f"(≥ {r.get('escape_min_de_genes', 5)}) to be classified; their share of perturbed (KO) cells: "
+            + ", ".join(f"{g} {share(v)}" for g, v in ko.items())
+            + f" (median escape {share(r['median_escape'])}); the other {r['n'] - r['escape_n_classified']} are not "
+              f"classified.")
+    if n_null:
+        text += (f" Of the {plural(n_null, 'null call')}, {len(r['escape_explained'])} have a perturbed subpopulation "
+                 f"of ≥ {r.get('escape_min_cells', 30)} cells that escape may hide ({names(r['escape_explained'], '—')}); "
+                 f"{r['escape_null_not_classified']} are not classified, so escape cannot be judged for them.")
+    return [text]
+
+
 def conclusions(records: dict) -> Takeaways:
     """The chapter's answer, every number formatted from ``records``."""
     points = []
@@ -197,10 +241,7 @@ def conclusions(records: dict) -> Takeaways:
         elif r.get("usable_signals"):
             points.append(f"Dying-cell flag ({r['dataset']}): from {', '.join(r['usable_signals'])} (whole-"
                           f"transcriptome summaries) and depletion.")
-        if r.get("median_escape") is not None:
-            points.append(f"Escape ({r['dataset']}, Mixscape): median escape fraction {share(r['median_escape'])}; "
-                          f"escape may explain {plural(len(r['escape_explained']), 'null call')} "
-                          f"({names(r['escape_explained'], '—')}).")
+        points += _escape_points(r)
     for g in records.get("genome", []):
         cal = g["calibration"]
         text = (f"**Replogle {g['screen']}**: {share(g['no effect']['share'])} ({_ci(g['no effect']['ci'])}) of "

@@ -1,10 +1,12 @@
 """Per cell: is a perturbed cell perturbed, or has it escaped? pertpy's Mixscape (Papalexi et al. 2021).
 
-Mixscape (pertpy 1.0.3) computes each cell's perturbation signature (its expression minus the mean of control cells
-of its replicate, ``split_by``), finds each target's DE genes on it and fits a two-component Gaussian mixture along
-them: cells in the component that looks like control are *non-perturbed* (NP, escaping), the others *perturbed*
-(KO). A target with fewer than ``min_de_genes`` DE genes is left unclassified by Mixscape (all NP), so its escape
-fraction is 1 by construction: ``classified`` says which targets Mixscape could split.
+Mixscape (pertpy 1.0.3) computes each cell's perturbation signature (its expression minus the mean of its
+``n_neighbors`` nearest control cells in PCA space, within its replicate, ``split_by``: the paper's and the pertpy
+tutorial's settings), finds each target's DE genes (Wilcoxon on the log-normalised data, BH q < 0.05, |log FC| ≥
+0.25, all replicates together) and fits a two-component Gaussian mixture along them, the
+control component's mean and variance fixed at the control cells': cells in the component that looks like control
+are *non-perturbed* (NP, escaping), the others perturbed (KO). A target with fewer than ``min_de_genes`` DE genes
+cannot be split: it is *not classified* (``classified`` False, ``escape_fraction`` NaN), never "100% escape".
 
 Mixscape takes one perturbation per cell, so it does not fit high-MOI data (a cell carries several gRNAs); there the
 escape columns are NaN with a note.
@@ -21,65 +23,99 @@ from vcclib.analyses.quiet import quietly
 
 
 def _patch_pertpy_mixture() -> None:
-    """Let pertpy 1.0.3's Mixscape mixture run with scikit-learn ≥ 1.6.
+    """Fix pertpy 1.0.3's Mixscape mixture M-step for scikit-learn ≥ 1.6.
 
-    Its ``MixscapeGaussianMixture._m_step(X, log_resp)`` predates scikit-learn's extra ``xp`` argument, so its fit
-    raises ``TypeError``: accept and drop it (the body, the parent's M-step and then re-fixing the control
-    component's mean and covariance, is unchanged).
+    Two faults in ``MixscapeGaussianMixture._m_step(X, log_resp)``: it predates scikit-learn's extra ``xp``
+    argument (its fit raises ``TypeError``), and after re-fixing the control component's mean and covariance it
+    leaves ``precisions_cholesky_``, which scikit-learn's E-step and ``predict_proba`` use, at the freely estimated
+    value, so the fixed control variance never takes effect. The patched M-step runs scikit-learn's own M-step,
+    re-fixes the means and covariances and recomputes the precision factors from the fixed covariances; with nothing
+    fixed it is scikit-learn's M-step exactly (tested against ``GaussianMixture`` on synthetic data).
     """
     from pertpy.tools import _mixscape
+    from sklearn.mixture import GaussianMixture
+    from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
 
     cls = _mixscape.MixscapeGaussianMixture
     if getattr(cls, "_vcc_patched", False):
         return
-    original = cls._m_step
 
     def _m_step(self, X, log_resp, xp=None):
-        return original(self, X, log_resp)
+        GaussianMixture._m_step(self, X, log_resp, xp=xp)
+        fixed = False
+        if self.fixed_mean_indices:
+            self.means_[self.fixed_mean_indices] = self.fixed_mean_values
+        if self.fixed_cov_indices:
+            self.covariances_[self.fixed_cov_indices] = self.fixed_cov_values
+            fixed = True
+        if fixed:
+            self.precisions_cholesky_ = _compute_precision_cholesky(self.covariances_, self.covariance_type)
 
     cls._m_step = _m_step
     cls._vcc_patched = True
 
 
 def mixscape_classes(adata, perturbation_column: str, control_label: str, *, split_by: str | None = None,
-                     min_de_genes: int = 5, seed: int = 0) -> pd.Series:
-    """Per-cell Mixscape class (``<target> KO``, ``<target> NP`` or the control label), from pertpy."""
+                     n_neighbors: int = 20, n_pcs: int = 20, min_de_genes: int = 5, seed: int = 0) -> pd.DataFrame:
+    """Per-cell Mixscape class from pertpy, with the settings of Papalexi et al. 2021 and pertpy's tutorial.
+
+    Returns per cell ``mixscape_class`` (``<target> KO``, ``<target> NP`` or the control label) and
+    ``classified`` (the cell's target had at least ``min_de_genes`` DE genes, so Mixscape could split it).
+    ``split_by`` (replicates) applies to the signature only, as in the paper's and pertpy's tutorial.
+    """
     import anndata as ad
     import pertpy as pt
+    import scanpy as sc
     import scipy.sparse as sp
+    from threadpoolctl import threadpool_limits
 
     # pertpy 1.0.3 indexes a sparse X with a pandas mask and fails: hand it a dense copy (the data are small)
     X = adata.X.toarray() if sp.issparse(adata.X) else np.asarray(adata.X)
-    obs = pd.DataFrame({perturbation_column: adata.obs[perturbation_column].astype(str).to_numpy(),
-                        "split": adata.obs[split_by].astype(str).to_numpy() if split_by else "all"},
-                       index=adata.obs_names)
+    labels = adata.obs[perturbation_column].astype(str).to_numpy()
+    split = adata.obs[split_by].astype(str).to_numpy() if split_by else np.full(adata.n_obs, "all")
+    obs = pd.DataFrame({perturbation_column: labels, "split": split}, index=adata.obs_names)
     work = ad.AnnData(X=X.astype(np.float32), obs=obs, var=pd.DataFrame(index=adata.var_names))
     _patch_pertpy_mixture()
     ms = pt.tl.Mixscape()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), threadpool_limits(1):  # many tiny 1-D mixtures: threads only add overhead
         warnings.simplefilter("ignore")
-        quietly(ms.perturbation_signature, work, perturbation_column, control_label,
-                ref_selection_mode="split_by", split_by="split")
+        sc.pp.pca(work, n_comps=min(n_pcs, work.n_vars - 1), random_state=seed)
+        quietly(ms.perturbation_signature, work, perturbation_column, control_label, split_by="split",
+                n_neighbors=n_neighbors, n_dims=n_pcs, random_state=seed)
+        # DE genes and mixture over all replicates together (Mixscape's split_by is for cell types/conditions)
         quietly(ms.mixscape, work, perturbation_column, control_label, layer="X_pert", min_de_genes=min_de_genes,
-                random_state=seed, split_by="split")
-    return work.obs["mixscape_class"].astype(str)
+                random_state=seed)
+    fitted = {str(t) for t in work.uns.get("mixscape", {})}  # pertpy keeps projections only of targets it split
+    return pd.DataFrame({"mixscape_class": work.obs["mixscape_class"].astype(str).to_numpy(),
+                         "classified": np.isin(labels, sorted(fitted))}, index=adata.obs_names)
 
 
-def escape_fractions(classes: pd.Series, labels: pd.Series, guides: pd.Series | None, control_label: str
+def escape_fractions(classes: pd.DataFrame, labels: pd.Series, guides: pd.Series | None, control_label: str
                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Escape fraction (NP share of a target's cells) per perturbation and per guide."""
-    perturbed = labels != control_label
-    np_cell = classes.str.endswith(" NP")
-    frame = pd.DataFrame({"perturbation": labels[perturbed], "np": np_cell[perturbed]})
-    per = frame.groupby("perturbation")["np"].agg(["mean", "size"]).rename(
-        columns={"mean": "escape_fraction", "size": "n_cells_classified"})
-    per["n_perturbed_cells"] = ((1 - per["escape_fraction"]) * per["n_cells_classified"]).round().astype(int)
-    per["classified"] = per["escape_fraction"] < 1
+    """Escape fraction (non-KO share of a target's classified cells) per perturbation and per guide.
+
+    Only cells whose target Mixscape could split count (``classified``); a target with none is not classified:
+    ``escape_fraction`` NaN, ``classified`` False. A cell is perturbed only if Mixscape calls it ``<target> KO``
+    (pertpy labels the cells of a split left with fewer than ``min_de_genes`` KO cells plain ``NP``).
+    """
+    perturbed = (labels != control_label).to_numpy()
+    frame = pd.DataFrame({"perturbation": labels[perturbed].to_numpy(),
+                          "np": ~classes["mixscape_class"].str.endswith(" KO").to_numpy()[perturbed],
+                          "classified": classes["classified"].to_numpy()[perturbed]},
+                         index=labels.index[perturbed])
+    frame["np_classified"] = frame["np"].where(frame["classified"])
+    frame["ko_classified"] = ~frame["np"] & frame["classified"]
+    grouped = frame.groupby("perturbation")
+    per = pd.DataFrame({"escape_fraction": grouped["np_classified"].mean(),
+                        "n_cells_classified": grouped["classified"].sum().astype(int),
+                        "n_perturbed_cells": grouped["ko_classified"].sum().astype(int)})
+    per["classified"] = per["n_cells_classified"] > 0
     if guides is None:
-        return per, pd.DataFrame(columns=["perturbation", "guide", "escape_fraction", "n_cells"])
-    frame["guide"] = guides[perturbed].astype(str)
-    by_guide = frame.groupby(["perturbation", "guide"])["np"].agg(["mean", "size"]).reset_index()
-    by_guide.columns = ["perturbation", "guide", "escape_fraction", "n_cells"]
+        return per, pd.DataFrame(columns=["perturbation", "guide", "escape_fraction", "n_cells", "classified"])
+    frame["guide"] = guides.astype(str).to_numpy()[perturbed]
+    by = frame.groupby(["perturbation", "guide"])
+    by_guide = pd.DataFrame({"escape_fraction": by["np_classified"].mean(), "n_cells": by.size(),
+                             "classified": by["classified"].any()}).reset_index()
     return per, by_guide
 
 

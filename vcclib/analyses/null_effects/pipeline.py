@@ -64,7 +64,7 @@ def principal_components(X, cg: CellGroups, n_pcs: int, seed: int) -> np.ndarray
 def analyse_dataset(adata, *, dataset: str, perturbation_column: str = "perturbation", control_label: str = "",
                     n_pcs: int = 20, n_permutations: int = 200, max_control_cells: int = 2000, n_null: int = 1000,
                     n_check: int = 50, max_cells: int = 200, min_cells: int = 30, alpha: float = 0.05,
-                    correction: str = "bh", escape_method: str = "mixscape", split_by: str = "",
+                    correction: str = "bh", escape_method: str = "mixscape", split_by: str = "", min_de_genes: int = 5,
                     umi_column: str = "", genes_column: str = "", mito_column: str = "", seed: int = 0) -> dict:
     """Every table of one dataset and its record.
 
@@ -90,9 +90,10 @@ def analyse_dataset(adata, *, dataset: str, perturbation_column: str = "perturba
     versus = average.versus_average(adata.X, pcs, cg.groups, cg.control, max_cells=max_cells,
                                     n_permutations=n_permutations, seed=seed)
     labels = adata.obs[perturbation_column].astype(str)
-    if escape_method == "mixscape" and not is_multi_guide(adata):
+    ran_mixscape = escape_method == "mixscape" and not is_multi_guide(adata)
+    if ran_mixscape:
         classes = escape.mixscape_classes(adata, perturbation_column, control_label, split_by=split_by or None,
-                                          seed=seed)
+                                          min_de_genes=min_de_genes, seed=seed)
         esc, by_guide = escape.escape_fractions(classes, labels, adata.obs.get("guide"), control_label)
     else:
         esc, by_guide = escape.empty_escape(cg.names), pd.DataFrame()
@@ -138,8 +139,9 @@ def analyse_dataset(adata, *, dataset: str, perturbation_column: str = "perturba
     explained = escape.escape_explains(table, esc, min_cells) if esc["classified"].any() else []
     summary = calibration.calibration_summary(checks, alpha)
     record = answer.dataset_record(table, summary, dataset=dataset, n_genes=adata.n_vars, escape_explained=explained,
-                                   notes=notes, alpha=alpha)
+                                   notes=notes, alpha=alpha, escape_ran=ran_mixscape)
     record["signals"] = signal_notes
+    record.update(escape_min_cells=min_cells, escape_min_de_genes=min_de_genes)
     record["panel_quality"] = panel
     record["usable_signals"] = usable
     lines = adata.obs["cell_line"].astype(str).unique().tolist() if "cell_line" in adata.obs else []
