@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from sklearn.mixture import GaussianMixture
 
+from vcclib.analyses.mixscape_patch import patch_pertpy_mixture
 from vcclib.analyses.null_effects import escape
 
 pytest.importorskip("pertpy")
@@ -29,7 +30,7 @@ def _two_gaussians(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def _mixture(**fixed):
     from pertpy.tools._mixscape import MixscapeGaussianMixture
 
-    escape._patch_pertpy_mixture()
+    patch_pertpy_mixture()
     return MixscapeGaussianMixture(n_components=2, covariance_type="spherical", means_init=[[0.5], [3.0]],
                                    precisions_init=[1.0, 1.0], random_state=0, max_iter=100, **fixed)
 

@@ -22,7 +22,6 @@ Conventions
 
 from __future__ import annotations
 
-import inspect
 import warnings
 
 import numpy as np
@@ -30,6 +29,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from vcclib.analyses.mixscape_patch import patch_pertpy_mixture
 from vcclib.errors import VccError
 from vcclib.memo import memoised
 
@@ -161,27 +161,6 @@ def empirical_p(observed: float, null: np.ndarray, lower: bool = True) -> float:
     return float((1 + extreme) / (1 + null.size))
 
 
-def _mixscape_gmm_compatible():
-    """Make pertpy 1.0.3's Mixscape mixture work with scikit-learn 1.9.
-
-    ``MixscapeGaussianMixture._m_step(X, log_resp)`` predates scikit-learn 1.9's extra ``xp`` argument; accept and drop it (the array namespace is numpy here). Applied once, idempotent.
-    """
-    from pertpy.tools._mixscape import MixscapeGaussianMixture
-
-    original = MixscapeGaussianMixture._m_step
-    if getattr(original, "_vcc_compatible", False):
-        return
-    params = inspect.signature(original).parameters
-    if "xp" in params or any(p.kind == p.VAR_KEYWORD for p in params.values()):
-        return
-
-    def _m_step(self, X, log_resp, xp=None, **_):
-        return original(self, X, log_resp)
-
-    _m_step._vcc_compatible = True
-    MixscapeGaussianMixture._m_step = _m_step
-
-
 @memoised("guides.mixscape_classes", MEMO_CODE)
 def mixscape_classes(adata: AnnData, *, perturbation_column: str = "perturbation", control_label: str,
                      replicate_column: str | None = "replicate", n_neighbors: int = 20, n_pcs: int = 20,
@@ -198,7 +177,7 @@ def mixscape_classes(adata: AnnData, *, perturbation_column: str = "perturbation
     import pertpy as pt
     import scanpy as sc
 
-    _mixscape_gmm_compatible()
+    patch_pertpy_mixture()
     full = adata
     if targets is not None:
         labels_all = adata.obs[perturbation_column].astype(str)

@@ -19,40 +19,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from vcclib.analyses.mixscape_patch import patch_pertpy_mixture
 from vcclib.analyses.quiet import quietly
-
-
-def _patch_pertpy_mixture() -> None:
-    """Fix pertpy 1.0.3's Mixscape mixture M-step for scikit-learn ≥ 1.6.
-
-    Two faults in ``MixscapeGaussianMixture._m_step(X, log_resp)``: it predates scikit-learn's extra ``xp``
-    argument (its fit raises ``TypeError``), and after re-fixing the control component's mean and covariance it
-    leaves ``precisions_cholesky_``, which scikit-learn's E-step and ``predict_proba`` use, at the freely estimated
-    value, so the fixed control variance never takes effect. The patched M-step runs scikit-learn's own M-step,
-    re-fixes the means and covariances and recomputes the precision factors from the fixed covariances; with nothing
-    fixed it is scikit-learn's M-step exactly (tested against ``GaussianMixture`` on synthetic data).
-    """
-    from pertpy.tools import _mixscape
-    from sklearn.mixture import GaussianMixture
-    from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
-
-    cls = _mixscape.MixscapeGaussianMixture
-    if getattr(cls, "_vcc_patched", False):
-        return
-
-    def _m_step(self, X, log_resp, xp=None):
-        GaussianMixture._m_step(self, X, log_resp, xp=xp)
-        fixed = False
-        if self.fixed_mean_indices:
-            self.means_[self.fixed_mean_indices] = self.fixed_mean_values
-        if self.fixed_cov_indices:
-            self.covariances_[self.fixed_cov_indices] = self.fixed_cov_values
-            fixed = True
-        if fixed:
-            self.precisions_cholesky_ = _compute_precision_cholesky(self.covariances_, self.covariance_type)
-
-    cls._m_step = _m_step
-    cls._vcc_patched = True
 
 
 def mixscape_classes(adata, perturbation_column: str, control_label: str, *, split_by: str | None = None,
@@ -75,7 +43,7 @@ def mixscape_classes(adata, perturbation_column: str, control_label: str, *, spl
     split = adata.obs[split_by].astype(str).to_numpy() if split_by else np.full(adata.n_obs, "all")
     obs = pd.DataFrame({perturbation_column: labels, "split": split}, index=adata.obs_names)
     work = ad.AnnData(X=X.astype(np.float32), obs=obs, var=pd.DataFrame(index=adata.var_names))
-    _patch_pertpy_mixture()
+    patch_pertpy_mixture()
     ms = pt.tl.Mixscape()
     with warnings.catch_warnings(), threadpool_limits(1):  # many tiny 1-D mixtures: threads only add overhead
         warnings.simplefilter("ignore")
