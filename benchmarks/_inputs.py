@@ -12,8 +12,13 @@ from pathlib import Path
 
 CONTROL = "non-targeting"
 #: design → (perturbations, cells per perturbation, control cells, genes)
-SIZES = {"warm": (4, 100, 150, 400), "tiny": (3, 20, 40, 60), "small": (20, 200, 1000, 2000),
-         "medium": (50, 300, 3000, 8000), "large": (200, 300, 5000, 8000)}
+SIZES = {
+    "warm": (4, 100, 150, 400),
+    "tiny": (3, 20, 40, 60),
+    "small": (20, 200, 1000, 2000),
+    "medium": (50, 300, 3000, 8000),
+    "large": (200, 300, 5000, 8000),
+}
 
 
 def make_counts(n_perts, n_cells, n_ctrl, n_genes, seed, effect_seed=1):
@@ -64,8 +69,12 @@ def write_inputs(folder: Path, size: str) -> dict[str, Path]:
     folder = Path(folder)
     pred, real = make_pair(size, log1p=False)
     paths = {}
-    for name, adata in (("real_counts", real), ("pred_counts", pred), ("real_log1p", log1p_normalised(real)),
-                        ("pred_log1p", log1p_normalised(pred))):
+    for name, adata in (
+        ("real_counts", real),
+        ("pred_counts", pred),
+        ("real_log1p", log1p_normalised(real)),
+        ("pred_log1p", log1p_normalised(pred)),
+    ):
         paths[name] = folder / f"{size}_{name}.h5ad"
         adata.write_h5ad(paths[name])
     return paths

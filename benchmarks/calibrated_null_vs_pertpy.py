@@ -53,12 +53,23 @@ def main() -> None:
     local_control = np.arange(control.size)
 
     t0 = time.perf_counter()
-    ours, _ = calibrated_tests(pcs, sub.X, local, local_control, n_null=args.n_perms, n_check=0,
-                               max_cells=args.max_cells, min_cells=2, holdout_fraction=0.0, seed=args.seed)
+    ours, _ = calibrated_tests(
+        pcs,
+        sub.X,
+        local,
+        local_control,
+        n_null=args.n_perms,
+        n_check=0,
+        max_cells=args.max_cells,
+        min_cells=2,
+        holdout_fraction=0.0,
+        seed=args.seed,
+    )
     t_ours = time.perf_counter() - t0
 
-    small = ad.AnnData(X=np.zeros((sub.n_obs, 1)), obs=pd.DataFrame({"perturbation": labels[keep]},
-                                                                     index=sub.obs_names))
+    small = ad.AnnData(
+        X=np.zeros((sub.n_obs, 1)), obs=pd.DataFrame({"perturbation": labels[keep]}, index=sub.obs_names)
+    )
     small.obsm["X_pca"] = pcs
     test = pt.tl.DistanceTest("edistance", n_perms=args.n_perms, obsm_key="X_pca", correction="fdr_bh")
     t0 = time.perf_counter()
@@ -72,13 +83,17 @@ def main() -> None:
     called_ours = set(ours.index[ours["q_calibrated"] < 0.05])
     sig = "significant_adj" if "significant_adj" in theirs else theirs.columns[-1]
     called_theirs = set(theirs.index[theirs[sig].astype(bool)])
-    print(f"data: Papalexi, {len(groups)} perturbations × ≤{args.max_cells} cells, {control.size} controls, "
-          f"{args.n_perms} permutations")
+    print(
+        f"data: Papalexi, {len(groups)} perturbations × ≤{args.max_cells} cells, {control.size} controls, "
+        f"{args.n_perms} permutations"
+    )
     print(f"vcclib calibrated null (E-distance + DE count): {t_ours:.2f} s")
     print(f"pertpy DistanceTest (E-distance only):         {t_theirs:.2f} s")
     print(f"ratio pertpy / vcclib: {t_theirs / t_ours:.1f}×")
-    print(f"called by both: {len(called_ours & called_theirs)}; vcclib only: {sorted(called_ours - called_theirs)}; "
-          f"pertpy only: {sorted(called_theirs - called_ours)}")
+    print(
+        f"called by both: {len(called_ours & called_theirs)}; vcclib only: {sorted(called_ours - called_theirs)}; "
+        f"pertpy only: {sorted(called_theirs - called_ours)}"
+    )
 
 
 if __name__ == "__main__":

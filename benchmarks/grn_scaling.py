@@ -51,23 +51,36 @@ def main() -> None:
                     expression = control_expression(adata, tfs, max_cells=cells, max_genes=genes, seed=args.seed)
                     arboreto_network(expression, args.method, seed=args.seed, client=client)  # warm the workers
                     ours, t_ours = _timed(arboreto_network, expression, args.method, seed=args.seed, client=client)
-                    theirs, t_theirs = _timed(arboreto_default_path, expression, args.method, seed=args.seed,
-                                              client_or_address=client)
+                    theirs, t_theirs = _timed(
+                        arboreto_default_path, expression, args.method, seed=args.seed, client_or_address=client
+                    )
                     pd.testing.assert_frame_equal(ours, theirs)
-                    rows.append({"workers": workers, "cells": cells, "genes": genes,
-                                 "regulators": len(expression.regulators), "ours_s": round(t_ours, 2),
-                                 "arboreto_graph_s": round(t_theirs, 2), "ratio": round(t_theirs / t_ours, 2)})
+                    rows.append(
+                        {
+                            "workers": workers,
+                            "cells": cells,
+                            "genes": genes,
+                            "regulators": len(expression.regulators),
+                            "ours_s": round(t_ours, 2),
+                            "arboreto_graph_s": round(t_theirs, 2),
+                            "ratio": round(t_theirs / t_ours, 2),
+                        }
+                    )
                     print(rows[-1], flush=True)
     first = control_expression(adata, tfs, max_cells=ints(args.cells)[0], max_genes=ints(args.genes)[0], seed=args.seed)
     _, t_local = _timed(arboreto_default_path, first, args.method, seed=args.seed, client_or_address="local")
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))
     base = table[(table["cells"] == ints(args.cells)[0]) & (table["genes"] == ints(args.genes)[0])]
-    print(f"arboreto default path (fresh LocalCluster per call) at {first.X.shape[0]} cells × {len(first.genes)} "
-          f"genes: {t_local:.1f} s; ours on a running cluster: {base['ours_s'].min():.1f} s "
-          f"(ratio {t_local / base['ours_s'].min():.1f})")
+    print(
+        f"arboreto default path (fresh LocalCluster per call) at {first.X.shape[0]} cells × {len(first.genes)} "
+        f"genes: {t_local:.1f} s; ours on a running cluster: {base['ours_s'].min():.1f} s "
+        f"(ratio {t_local / base['ours_s'].min():.1f})"
+    )
     for workers, block in table.groupby("workers"):
-        print(f"{workers} worker(s): time per target {1000 * (block['ours_s'] / block['genes']).median():.0f} ms (median)")
+        print(
+            f"{workers} worker(s): time per target {1000 * (block['ours_s'] / block['genes']).median():.0f} ms (median)"
+        )
 
 
 if __name__ == "__main__":

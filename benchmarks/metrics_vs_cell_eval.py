@@ -45,8 +45,9 @@ def run_cell_eval(pred, real, profile):
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t = time.perf_counter()
-        ev = MetricsEvaluator(pred.copy(), real.copy(), control_pert=CONTROL, pert_col="perturbation",
-                              num_threads=2, outdir=tmp)
+        ev = MetricsEvaluator(
+            pred.copy(), real.copy(), control_pert=CONTROL, pert_col="perturbation", num_threads=2, outdir=tmp
+        )
         results, _ = ev.compute(profile=profile, write_csv=False)
         elapsed = time.perf_counter() - t
     return elapsed, results.to_pandas().set_index("perturbation").sort_index()
@@ -71,7 +72,9 @@ def main(argv=None) -> int:
         real = make(n_perts, n_cells, n_ctrl, n_genes, seed=0)
         pred = make(n_perts, n_cells, n_ctrl, n_genes, seed=1, effect_seed=2)
         t_ours, ours = run_ours(pred, real, args.profile)
-        print(f"[{size}] {n_perts} perts × {n_cells} cells + {n_ctrl} control × {n_genes} genes, profile {args.profile}")
+        print(
+            f"[{size}] {n_perts} perts × {n_cells} cells + {n_ctrl} control × {n_genes} genes, profile {args.profile}"
+        )
         print(f"  vcclib.metrics: {t_ours:8.2f} s")
         if args.skip_cell_eval:
             continue

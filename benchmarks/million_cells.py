@@ -91,8 +91,9 @@ def write_file(path: Path, n_cells: int, n_genes: int, seed: int, swap: bool) ->
             indptr.append(nnz + np.cumsum(np.bincount(rows, minlength=g.size)))
             nnz += values.size
         X.create_dataset("indptr", data=np.concatenate(indptr))
-        obs = pd.DataFrame({"perturbation": pd.Categorical(names[group])},
-                           index=[f"s{seed}_{i}" for i in range(n_cells)])
+        obs = pd.DataFrame(
+            {"perturbation": pd.Categorical(names[group])}, index=[f"s{seed}_{i}" for i in range(n_cells)]
+        )
         write_elem(f, "obs", obs)
         write_elem(f, "var", pd.DataFrame(index=[f"g{i}" for i in range(n_genes)]))
         write_elem(f, "uns", {"vcc": {"control_label": CONTROL}})
@@ -107,8 +108,10 @@ def inputs_for(out: Path, n_cells: int, n_genes: int) -> tuple[Path, Path]:
         if not path.exists():
             start = time.perf_counter()
             write_file(path, n_cells, n_genes, seed, swap)
-            print(f"  wrote {path.name} ({path.stat().st_size / 2**30:.2f} GiB) in {time.perf_counter() - start:.0f} s",
-                  flush=True)
+            print(
+                f"  wrote {path.name} ({path.stat().st_size / 2**30:.2f} GiB) in {time.perf_counter() - start:.0f} s",
+                flush=True,
+            )
         paths.append(path)
     return paths[1], paths[0]
 
@@ -127,8 +130,9 @@ def describe(path: Path) -> tuple[int, float]:
 def timed(cmd: list[str]) -> tuple[float, float, int, str]:
     """(wall seconds, peak RSS GiB of the process and its children, exit code, stderr tail)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONWARNINGS": "ignore"}
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     err = proc.stderr.read().decode(errors="replace")[-600:]
     return time.perf_counter() - start, usage.ru_maxrss / 2**20, os.waitstatus_to_exitcode(status), err
@@ -152,12 +156,15 @@ def subsample_check(pred: Path, real: Path, outdir: Path, n_keep: int = 5) -> st
         cells = OnDiskCells.open(path)
         labels = cells.obs["perturbation"].astype(str).to_numpy()
         rows = np.flatnonzero(np.isin(labels, keep + [CONTROL]))
-        subs.append(ad.AnnData(X=_rows(path, cells, rows), obs=cells.obs.iloc[rows].copy(), var=cells.var.copy(),
-                               uns=cells.uns))
+        subs.append(
+            ad.AnnData(X=_rows(path, cells, rows), obs=cells.obs.iloc[rows].copy(), var=cells.var.copy(), uns=cells.uns)
+        )
     with warnings.catch_warnings():  # the two draws have different control cells, as the full run
         warnings.simplefilter("ignore")
         res = evaluate(subs[0], subs[1], metrics=["mae", "overlap_at_N"]).results.set_index("perturbation")
-    same = all(np.array_equal(res.loc[keep, m].to_numpy(), full.loc[keep, m].to_numpy()) for m in ("mae", "overlap_at_N"))
+    same = all(
+        np.array_equal(res.loc[keep, m].to_numpy(), full.loc[keep, m].to_numpy()) for m in ("mae", "overlap_at_N")
+    )
     return f"subsample ({n_keep} perturbations + all controls) in memory vs on disk: {'identical' if same else 'DIFFERENT'}"
 
 
@@ -185,8 +192,10 @@ def main(argv=None) -> int:
     parser.add_argument("--no-check", action="store_true", help="skip the subsample check")
     args = parser.parse_args(argv)
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}", flush=True)
-    header = ("| cells | perturbations | nonzero | file (GiB) | mode | wall (s) | peak RSS (GiB) | load | "
-              "subsample check |\n|---|---|---|---|---|---|---|---|---|")
+    header = (
+        "| cells | perturbations | nonzero | file (GiB) | mode | wall (s) | peak RSS (GiB) | load | "
+        "subsample check |\n|---|---|---|---|---|---|---|---|---|"
+    )
     rows = []
     for n_cells in args.cells:
         pred, real = inputs_for(args.out, n_cells, args.genes)
@@ -195,18 +204,35 @@ def main(argv=None) -> int:
         variants = [("on-disk", [])] + ([("on-disk --dask", ["--dask"])] if args.dask else [])
         for label, extra in variants:
             outdir = args.out / f"run_{n_cells}_{label.replace(' ', '').replace('-', '')}_{int(time.time())}"
-            cmd = [str(BIN / "vcc"), "eval", "-ap", str(pred), "-ar", str(real), "--on-disk", *extra,
-                   "--profile", "vcc", "-o", str(outdir)]
+            cmd = [
+                str(BIN / "vcc"),
+                "eval",
+                "-ap",
+                str(pred),
+                "-ar",
+                str(real),
+                "--on-disk",
+                *extra,
+                "--profile",
+                "vcc",
+                "-o",
+                str(outdir),
+            ]
             wall, rss, code, err = timed(cmd)
             load = os.getloadavg()[0]
-            print(f"  {n_cells:>9,} cells × {args.genes} genes  {label:<15} {wall:7.1f} s   peak RSS {rss:5.2f} GiB"
-                  f"   exit {code}   load {load:.1f}" + (f"\n    {err}" if code else ""), flush=True)
+            print(
+                f"  {n_cells:>9,} cells × {args.genes} genes  {label:<15} {wall:7.1f} s   peak RSS {rss:5.2f} GiB"
+                f"   exit {code}   load {load:.1f}" + (f"\n    {err}" if code else ""),
+                flush=True,
+            )
             check = "not run"
             if code == 0 and not args.no_check and label == "on-disk":
                 check = subsample_check(pred, real, outdir)
                 print("   ", check, flush=True)
-            rows.append(f"| {n_cells:,} | {n_perts} | {nonzero:.2%} | {size:.2f} | {label} | "
-                        f"{wall:.0f} | {rss:.2f} | {load:.1f} | {check if code == 0 else f'exit {code}'} |")
+            rows.append(
+                f"| {n_cells:,} | {n_perts} | {nonzero:.2%} | {size:.2f} | {label} | "
+                f"{wall:.0f} | {rss:.2f} | {load:.1f} | {check if code == 0 else f'exit {code}'} |"
+            )
             table = "\n".join([header, *rows])
             (args.out / "million_cells.md").write_text(table + "\n")
     print(table)

@@ -27,8 +27,13 @@ import warnings
 import pandas as pd
 
 #: the VAE runs: (registered name, parameters)
-VAE_RUNS = (("cvae", {"loss": "mse"}), ("cvae", {"loss": "nb"}), ("cvae", {"loss": "zinb"}),
-            ("cvae_go", {"loss": "mse+energy"}), ("cvae_pseudobulk", {}))
+VAE_RUNS = (
+    ("cvae", {"loss": "mse"}),
+    ("cvae", {"loss": "nb"}),
+    ("cvae", {"loss": "zinb"}),
+    ("cvae_go", {"loss": "mse+energy"}),
+    ("cvae_pseudobulk", {}),
+)
 #: each published model's epoch parameter
 EPOCH_PARAM = {"gears": "epochs", "biolord": "max_epochs", "scgen": "max_epochs"}
 REFERENCE_RUN = "cvae (mse)"
@@ -40,8 +45,9 @@ def main(argv=None) -> int:
     parser.add_argument("--max-cells", type=int, default=100, help="cells per perturbation (0: all 20,729 cells)")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
-    parser.add_argument("--published", default="gears,biolord,scgen",
-                        help="comma-separated published models ('none': the VAE only)")
+    parser.add_argument(
+        "--published", default="gears,biolord,scgen", help="comma-separated published models ('none': the VAE only)"
+    )
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
 
@@ -59,8 +65,11 @@ def main(argv=None) -> int:
     adata = subsample(load("papalexi2021_eccite_lowmoi"), args.max_cells, seed=0, column="cell_line")
     split = make_split("unseen_perturbation", adata, seed=0)
     train = split.subset(adata, "train")
-    print(f"data: Papalexi 2021, {train.n_obs} training cells × {train.n_vars} genes; {describe(device)}; "
-          f"{args.epochs} epochs; {torch.get_num_threads()} torch CPU thread(s)", flush=True)
+    print(
+        f"data: Papalexi 2021, {train.n_obs} training cells × {train.n_vars} genes; {describe(device)}; "
+        f"{args.epochs} epochs; {torch.get_num_threads()} torch CPU thread(s)",
+        flush=True,
+    )
     # one untimed fit first: torch's first-call set-up would otherwise be charged to the first model timed
     get_model("cvae", epochs=1, patience=0, device=device.name, progress=False).fit(train)
     rows = []
@@ -70,11 +79,18 @@ def main(argv=None) -> int:
         model.fit(train)
         seconds = time.perf_counter() - tick
         history = model.history
-        rows.append({"model": f"{name} ({extra.get('loss', model.params['loss'])})",
-                     "mode": "pseudobulk" if model.params["pseudobulk"] else "cells", "device": history["device"],
-                     "precision": history["precision"], "epochs": len(history["epochs"]), "fit s": seconds,
-                     "cells/s": train.n_obs * len(history["epochs"]) / seconds,
-                     "trainer samples/s": history["samples_per_second"]})
+        rows.append(
+            {
+                "model": f"{name} ({extra.get('loss', model.params['loss'])})",
+                "mode": "pseudobulk" if model.params["pseudobulk"] else "cells",
+                "device": history["device"],
+                "precision": history["precision"],
+                "epochs": len(history["epochs"]),
+                "fit s": seconds,
+                "cells/s": train.n_obs * len(history["epochs"]) / seconds,
+                "trainer samples/s": history["samples_per_second"],
+            }
+        )
         print(f"  {rows[-1]['model']}: {rows[-1]['cells/s']:.0f} cells/s ({seconds:.1f} s)", flush=True)
     wanted = [] if args.published == "none" else [n.strip() for n in args.published.split(",") if n.strip()]
     ready = available(wanted) if wanted else []
@@ -86,15 +102,27 @@ def main(argv=None) -> int:
         tick = time.perf_counter()
         model.fit(train)
         seconds = time.perf_counter() - tick
-        rows.append({"model": name, "mode": "cells", "device": device.name, "precision": "float32",
-                     "epochs": args.epochs, "fit s": seconds, "cells/s": train.n_obs * args.epochs / seconds,
-                     "trainer samples/s": float("nan")})
+        rows.append(
+            {
+                "model": name,
+                "mode": "cells",
+                "device": device.name,
+                "precision": "float32",
+                "epochs": args.epochs,
+                "fit s": seconds,
+                "cells/s": train.n_obs * args.epochs / seconds,
+                "trainer samples/s": float("nan"),
+            }
+        )
         print(f"  {name}: {rows[-1]['cells/s']:.0f} cells/s ({seconds:.1f} s)", flush=True)
     table = pd.DataFrame(rows)
     reference = float(table.loc[table["model"] == REFERENCE_RUN, "cells/s"].iloc[0])
     table[f"{REFERENCE_RUN} ÷ this"] = reference / table["cells/s"]
-    print(table.round({"fit s": 1, "cells/s": 0, "trainer samples/s": 0, f"{REFERENCE_RUN} ÷ this": 2})
-          .to_string(index=False))
+    print(
+        table.round({"fit s": 1, "cells/s": 0, "trainer samples/s": 0, f"{REFERENCE_RUN} ÷ this": 2}).to_string(
+            index=False
+        )
+    )
     return 0
 
 

@@ -43,17 +43,68 @@ def timed(cmd: list[str], env=None) -> tuple[float, float, int, str]:
 def commands(paths: dict[str, Path], out: Path, tag: str) -> dict[str, list[str]]:
     common = ["--pert-col", "perturbation"]
     return {
-        "vcc eval (vcc)": [str(BIN / "vcc"), "eval", "-ap", str(paths["pred_log1p"]), "-ar", str(paths["real_log1p"]),
-                           *common, "--control-pert", CONTROL, "--profile", "vcc", "-o", str(out / f"{tag}_ours_vcc")],
-        "cell-eval 0.8.2 (vcc)": [str(BIN / "cell-eval"), "run", "-ap", str(paths["pred_log1p"]), "-ar",
-                                  str(paths["real_log1p"]), *common, "--control-pert", CONTROL, "--profile", "vcc",
-                                  "--num-threads", "2", "-o", str(out / f"{tag}_ce_vcc")],
-        "vcc eval (vcc2026)": [str(BIN / "vcc"), "eval", "-ap", str(paths["pred_counts"]), "-ar",
-                               str(paths["real_counts"]), *common, "--control-pert", CONTROL, "--profile", "vcc2026",
-                               "-o", str(out / f"{tag}_ours_vcc2026")],
-        "cell-eval2 0.20.0 (vcc2026)": [str(BIN / "cell-eval2"), "run", "-ap", str(paths["pred_counts"]), "-ar",
-                                        str(paths["real_counts"]), "--preset", "vcc2026", *common, "--control",
-                                        CONTROL, "-o", str(out / f"{tag}_ce2_vcc2026")],
+        "vcc eval (vcc)": [
+            str(BIN / "vcc"),
+            "eval",
+            "-ap",
+            str(paths["pred_log1p"]),
+            "-ar",
+            str(paths["real_log1p"]),
+            *common,
+            "--control-pert",
+            CONTROL,
+            "--profile",
+            "vcc",
+            "-o",
+            str(out / f"{tag}_ours_vcc"),
+        ],
+        "cell-eval 0.8.2 (vcc)": [
+            str(BIN / "cell-eval"),
+            "run",
+            "-ap",
+            str(paths["pred_log1p"]),
+            "-ar",
+            str(paths["real_log1p"]),
+            *common,
+            "--control-pert",
+            CONTROL,
+            "--profile",
+            "vcc",
+            "--num-threads",
+            "2",
+            "-o",
+            str(out / f"{tag}_ce_vcc"),
+        ],
+        "vcc eval (vcc2026)": [
+            str(BIN / "vcc"),
+            "eval",
+            "-ap",
+            str(paths["pred_counts"]),
+            "-ar",
+            str(paths["real_counts"]),
+            *common,
+            "--control-pert",
+            CONTROL,
+            "--profile",
+            "vcc2026",
+            "-o",
+            str(out / f"{tag}_ours_vcc2026"),
+        ],
+        "cell-eval2 0.20.0 (vcc2026)": [
+            str(BIN / "cell-eval2"),
+            "run",
+            "-ap",
+            str(paths["pred_counts"]),
+            "-ar",
+            str(paths["real_counts"]),
+            "--preset",
+            "vcc2026",
+            *common,
+            "--control",
+            CONTROL,
+            "-o",
+            str(out / f"{tag}_ce2_vcc2026"),
+        ],
     }
 
 
@@ -70,15 +121,24 @@ def main(argv=None) -> int:
         print(f"warm-up {name}: {wall:.1f} s (exit {code})" + (f"\n  {err}" if code else ""))
     paths = write_inputs(folder, args.size)
     n_perts, n_cells, n_ctrl, n_genes = SIZES[args.size]
-    print(f"[{args.size}] {n_perts} perturbations × {n_cells} cells + {n_ctrl} control × {n_genes} genes; "
-          f"{os.cpu_count()} cores, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
+    print(
+        f"[{args.size}] {n_perts} perturbations × {n_cells} cells + {n_ctrl} control × {n_genes} genes; "
+        f"{os.cpu_count()} cores, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}",
+        flush=True,
+    )
     walls = {}
     for name, cmd in commands(paths, folder, args.size).items():
         wall, rss, code, err = timed(cmd, env)
         walls[name] = wall
-        print(f"  {name:<30} {wall:8.1f} s   peak RSS {rss:5.2f} GiB   exit {code}   load {os.getloadavg()[0]:.1f}"
-              + (f"\n    {err}" if code else ""), flush=True)
-    for ours, peer in (("vcc eval (vcc)", "cell-eval 0.8.2 (vcc)"), ("vcc eval (vcc2026)", "cell-eval2 0.20.0 (vcc2026)")):
+        print(
+            f"  {name:<30} {wall:8.1f} s   peak RSS {rss:5.2f} GiB   exit {code}   load {os.getloadavg()[0]:.1f}"
+            + (f"\n    {err}" if code else ""),
+            flush=True,
+        )
+    for ours, peer in (
+        ("vcc eval (vcc)", "cell-eval 0.8.2 (vcc)"),
+        ("vcc eval (vcc2026)", "cell-eval2 0.20.0 (vcc2026)"),
+    ):
         print(f"  ratio {peer} / {ours}: {walls[peer] / walls[ours]:.1f}×")
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)

@@ -28,9 +28,7 @@ def missing_real_data() -> str:
     """
     if config.mirror_dirs():
         return ""
-    return (
-        "needs the real-data mirror: ../shared/data next to the checkout, or VCC_DATA_MIRROR=/path/to/mirror"
-    )
+    return "needs the real-data mirror: ../shared/data next to the checkout, or VCC_DATA_MIRROR=/path/to/mirror"
 
 
 #: The first mirror folder (``None`` where there is none); real-data tests only run where it exists.

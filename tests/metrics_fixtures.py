@@ -33,7 +33,9 @@ def make_adata(
     effects_rng = np.random.default_rng(effect_seed)
     base = effects_rng.gamma(0.6, 2.0, size=n_genes)
     base[0] = 0.0  # all-zero gene
-    effects = np.exp(effects_rng.normal(0, 0.9, size=(n_perts, n_genes)) * (effects_rng.random((n_perts, n_genes)) < 0.3))
+    effects = np.exp(
+        effects_rng.normal(0, 0.9, size=(n_perts, n_genes)) * (effects_rng.random((n_perts, n_genes)) < 0.3)
+    )
     effects[0] = 1.0  # a perturbation with no effect
     labels = [CONTROL] * n_ctrl
     rates = [np.tile(base, (n_ctrl, 1))]
@@ -86,8 +88,9 @@ def make_counts(
     base = erng.gamma(0.6, depth, size=n_genes)
     base[0] = 0.0
     strength = np.linspace(0.2, 1.2, n_perts)
-    effects = np.exp(erng.normal(0, 1.0, (n_perts, n_genes)) * strength[:, None]
-                     * (erng.random((n_perts, n_genes)) < 0.3))
+    effects = np.exp(
+        erng.normal(0, 1.0, (n_perts, n_genes)) * strength[:, None] * (erng.random((n_perts, n_genes)) < 0.3)
+    )
     effects[0] = 1.0
     for i in range(1, n_perts):
         if i + 1 < n_genes:

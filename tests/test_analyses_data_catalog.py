@@ -37,18 +37,24 @@ def gene_sets() -> dict[str, set[str]]:
 
 def _focus() -> AnnData:
     labels = ["ctrl"] * 50 + ["G0"] * 10 + ["G1"] * 20 + ["G30"] * 30
-    obs = pd.DataFrame({"perturbation": labels, "is_control": [x == "ctrl" for x in labels]},
-                       index=[f"c{i}" for i in range(len(labels))])
+    obs = pd.DataFrame(
+        {"perturbation": labels, "is_control": [x == "ctrl" for x in labels]},
+        index=[f"c{i}" for i in range(len(labels))],
+    )
     adata = AnnData(np.zeros((len(labels), 5), dtype=np.float32), obs=obs)
     adata.uns["vcc"] = {"dataset": "screen_a", "control_label": "ctrl", "x_scale": "log1p", "normalisation": "1e4"}
     return adata
 
 
 def _catalog() -> pd.DataFrame:
-    return pd.DataFrame({"dataset": ["a", "b", "c", "d"], "modality": ["perturb-seq", "perturb-seq", "fitness",
-                                                                        "perturb-seq"],
-                         "availability": ["mirror", "cache", "download", "download"],
-                         "size_mb": [10.0, 5.5, 1000.0, 2500.0]})
+    return pd.DataFrame(
+        {
+            "dataset": ["a", "b", "c", "d"],
+            "modality": ["perturb-seq", "perturb-seq", "fitness", "perturb-seq"],
+            "availability": ["mirror", "cache", "download", "download"],
+            "size_mb": [10.0, 5.5, 1000.0, 2500.0],
+        }
+    )
 
 
 def test_genome_wide_threshold_and_focused_pairs(gene_sets):
@@ -73,7 +79,9 @@ def test_records_and_conclusions_from_a_known_catalog(gene_sets):
     genes = {"G0", "G1", "G30"}
     shared = shared_targets(genes, gene_sets, "screen_a")
     assert shared.set_index("dataset")["shared"].to_dict() == {"genome_wide": 3, "screen_b": 1, "screen_c": 0}
-    records = chapter_records(_catalog(), gene_sets, overlap_long(gene_sets), focus, genes, shared, device="device: cpu")
+    records = chapter_records(
+        _catalog(), gene_sets, overlap_long(gene_sets), focus, genes, shared, device="device: cpu"
+    )
     assert records["n_embedded"] == 2 and records["embedded_mb"] == pytest.approx(15.5)
     assert records["download_gb"] == pytest.approx(3.5)
     assert records["focus"]["median_cells_per_perturbation"] == 20 and records["focus"]["n_control"] == 50

@@ -22,30 +22,42 @@ def test_tiny_chapter_run_has_exact_outputs_and_conclusions(papalexi):
     unit = chapter.default_units(["papalexi2021_eccite_lowmoi"])[0]
     data, reductions = chapter.load_units([unit], reuse={unit.key: task_data[task.label]})
     assert data["papalexi"] is task_data[task.label] and reductions == {}
-    networks, expressions, timings = chapter.infer_networks(data, ["correlation"], max_cells=150, max_genes={},
-                                                            seed=0, n_estimators=0, n_steps=0)
-    literature = chapter.literature_comparison(networks, expressions, ["trrust", "dorothea_ABC"],
-                                               edges_per_target=10, n_shuffles=2, seed=0)
+    networks, expressions, timings = chapter.infer_networks(
+        data, ["correlation"], max_cells=150, max_genes={}, seed=0, n_estimators=0, n_steps=0
+    )
+    literature = chapter.literature_comparison(
+        networks, expressions, ["trrust", "dorothea_ABC"], edges_per_target=10, n_shuffles=2, seed=0
+    )
     assert list(literature.columns[:7]) == list(chapter.LITERATURE_COLUMNS)
     assert set(literature["method"]) == {"correlation", "correlation_degree_shuffled", "random"}
     _, regression = chapter.data_comparison(networks, data, regulators_per_target=3, seed=0, max_cells=1500)
     baselines = ["perturbed_mean", "technical_duplicate"]
 
     def make(_task):
-        return chapter.prediction_models(["correlation", "trrust"], max_cells=150, n_estimators=0, n_steps=0,
-                                         seed=0, baselines=baselines)
+        return chapter.prediction_models(
+            ["correlation", "trrust"], max_cells=150, n_estimators=0, n_steps=0, seed=0, baselines=baselines
+        )
 
     long, fits = chapter.score_predictions([task], task_data, make, split_seeds=[1], metrics=["pearson_delta", "mse"])
     assert timings["cached"].eq(False).all()
     predictions = chapter.prediction_table(long)
     assert list(predictions.columns[:5]) == list(chapter.PREDICTION_COLUMNS)
     assert set(predictions["model"]) == {"perturbed_mean", "technical_duplicate", "grn_correlation", "lit_trrust"}
-    coverage = target_coverage(data, {"papalexi": expressions["papalexi"].regulators}, lambert_tfs(),
-                               {"trrust": reference_network("trrust")})
-    records = chapter.build_records(literature, regression, predictions, long, timings, expressions,
-                                    network_models=["grn_correlation", "lit_trrust"],
-                                    headline_metrics=["pearson_delta", "mse"], coverage=coverage,
-                                    references=["trrust"])
+    coverage = target_coverage(
+        data, {"papalexi": expressions["papalexi"].regulators}, lambert_tfs(), {"trrust": reference_network("trrust")}
+    )
+    records = chapter.build_records(
+        literature,
+        regression,
+        predictions,
+        long,
+        timings,
+        expressions,
+        network_models=["grn_correlation", "lit_trrust"],
+        headline_metrics=["pearson_delta", "mse"],
+        coverage=coverage,
+        references=["trrust"],
+    )
     takeaways = chapter.conclusions(records)
     sentences = list(takeaways.points)
     assert "key-takeaways" in takeaways.to_markdown()

@@ -25,9 +25,18 @@ def _lowmoi(seed: int = 0) -> AnnData:
     rng = np.random.default_rng(seed)
     n_genes = 40
     base = rng.uniform(1.0, 4.0, n_genes)
-    design = {("non-targeting", "NT1"): 300, ("non-targeting", "NT2"): 300,
-              ("A", "Ag1"): 120, ("A", "Ag2"): 120, ("A", "Ag3"): 120, ("A", "Ag4"): 120,
-              ("B", "Bg1"): 120, ("B", "Bg2"): 120, ("NULL", "Ng1"): 120, ("NULL", "Ng2"): 120}
+    design = {
+        ("non-targeting", "NT1"): 300,
+        ("non-targeting", "NT2"): 300,
+        ("A", "Ag1"): 120,
+        ("A", "Ag2"): 120,
+        ("A", "Ag3"): 120,
+        ("A", "Ag4"): 120,
+        ("B", "Bg1"): 120,
+        ("B", "Bg2"): 120,
+        ("NULL", "Ng1"): 120,
+        ("NULL", "Ng2"): 120,
+    }
     blocks, obs = [], []
     for (target, guide), n in design.items():
         rate = base.copy()
@@ -128,18 +137,30 @@ def _highmoi(seed: int = 0) -> AnnData:
     rate = np.full((n_cells, n_genes), 2.0) * (1 + 0.5 * (n_grnas[:, None] >= 2))
     rate[assigned[:, 0], 0] /= 4
     X = np.log1p(rng.poisson(rate).astype(np.float32))
-    obs = pd.DataFrame({"n_grnas": n_grnas, "batch": rng.choice(["b1", "b2"], size=n_cells),
-                        "perturbation": "x"}, index=[f"c{i}" for i in range(n_cells)])
+    obs = pd.DataFrame(
+        {"n_grnas": n_grnas, "batch": rng.choice(["b1", "b2"], size=n_cells), "perturbation": "x"},
+        index=[f"c{i}" for i in range(n_cells)],
+    )
     adata = AnnData(sp.csr_matrix(X), obs=obs)
     adata.var_names = [f"G{i}" for i in range(n_genes)]
-    grnas = pd.DataFrame({"grna_id": ["T1", "T2"] + [f"NT{i}" for i in range(10)],
-                          "grna_group": ["G0_TSS", "G0_TSS"] + ["non-targeting"] * 10,
-                          "target": ["G0", "G0"] + ["non-targeting"] * 10,
-                          "target_kind": ["TSS positive control"] * 2 + ["non-targeting"] * 10})
+    grnas = pd.DataFrame(
+        {
+            "grna_id": ["T1", "T2"] + [f"NT{i}" for i in range(10)],
+            "grna_group": ["G0_TSS", "G0_TSS"] + ["non-targeting"] * 10,
+            "target": ["G0", "G0"] + ["non-targeting"] * 10,
+            "target_kind": ["TSS positive control"] * 2 + ["non-targeting"] * 10,
+        }
+    )
     adata.obsm["grna_assigned"] = sp.csr_matrix(assigned)
     adata.uns["grnas"] = grnas
-    adata.uns["discovery_pairs"] = pd.DataFrame({"response_id": ["G0", "G1"], "symbol": ["G0", "G1"],
-                                                 "grna_group": ["G0_TSS", "G0_TSS"], "type": ["pos_cntrl", "cis"]})
+    adata.uns["discovery_pairs"] = pd.DataFrame(
+        {
+            "response_id": ["G0", "G1"],
+            "symbol": ["G0", "G1"],
+            "grna_group": ["G0_TSS", "G0_TSS"],
+            "type": ["pos_cntrl", "cis"],
+        }
+    )
     return adata
 
 
@@ -155,8 +176,15 @@ def test_highmoi_finds_the_working_and_the_failed_grna_and_is_calibrated():
     assert rows.loc[("G0_TSS", "G1"), "p_calibrated"] > 0.01
     assert rows.loc[("T1", "G0"), "status"] == "effective" and rows.loc[("T2", "G0"), "status"] == "failed"
     assert rows.loc[("T1", "G0"), "efficacy"] > 0.5 and abs(rows.loc[("T2", "G0"), "efficacy"]) < 0.2
-    assert list(table.columns[:7]) == ["guide", "target", "n_cells", "target_log2fc", "p_calibrated", "efficacy",
-                                       "escape_fraction"]
+    assert list(table.columns[:7]) == [
+        "guide",
+        "target",
+        "n_cells",
+        "target_log2fc",
+        "p_calibrated",
+        "efficacy",
+        "escape_fraction",
+    ]
     summary = highmoi.calibration_summary(negative)
     assert summary["n_tests"] == 150 and summary["share_below_alpha"] <= 0.12 and summary["ks_statistic"] < 0.15
 
@@ -229,12 +257,15 @@ def test_fit_guide_efficacy_recovers_known_efficacies():
     e = rng.uniform(0.1, 1.0, 240)
     e[::4] = 1.0
     lfc = G[:, np.repeat(np.arange(60), 4)] * e + rng.normal(0, 0.1, size=(30, 240))
-    fitted_G, fitted_e = screens.fit_guide_efficacy(pd.DataFrame(lfc, columns=guide_map["sgrna"]), guide_map,
-                                                    prior=0.01)
+    fitted_G, fitted_e = screens.fit_guide_efficacy(
+        pd.DataFrame(lfc, columns=guide_map["sgrna"]), guide_map, prior=0.01
+    )
     assert np.corrcoef(fitted_e.to_numpy(), e)[0, 1] > 0.95
     naive = screens.mean_over_guides(pd.DataFrame(lfc, columns=guide_map["sgrna"]), guide_map)
-    assert np.corrcoef(fitted_G.to_numpy().ravel(), G.ravel())[0, 1] >= np.corrcoef(naive.to_numpy().ravel(),
-                                                                                    G.ravel())[0, 1]
+    assert (
+        np.corrcoef(fitted_G.to_numpy().ravel(), G.ravel())[0, 1]
+        >= np.corrcoef(naive.to_numpy().ravel(), G.ravel())[0, 1]
+    )
 
 
 def test_copy_number_correction_removes_a_planted_trend():

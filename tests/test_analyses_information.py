@@ -68,8 +68,12 @@ def test_matrix_marks_small_overlaps_and_names_the_best_other_modality():
     rng = np.random.default_rng(2)
     genes = [f"G{i}" for i in range(300)]
     base = pd.Series(rng.normal(size=300), index=genes)
-    quantities = {"x": base + 0.2 * rng.normal(size=300), "y": base + 0.2 * rng.normal(size=300),
-                  "z": pd.Series(rng.normal(size=300), index=genes), "tiny": base.iloc[:12]}
+    quantities = {
+        "x": base + 0.2 * rng.normal(size=300),
+        "y": base + 0.2 * rng.normal(size=300),
+        "z": pd.Series(rng.normal(size=300), index=genes),
+        "tiny": base.iloc[:12],
+    }
     table = mx.modality_matrix(quantities, min_overlap=10, small=30, n_boot=50, n_perm=50)
     assert list(table.columns[:11]) == list(mx.COLUMNS)
     row = table[(table["source"] == "x") & (table["target"] == "y")].iloc[0]
@@ -148,8 +152,15 @@ def test_lincs_landmarks_predict_inferred_genes():
 
 def test_every_hypothesis_split_is_registered_and_says_what_it_tests():
     registered = set(list_splits()["name"])
-    assert {"more_data", "variability", "variability_labels", "chemical", "species", "guide_information",
-            "phenotype_only"} <= registered
+    assert {
+        "more_data",
+        "variability",
+        "variability_labels",
+        "chemical",
+        "species",
+        "guide_information",
+        "phenotype_only",
+    } <= registered
     table = list_splits().set_index("name")
     for name in DATA_KIND:
         assert table.loc[name, "hypothesis"] and table.loc[name, "description"]
@@ -201,19 +212,24 @@ def test_phenotype_only_and_species_on_real_tables(tmp_path):
     il2 = _data("screens_biodiscoveryagent")["IL2"]
     papalexi = _data("papalexi2021_eccite_lowmoi")
     targets = pd.DataFrame({"gene": sorted(set(papalexi.obs["perturbation"].astype(str)) - {"non-targeting"})})
-    table = pd.concat([
-        label_table(targets, "perturbseq_papalexi", kind="expression"),
-        label_table(pd.DataFrame({"gene": depmap.var_names}), "depmap_chronos", kind="phenotype"),
-        label_table(il2, "screen_IL2", kind="phenotype"),
-    ], ignore_index=True)
+    table = pd.concat(
+        [
+            label_table(targets, "perturbseq_papalexi", kind="expression"),
+            label_table(pd.DataFrame({"gene": depmap.var_names}), "depmap_chronos", kind="phenotype"),
+            label_table(il2, "screen_IL2", kind="phenotype"),
+        ],
+        ignore_index=True,
+    )
     split = make_split("phenotype_only", table, seed=0, test_fraction=0.5)
     assert split == make_split("phenotype_only", table, seed=0, test_fraction=0.5)
     test = split.pairs("test")
     assert set(test["context"]) == {"perturbseq_papalexi"}
     train_pheno = split.pairs("train")
     assert set(test["label"]) <= set(train_pheno.loc[train_pheno["context"] != "perturbseq_papalexi", "label"])
-    assert not (set(map(tuple, test[["context", "label"]].to_numpy()))
-                & set(map(tuple, train_pheno[["context", "label"]].to_numpy())))
+    assert not (
+        set(map(tuple, test[["context", "label"]].to_numpy()))
+        & set(map(tuple, train_pheno[["context", "label"]].to_numpy()))
+    )
     path = split.save(tmp_path / "p.csv")
     assert LabelSplit.load(path) == split
     species = pd.concat([label_table(il2, "human"), label_table(pan, "mouse", label_column="id")])
@@ -225,16 +241,19 @@ def test_phenotype_only_and_species_on_real_tables(tmp_path):
 
 def test_label_splits_on_drug_and_cell_line_tables():
     """Synthetic label tables with a known design: drugs × lines, and K562/RPE1 knockdowns."""
-    drugs = pd.DataFrame([(line, f"drug{i}") for line in ("A549", "K562", "MCF7") for i in range(20)],
-                         columns=["context", "label"])
+    drugs = pd.DataFrame(
+        [(line, f"drug{i}") for line in ("A549", "K562", "MCF7") for i in range(20)], columns=["context", "label"]
+    )
     unseen = make_split("chemical", drugs, seed=3, test_fraction=0.25)
     test_drugs = set(unseen.labels("test"))
     assert len(test_drugs) == 5 and not (test_drugs & set(unseen.labels("train")))
     assert make_split("chemical", drugs, seed=4, test_fraction=0.25) != unseen
     line = make_split("chemical", drugs, seed=0, held_out_context="MCF7")
     assert set(line.pairs("test")["context"]) == {"MCF7"} and len(line.labels("test")) == 20
-    knockdowns = pd.DataFrame([("K562", f"G{i}") for i in range(30)] + [("RPE1", f"G{i}") for i in range(10, 40)],
-                              columns=["context", "label"])
+    knockdowns = pd.DataFrame(
+        [("K562", f"G{i}") for i in range(30)] + [("RPE1", f"G{i}") for i in range(10, 40)],
+        columns=["context", "label"],
+    )
     transfer = make_split("variability_labels", knockdowns, seed=0)
     assert transfer.labels("test", "RPE1") == sorted(f"G{i}" for i in range(10, 30))
     assert set(transfer.pairs("train")["context"]) == {"K562"}
@@ -245,8 +264,13 @@ def test_label_splits_on_drug_and_cell_line_tables():
 
 
 def test_conclusions_quote_the_records():
-    rec = {"min_n": 30, "level": 0.8, "k_needed": {"norman19": {"hvg": 30, "random": 100, "landmark": None}},
-           "l1000_inference_r": 0.71, "l1000_mean_r": 0.2}
+    rec = {
+        "min_n": 30,
+        "level": 0.8,
+        "k_needed": {"norman19": {"hvg": 30, "random": 100, "landmark": None}},
+        "l1000_inference_r": 0.71,
+        "l1000_mean_r": 0.2,
+    }
     box = conclusions(rec)
     assert isinstance(box, Takeaways)
     assert "norman19: 30 hvg genes" in str(box) and "0.71" in str(box)
@@ -255,9 +279,17 @@ def test_conclusions_quote_the_records():
 
 def test_records_skip_tasks_whose_anchors_cannot_place():
     """Synthetic placements: a task with only NaN placements (unordered anchors) is left out, not an error."""
-    priors = pd.DataFrame({"task": ["a", "a", "b"], "source": ["go", "lincs", "go"], "metric": "pearson_delta",
-                           "placement": [0.4, 0.1, np.nan], "low": [0.3, 0.0, np.nan], "high": [0.5, 0.2, np.nan],
-                           "fallback": [0.0, 0.5, 0.0]})
+    priors = pd.DataFrame(
+        {
+            "task": ["a", "a", "b"],
+            "source": ["go", "lincs", "go"],
+            "metric": "pearson_delta",
+            "placement": [0.4, 0.1, np.nan],
+            "low": [0.3, 0.0, np.nan],
+            "high": [0.5, 0.2, np.nan],
+            "fallback": [0.0, 0.5, 0.0],
+        }
+    )
     rec = records(priors=priors)
     assert rec["best_prior"] == {"a": {"source": "go", "placement": 0.4, "low": 0.3, "high": 0.5, "fallback": 0.0}}
 
@@ -272,22 +304,29 @@ def test_same_source_pairs_are_kept_but_not_ranked():
     rng = np.random.default_rng(5)
     genes = [f"G{i}" for i in range(200)]
     base = pd.Series(rng.normal(size=200), index=genes)
-    quantities = {"replogle_k562_degs": base, "replogle_k562_energy": base * 2 + 1,
-                  "depmap_22q1_calls": base + rng.normal(size=200), "go": pd.Series(rng.normal(size=200), index=genes)}
+    quantities = {
+        "replogle_k562_degs": base,
+        "replogle_k562_energy": base * 2 + 1,
+        "depmap_22q1_calls": base + rng.normal(size=200),
+        "go": pd.Series(rng.normal(size=200), index=genes),
+    }
     table = mx.modality_matrix(quantities, n_boot=50, n_perm=50)
     pair = table[(table["source"] == "replogle_k562_degs") & (table["target"] == "replogle_k562_energy")].iloc[0]
     assert pair["same_source"] and pair["value"] == pytest.approx(1.0)
     links = mx.ranked_links(table, min_n=30)
     assert not links["same_source"].any()
     assert {tuple(sorted(p)) for p in zip(links["source"], links["target"])} >= {
-        ("depmap_22q1_calls", "replogle_k562_degs")}
+        ("depmap_22q1_calls", "replogle_k562_degs")
+    }
     # the conditioning modality is never of the source's or the target's group
     row = table[(table["source"] == "depmap_22q1_calls") & (table["target"] == "replogle_k562_degs")].iloc[0]
     assert row["given"] == "go"
     # symmetric statistics are computed once per unordered pair
     back = table[(table["source"] == "replogle_k562_energy") & (table["target"] == "replogle_k562_degs")].iloc[0]
-    assert back[["value", "ci_low", "ci_high", "p_perm"]].tolist() == pair[["value", "ci_low", "ci_high",
-                                                                             "p_perm"]].tolist()
+    assert (
+        back[["value", "ci_low", "ci_high", "p_perm"]].tolist()
+        == pair[["value", "ci_low", "ci_high", "p_perm"]].tolist()
+    )
     best = mx.best_partners(table, min_n=30).set_index("source")
     assert best.loc["replogle_k562_degs", "target"] == "depmap_22q1_calls"
 
@@ -310,8 +349,12 @@ def test_signature_transfer_is_the_top_k_jaccard():
     def sig(p, c, ranking):
         return Signature(p, c, tuple(ranking), frozenset(ranking[:1]))
 
-    entries = {("X", "K562"): sig("X", "K562", list("abcd")), ("X", "RPE1"): sig("X", "RPE1", list("abef")),
-               ("Y", "K562"): sig("Y", "K562", list("abcd")), ("Z", "RPE1"): sig("Z", "RPE1", list("abcd"))}
+    entries = {
+        ("X", "K562"): sig("X", "K562", list("abcd")),
+        ("X", "RPE1"): sig("X", "RPE1", list("abef")),
+        ("Y", "K562"): sig("Y", "K562", list("abcd")),
+        ("Z", "RPE1"): sig("Z", "RPE1", list("abcd")),
+    }
     signatures = Signatures("synthetic", "CRISPRi", entries)
     transfer = mods.signature_transfer(signatures, top=4)
     assert transfer.to_dict() == {"X": pytest.approx(2 / 6)}
@@ -341,19 +384,46 @@ def test_undefined_prior_placements_are_explained():
     rows = []
     for seed, (low, high) in enumerate([(0.24, 0.13), (0.34, 0.26)]):
         for baseline, score in (("perturbed_mean", low), ("technical_duplicate", high), ("go", 0.15)):
-            rows.append({"task": "papalexi2021:unseen_perturbation", "baseline": baseline, "metric": "pearson_delta",
-                         "score": score, "anchors_ordered": False, "placement": np.nan, "seed": seed,
-                         "fallback": 0.0})
-            rows.append({"task": "papalexi2021:unseen_perturbation", "baseline": baseline,
-                         "metric": "discrimination_score_l1", "score": 0.6 + 0.1 * (baseline != "perturbed_mean"),
-                         "anchors_ordered": True, "placement": 1.0, "seed": seed, "fallback": 0.0})
+            rows.append(
+                {
+                    "task": "papalexi2021:unseen_perturbation",
+                    "baseline": baseline,
+                    "metric": "pearson_delta",
+                    "score": score,
+                    "anchors_ordered": False,
+                    "placement": np.nan,
+                    "seed": seed,
+                    "fallback": 0.0,
+                }
+            )
+            rows.append(
+                {
+                    "task": "papalexi2021:unseen_perturbation",
+                    "baseline": baseline,
+                    "metric": "discrimination_score_l1",
+                    "score": 0.6 + 0.1 * (baseline != "perturbed_mean"),
+                    "anchors_ordered": True,
+                    "placement": 1.0,
+                    "seed": seed,
+                    "fallback": 0.0,
+                }
+            )
     placed = pd.DataFrame(rows)
     diag = anchor_diagnosis(placed).set_index("metric")
     assert diag.loc["pearson_delta", "ordered_seeds"] == 0
     assert diag.loc["pearson_delta", "min_score"] == pytest.approx(0.29)
-    priors = pd.DataFrame({"task": ["papalexi2021:unseen_perturbation"], "source": ["go"], "metric": "pearson_delta",
-                           "placement": [np.nan], "low": [np.nan], "high": [np.nan], "fallback": [0.0],
-                           "n_seeds": [2]})
+    priors = pd.DataFrame(
+        {
+            "task": ["papalexi2021:unseen_perturbation"],
+            "source": ["go"],
+            "metric": "pearson_delta",
+            "placement": [np.nan],
+            "low": [np.nan],
+            "high": [np.nan],
+            "fallback": [0.0],
+            "n_seeds": [2],
+        }
+    )
     rec = records(priors=priors, placed=placed, settings={"prior_max_cells": 50})
     undefined = rec["prior_undefined"]["papalexi2021:unseen_perturbation"]
     assert undefined["ordered_metrics"] == ["discrimination_score_l1"]
@@ -365,8 +435,16 @@ def test_undefined_prior_placements_are_explained():
 @pytest.mark.mirror
 def test_replogle_and_tian_modalities_on_real_tables():
     with cache.loaded_once():
-        built = mods.build_modalities(["replogle_k562_degs", "replogle_k562_energy", "replogle_k562_knockdown",
-                                       "replogle_rpe1_degs", "tian2019_neurons", "tian2020_neurons"])
+        built = mods.build_modalities(
+            [
+                "replogle_k562_degs",
+                "replogle_k562_energy",
+                "replogle_k562_knockdown",
+                "replogle_rpe1_degs",
+                "tian2019_neurons",
+                "tian2020_neurons",
+            ]
+        )
         assert cache.n_loaded() == 2  # Replogle's statistics and the CRISPRbrain tables, each read once
     assert not mods.SKIPPED
     k562 = built["replogle_k562_degs"]
@@ -447,14 +525,29 @@ def test_figures_are_not_left_open_in_pyplot():
     from vcclib.analyses.information import figures
 
     plt.close("all")
-    readout = pd.DataFrame({"dataset": "d", "k": [0, 10, 10, 100], "gene_choice": ["none", "hvg", "hvg", "all"],
-                            "metric": ["pearson_delta", "pearson_delta", "pearson_delta_unmeasured", "pearson_delta"],
-                            "value": [0.1, 0.4, 0.3, 0.9]})
-    matrix = pd.DataFrame({"source": ["a", "b"], "target": ["b", "a"], "value": [0.3, 0.3], "n": [40, 40],
-                           "same_source": [False, False]})
-    priors = pd.DataFrame({"task": "t", "source": ["go", "depmap"], "metric": "pearson_delta",
-                           "placement": [0.2, np.nan], "low": [0.1, np.nan], "high": [0.3, np.nan],
-                           "fallback": [0.1, 0.9]})
+    readout = pd.DataFrame(
+        {
+            "dataset": "d",
+            "k": [0, 10, 10, 100],
+            "gene_choice": ["none", "hvg", "hvg", "all"],
+            "metric": ["pearson_delta", "pearson_delta", "pearson_delta_unmeasured", "pearson_delta"],
+            "value": [0.1, 0.4, 0.3, 0.9],
+        }
+    )
+    matrix = pd.DataFrame(
+        {"source": ["a", "b"], "target": ["b", "a"], "value": [0.3, 0.3], "n": [40, 40], "same_source": [False, False]}
+    )
+    priors = pd.DataFrame(
+        {
+            "task": "t",
+            "source": ["go", "depmap"],
+            "metric": "pearson_delta",
+            "placement": [0.2, np.nan],
+            "low": [0.1, np.nan],
+            "high": [0.3, np.nan],
+            "fallback": [0.1, 0.9],
+        }
+    )
     made = [figures.readout_figure(readout), figures.matrix_heatmap(matrix), figures.prior_figure(priors)]
     assert all(isinstance(fig, Figure) for fig in made)
     assert plt.get_fignums() == []

@@ -21,7 +21,9 @@ from vcclib.analyses.metrics_and_baselines import (
 from vcclib.models.benchmark import headline, placement
 
 VALUES = {  # baseline -> (pearson_delta, mae)
-    "perturbed_mean": (0.2, 0.10), "technical_duplicate": (0.8, 0.10), "linear_go": (0.5, 0.12),
+    "perturbed_mean": (0.2, 0.10),
+    "technical_duplicate": (0.8, 0.10),
+    "linear_go": (0.5, 0.12),
     "control_mean": (0.0, 0.15),
 }
 SIDES = {"technical_duplicate": "MAX"}
@@ -33,10 +35,21 @@ def _scores() -> pd.DataFrame:
         for pert in ("P1", "P2", "P3"):
             for baseline, (pd_value, mae) in VALUES.items():
                 for metric, value in (("pearson_delta", pd_value), ("mae", mae)):
-                    rows.append({"task": task, "dataset": "toy", "split": task.split(":")[1], "halves": "random",
-                                 "baseline": baseline, "side": SIDES.get(baseline, "MIN"), "covariate": "all",
-                                 "perturbation": pert, "metric": metric, "value": value,
-                                 "fallback": 0.5 if baseline == "linear_go" else 0.0})
+                    rows.append(
+                        {
+                            "task": task,
+                            "dataset": "toy",
+                            "split": task.split(":")[1],
+                            "halves": "random",
+                            "baseline": baseline,
+                            "side": SIDES.get(baseline, "MIN"),
+                            "covariate": "all",
+                            "perturbation": pert,
+                            "metric": metric,
+                            "value": value,
+                            "fallback": 0.5 if baseline == "linear_go" else 0.0,
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -65,9 +78,16 @@ def test_separation_and_placement_have_the_known_answer(tables):
 def test_conclusions_are_written_from_the_headline_record(tables):
     scores, placed, pooled, _, variation = tables
     numbers = headline(scores, placed, pooled, variation)
-    records = chapter_records(numbers, max_cells_per_perturbation=100, seed=0, seconds=12.3,
-                              skipped=["knn_text"], fallback=fallback_by_baseline(scores),
-                              skipped_runs=["toy: x skipped (no data)"], device="device: cpu (no GPU path)")
+    records = chapter_records(
+        numbers,
+        max_cells_per_perturbation=100,
+        seed=0,
+        seconds=12.3,
+        skipped=["knn_text"],
+        fallback=fallback_by_baseline(scores),
+        skipped_runs=["toy: x skipped (no data)"],
+        device="device: cpu (no GPU path)",
+    )
     takeaways = conclusions(records)
     text = "\n".join(takeaways.points)
     assert "toy: median cosine 0.80, median share explained 0.40 (n = 3)" in text

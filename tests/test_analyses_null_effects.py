@@ -108,8 +108,9 @@ def test_papalexi_ifng_pathway_knockouts_have_an_effect():
     from vcclib.data import load
 
     adata = load("papalexi2021_eccite_lowmoi")
-    df = perturbation_effects(adata, n_pcs=20, n_permutations=100, max_control_cells=500,
-                              max_cells_per_perturbation=200, seed=0)
+    df = perturbation_effects(
+        adata, n_pcs=20, n_permutations=100, max_control_cells=500, max_cells_per_perturbation=200, seed=0
+    )
     assert len(df) == 25
     for gene in ("STAT1", "JAK2"):
         row = df.loc[gene]
@@ -137,13 +138,18 @@ def test_a_target_with_zero_expression_in_its_own_cells_gets_the_bound_not_minus
 def _calls() -> pd.DataFrame:
     """Four hand-made calls with a known answer: A both tests; B DE only, just its own target; C E-test only;
     D nothing."""
-    return pd.DataFrame({
-        "call": [EFFECT_CALL, EFFECT_CALL, EFFECT_CALL, NULL_CALL],
-        "evidence": ["both", "DE only", "E-test only", "neither"],
-        "etest_p_adj": [0.001, 0.4, 0.01, 0.6],
-        "n_de_genes": [30, 1, 0, 0], "n_de_other": [29, 0, 0, 0],
-        "target_measured": [True, True, False, True], "target_fdr": [1e-9, 1e-4, np.nan, 0.7],
-    }, index=["A", "B", "C", "D"])
+    return pd.DataFrame(
+        {
+            "call": [EFFECT_CALL, EFFECT_CALL, EFFECT_CALL, NULL_CALL],
+            "evidence": ["both", "DE only", "E-test only", "neither"],
+            "etest_p_adj": [0.001, 0.4, 0.01, 0.6],
+            "n_de_genes": [30, 1, 0, 0],
+            "n_de_other": [29, 0, 0, 0],
+            "target_measured": [True, True, False, True],
+            "target_fdr": [1e-9, 1e-4, np.nan, 0.7],
+        },
+        index=["A", "B", "C", "D"],
+    )
 
 
 def test_one_test_only_and_knockdown_only_rules():
@@ -158,8 +164,14 @@ def test_conclusions_are_written_from_the_records(synthetic_calls):
     rerun.loc["NULL_A", "call"] = EFFECT_CALL
     table = stability(synthetic_calls, rerun)
     assert table.index[~table["stable"]].tolist() == ["NULL_A"]
-    records = chapter_records(synthetic_calls, table, dataset="synthetic", n_genes=40, rerun_variant="seed + 1",
-                              device="device: cpu (no GPU path)")
+    records = chapter_records(
+        synthetic_calls,
+        table,
+        dataset="synthetic",
+        n_genes=40,
+        rerun_variant="seed + 1",
+        device="device: cpu (no GPU path)",
+    )
     takeaways = conclusions(records)
     text = "\n".join(takeaways.points)
     nulls = ", ".join(synthetic_calls.index[synthetic_calls["call"] == NULL_CALL])
@@ -178,7 +190,13 @@ def test_conclusions_are_written_from_the_records(synthetic_calls):
 
 def test_second_dataset_record_enters_the_conclusions(synthetic_calls):
     second = dataset_record(synthetic_calls, dataset="other", n_genes=40, n_control=300)
-    records = chapter_records(synthetic_calls, stability(synthetic_calls, synthetic_calls), dataset="synthetic",
-                              n_genes=40, rerun_variant="seed + 1", second=second)
+    records = chapter_records(
+        synthetic_calls,
+        stability(synthetic_calls, synthetic_calls),
+        dataset="synthetic",
+        n_genes=40,
+        rerun_variant="seed + 1",
+        second=second,
+    )
     assert "**other**: 3 of 5 perturbations" in conclusions(records).points[-1]
     assert "300 control cells" in weak_points(records)[-1]

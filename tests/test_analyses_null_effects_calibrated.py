@@ -70,8 +70,9 @@ def synthetic():
 
 def test_calibrated_calls_find_the_effects_and_not_the_nulls(synthetic):
     X, pcs, groups = synthetic
-    eff, cal = calibration.calibrated_tests(pcs, sp.csr_matrix(X), groups, np.arange(900), n_null=200, n_check=30,
-                                            max_cells=100, min_cells=20, seed=0)
+    eff, cal = calibration.calibrated_tests(
+        pcs, sp.csr_matrix(X), groups, np.arange(900), n_null=200, n_check=30, max_cells=100, min_cells=20, seed=0
+    )
     assert (eff.loc[["UP_A", "UP_B"], "q_calibrated"] < 0.05).all()
     assert (eff.loc[["NULL_A", "NULL_B"], "p_calibrated"] > 0.05).all()
     assert eff.loc["UP_B", "n_cells_tested"] == 100 and eff.loc["NULL_A", "n_cells_tested"] == 80
@@ -82,11 +83,19 @@ def test_calibrated_calls_find_the_effects_and_not_the_nulls(synthetic):
 
 
 def test_high_moi_cells_belong_to_every_group_they_carry():
-    grnas = pd.DataFrame({"grna_id": ["a1", "b1", "nt1"], "grna_group": ["A", "B", "non-targeting"],
-                          "target": ["A", "B", "non-targeting"], "target_kind": ["x", "x", "non-targeting"]})
+    grnas = pd.DataFrame(
+        {
+            "grna_id": ["a1", "b1", "nt1"],
+            "grna_group": ["A", "B", "non-targeting"],
+            "target": ["A", "B", "non-targeting"],
+            "target_kind": ["x", "x", "non-targeting"],
+        }
+    )
     assigned = sp.csr_matrix(np.array([[1, 1, 0], [1, 0, 1], [0, 0, 1], [0, 0, 0]], dtype=bool))
-    obs = pd.DataFrame({"perturbation": ["A+B", "A", "non-targeting", "unassigned"], "n_perturbations": [2, 1, 0, 0]},
-                       index=[f"c{i}" for i in range(4)])
+    obs = pd.DataFrame(
+        {"perturbation": ["A+B", "A", "non-targeting", "unassigned"], "n_perturbations": [2, 1, 0, 0]},
+        index=[f"c{i}" for i in range(4)],
+    )
     adata = AnnData(np.zeros((4, 2)), obs=obs)
     adata.obsm["grna_assigned"] = assigned
     adata.uns["grnas"] = grnas
@@ -101,8 +110,9 @@ def test_quality_shift_flags_the_dying_group_and_skips_what_is_absent():
     rng = np.random.default_rng(3)
     counts = rng.poisson(5.0, size=(400, 20))
     counts[300:] = rng.poisson(2.0, size=(100, 20))  # the "dying" group: far fewer UMIs
-    obs = pd.DataFrame({"perturbation": ["ctrl"] * 200 + ["OK"] * 100 + ["DYING"] * 100},
-                       index=[f"c{i}" for i in range(400)])
+    obs = pd.DataFrame(
+        {"perturbation": ["ctrl"] * 200 + ["OK"] * 100 + ["DYING"] * 100}, index=[f"c{i}" for i in range(400)]
+    )
     adata = AnnData(np.log1p(counts.astype(float)), obs=obs)
     adata.layers["counts"] = sp.csr_matrix(counts)
     signals, notes = quality.quality_signals(adata, mito_column="pct_mt")
@@ -123,11 +133,17 @@ def test_depletion_against_non_targeting_guides():
 
 
 def test_classify_order_of_the_rules():
-    table = pd.DataFrame({
-        "n_cells": [10, 100, 100, 100, 100], "q_calibrated": [np.nan, 0.01, 0.01, 0.5, 0.5],
-        "dying_flag": [False, True, False, False, False], "target_measured": [True, True, True, True, False],
-        "target_fdr": [1e-9, 1e-9, 1e-9, 0.8, np.nan], "target_log2fc": [-2, -2, -2, 0.1, np.nan],
-    }, index=["FEW", "DYING", "EFFECT", "FAILED", "NULL"])
+    table = pd.DataFrame(
+        {
+            "n_cells": [10, 100, 100, 100, 100],
+            "q_calibrated": [np.nan, 0.01, 0.01, 0.5, 0.5],
+            "dying_flag": [False, True, False, False, False],
+            "target_measured": [True, True, True, True, False],
+            "target_fdr": [1e-9, 1e-9, 1e-9, 0.8, np.nan],
+            "target_log2fc": [-2, -2, -2, 0.1, np.nan],
+        },
+        index=["FEW", "DYING", "EFFECT", "FAILED", "NULL"],
+    )
     calls = answer.classify(table, perturbation_type="CRISPRi")
     assert calls.tolist() == ["too few cells", "effect, dying-cell readout", "effect", "failed knockdown", "no effect"]
     # CRISPRa: an unchanged target is not a failed knockdown
@@ -137,15 +153,32 @@ def test_classify_order_of_the_rules():
 def _stats() -> pd.DataFrame:
     rng = np.random.default_rng(4)
     n_ctrl = 99
-    ctrl = pd.DataFrame({"target": "non-targeting", "is_control": True, "energy_test_p": rng.uniform(0, 1, n_ctrl),
-                         "n_degs_anderson_darling": rng.integers(0, 3, n_ctrl), "percent_knockdown": np.nan,
-                         "n_cells_filtered": 150, "n_cells_unfiltered": 155, "umis_zscore": rng.normal(0, 0.1, n_ctrl),
-                         "mito_fraction": rng.normal(0.1, 0.005, n_ctrl)})
-    genes = pd.DataFrame({"target": ["STRONG", "DYING", "NOTHING", "FAILED", "FEW"], "is_control": False,
-                          "energy_test_p": [1e-4, 1e-4, 0.6, 0.6, 1e-4], "n_degs_anderson_darling": [500, 800, 0, 0, 9],
-                          "percent_knockdown": [-0.9, -0.9, -0.9, -0.1, -0.9], "n_cells_filtered": [150, 40, 150, 150, 5],
-                          "n_cells_unfiltered": [155, 160, 155, 155, 6], "umis_zscore": [0.0, -1.5, 0.0, 0.0, 0.0],
-                          "mito_fraction": [0.1, 0.2, 0.1, 0.1, 0.1]})
+    ctrl = pd.DataFrame(
+        {
+            "target": "non-targeting",
+            "is_control": True,
+            "energy_test_p": rng.uniform(0, 1, n_ctrl),
+            "n_degs_anderson_darling": rng.integers(0, 3, n_ctrl),
+            "percent_knockdown": np.nan,
+            "n_cells_filtered": 150,
+            "n_cells_unfiltered": 155,
+            "umis_zscore": rng.normal(0, 0.1, n_ctrl),
+            "mito_fraction": rng.normal(0.1, 0.005, n_ctrl),
+        }
+    )
+    genes = pd.DataFrame(
+        {
+            "target": ["STRONG", "DYING", "NOTHING", "FAILED", "FEW"],
+            "is_control": False,
+            "energy_test_p": [1e-4, 1e-4, 0.6, 0.6, 1e-4],
+            "n_degs_anderson_darling": [500, 800, 0, 0, 9],
+            "percent_knockdown": [-0.9, -0.9, -0.9, -0.1, -0.9],
+            "n_cells_filtered": [150, 40, 150, 150, 5],
+            "n_cells_unfiltered": [155, 160, 155, 155, 6],
+            "umis_zscore": [0.0, -1.5, 0.0, 0.0, 0.0],
+            "mito_fraction": [0.1, 0.2, 0.1, 0.1, 0.1],
+        }
+    )
     out = pd.concat([ctrl, genes], ignore_index=True)
     out["screen"] = "S"
     out["perturbation_id"] = out["target"]
@@ -156,8 +189,13 @@ def _stats() -> pd.DataFrame:
 
 def test_genome_scale_calls_known_by_construction():
     table = genome_scale.genome_scale_calls(_stats(), "S", alpha=0.05, min_cells=30).set_index("gene")
-    assert table["call"].to_dict() == {"STRONG": "effect", "DYING": "effect, dying-cell readout",
-                                       "NOTHING": "no effect", "FAILED": "failed knockdown", "FEW": "too few cells"}
+    assert table["call"].to_dict() == {
+        "STRONG": "effect",
+        "DYING": "effect, dying-cell readout",
+        "NOTHING": "no effect",
+        "FAILED": "failed knockdown",
+        "FEW": "too few cells",
+    }
     assert table.loc["STRONG", "p_rank_vs_controls"] == pytest.approx(1 / 100)
     assert table.loc["STRONG", "p_calibrated"] == pytest.approx(1 / 100) and table.attrs["smallest_p"] == 1 / 100
     assert table.attrs["control_share_calibrated"] <= 0.05
@@ -171,16 +209,26 @@ def test_genome_scale_controls_are_scored_like_perturbations_and_called_at_most_
     """Controls whose raw energy p is inflated (p = U³: 37% below 0.05) and a few strong outliers among them."""
     rng = np.random.default_rng(7)
     n_ctrl, n_null, n_eff = 200, 600, 400
-    rows = pd.DataFrame({
-        "target": ["non-targeting"] * n_ctrl + [f"N{i}" for i in range(n_null)] + [f"E{i}" for i in range(n_eff)],
-        "is_control": [True] * n_ctrl + [False] * (n_null + n_eff),
-        "energy_test_p": np.concatenate([rng.uniform(0, 1, n_ctrl + n_null) ** 3, np.full(n_eff, 1e-4)]),
-        "n_degs_anderson_darling": np.concatenate([rng.poisson(1, n_ctrl + n_null), rng.integers(300, 900, n_eff)]),
-    })
+    rows = pd.DataFrame(
+        {
+            "target": ["non-targeting"] * n_ctrl + [f"N{i}" for i in range(n_null)] + [f"E{i}" for i in range(n_eff)],
+            "is_control": [True] * n_ctrl + [False] * (n_null + n_eff),
+            "energy_test_p": np.concatenate([rng.uniform(0, 1, n_ctrl + n_null) ** 3, np.full(n_eff, 1e-4)]),
+            "n_degs_anderson_darling": np.concatenate([rng.poisson(1, n_ctrl + n_null), rng.integers(300, 900, n_eff)]),
+        }
+    )
     rows.loc[:3, ["energy_test_p", "n_degs_anderson_darling"]] = [1e-4, 250]  # 4 outlier controls
-    rows = rows.assign(percent_knockdown=np.where(rows["is_control"], np.nan, -0.9), n_cells_filtered=150,
-                       n_cells_unfiltered=155, umis_zscore=0.0, mito_fraction=0.1, screen="S",
-                       perturbation_id=rows["target"], n_degs_mann_whitney=0, target_expression=1.0)
+    rows = rows.assign(
+        percent_knockdown=np.where(rows["is_control"], np.nan, -0.9),
+        n_cells_filtered=150,
+        n_cells_unfiltered=155,
+        umis_zscore=0.0,
+        mito_fraction=0.1,
+        screen="S",
+        perturbation_id=rows["target"],
+        n_degs_mann_whitney=0,
+        target_expression=1.0,
+    )
     table = genome_scale.genome_scale_calls(rows, "S", alpha=0.05).set_index("gene")
     cal = table.attrs["calibration"]
     assert cal["raw_share"] > 0.3  # the raw p-values call a third of the controls
@@ -201,8 +249,11 @@ def test_genome_scale_controls_are_scored_like_perturbations_and_called_at_most_
 
 
 def test_panel_signals_are_refused_for_the_dying_flag():
-    panel = ["total_umis: sum of layers['counts'] over the 299 measured genes",
-             "genes_detected: measured genes with ≥ 1 UMI (of 299)", "mito_fraction: not measured (0 MT- genes), skipped"]
+    panel = [
+        "total_umis: sum of layers['counts'] over the 299 measured genes",
+        "genes_detected: measured genes with ≥ 1 UMI (of 299)",
+        "mito_fraction: not measured (0 MT- genes), skipped",
+    ]
     usable, refused = quality.usable_signals(panel, 299)
     assert usable == [] and len(refused) == 2 and "299 measured genes" in refused[0]
     whole = ["total_umis: obs['gene_n_umis']", "mito_fraction: obs['p_mito']"]
@@ -234,8 +285,19 @@ def test_gasperini_high_moi_groups_end_to_end_at_tiny_size():
     control = np.flatnonzero(adata.obs["perturbation"].astype(str).to_numpy() == "non-targeting")
     carriers = np.flatnonzero(adata.obs["perturbation"].astype(str).str.contains("RPL6|MRPL9|chr19.488"))
     small = adata[np.sort(np.concatenate([rng.choice(control, 600, replace=False), carriers]))].copy()
-    out = analyse_dataset(small, dataset="gasperini", n_null=40, n_check=3, n_permutations=20, max_cells=60,
-                          max_control_cells=300, n_pcs=5, umi_column="gene_n_umis", mito_column="p_mito", seed=0)
+    out = analyse_dataset(
+        small,
+        dataset="gasperini",
+        n_null=40,
+        n_check=3,
+        n_permutations=20,
+        max_cells=60,
+        max_control_cells=300,
+        n_pcs=5,
+        umi_column="gene_n_umis",
+        mito_column="p_mito",
+        seed=0,
+    )
     table = out["effects"]
     tested = table[table["call"] != "too few cells"]
     assert {"RPL6", "MRPL9", "chr19.488"} <= set(tested.index) and set(table["call"]) <= set(answer.CALLS)
@@ -252,8 +314,18 @@ def test_papalexi_calibrated_calls_keep_the_ifng_pathway():
     from vcclib.data import load
 
     adata = load("papalexi2021_eccite_lowmoi")
-    out = analyse_dataset(adata, dataset="papalexi", n_null=100, n_check=5, n_permutations=50, max_cells=100,
-                          max_control_cells=500, n_pcs=10, escape_method="none", seed=0)
+    out = analyse_dataset(
+        adata,
+        dataset="papalexi",
+        n_null=100,
+        n_check=5,
+        n_permutations=50,
+        max_cells=100,
+        max_control_cells=500,
+        n_pcs=10,
+        escape_method="none",
+        seed=0,
+    )
     table = out["effects"]
     assert len(table) == 25 and set(table["call"]) <= set(answer.CALLS)
     for gene in ("STAT1", "JAK2", "IFNGR1", "IFNGR2"):

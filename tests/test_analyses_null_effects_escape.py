@@ -31,15 +31,28 @@ def _mixture(**fixed):
     from pertpy.tools._mixscape import MixscapeGaussianMixture
 
     patch_pertpy_mixture()
-    return MixscapeGaussianMixture(n_components=2, covariance_type="spherical", means_init=[[0.5], [3.0]],
-                                   precisions_init=[1.0, 1.0], random_state=0, max_iter=100, **fixed)
+    return MixscapeGaussianMixture(
+        n_components=2,
+        covariance_type="spherical",
+        means_init=[[0.5], [3.0]],
+        precisions_init=[1.0, 1.0],
+        random_state=0,
+        max_iter=100,
+        **fixed,
+    )
 
 
 def test_patched_m_step_is_sklearns_when_nothing_is_fixed():
     X, _ = _two_gaussians()
     ours = _mixture().fit(X)
-    sk = GaussianMixture(n_components=2, covariance_type="spherical", means_init=[[0.5], [3.0]],
-                         precisions_init=[1.0, 1.0], random_state=0, max_iter=100).fit(X)
+    sk = GaussianMixture(
+        n_components=2,
+        covariance_type="spherical",
+        means_init=[[0.5], [3.0]],
+        precisions_init=[1.0, 1.0],
+        random_state=0,
+        max_iter=100,
+    ).fit(X)
     for attr in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
         np.testing.assert_allclose(getattr(ours, attr), getattr(sk, attr), rtol=1e-12)
     np.testing.assert_allclose(ours.predict_proba(X), sk.predict_proba(X), rtol=1e-10, atol=1e-12)
@@ -65,9 +78,13 @@ def test_a_fixed_variance_is_used_by_the_e_step_even_when_it_is_not_the_estimate
 
 def test_escape_fractions_count_only_classified_targets():
     labels = pd.Series(["A"] * 4 + ["B"] * 3 + ["C"] * 2 + ["NT"] * 2, index=[f"c{i}" for i in range(11)])
-    classes = pd.DataFrame({
-        "mixscape_class": ["A KO", "A KO", "A KO", "A NP", "B NP", "B NP", "B NP", "C KO", "NP", "NT", "NT"],
-        "classified": [True] * 4 + [False] * 3 + [True] * 2 + [False] * 2}, index=labels.index)
+    classes = pd.DataFrame(
+        {
+            "mixscape_class": ["A KO", "A KO", "A KO", "A NP", "B NP", "B NP", "B NP", "C KO", "NP", "NT", "NT"],
+            "classified": [True] * 4 + [False] * 3 + [True] * 2 + [False] * 2,
+        },
+        index=labels.index,
+    )
     guides = pd.Series(["A1", "A1", "A2", "A2", "B1", "B1", "B1", "C1", "C1", "n1", "n2"], index=labels.index)
     per, by_guide = escape.escape_fractions(classes, labels, guides, "NT")
     assert per.loc["A", "escape_fraction"] == 0.25 and per.loc["A", "n_perturbed_cells"] == 3
@@ -95,9 +112,14 @@ def test_papalexi_ifng_pathway_knockouts_are_mostly_perturbed():
 def test_escape_record_and_sentence_leave_unclassified_targets_out_of_the_median():
     from vcclib.analyses.null_effects.answer import _escape_points, escape_record
 
-    table = pd.DataFrame({"call": ["effect", "effect", "no effect", "no effect"],
-                          "escape_fraction": [0.2, 0.6, np.nan, 0.9],
-                          "classified": [True, True, False, True]}, index=["A", "B", "C", "D"])
+    table = pd.DataFrame(
+        {
+            "call": ["effect", "effect", "no effect", "no effect"],
+            "escape_fraction": [0.2, 0.6, np.nan, 0.9],
+            "classified": [True, True, False, True],
+        },
+        index=["A", "B", "C", "D"],
+    )
     rec = escape_record(table, ["D"])
     assert rec["median_escape"] == 0.6  # over A, B, D only; C (not classified) is not a 100% escape
     assert rec["escape_n_classified"] == 3 and rec["escape_null_not_classified"] == 1

@@ -107,8 +107,13 @@ def test_leiden_recovers_planted_groups():
 def test_signature_lists_and_helpers():
     from vcclib.data.signatures import Signatures
 
-    lists = {(f"K{i}", "X"): {"ranking": [f"g{(i // 3) * 10 + j}" for j in range(10)],
-                              "up": [f"g{(i // 3) * 10 + j}" for j in range(4)]} for i in range(6)}
+    lists = {
+        (f"K{i}", "X"): {
+            "ranking": [f"g{(i // 3) * 10 + j}" for j in range(10)],
+            "up": [f"g{(i // 3) * 10 + j}" for j in range(4)],
+        }
+        for i in range(6)
+    }
     sigs = Signatures.from_lists(lists, dataset="toy", perturbation_type="CRISPRi")
     sim = effect_similarity(sigs, "rbo", depth=10)
     assert sim.similarity.loc["K0", "K1"] == pytest.approx(1.0) and sim.similarity.loc["K0", "K3"] == 0
@@ -201,10 +206,18 @@ def test_generic_calls_collapse_only_without_a_stronger_specific_set():
     """Known answer on a hand-made score table: B has a more significant specific set, so only A collapses."""
     from vcclib.analyses.phenotypes.annotation import generic_calls
 
-    scores = pd.DataFrame({"perturbation": ["A", "B", "C"], "programme": ["interferon"] * 3,
-                           "score": [3.0, 3.0, 0.1], "fdr": [0.001, 0.01, 0.9], "significant": [True, True, False]})
-    specific = pd.DataFrame({"perturbation": ["A", "B", "C"], "programme": ["HALLMARK_X"] * 3,
-                             "fdr": [0.2, 0.0001, 0.5]})
+    scores = pd.DataFrame(
+        {
+            "perturbation": ["A", "B", "C"],
+            "programme": ["interferon"] * 3,
+            "score": [3.0, 3.0, 0.1],
+            "fdr": [0.001, 0.01, 0.9],
+            "significant": [True, True, False],
+        }
+    )
+    specific = pd.DataFrame(
+        {"perturbation": ["A", "B", "C"], "programme": ["HALLMARK_X"] * 3, "fdr": [0.2, 0.0001, 0.5]}
+    )
     calls = generic_calls(scores, specific).set_index("perturbation")
     assert calls["collapses"].tolist() == [True, False, False]
     assert calls.loc["B", "best_specific"] == "HALLMARK_X" and calls.loc["C", "generic_programme"] == ""

@@ -20,8 +20,18 @@ def _scores(values: dict[str, tuple[float, float]], n: int = 8, metric: str = "p
     rows = []
     for model, (level, step) in values.items():
         for p in range(n):
-            rows.append({"task": UNSEEN, "seed": 0, "model": model, "side": "MIN", "covariate": "K562",
-                         "perturbation": f"G{p}", "metric": metric, "value": level + step * p})
+            rows.append(
+                {
+                    "task": UNSEEN,
+                    "seed": 0,
+                    "model": model,
+                    "side": "MIN",
+                    "covariate": "K562",
+                    "perturbation": f"G{p}",
+                    "metric": metric,
+                    "value": level + step * p,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -36,21 +46,52 @@ def test_trusted_metrics_are_those_where_the_duplicate_beats_the_mean_baseline()
 
 def _chapter_tables():
     """Synthetic run: GEARS halfway, the VAE at a quarter, biolord not installed, scGen not applicable."""
-    scores = _scores({"perturbed_mean": (0.2, 0.0), "technical_duplicate": (0.8, 0.0), "gears": (0.5, 0.0),
-                      chapter.PROJECT_VAE: (0.35, 0.0), "control_mean": (0.0, 0.0)})
+    scores = _scores(
+        {
+            "perturbed_mean": (0.2, 0.0),
+            "technical_duplicate": (0.8, 0.0),
+            "gears": (0.5, 0.0),
+            chapter.PROJECT_VAE: (0.35, 0.0),
+            "control_mean": (0.0, 0.0),
+        }
+    )
     placed = chapter.placements(scores)
     summary = chapter.placement_summary(placed)
-    status = pd.DataFrame([
-        {"task": UNSEEN, "model": m, "seed": 0, "status": "ran", "detail": ""}
-        for m in ("control_mean", "perturbed_mean", "technical_duplicate", chapter.PROJECT_VAE, "gears")] + [
-        {"task": UNSEEN, "model": "biolord", "seed": 0, "status": "not installed",
-         "detail": "run pip install 'vcclib[models]'"},
-        {"task": UNSEEN, "model": "scgen", "seed": 0, "status": "not applicable", "detail": "n/a"}])
-    cost = pd.DataFrame([{"model": "gears", "task": UNSEEN, "seed": 0, "train_s": 12.34, "predict_s": 1.0,
-                          "peak_rss_mb": 2048.0, "device": "cpu"}])
-    div = pd.DataFrame([{"task": UNSEEN, "model": m, "seed": 0, "spread_ratio": s, "cosine_pred": c,
-                         "cosine_real": 0.3, "n": 8} for m, s, c in (("perturbed_mean", 0.0, 1.0),
-                                                                      ("gears", 0.4, 0.7))])
+    status = pd.DataFrame(
+        [
+            {"task": UNSEEN, "model": m, "seed": 0, "status": "ran", "detail": ""}
+            for m in ("control_mean", "perturbed_mean", "technical_duplicate", chapter.PROJECT_VAE, "gears")
+        ]
+        + [
+            {
+                "task": UNSEEN,
+                "model": "biolord",
+                "seed": 0,
+                "status": "not installed",
+                "detail": "run pip install 'vcclib[models]'",
+            },
+            {"task": UNSEEN, "model": "scgen", "seed": 0, "status": "not applicable", "detail": "n/a"},
+        ]
+    )
+    cost = pd.DataFrame(
+        [
+            {
+                "model": "gears",
+                "task": UNSEEN,
+                "seed": 0,
+                "train_s": 12.34,
+                "predict_s": 1.0,
+                "peak_rss_mb": 2048.0,
+                "device": "cpu",
+            }
+        ]
+    )
+    div = pd.DataFrame(
+        [
+            {"task": UNSEEN, "model": m, "seed": 0, "spread_ratio": s, "cosine_pred": c, "cosine_real": 0.3, "n": 8}
+            for m, s, c in (("perturbed_mean", 0.0, 1.0), ("gears", 0.4, 0.7))
+        ]
+    )
     catalogue = pd.DataFrame({"model": ["gears", "biolord"], "licence": ["MIT", "BSD-3-Clause"]})
     return placed, summary, status, cost, div, catalogue, scores
 
@@ -68,9 +109,19 @@ def test_placements_table_has_the_issue_columns_and_variants():
 def test_conclusions_are_computed_from_the_records():
     placed, summary, status, cost, div, catalogue, scores = _chapter_tables()
     claims = chapter.claims(summary, status)
-    records = chapter.chapter_records(summary, claims, cost, div, status, trusted=chapter.trusted_metrics(scores),
-                                      catalogue=catalogue, seeds=[0], max_cells_per_perturbation=16, seconds=61.0,
-                                      device="cpu")
+    records = chapter.chapter_records(
+        summary,
+        claims,
+        cost,
+        div,
+        status,
+        trusted=chapter.trusted_metrics(scores),
+        catalogue=catalogue,
+        seeds=[0],
+        max_cells_per_perturbation=16,
+        seconds=61.0,
+        device="cpu",
+    )
     assert records["trusted_metrics"] == ["pearson_delta"]
     assert records["versus_vae"] == [{"task": UNSEEN, "model": "gears", "placement": 0.5, "vae": 0.25}]
     assert records["not_installed"] == {"biolord": "run pip install 'vcclib[models]'"}
@@ -139,6 +190,5 @@ def test_peak_memory_counts_child_processes():
     with PeakMemory() as alone:
         pass
     with PeakMemory() as with_child:
-        subprocess.run([sys.executable, "-c", "import time; b = bytearray(300 * 2**20); time.sleep(0.5)"],
-                       check=True)
+        subprocess.run([sys.executable, "-c", "import time; b = bytearray(300 * 2**20); time.sleep(0.5)"], check=True)
     assert with_child.peak_mb > alone.peak_mb + 200

@@ -16,8 +16,9 @@ warnings.filterwarnings("ignore", category=UserWarning)
 
 
 def _long(rows):
-    return pd.DataFrame(rows, columns=["task", "model", "variant", "seed", "covariate", "perturbation", "metric",
-                                       "value"])
+    return pd.DataFrame(
+        rows, columns=["task", "model", "variant", "seed", "covariate", "perturbation", "metric", "value"]
+    )
 
 
 def test_placement_uses_the_anchors_of_the_same_seed_and_training_set():
@@ -29,9 +30,11 @@ def test_placement_uses_the_anchors_of_the_same_seed_and_training_set():
             variant = "reference" if model != "cvae_go" else "default"
             rows.append(("t", model, variant, seed, "all", "P1", "pearson_delta", value))
             rows.append(("t", model, variant, seed, "all", "P1", "mae", 1 - value))
-    rows += [("t", "perturbed_mean", "train_fraction=0.5", 0, "all", "P1", "pearson_delta", 0.0),
-             ("t", "technical_duplicate", "train_fraction=0.5", 0, "all", "P1", "pearson_delta", 1.0),
-             ("t", "cvae_pseudobulk", "train_fraction=0.5|cvae_pseudobulk", 0, "all", "P1", "pearson_delta", 0.25)]
+    rows += [
+        ("t", "perturbed_mean", "train_fraction=0.5", 0, "all", "P1", "pearson_delta", 0.0),
+        ("t", "technical_duplicate", "train_fraction=0.5", 0, "all", "P1", "pearson_delta", 1.0),
+        ("t", "cvae_pseudobulk", "train_fraction=0.5|cvae_pseudobulk", 0, "all", "P1", "pearson_delta", 0.25),
+    ]
     placed = chapter.placements(_long(rows)).set_index(["model", "variant", "seed", "metric"])["placement"]
     assert placed[("cvae_go", "default", 0, "pearson_delta")] == pytest.approx(0.5)
     assert placed[("cvae_go", "default", 1, "pearson_delta")] == pytest.approx(0.5)
@@ -44,10 +47,12 @@ def test_unordered_anchors_give_no_placement_and_the_metric_is_not_trusted():
     rows = []
     for seed in range(3):
         for pert in ("P1", "P2"):
-            rows += [("t", "perturbed_mean", "reference", seed, "all", pert, "mae", 0.1),
-                     ("t", "technical_duplicate", "reference", seed, "all", pert, "mae", 0.2),
-                     ("t", "perturbed_mean", "reference", seed, "all", pert, "pearson_delta", 0.1),
-                     ("t", "technical_duplicate", "reference", seed, "all", pert, "pearson_delta", 0.9)]
+            rows += [
+                ("t", "perturbed_mean", "reference", seed, "all", pert, "mae", 0.1),
+                ("t", "technical_duplicate", "reference", seed, "all", pert, "mae", 0.2),
+                ("t", "perturbed_mean", "reference", seed, "all", pert, "pearson_delta", 0.1),
+                ("t", "technical_duplicate", "reference", seed, "all", pert, "pearson_delta", 0.9),
+            ]
     long = _long(rows)
     assert np.isnan(chapter.placements(long).query("metric == 'mae'")["placement"]).all()
     trusted = chapter.trustworthy_metrics(long).set_index("metric")["trusted"]
@@ -55,8 +60,17 @@ def test_unordered_anchors_give_no_placement_and_the_metric_is_not_trusted():
 
 
 def test_intervals_are_t_intervals_over_seeds():
-    placed = pd.DataFrame({"task": "t", "model": "m", "variant": "v", "seed": [0, 1, 2], "metric": "pearson_delta",
-                           "value": 0.0, "placement": [0.1, 0.2, 0.3]})
+    placed = pd.DataFrame(
+        {
+            "task": "t",
+            "model": "m",
+            "variant": "v",
+            "seed": [0, 1, 2],
+            "metric": "pearson_delta",
+            "value": 0.0,
+            "placement": [0.1, 0.2, 0.3],
+        }
+    )
     row = chapter.intervals(placed, ["pearson_delta"]).iloc[0]
     assert row["mean"] == pytest.approx(0.2) and row["n_seeds"] == 3
     assert row["high"] - row["mean"] == pytest.approx(4.302653 * 0.1 / np.sqrt(3), rel=1e-5)
@@ -80,7 +94,9 @@ def test_diversity_is_one_for_the_truth_and_zero_for_a_collapsed_prediction():
     assert same["effect_spread_ratio"] == pytest.approx(1.0) and same["cell_variance_ratio"] == pytest.approx(1.0)
     mean = (effects["A"] + effects["B"]) / 2
     collapsed = _cells({"ctrl": np.zeros(genes), "A": mean, "B": mean}, noise=0.0)
-    collapsed.X[collapsed.obs["perturbation"].to_numpy() == "ctrl"] = real.X[real.obs["perturbation"].to_numpy() == "ctrl"]
+    collapsed.X[collapsed.obs["perturbation"].to_numpy() == "ctrl"] = real.X[
+        real.obs["perturbation"].to_numpy() == "ctrl"
+    ]
     signal = chapter.prediction_diversity(collapsed, real, "ctrl", "cell_line")
     assert signal["effect_spread_ratio"] < 0.05 and signal["cell_variance_ratio"] == pytest.approx(0.0)
 
@@ -91,14 +107,22 @@ def test_a_tiny_chapter_run_writes_placements_and_conclusions():
     pytest.importorskip("torch")
     from vcclib.models.tasks import default_tasks
 
-    settings = chapter.Settings(seeds=(0, 1), max_cells_per_perturbation=10,
-                                exclude_references=("knn_text", "random_forest"))
+    settings = chapter.Settings(
+        seeds=(0, 1), max_cells_per_perturbation=10, exclude_references=("knn_text", "random_forest")
+    )
     settings.vae.update(latent_dim=4, hidden_dim=16, epochs=3)
     settings.cells_vae.update(epochs=1)
     task = default_tasks(["norman2019_mcfaline2024_devel"])[0]
-    runner = chapter.run_experiments(settings, compare_tasks=[task], loss_task=None, feature_task=task,
-                                     curve_task=task, sources=("learned",), fractions=(1.0,),
-                                     added_stages=((), ("A172",)))
+    runner = chapter.run_experiments(
+        settings,
+        compare_tasks=[task],
+        loss_task=None,
+        feature_task=task,
+        curve_task=task,
+        sources=("learned",),
+        fractions=(1.0,),
+        added_stages=((), ("A172",)),
+    )
     long = runner.long()
     info = pd.DataFrame(runner.info)
     placed = chapter.placements(long)
@@ -106,15 +130,25 @@ def test_a_tiny_chapter_run_writes_placements_and_conclusions():
     assert {"perturbed_mean", "technical_duplicate", "cvae_pseudobulk", "linear_go"} <= set(placed["model"])
     anchors = placed[(placed["variant"] == "reference") & placed["model"].isin(["perturbed_mean"])]
     assert np.allclose(anchors["placement"].dropna(), 0.0)
-    records = chapter.headline(placed, chapter.trustworthy_metrics(long), info, settings=settings, seconds=1.0,
-                               cpu_seconds=1.0, device="device: cpu")
+    records = chapter.headline(
+        placed,
+        chapter.trustworthy_metrics(long),
+        info,
+        settings=settings,
+        seconds=1.0,
+        cpu_seconds=1.0,
+        device="device: cpu",
+    )
     text = chapter.conclusions(records).to_markdown()
     assert "cvae_pseudobulk" in text and "key-takeaways" in text
     assert {"added=none|cvae_pseudobulk", "added=A172|linear_go", "hypothesis=variability|cvae_pseudobulk"} <= set(
-        placed["variant"])
+        placed["variant"]
+    )
     assert [s["stage"] for s in records["added_data"]["cvae_pseudobulk"]] == ["added=none", "added=A172"]
-    assert {"variability on mcfaline23:variability, cvae_pseudobulk",
-            "variability on mcfaline23:variability, linear_go"} <= set(records["hypotheses"])
+    assert {
+        "variability on mcfaline23:variability, cvae_pseudobulk",
+        "variability on mcfaline23:variability, linear_go",
+    } <= set(records["hypotheses"])
     assert "added datasets" in text and "Other hypothesis splits" in text
     assert len(chapter.weak_evidence(records)) == 5
 
@@ -143,13 +177,30 @@ def test_added_data_stages_are_nested_and_score_the_same_unseen_perturbations():
 
 
 def test_added_data_table_orders_stages_by_added_lines_and_keeps_training_cells():
-    summary = pd.DataFrame({
-        "task": "t", "model": "cvae_pseudobulk", "metric": "pearson_delta", "n_seeds": 3,
-        "variant": ["added=A172+T98G|cvae_pseudobulk", "added=none|cvae_pseudobulk", "added=A172|cvae_pseudobulk",
-                    "added=none", "train_fraction=1|cvae_pseudobulk"],
-        "mean": [0.3, 0.1, 0.2, 0.0, 9.0], "low": [0.2, 0.0, 0.1, 0.0, 9.0], "high": [0.4, 0.2, 0.3, 0.0, 9.0]})
-    info = pd.DataFrame({"variant": ["added=none|cvae_pseudobulk", "added=A172|cvae_pseudobulk",
-                                     "added=A172+T98G|cvae_pseudobulk"], "n_train_cells": [100, 150, 200]})
+    summary = pd.DataFrame(
+        {
+            "task": "t",
+            "model": "cvae_pseudobulk",
+            "metric": "pearson_delta",
+            "n_seeds": 3,
+            "variant": [
+                "added=A172+T98G|cvae_pseudobulk",
+                "added=none|cvae_pseudobulk",
+                "added=A172|cvae_pseudobulk",
+                "added=none",
+                "train_fraction=1|cvae_pseudobulk",
+            ],
+            "mean": [0.3, 0.1, 0.2, 0.0, 9.0],
+            "low": [0.2, 0.0, 0.1, 0.0, 9.0],
+            "high": [0.4, 0.2, 0.3, 0.0, 9.0],
+        }
+    )
+    info = pd.DataFrame(
+        {
+            "variant": ["added=none|cvae_pseudobulk", "added=A172|cvae_pseudobulk", "added=A172+T98G|cvae_pseudobulk"],
+            "n_train_cells": [100, 150, 200],
+        }
+    )
     table = chapter.added_data_table(summary, info)
     assert table["stage"].tolist() == ["added=none", "added=A172", "added=A172+T98G"]
     assert table["n_added"].tolist() == [0, 1, 2] and table["mean"].tolist() == [0.1, 0.2, 0.3]

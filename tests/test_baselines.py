@@ -46,9 +46,24 @@ def _norman_split():
 def test_registry_declares_each_baseline_once_with_metadata():
     table = list_models()
     assert table["name"].is_unique
-    expected = {"control_mean", "perturbed_mean_pooled", "perturbed_mean", "celleval_mean", "additive",
-                "linear_pca", "linear_go", "linear_depmap", "linear_lincs", "random_forest", "knn_go",
-                "knn_depmap", "knn_lincs", "knn_text", "technical_duplicate", "replicate"}
+    expected = {
+        "control_mean",
+        "perturbed_mean_pooled",
+        "perturbed_mean",
+        "celleval_mean",
+        "additive",
+        "linear_pca",
+        "linear_go",
+        "linear_depmap",
+        "linear_lincs",
+        "random_forest",
+        "knn_go",
+        "knn_depmap",
+        "knn_lincs",
+        "knn_text",
+        "technical_duplicate",
+        "replicate",
+    }
     assert expected <= set(table["name"])
     assert set(table["side"]) == {"MIN", "MAX"}
     assert set(table.loc[table["side"] == "MAX", "name"]) == {"technical_duplicate", "replicate"}
@@ -148,7 +163,9 @@ def test_max_references_never_share_cells_or_replicates_with_the_scored_half():
     halves = held_out_halves(adata, split, seed=1)
     assert set(halves) == {"A", "B"}
     prediction, real = fit_predict("technical_duplicate", adata, split, seed=1)
-    predicted = prediction.obs_names[~prediction.obs["is_control"].to_numpy()].str.replace("pred_technical_duplicate_", "")
+    predicted = prediction.obs_names[~prediction.obs["is_control"].to_numpy()].str.replace(
+        "pred_technical_duplicate_", ""
+    )
     assert len(predicted) == (halves == "A").sum()
     scored = set(real.obs_names[~real.obs["is_control"].to_numpy()])
     assert scored == set(halves.index[halves == "B"])
@@ -196,8 +213,9 @@ def test_benchmark_tables_place_the_anchors_at_zero_and_one():
 
     for name in ("perturbed_mean", "technical_duplicate", "control_mean"):
         prediction, real = fit_predict(name, adata, split)
-        scores = evaluate_by_covariate(prediction, real, split.covariate_column, control="control",
-                                       metrics=["pearson_delta", "mae"])
+        scores = evaluate_by_covariate(
+            prediction, real, split.covariate_column, control="control", metrics=["pearson_delta", "mae"]
+        )
         long = scores.melt(id_vars=["covariate", "perturbation"], var_name="metric", value_name="value")
         frames.append(long.assign(task="t", baseline=name, side=get_model(name).side))
     long = pd.concat(frames)
@@ -219,14 +237,37 @@ def test_vcc_predict_cli_writes_a_prediction_ready_for_eval(tmp_path, capsys):
     assert args.func(args) == 0
     assert "technical_duplicate" in capsys.readouterr().out
     out, real = tmp_path / "pred.h5ad", tmp_path / "real.h5ad"
-    args = parser.parse_args(["predict", "--model", "additive", "--dataset", "norman2019_mcfaline2024_devel",
-                              "--option", "study=norman19", "--split", "combo_seen_singles", "--seed", "0",
-                              "--save-split", str(tmp_path / "split.csv"), "-o", str(out), "--real", str(real)])
+    args = parser.parse_args(
+        [
+            "predict",
+            "--model",
+            "additive",
+            "--dataset",
+            "norman2019_mcfaline2024_devel",
+            "--option",
+            "study=norman19",
+            "--split",
+            "combo_seen_singles",
+            "--seed",
+            "0",
+            "--save-split",
+            str(tmp_path / "split.csv"),
+            "-o",
+            str(out),
+            "--real",
+            str(real),
+        ]
+    )
     assert predict_cmd.run(args) == 0
     prediction = validate(ad.read_h5ad(out))
     assert prediction.obs["is_control"].any() and (~prediction.obs["is_control"]).any()
     assert set(prediction.obs.loc[~prediction.obs["is_control"], "perturbation"].astype(str)) == {
-        "KLF1+MAP2K6", "KLF1+TGFBR2", "MAP2K3+MAP2K6", "MAP2K3+SLC38A2", "MAPK1+TGFBR2"}
+        "KLF1+MAP2K6",
+        "KLF1+TGFBR2",
+        "MAP2K3+MAP2K6",
+        "MAP2K3+SLC38A2",
+        "MAPK1+TGFBR2",
+    }
     assert (tmp_path / "split.json").is_file() and real.is_file()
     bad = parser.parse_args(["predict", "--model", "nope", "--dataset", "x", "--split", "y", "-o", str(out)])
     assert predict_cmd.run(bad) == 2

@@ -31,8 +31,10 @@ from vcclib.results import Results, figures_without_table
 def _executed(tmp_path):
     nb = nbformat.v4.new_notebook()
     first = nbformat.v4.new_code_cell("print('x')")
-    first.outputs = [nbformat.v4.new_output("stream", name="stderr", text="Warning: careful\nmore\n"),
-                     nbformat.v4.new_output("stream", name="stdout", text="x\n")]
+    first.outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text="Warning: careful\nmore\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="x\n"),
+    ]
     kept = nbformat.v4.new_code_cell("y = 1", metadata={"tags": ["remove-input"]})
     nb.cells = [nbformat.v4.new_markdown_cell("# Tiny"), first, kept]
     path = tmp_path / "run" / "tiny.ipynb"
@@ -115,9 +117,11 @@ def test_answer_first_moves_the_takeaways_cell_above_every_other_output():
 
     nb = nbformat.v4.new_notebook()
     box = {"text/markdown": ":::{admonition} Key takeaways\n:class: key-takeaways\n- a point\n:::"}
-    nb.cells = [nbformat.v4.new_markdown_cell("# Title"),
-                nbformat.v4.new_code_cell("x", outputs=[nbformat.v4.new_output("stream", name="stdout", text="1")]),
-                nbformat.v4.new_code_cell("show", outputs=[nbformat.v4.new_output("display_data", data=box)])]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Title"),
+        nbformat.v4.new_code_cell("x", outputs=[nbformat.v4.new_output("stream", name="stdout", text="1")]),
+        nbformat.v4.new_code_cell("show", outputs=[nbformat.v4.new_output("display_data", data=box)]),
+    ]
     assert answer_first(nb)
     assert [c.source for c in nb.cells] == ["# Title", "show", "x"]
     assert not answer_first(nb)  # already first: nothing moves

@@ -98,14 +98,16 @@ def test_chapter_reads_like_a_report(site, browser, chapter):
     assert box.count() == 1, f"{chapter}: no key-takeaways box"
     assert box.locator("li").count() >= 1 and box.is_visible()
     first_output = main.locator("div.cell_output").first
-    assert first_output.locator(f"div.admonition.{TAKEAWAYS_CLASS}").count() == 1, \
+    assert first_output.locator(f"div.admonition.{TAKEAWAYS_CLASS}").count() == 1, (
         f"{chapter}: an output comes before the key-takeaways box: {first_output.inner_text()[:200]!r}"
+    )
     box_top = box.bounding_box()["y"]
     figures = main.locator("figure")
     # every image is a figure with a numbered caption (checked last)
     uncaptioned = page.evaluate(
         "() => Array.from(document.querySelectorAll('main img')).filter(i => !(i.closest('figure') && "
-        "i.closest('figure').querySelector('figcaption .caption-number'))).map(i => i.src)")
+        "i.closest('figure').querySelector('figcaption .caption-number'))).map(i => i.src)"
+    )
     figure_problems = []
     if figures.count() < 1:
         figure_problems.append("no figure")

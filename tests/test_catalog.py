@@ -46,8 +46,18 @@ def test_register_query_load_round_trip(isolated_env, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     isolated_env["HOME"] = str(home)
-    registered = run_vcc(["data", "register", "papalexi2021_eccite_lowmoi", "kang2018_ifnb_pbmc", "grn_trrust_v2",
-                          "replogle2022_signatures", "sciplex2020_signatures"], isolated_env)
+    registered = run_vcc(
+        [
+            "data",
+            "register",
+            "papalexi2021_eccite_lowmoi",
+            "kang2018_ifnb_pbmc",
+            "grn_trrust_v2",
+            "replogle2022_signatures",
+            "sciplex2020_signatures",
+        ],
+        isolated_env,
+    )
     assert registered.returncode == 0, registered.stderr
     completed = subprocess.run([sys.executable, "-c", ROUND_TRIP], cwd=PROJECT, env=isolated_env,
                                capture_output=True, text=True, timeout=300)  # fmt: skip

@@ -71,9 +71,7 @@ def failing_command(monkeypatch):
     return install
 
 
-def test_an_unexpected_exception_is_a_failed_run_exit_1_without_traceback(
-    failing_command, capsys, monkeypatch
-):
+def test_an_unexpected_exception_is_a_failed_run_exit_1_without_traceback(failing_command, capsys, monkeypatch):
     monkeypatch.delenv("VCC_DEBUG", raising=False)
     failing_command(ZeroDivisionError("division by zero in a step"))
     assert cli.main(["config"]) == 1

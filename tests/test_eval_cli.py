@@ -21,42 +21,120 @@ def files(tmp_path):
 
 def test_cell_eval_command_line_runs_unchanged(files):
     out = files / "out"
-    code = main(["eval", "-ap", str(files / "pred.h5ad"), "-ar", str(files / "real.h5ad"), "--pert-col",
-                 "perturbation", "--control-pert", CONTROL, "--profile", "vcc", "--num-threads", "1",
-                 "--outdir", str(out)])
+    code = main(
+        [
+            "eval",
+            "-ap",
+            str(files / "pred.h5ad"),
+            "-ar",
+            str(files / "real.h5ad"),
+            "--pert-col",
+            "perturbation",
+            "--control-pert",
+            CONTROL,
+            "--profile",
+            "vcc",
+            "--num-threads",
+            "1",
+            "--outdir",
+            str(out),
+        ]
+    )
     assert code == 0
-    assert list(pd.read_csv(out / "results.csv").columns) == ["perturbation", "mae", "discrimination_score_l1",
-                                                              "overlap_at_N"]
+    assert list(pd.read_csv(out / "results.csv").columns) == [
+        "perturbation",
+        "mae",
+        "discrimination_score_l1",
+        "overlap_at_N",
+    ]
     de = pd.read_parquet(out / "real_de.parquet")  # parquet by default
     assert {"target", "feature", "fdr"} <= set(de.columns) and len(de) == 4 * 20
 
 
 def test_csv_on_request_and_output_flag(files):
     out = files / "csv"
-    assert main(["eval", "-ap", str(files / "pred.h5ad"), "-ar", str(files / "real.h5ad"), "--de-format", "csv",
-                 "--skip-metrics", "mae", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "-ap",
+                str(files / "pred.h5ad"),
+                "-ar",
+                str(files / "real.h5ad"),
+                "--de-format",
+                "csv",
+                "--skip-metrics",
+                "mae",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert (out / "pred_de.csv").exists() and not (out / "pred_de.parquet").exists()
     assert "mae" not in pd.read_csv(out / "results.csv").columns
 
 
 def test_celltype_column(files):
     out = files / "by-type"
-    assert main(["eval", "-ap", str(files / "pred.h5ad"), "-ar", str(files / "real.h5ad"), "--celltype-col",
-                 "celltype", "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "-ap",
+                str(files / "pred.h5ad"),
+                "-ar",
+                str(files / "real.h5ad"),
+                "--celltype-col",
+                "celltype",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     results = pd.read_csv(out / "results.csv")
     assert results.columns[0] == "celltype" and set(results.celltype) == {"A", "B"}
 
 
 def test_refusals_exit_2_and_leave_nothing(files, capsys):
     out = files / "bad"
-    assert main(["eval", "-ap", str(files / "pred.h5ad"), "-ar", str(files / "real.h5ad"), "--control-pert",
-                 "nope", "-o", str(out)]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "-ap",
+                str(files / "pred.h5ad"),
+                "-ar",
+                str(files / "real.h5ad"),
+                "--control-pert",
+                "nope",
+                "-o",
+                str(out),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "control label 'nope'" in err
     assert not (out / "results.csv").exists()
     # log1p files under the raw-count profile
-    assert main(["eval", "-ap", str(files / "pred.h5ad"), "-ar", str(files / "real.h5ad"), "--profile", "vcc2026",
-                 "-o", str(out)]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "-ap",
+                str(files / "pred.h5ad"),
+                "-ar",
+                str(files / "real.h5ad"),
+                "--profile",
+                "vcc2026",
+                "-o",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert "raw counts" in capsys.readouterr().err
 
 
@@ -64,8 +142,22 @@ def test_vcc2026_profile_from_files(tmp_path):
     real, pred = make_counts(seed=0, n_perts=4), make_counts(seed=3, n_perts=4)
     real.write_h5ad(tmp_path / "real.h5ad")
     pred.write_h5ad(tmp_path / "pred.h5ad")
-    assert main(["eval", "-ap", str(tmp_path / "pred.h5ad"), "-ar", str(tmp_path / "real.h5ad"), "--profile",
-                 "vcc2026", "-o", str(tmp_path / "out")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "-ap",
+                str(tmp_path / "pred.h5ad"),
+                "-ar",
+                str(tmp_path / "real.h5ad"),
+                "--profile",
+                "vcc2026",
+                "-o",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     results = pd.read_csv(tmp_path / "out" / "results.csv")
     assert "pds_cosine" in results.columns and len(results) == 4
 
@@ -93,8 +185,22 @@ def test_benjamini_hochberg_is_scipys():
 
 
 #: packages `vcc eval` never needs (the book, the catalog, notebooks, models, plotting, AnnData's own stack)
-NOT_USED_BY_EVAL = ("torch", "lamindb", "papermill", "matplotlib", "scanpy", "anndata", "zarr", "dask", "xarray",
-                    "nbformat", "sklearn", "seaborn", "cell_eval", "cell_eval2")
+NOT_USED_BY_EVAL = (
+    "torch",
+    "lamindb",
+    "papermill",
+    "matplotlib",
+    "scanpy",
+    "anndata",
+    "zarr",
+    "dask",
+    "xarray",
+    "nbformat",
+    "sklearn",
+    "seaborn",
+    "cell_eval",
+    "cell_eval2",
+)
 
 
 @pytest.mark.parametrize("profile", ["vcc", "vcc2026"])
@@ -110,11 +216,22 @@ def test_eval_imports_only_what_it_uses(files, profile, tmp_path):
         folder = tmp_path
     else:
         folder = files
-    argv = ["eval", "-ap", str(folder / "pred.h5ad"), "-ar", str(folder / "real.h5ad"), "--profile", profile,
-            "-o", str(tmp_path / f"out-{profile}")]
-    body = (f"import sys\nfrom vcclib.cli import main\ncode = main({argv!r})\n"
-            f"print('LOADED=' + ','.join(m for m in {NOT_USED_BY_EVAL!r} if m in sys.modules))\n"
-            "raise SystemExit(code)")
+    argv = [
+        "eval",
+        "-ap",
+        str(folder / "pred.h5ad"),
+        "-ar",
+        str(folder / "real.h5ad"),
+        "--profile",
+        profile,
+        "-o",
+        str(tmp_path / f"out-{profile}"),
+    ]
+    body = (
+        f"import sys\nfrom vcclib.cli import main\ncode = main({argv!r})\n"
+        f"print('LOADED=' + ','.join(m for m in {NOT_USED_BY_EVAL!r} if m in sys.modules))\n"
+        "raise SystemExit(code)"
+    )
     done = subprocess.run([sys.executable, "-c", body], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     loaded = done.stdout.strip().splitlines()[-1]
@@ -126,11 +243,13 @@ def test_metric_modules_register_on_first_lookup():
     import subprocess
     import sys
 
-    body = ("import sys\nimport vcclib.metrics as vm\n"
-            "early = [m for m in vm.registry.METRIC_MODULES if m in sys.modules]\n"
-            "names = vm.METRICS.names()\n"
-            "print(early, len(names), 'pds_cosine' in names, 'pearson_edistance' in names, "
-            "set(vm.PROFILES['full']) <= set(names))")
+    body = (
+        "import sys\nimport vcclib.metrics as vm\n"
+        "early = [m for m in vm.registry.METRIC_MODULES if m in sys.modules]\n"
+        "names = vm.METRICS.names()\n"
+        "print(early, len(names), 'pds_cosine' in names, 'pearson_edistance' in names, "
+        "set(vm.PROFILES['full']) <= set(names))"
+    )
     done = subprocess.run([sys.executable, "-c", body], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     early, n, *flags = done.stdout.split()  # "[] 93 True True True" when nothing was imported early

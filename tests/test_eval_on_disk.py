@@ -11,8 +11,16 @@ from vcclib.cli import main
 from vcclib.metrics import evaluate
 from vcclib.metrics.inputs import InputError
 
-METRICS = ["mae", "pearson_delta", "discrimination_score_l1", "overlap_at_N", "precision_at_N",
-           "de_nsig_counts_real", "de_nsig_counts_pred", "de_spearman_lfc_sig"]
+METRICS = [
+    "mae",
+    "pearson_delta",
+    "discrimination_score_l1",
+    "overlap_at_N",
+    "precision_at_N",
+    "de_nsig_counts_real",
+    "de_nsig_counts_pred",
+    "de_spearman_lfc_sig",
+]
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +61,9 @@ def test_dask_local_cluster_agrees(files):
         disk = evaluate(pred, real, profile="vcc", on_disk=True, chunk_cells=60, scheduler="local")
     num = memory.results.columns[1:]
     np.testing.assert_allclose(disk.results[num], memory.results[num], rtol=1e-9, atol=1e-12)
-    pd.testing.assert_frame_equal(disk.de_real[["target", "feature", "p_value"]],
-                                  memory.de_real[["target", "feature", "p_value"]])
+    pd.testing.assert_frame_equal(
+        disk.de_real[["target", "feature", "p_value"]], memory.de_real[["target", "feature", "p_value"]]
+    )
 
 
 def test_cell_level_metrics_and_bad_values_are_refused(files, tmp_path):
@@ -72,8 +81,22 @@ def test_cell_level_metrics_and_bad_values_are_refused(files, tmp_path):
 
 def test_command_line_on_disk(files):
     out = files / "cli"
-    code = main(["eval", "-ap", str(files / "pred.h5ad"), "-ar", str(files / "real.h5ad"), "--control-pert",
-                 CONTROL, "--on-disk", "--chunk-cells", "80", "-o", str(out)])
+    code = main(
+        [
+            "eval",
+            "-ap",
+            str(files / "pred.h5ad"),
+            "-ar",
+            str(files / "real.h5ad"),
+            "--control-pert",
+            CONTROL,
+            "--on-disk",
+            "--chunk-cells",
+            "80",
+            "-o",
+            str(out),
+        ]
+    )
     assert code == 0
     mem = files / "cli_mem"
     assert main(["eval", "-ap", str(files / "pred.h5ad"), "-ar", str(files / "real.h5ad"), "-o", str(mem)]) == 0

@@ -38,7 +38,9 @@ def test_degree_preserving_shuffle_keeps_degrees_and_rewires():
     rng = np.random.default_rng(0)
     universe = candidates(REGS, GENES)
     pick = rng.choice(len(universe), size=60, replace=False)
-    edges = pd.DataFrame({"regulator": universe.get_level_values(0)[pick], "target": universe.get_level_values(1)[pick]})
+    edges = pd.DataFrame(
+        {"regulator": universe.get_level_values(0)[pick], "target": universe.get_level_values(1)[pick]}
+    )
     shuffled = degree_preserving_shuffle(edges, np.random.default_rng(1))
     assert shuffled["regulator"].value_counts().equals(edges["regulator"].value_counts())
     assert (shuffled["target"].value_counts().sort_index() == edges["target"].value_counts().sort_index()).all()
@@ -52,13 +54,28 @@ def test_reference_recovered_by_itself_beats_the_nulls():
     rng = np.random.default_rng(2)
     universe = candidates(REGS, GENES)
     truth = universe[rng.choice(len(universe), size=25, replace=False)]
-    reference = pd.DataFrame({"regulator": truth.get_level_values(0), "target": truth.get_level_values(1),
-                              "sign": 1, "weight": 1.0})
+    reference = pd.DataFrame(
+        {"regulator": truth.get_level_values(0), "target": truth.get_level_values(1), "sign": 1, "weight": 1.0}
+    )
     scores = rng.random(len(universe)) + universe.isin(truth) * 2
-    edges = pd.DataFrame({"regulator": universe.get_level_values(0), "target": universe.get_level_values(1),
-                          "importance": scores, "sign": 1})
-    table = evaluate_networks({"oracle": edges}, {"toy": reference}, dataset="toy", regulators=REGS, genes=GENES,
-                              edges_per_target=2, n_shuffles=3, seed=0).set_index("method")
+    edges = pd.DataFrame(
+        {
+            "regulator": universe.get_level_values(0),
+            "target": universe.get_level_values(1),
+            "importance": scores,
+            "sign": 1,
+        }
+    )
+    table = evaluate_networks(
+        {"oracle": edges},
+        {"toy": reference},
+        dataset="toy",
+        regulators=REGS,
+        genes=GENES,
+        edges_per_target=2,
+        n_shuffles=3,
+        seed=0,
+    ).set_index("method")
     assert list(table.columns[:6]) == ["dataset", "reference", "aupr", "auroc", "aupr_random", "early_precision"]
     assert table.loc["oracle", "aupr"] == pytest.approx(1.0)
     assert table.loc["random", "aupr"] < 0.5 and table.loc["oracle_degree_shuffled", "aupr"] < 0.6

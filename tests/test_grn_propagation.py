@@ -23,8 +23,9 @@ def test_propagation_on_a_signed_chain():
 
 def test_targets_are_normalised_by_incoming_weight():
     """Synthetic: two activators of one target share it (0.5 each); unsigned edges are dropped."""
-    edges = pd.DataFrame({"regulator": ["A", "B", "C"], "target": ["T", "T", "T"], "sign": [1, 1, 0],
-                          "importance": [3.0, 1.0, 9.0]})
+    edges = pd.DataFrame(
+        {"regulator": ["A", "B", "C"], "target": ["T", "T", "T"], "sign": [1, 1, 0], "importance": [3.0, 1.0, 9.0]}
+    )
     network = SignedNetwork(edges, "importance")
     assert network.propagate({"A": 1.0}, steps=1)["T"] == pytest.approx(0.75)
     assert network.n_edges == 2
@@ -36,8 +37,13 @@ def _synthetic_screen(seed: int = 0) -> AnnData:
     rng = np.random.default_rng(seed)
     n, genes = 120, ["STAT1", "IRF1", "SPI1"] + [f"G{i}" for i in range(10)]
     blocks, labels = [], []
-    for label, (s1, i1, sp1) in {"non-targeting": (0, 0, 0), "STAT1": (-1.5, 0, 0), "IRF1": (0, -1.5, 0),
-                                 "SPI1": (0, 0, -1.5), "GENE_X": (0, 0, 0)}.items():
+    for label, (s1, i1, sp1) in {
+        "non-targeting": (0, 0, 0),
+        "STAT1": (-1.5, 0, 0),
+        "IRF1": (0, -1.5, 0),
+        "SPI1": (0, 0, -1.5),
+        "GENE_X": (0, 0, 0),
+    }.items():
         stat1 = 3 + s1 + 0.5 * rng.normal(size=n)
         irf1 = 3 + i1 + 0.5 * rng.normal(size=n)
         spi1 = 3 + sp1 + 0.5 * rng.normal(size=n)
@@ -49,8 +55,15 @@ def _synthetic_screen(seed: int = 0) -> AnnData:
     adata = AnnData(sp.csr_matrix(np.vstack(blocks).astype(np.float32)), obs=obs, var=pd.DataFrame(index=genes))
     from vcclib.data.schema import finalize
 
-    return finalize(adata, dataset="toy", control_label="non-targeting", x_scale="log1p", normalisation="toy",
-                    organism="human", perturbation_type="CRISPRko")
+    return finalize(
+        adata,
+        dataset="toy",
+        control_label="non-targeting",
+        x_scale="log1p",
+        normalisation="toy",
+        organism="human",
+        perturbation_type="CRISPRko",
+    )
 
 
 @pytest.mark.mirror
@@ -101,8 +114,9 @@ def test_literature_predictor_on_papalexi(papalexi, tmp_path):
     adata = subsample(papalexi, 40, seed=0)
     train = adata[~adata.obs["perturbation"].isin(["STAT1", "CD86"]).to_numpy()].copy()
     model = get_model("lit_trrust").fit(train)
-    prediction = model.predict(pd.DataFrame({"perturbation": ["STAT1", "CD86"], "covariate": "THP-1",
-                                                    "n_cells": [1, 1]}))
+    prediction = model.predict(
+        pd.DataFrame({"perturbation": ["STAT1", "CD86"], "covariate": "THP-1", "n_cells": [1, 1]})
+    )
     flags = dict(zip(prediction.obs["perturbation"].astype(str), prediction.obs["vcc_fallback"]))
     assert flags == {"STAT1": False, "CD86": True}
     assert model.calibration["THP-1"]["scale"] > 0
@@ -118,10 +132,17 @@ def test_regression_prefers_true_regulators():
     from vcclib.grn.data_eval import regression_scores, summarise_regression
 
     adata = _synthetic_screen(seed=1)
-    edges = pd.DataFrame({"regulator": ["STAT1"] * 5 + ["IRF1"] * 5, "target": [f"G{i}" for i in range(10)],
-                          "importance": 1.0, "sign": [1] * 5 + [-1] * 5})
-    edges = pd.concat([edges, pd.DataFrame({"regulator": ["SPI1"], "target": ["STAT1"], "importance": [0.1],
-                                            "sign": [1]})])
+    edges = pd.DataFrame(
+        {
+            "regulator": ["STAT1"] * 5 + ["IRF1"] * 5,
+            "target": [f"G{i}" for i in range(10)],
+            "importance": 1.0,
+            "sign": [1] * 5 + [-1] * 5,
+        }
+    )
+    edges = pd.concat(
+        [edges, pd.DataFrame({"regulator": ["SPI1"], "target": ["STAT1"], "importance": [0.1], "sign": [1]})]
+    )
     table = regression_scores(edges, adata, regulators_per_target=1, n_folds=4)
     assert set(table.columns) >= {"target", "r2", "r2_random", "gain"}
     summary = summarise_regression(table[table["target"].str.startswith("G")])

@@ -84,9 +84,7 @@ def test_cmapr_kd_plate():
     assert set(adata.obs["perturbation_type"]) == {"shRNA"}
     treated = adata[~adata.obs["is_control"].to_numpy()]
     assert treated.obs["perturbation"].nunique() == 85  # 88 pert ids minus 3 control entries
-    own = np.array(
-        [treated.X[i, treated.var_names.get_loc(t)] for i, t in enumerate(treated.obs["perturbation"])]
-    )
+    own = np.array([treated.X[i, treated.var_names.get_loc(t)] for i, t in enumerate(treated.obs["perturbation"])])
     assert -7.0 < np.median(own) < -5.0  # the knockdown is visible in the target's own z-score
     assert np.median(own) < np.median(adata.X) - 5
 

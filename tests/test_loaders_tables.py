@@ -158,8 +158,13 @@ def test_replogle2022_clusters(replogle_tables):
 def test_replogle2022_sgrna_libraries():
     libraries = vd.load("replogle2022_tables", tables=["sgrna_libraries"])["sgrna_libraries"]
     assert libraries["screen"].value_counts().to_dict() == {
-        "K562_genome_wide_day8": 11294, "RPE1_essential_day7": 2688, "K562_essential_day6": 2291}
-    assert {"perturbation_id", "gene", "ensembl_id", "targeting_sequence_a", "targeting_sequence_b"} <= set(libraries.columns)
+        "K562_genome_wide_day8": 11294,
+        "RPE1_essential_day7": 2688,
+        "K562_essential_day6": 2291,
+    }
+    assert {"perturbation_id", "gene", "ensembl_id", "targeting_sequence_a", "targeting_sequence_b"} <= set(
+        libraries.columns
+    )
 
 
 def test_replogle2022_unknown_table_refused():

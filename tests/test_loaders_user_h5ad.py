@@ -21,9 +21,7 @@ pytestmark = pytest.mark.mirror
 def _user_file(papalexi, path, *, blank: dict[str, int] | None = None, genes=None, extra_obs=None):
     """Papalexi's raw counts as a user's h5ad: obs 'gene' (the target), some labels blanked as asked."""
     counts = papalexi.layers["counts"]
-    obs = pd.DataFrame(
-        {"gene": papalexi.obs["perturbation"].astype(str).to_numpy()}, index=papalexi.obs_names
-    )
+    obs = pd.DataFrame({"gene": papalexi.obs["perturbation"].astype(str).to_numpy()}, index=papalexi.obs_names)
     obs["gene"] = obs["gene"].astype(object)
     rng = np.random.default_rng(0)
     chosen = rng.choice(papalexi.n_obs, sum((blank or {}).values()), replace=False)
@@ -63,9 +61,7 @@ def test_missing_labels_are_excluded_counted_and_never_a_perturbation(papalexi, 
 
 def test_keep_unassigned_is_explicit_and_flags_them(papalexi, tmp_path):
     path, chosen = _user_file(papalexi, tmp_path / "crop.h5ad", blank={"NaN": 30, "nan": 20})
-    adata = load_user_h5ad(
-        path, perturbation_column="gene", control_label="non-targeting", keep_unassigned=True
-    )
+    adata = load_user_h5ad(path, perturbation_column="gene", control_label="non-targeting", keep_unassigned=True)
     assert adata.n_obs == papalexi.n_obs
     assert adata.uns["vcc"]["n_unassigned_kept"] == 50 and adata.uns["vcc"]["n_unassigned_excluded"] == 0
     flagged = adata.obs["is_unassigned"].to_numpy()
@@ -88,9 +84,7 @@ def test_a_panel_normalised_by_a_library_size_column(papalexi, tmp_path):
     assert by_library.uns["vcc"]["library_size"] == "obs['umi_total']"
     assert by_library.uns["vcc"]["target_sum"] == 1e4
     assert "obs['umi_total']" in by_library.uns["vcc"]["normalisation"]
-    np.testing.assert_array_equal(
-        by_library.layers["counts"].toarray(), papalexi[:, panel].layers["counts"].toarray()
-    )
+    np.testing.assert_array_equal(by_library.layers["counts"].toarray(), papalexi[:, panel].layers["counts"].toarray())
     by_panel = load_user_h5ad(path, perturbation_column="gene", control_label="non-targeting")
     assert by_panel.uns["vcc"]["library_size"] == "the total over the 50 genes in the file"
     assert not np.allclose(by_panel.X.toarray(), expected)  # the panel's own total gives other values
@@ -98,14 +92,8 @@ def test_a_panel_normalised_by_a_library_size_column(papalexi, tmp_path):
 
 def test_a_library_size_smaller_than_the_panel_total_is_refused(papalexi, tmp_path):
     panel = list(papalexi.var_names[:50])
-    path, _ = _user_file(
-        papalexi, tmp_path / "panel.h5ad", genes=panel, extra_obs={"wrong": np.ones(papalexi.n_obs)}
-    )
+    path, _ = _user_file(papalexi, tmp_path / "panel.h5ad", genes=panel, extra_obs={"wrong": np.ones(papalexi.n_obs)})
     with pytest.raises(SchemaError, match="smaller than the counts over the measured genes"):
-        load_user_h5ad(
-            path, perturbation_column="gene", control_label="non-targeting", library_size_column="wrong"
-        )
+        load_user_h5ad(path, perturbation_column="gene", control_label="non-targeting", library_size_column="wrong")
     with pytest.raises(SchemaError, match="library size column 'absent' is not in obs"):
-        load_user_h5ad(
-            path, perturbation_column="gene", control_label="non-targeting", library_size_column="absent"
-        )
+        load_user_h5ad(path, perturbation_column="gene", control_label="non-targeting", library_size_column="absent")

@@ -57,7 +57,13 @@ def test_every_mirror_file_has_a_manifest_entry_with_its_address_and_checksum():
 
 def test_full_scale_datasets_declared():
     full = {m.id for m in MANIFESTS.values() if m.scale == "full"}
-    assert {"replogle2022_k562_gwps", "replogle2022_rpe1", "tahoe100m", "depmap_24q2", "lincs2020_level5"} <= FULL_SCALE_REQUIRED
+    assert {
+        "replogle2022_k562_gwps",
+        "replogle2022_rpe1",
+        "tahoe100m",
+        "depmap_24q2",
+        "lincs2020_level5",
+    } <= FULL_SCALE_REQUIRED
     assert FULL_SCALE_REQUIRED <= full, sorted(FULL_SCALE_REQUIRED - full)
     urls = {f.url for m in MANIFESTS.values() for f in m.files}
     assert LINCS_ADDRESSES <= urls

@@ -28,8 +28,10 @@ def _adata(value: float = 1.0) -> ad.AnnData:
 
 def test_a_stored_step_is_read_back_equal_and_not_recomputed(store):
     calls = []
-    frame = pd.DataFrame({"guide": ["g1", "g2"], "p": [0.01, np.nan], "ok": [True, False],
-                          "kind": pd.Categorical(["x", "y"])}, index=pd.Index(["r1", "r2"], name="row"))
+    frame = pd.DataFrame(
+        {"guide": ["g1", "g2"], "p": [0.01, np.nan], "ok": [True, False], "kind": pd.Categorical(["x", "y"])},
+        index=pd.Index(["r1", "r2"], name="row"),
+    )
     frame.attrs = {"n_resamples": 500, "stratified_by": None}
 
     def compute():

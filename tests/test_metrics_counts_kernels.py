@@ -35,8 +35,15 @@ def _adversarial(rng, case: str) -> np.ndarray:
     return D
 
 
-CASES = ["plain", "dominant cell", "one cell holds every count", "constant gene", "empty cells", "two cells",
-         "deep gene"]
+CASES = [
+    "plain",
+    "dominant cell",
+    "one cell holds every count",
+    "constant gene",
+    "empty cells",
+    "two cells",
+    "deep gene",
+]
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -109,8 +109,20 @@ def test_cli(tmp_path, capsys):
     real.write_h5ad(tmp_path / "real.h5ad")
     parser = argparse.ArgumentParser()
     eval_cmd.register(parser.add_subparsers())
-    args = parser.parse_args(["eval", "--pred", str(tmp_path / "pred.h5ad"), "--real", str(tmp_path / "real.h5ad"),
-                              "--control", CONTROL, "--use-real-controls", "-o", str(tmp_path / "out")])
+    args = parser.parse_args(
+        [
+            "eval",
+            "--pred",
+            str(tmp_path / "pred.h5ad"),
+            "--real",
+            str(tmp_path / "real.h5ad"),
+            "--control",
+            CONTROL,
+            "--use-real-controls",
+            "-o",
+            str(tmp_path / "out"),
+        ]
+    )
     assert args.func(args) == 0
     results = pd.read_csv(tmp_path / "out" / "results.csv")
     assert list(results.columns) == ["perturbation", "mae", "discrimination_score_l1", "overlap_at_N"]

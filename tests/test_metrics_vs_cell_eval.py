@@ -28,8 +28,12 @@ def _cell_eval(pred, real, tmp_path, profile="full"):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ev = cell_eval.MetricsEvaluator(
-            adata_pred=pred.copy(), adata_real=real.copy(), control_pert=CONTROL, pert_col="perturbation",
-            num_threads=1, outdir=str(tmp_path / "ce"),
+            adata_pred=pred.copy(),
+            adata_real=real.copy(),
+            control_pert=CONTROL,
+            pert_col="perturbation",
+            num_threads=1,
+            outdir=str(tmp_path / "ce"),
         )
         results, agg = ev.compute(profile=profile, write_csv=False, break_on_error=True)
     return ev, results.to_pandas().set_index("perturbation").sort_index(), agg.to_pandas()

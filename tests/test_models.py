@@ -28,8 +28,12 @@ def _case(kind: str):
     dataset, study, split, params = {
         "replicate": ("papalexi2021_eccite_lowmoi", "", "unseen_perturbation", {}),
         PredictionTask.COMBINATION: ("norman2019_mcfaline2024_devel", "norman19", "combo_seen_singles", {}),
-        PredictionTask.COVARIATE_TRANSFER: ("norman2019_mcfaline2024_devel", "mcfaline23", "covariate_transfer",
-                                            {"held_out": "A172"}),
+        PredictionTask.COVARIATE_TRANSFER: (
+            "norman2019_mcfaline2024_devel",
+            "mcfaline23",
+            "covariate_transfer",
+            {"held_out": "A172"},
+        ),
         PredictionTask.UNSEEN_PERTURBATION: ("norman2019_mcfaline2024_devel", "norman19", "unseen_perturbation", {}),
     }[kind]
     adata = load(dataset, **({"study": study} if study else {}))
@@ -52,9 +56,17 @@ def _fitted(name: str):
     score_on = "half" if spec.halves else "all"
     real, query_half = scored_parts(model, adata, split, score_on=score_on, halves=spec.halves or "random")
     model.fit(split.subset(adata, "train"), heldout=query_half)
-    query = (pd.DataFrame({"covariate": real.obs[split.covariate_column].astype(str) if split.covariate_column
-                           else "all", "perturbation": real.obs["perturbation"].astype(str)})
-             .value_counts().rename("n_cells").reset_index())
+    query = (
+        pd.DataFrame(
+            {
+                "covariate": real.obs[split.covariate_column].astype(str) if split.covariate_column else "all",
+                "perturbation": real.obs["perturbation"].astype(str),
+            }
+        )
+        .value_counts()
+        .rename("n_cells")
+        .reset_index()
+    )
     return model, query, split
 
 
@@ -106,9 +118,15 @@ def test_random_forest_arrays_predict_exactly_what_scikit_learn_does():
 
 def test_storage_round_trips_frames_and_refuses_objects_and_pickles(tmp_path):
     index = pd.MultiIndex.from_arrays([["a", "a", "b"], ["x", "y", "x"]], names=["covariate", "perturbation"])
-    state = {"frame": pd.DataFrame(np.arange(6.0).reshape(3, 2), index=index, columns=["g1", "g2"]),
-             "series": pd.Series([1, 2, 3], index=index), "none": None, "nan": float("nan"),
-             "items": {("a", 1): np.ones(2)}, "labels": ("u", "v"), "index": pd.Index(["p", "q"])}
+    state = {
+        "frame": pd.DataFrame(np.arange(6.0).reshape(3, 2), index=index, columns=["g1", "g2"]),
+        "series": pd.Series([1, 2, 3], index=index),
+        "none": None,
+        "nan": float("nan"),
+        "items": {("a", 1): np.ones(2)},
+        "labels": ("u", "v"),
+        "index": pd.Index(["p", "q"]),
+    }
     storage.write(tmp_path / "m", {"model": "toy"}, state)
     header, back = storage.read(tmp_path / "m")
     assert header["model"] == "toy"
@@ -141,16 +159,50 @@ def test_an_unfitted_model_cannot_be_saved(tmp_path):
 def test_vcc_train_then_predict_model_dir_equals_predict_model(name, tmp_path, capsys):
     from vcclib.cli import main
 
-    data = ["--dataset", "papalexi2021_eccite_lowmoi", "--split", "unseen_perturbation", "--max-cells", "20",
-            "--seed", "1"]
+    data = [
+        "--dataset",
+        "papalexi2021_eccite_lowmoi",
+        "--split",
+        "unseen_perturbation",
+        "--max-cells",
+        "20",
+        "--seed",
+        "1",
+    ]
     directory = tmp_path / "model"
     assert main(["train", "--model", name, *data, "-o", str(directory)]) == 0
     assert {"model.json", "arrays.npz", "split.csv", "split.json", "training.json"} <= {
-        p.name for p in directory.iterdir()}
-    assert main(["predict", "--model-dir", str(directory), "-o", str(tmp_path / "saved.h5ad"),
-                 "--real", str(tmp_path / "saved_real.h5ad")]) == 0
-    assert main(["predict", "--model", name, *data, "-o", str(tmp_path / "direct.h5ad"),
-                 "--real", str(tmp_path / "direct_real.h5ad")]) == 0
+        p.name for p in directory.iterdir()
+    }
+    assert (
+        main(
+            [
+                "predict",
+                "--model-dir",
+                str(directory),
+                "-o",
+                str(tmp_path / "saved.h5ad"),
+                "--real",
+                str(tmp_path / "saved_real.h5ad"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                name,
+                *data,
+                "-o",
+                str(tmp_path / "direct.h5ad"),
+                "--real",
+                str(tmp_path / "direct_real.h5ad"),
+            ]
+        )
+        == 0
+    )
     saved, direct = ad.read_h5ad(tmp_path / "saved.h5ad"), ad.read_h5ad(tmp_path / "direct.h5ad")
     assert np.array_equal(np.asarray(saved.X), np.asarray(direct.X))
     assert list(saved.obs_names) == list(direct.obs_names)

@@ -35,10 +35,12 @@ def test_every_external_model_declares_tasks_licence_and_install_state():
 
 
 def test_listing_imports_no_model_package():
-    code = ("import sys; from vcclib.cli.predict_cmd import model_table; t = model_table(); "
-            "print(t.set_index('name').loc['gears', 'installed']); "
-            "print(sorted(m for m in ('gears', 'torch', 'torch_geometric', 'biolord', 'scvi', 'pertpy', 'jax') "
-            "if m in sys.modules))")
+    code = (
+        "import sys; from vcclib.cli.predict_cmd import model_table; t = model_table(); "
+        "print(t.set_index('name').loc['gears', 'installed']); "
+        "print(sorted(m for m in ('gears', 'torch', 'torch_geometric', 'biolord', 'scvi', 'pertpy', 'jax') "
+        "if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     installed, imported = out.stdout.strip().splitlines()[-2:]
     assert imported == "[]"
@@ -57,7 +59,9 @@ def _cells(deltas: np.ndarray, n: int = 3) -> AnnData:
     for i, d in enumerate(deltas):
         rows += [1 + d] * n
         labels += [f"P{i}"] * n
-    return AnnData(np.asarray(rows), obs=pd.DataFrame({"perturbation": labels}, index=[str(i) for i in range(len(rows))]))
+    return AnnData(
+        np.asarray(rows), obs=pd.DataFrame({"perturbation": labels}, index=[str(i) for i in range(len(rows))])
+    )
 
 
 def test_diversity_of_collapsed_and_faithful_predictions():
@@ -77,14 +81,24 @@ def test_placements_and_claims_on_a_known_table():
     rows = []
     for p in range(6):
         for model, value in (("perturbed_mean", 0.2), ("technical_duplicate", 0.8), ("gears", 0.5)):
-            rows.append({"task": "norman2019[norman19]:unseen_perturbation", "seed": 0, "model": model,
-                         "side": "MAX" if model == "technical_duplicate" else "MIN", "covariate": "K562",
-                         "perturbation": f"G{p}", "metric": "pearson_delta", "value": value + 0.01 * p})
+            rows.append(
+                {
+                    "task": "norman2019[norman19]:unseen_perturbation",
+                    "seed": 0,
+                    "model": model,
+                    "side": "MAX" if model == "technical_duplicate" else "MIN",
+                    "covariate": "K562",
+                    "perturbation": f"G{p}",
+                    "metric": "pearson_delta",
+                    "value": value + 0.01 * p,
+                }
+            )
     placed = chapter.placements(pd.DataFrame(rows))
     gears = placed[placed["model"] == "gears"].iloc[0]
     assert gears["placement"] == pytest.approx(0.5) and gears["low"] == pytest.approx(0.5)
-    status = pd.DataFrame([{"task": "norman2019[norman19]:unseen_perturbation", "model": "gears", "seed": 0,
-                            "status": "ran"}])
+    status = pd.DataFrame(
+        [{"task": "norman2019[norman19]:unseen_perturbation", "model": "gears", "seed": 0, "status": "ran"}]
+    )
     verdicts = chapter.claims(chapter.placement_summary(placed), status)
     assert verdicts.loc[verdicts["model"] == "gears", "verdict"].tolist() == ["holds"]
 
@@ -121,8 +135,12 @@ def test_unseen_perturbation_models_predict_held_out_targets_and_reload_safely(n
 
 @pytest.mark.mirror
 def test_a_task_a_model_cannot_answer_is_reported_not_scored(norman):
-    task = chapter.Task("norman2019_mcfaline2024_devel", "unseen_perturbation", options={"study": "norman19"},
-                        split_params={"test_fraction": 0.3})
+    task = chapter.Task(
+        "norman2019_mcfaline2024_devel",
+        "unseen_perturbation",
+        options={"study": "norman19"},
+        split_params={"test_fraction": 0.3},
+    )
     out = chapter.run_chapter([task], models=["scgen"], seeds=[0], max_cells_per_perturbation=8, model_params={})
     status = out["status"].set_index("model")["status"]
     assert status["scgen"] == "not applicable"

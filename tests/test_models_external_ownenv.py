@@ -38,10 +38,13 @@ def _runner_exchange():
 def _tiny_train() -> AnnData:
     rng = np.random.default_rng(0)
     labels = ["control"] * 6 + ["A"] * 4 + ["A+B"] * 4
-    obs = pd.DataFrame({"cell_line": ["K562"] * len(labels), "perturbation": labels}, index=[f"c{i}" for i in range(14)])
+    obs = pd.DataFrame(
+        {"cell_line": ["K562"] * len(labels), "perturbation": labels}, index=[f"c{i}" for i in range(14)]
+    )
     obs["is_control"] = obs["perturbation"] == "control"
-    adata = AnnData(X=rng.random((14, 5)).astype(np.float32), obs=obs,
-                    var=pd.DataFrame(index=[f"G{i}" for i in range(5)]))
+    adata = AnnData(
+        X=rng.random((14, 5)).astype(np.float32), obs=obs, var=pd.DataFrame(index=[f"G{i}" for i in range(5)])
+    )
     return compact_cells(adata, "cell_line")
 
 
@@ -63,10 +66,18 @@ def test_own_env_models_declare_their_environment_tasks_and_licence(no_envs):
 
 
 def test_list_shows_the_make_target_when_the_environment_is_missing(no_envs):
-    code = ("from vcclib.cli.predict_cmd import model_table; t = model_table().set_index('name'); "
-            "print(t.loc['cpa', 'installed'])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True,
-                         env={**__import__("os").environ, "VCC_ENVS_DIR": str(no_envs)})
+    code = (
+        "from vcclib.cli.predict_cmd import model_table; t = model_table().set_index('name'); "
+        "print(t.loc['cpa', 'installed'])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+        env={**__import__("os").environ, "VCC_ENVS_DIR": str(no_envs)},
+    )
     assert out.stdout.strip().splitlines()[-1] == "no: make env-cpa"
 
 
@@ -127,7 +138,9 @@ def test_a_runner_failing_in_its_environment_is_a_one_line_error(no_envs, tmp_pa
     (work / "config.json").write_text('{"params": {}, "control_label": "control", "seed": 0}')
     if importlib.util.find_spec("cpa") is not None:  # pragma: no cover - CPA never shares the project's env
         pytest.skip("cpa is importable here")
-    with pytest.raises(ownenv.RunnerFailed, match=r"CPA fit failed in its own environment \(exit 1\): ModuleNotFoundError") as error:
+    with pytest.raises(
+        ownenv.RunnerFailed, match=r"CPA fit failed in its own environment \(exit 1\): ModuleNotFoundError"
+    ) as error:
         ownenv.run_runner("cpa", "fit", work, purpose="CPA")
     assert "\n" not in str(error.value)
     assert "Traceback" in (work / "runner.log").read_text()
@@ -142,8 +155,10 @@ def norman():
 
     adata = load("norman2019_mcfaline2024_devel", study="norman19")
     adata = subsample(adata, 12, seed=0, column=covariate_column(adata))
-    return adata, {"combination": make_split("combo_seen_singles", adata, seed=0),
-                   "unseen": make_split("unseen_perturbation", adata, seed=0, test_fraction=0.3)}
+    return adata, {
+        "combination": make_split("combo_seen_singles", adata, seed=0),
+        "unseen": make_split("unseen_perturbation", adata, seed=0, test_fraction=0.3),
+    }
 
 
 @pytest.fixture(scope="module")

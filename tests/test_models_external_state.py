@@ -73,8 +73,9 @@ def test_state_predicts_held_out_perturbations_and_reloads_exactly(fitted, tmp_p
     # the perturbation's vector reaches the network: two held-out perturbations get different profiles
     answered = first.obs.loc[~first.obs["vcc_fallback"].astype(bool), "perturbation"].astype(str)
     a, b = answered.unique()[:2]
-    assert not np.allclose(X[(first.obs["perturbation"] == a).to_numpy()][0],
-                           X[(first.obs["perturbation"] == b).to_numpy()][0])
+    assert not np.allclose(
+        X[(first.obs["perturbation"] == a).to_numpy()][0], X[(first.obs["perturbation"] == b).to_numpy()][0]
+    )
     directory = model.save(tmp_path / "state")
     assert sorted(p.name for p in directory.iterdir()) == ["arrays.npz", "model.json"]
     with np.load(directory / "arrays.npz", allow_pickle=False) as archive:

@@ -34,8 +34,11 @@ def test_nb_and_zinb_log_likelihoods_match_scipy():
     assert np.allclose(ours, nbinom.logpmf(k.numpy(), theta.numpy(), p), atol=1e-6)
     logit = torch.tensor([-1.0, 0.0, 0.5, 2.0, -3.0], dtype=torch.float64)
     pi = torch.sigmoid(logit).numpy()
-    expected = np.where(k.numpy() == 0, np.log(pi + (1 - pi) * np.exp(nbinom.logpmf(0, theta.numpy(), p))),
-                        np.log(1 - pi) + nbinom.logpmf(k.numpy(), theta.numpy(), p))
+    expected = np.where(
+        k.numpy() == 0,
+        np.log(pi + (1 - pi) * np.exp(nbinom.logpmf(0, theta.numpy(), p))),
+        np.log(1 - pi) + nbinom.logpmf(k.numpy(), theta.numpy(), p),
+    )
     assert np.allclose(likelihoods.zinb_log_prob(k.double(), mu, theta, logit).numpy(), expected, atol=1e-6)
 
 
@@ -81,8 +84,12 @@ def test_grn_signs_flip_for_loss_of_function():
 
 
 def test_loss_specs_are_parsed_and_bad_ones_refused():
-    assert parse_loss("mse+energy+grn") == {"base": "mse", "likelihood": "gaussian", "distribution": "energy",
-                                            "grn": True}
+    assert parse_loss("mse+energy+grn") == {
+        "base": "mse",
+        "likelihood": "gaussian",
+        "distribution": "energy",
+        "grn": True,
+    }
     assert parse_loss("zinb")["likelihood"] == "zinb"
     for bad in ("l1", "mse+energy+mmd", "mse+foo", ""):
         with pytest.raises(inputs.NeuralInputError):
@@ -100,11 +107,24 @@ def _synthetic(seed=0, n_per=60, genes=40):
     effect["A+B"] = effect["A"] + effect["B"]
     labels = ["ctrl"] * (3 * n_per) + ["A"] * n_per + ["B"] * n_per + ["A+B"] * n_per
     X = np.clip(1.5 + np.vstack([effect[p] for p in labels]) + rng.normal(0, 0.3, (len(labels), genes)), 0, None)
-    obs = pd.DataFrame({"perturbation": labels, "cell_line": "synthetic", "is_control": [p == "ctrl" for p in labels],
-                        "dataset": "synthetic", "perturbation_type": "CRISPRi"}, index=[f"c{i}" for i in range(len(labels))])
+    obs = pd.DataFrame(
+        {
+            "perturbation": labels,
+            "cell_line": "synthetic",
+            "is_control": [p == "ctrl" for p in labels],
+            "dataset": "synthetic",
+            "perturbation_type": "CRISPRi",
+        },
+        index=[f"c{i}" for i in range(len(labels))],
+    )
     adata = AnnData(X.astype(np.float32), obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(genes)]))
-    adata.uns["vcc"] = {"control_label": "ctrl", "dataset": "synthetic", "x_scale": "log1p", "organism": "human",
-                        "normalisation": "synthetic log1p-like values"}
+    adata.uns["vcc"] = {
+        "control_label": "ctrl",
+        "dataset": "synthetic",
+        "x_scale": "log1p",
+        "organism": "human",
+        "normalisation": "synthetic log1p-like values",
+    }
     return adata, effect
 
 
@@ -134,8 +154,14 @@ def _papalexi():
 
 def _query(adata, split):
     test = adata[split.mask(adata, "test")]
-    return (pd.DataFrame({"covariate": test.obs["cell_line"].astype(str), "perturbation": test.obs["perturbation"]
-                          .astype(str)}).value_counts().rename("n_cells").reset_index())
+    return (
+        pd.DataFrame(
+            {"covariate": test.obs["cell_line"].astype(str), "perturbation": test.obs["perturbation"].astype(str)}
+        )
+        .value_counts()
+        .rename("n_cells")
+        .reset_index()
+    )
 
 
 @pytest.mark.mirror
@@ -178,8 +204,9 @@ def test_dbd_weights_are_the_metric_engines_weights():
 
     adata, _ = _papalexi()
     groups: dict = {}
-    cells = inputs.cell_samples(adata, ["THP-1"], lambda a: a.obs["cell_line"].astype(str).to_numpy(), groups,
-                                "non-targeting")
+    cells = inputs.cell_samples(
+        adata, ["THP-1"], lambda a: a.obs["cell_line"].astype(str).to_numpy(), groups, "non-targeting"
+    )
     ours = inputs.dbd_weights(cells, groups, "non-targeting")
     grouped = GroupedCells.from_labels(adata.X, adata.obs["perturbation"].astype(str).to_numpy(), "non-targeting")
     ctx = EvalContext(grouped, grouped, adata.var_names)

@@ -13,10 +13,13 @@ def _high_moi() -> ad.AnnData:
     rng = np.random.default_rng(0)
     labels = ["non-targeting"] * 20 + ["A"] * 10 + ["B"] * 10 + ["A+B"] * 5
     n_perts = [0] * 20 + [1] * 20 + [2] * 5
-    adata = ad.AnnData(np.log1p(rng.poisson(2.0, size=(len(labels), 6)).astype(float)),
-                       obs=pd.DataFrame({"perturbation": labels, "n_perturbations": n_perts},
-                                        index=[f"c{i}" for i in range(len(labels))]),
-                       var=pd.DataFrame(index=[f"g{j}" for j in range(6)]))
+    adata = ad.AnnData(
+        np.log1p(rng.poisson(2.0, size=(len(labels), 6)).astype(float)),
+        obs=pd.DataFrame(
+            {"perturbation": labels, "n_perturbations": n_perts}, index=[f"c{i}" for i in range(len(labels))]
+        ),
+        var=pd.DataFrame(index=[f"g{j}" for j in range(6)]),
+    )
     adata.uns["vcc"] = {"control_label": "non-targeting", "moi": "high", "dataset": "synthetic_high_moi"}
     return adata
 

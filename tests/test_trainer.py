@@ -25,9 +25,13 @@ def _data(seed=0, n=240, genes=30, n_perts=4):
     x = np.clip(1 + effects[pert] + rng.normal(0, 0.3, size=(n, genes)), 0, None).astype(np.float32)
     targets = np.zeros((n, n_perts), np.float32)
     targets[pert > 0, pert[pert > 0] - 1] = 1
-    return {"x": torch.from_numpy(x), "covariate": torch.zeros(n, dtype=torch.long),
-            "group": torch.from_numpy(pert.astype(np.int64)), "is_control": torch.from_numpy(pert == 0),
-            "targets": torch.from_numpy(targets)}
+    return {
+        "x": torch.from_numpy(x),
+        "covariate": torch.zeros(n, dtype=torch.long),
+        "group": torch.from_numpy(pert.astype(np.int64)),
+        "is_control": torch.from_numpy(pert == 0),
+        "targets": torch.from_numpy(targets),
+    }
 
 
 def _module(data, seed=0):
@@ -82,8 +86,9 @@ def test_resume_ends_with_the_weights_of_an_uninterrupted_run(tmp_path):
 
 def test_early_stopping_restores_the_best_weights():
     data = _data()
-    trainer = Trainer(TrainerConfig(device="cpu", progress=False, max_epochs=40, patience=2, learning_rate=0.05,
-                                    min_delta=10.0))  # no epoch improves by 10: stop after patience epochs
+    trainer = Trainer(
+        TrainerConfig(device="cpu", progress=False, max_epochs=40, patience=2, learning_rate=0.05, min_delta=10.0)
+    )  # no epoch improves by 10: stop after patience epochs
     trainer.seed_everything()
     net = _module(data)
     history = trainer.fit(net, data, _data(seed=1, n=80))

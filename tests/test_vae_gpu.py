@@ -15,8 +15,10 @@ from anndata import AnnData  # noqa: E402
 
 from vcclib.models import get_model  # noqa: E402
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none found)")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none found)"),
+]
 warnings.filterwarnings("ignore", category=UserWarning)
 
 
@@ -27,19 +29,41 @@ def _synthetic(seed=0, n_per=80, genes=40):
     effect["A"][:10], effect["B"][10:20] = 1.5, -1.0
     labels = ["ctrl"] * (3 * n_per) + ["A"] * n_per + ["B"] * n_per
     X = np.clip(1.5 + np.vstack([effect[p] for p in labels]) + rng.normal(0, 0.3, (len(labels), genes)), 0, None)
-    obs = pd.DataFrame({"perturbation": labels, "cell_line": "synthetic", "is_control": [p == "ctrl" for p in labels],
-                        "dataset": "synthetic", "perturbation_type": "CRISPRi"},
-                       index=[f"c{i}" for i in range(len(labels))])
+    obs = pd.DataFrame(
+        {
+            "perturbation": labels,
+            "cell_line": "synthetic",
+            "is_control": [p == "ctrl" for p in labels],
+            "dataset": "synthetic",
+            "perturbation_type": "CRISPRi",
+        },
+        index=[f"c{i}" for i in range(len(labels))],
+    )
     adata = AnnData(X.astype(np.float32), obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(genes)]))
-    adata.uns["vcc"] = {"control_label": "ctrl", "dataset": "synthetic", "x_scale": "log1p", "organism": "human",
-                        "normalisation": "synthetic log1p-like values"}
+    adata.uns["vcc"] = {
+        "control_label": "ctrl",
+        "dataset": "synthetic",
+        "x_scale": "log1p",
+        "organism": "human",
+        "normalisation": "synthetic log1p-like values",
+    }
     return adata, effect
 
 
 def test_cuda_training_uses_mixed_precision_and_recovers_the_shifts(tmp_path):
     adata, effect = _synthetic()
-    model = get_model("cvae", epochs=150, patience=30, seed=0, latent_dim=4, hidden_dim=32, batch_size=128,
-                      n_basal=32, progress=False, device="cuda").fit(adata)
+    model = get_model(
+        "cvae",
+        epochs=150,
+        patience=30,
+        seed=0,
+        latent_dim=4,
+        hidden_dim=32,
+        batch_size=128,
+        n_basal=32,
+        progress=False,
+        device="cuda",
+    ).fit(adata)
     history = model.history
     assert history["device"] == "cuda"
     expected = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"

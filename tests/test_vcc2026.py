@@ -59,8 +59,14 @@ def _assert_parity(ours, theirs, agg):
         compared += 1
     assert compared == 8  # five per-perturbation metrics and three expression components
     means = ours.agg.set_index("statistic").loc["mean"]
-    for name in ("pds_cosine", "expr_mse_unbiased_capped_norm", "de_wilcoxon_direction_fidelity_yield_raw",
-                 "de_wilcoxon_direction_reach_raw", "de_wilcoxon_sig_jaccard", "de_wilcoxon_lfc_nmae"):
+    for name in (
+        "pds_cosine",
+        "expr_mse_unbiased_capped_norm",
+        "de_wilcoxon_direction_fidelity_yield_raw",
+        "de_wilcoxon_direction_reach_raw",
+        "de_wilcoxon_sig_jaccard",
+        "de_wilcoxon_lfc_nmae",
+    ):
         assert np.isclose(means[name], agg[name], atol=ATOL, rtol=0, equal_nan=True), (name, means[name], agg[name])
 
 

@@ -113,9 +113,7 @@ def shared_mirror() -> Path | None:
 def mirror_dirs() -> list[Path]:
     """Local mirror directories, in search order: ``VCC_DATA_MIRROR`` entries, then ``../shared/data``."""
     dirs = [
-        Path(entry.strip()).expanduser()
-        for entry in os.environ.get("VCC_DATA_MIRROR", "").split(":")
-        if entry.strip()
+        Path(entry.strip()).expanduser() for entry in os.environ.get("VCC_DATA_MIRROR", "").split(":") if entry.strip()
     ]
     shared = shared_mirror()
     if shared is not None and shared not in dirs:
@@ -204,7 +202,5 @@ def settings(*, resolve_device: bool = True) -> list[Setting]:
                 "default (each chapter's and model's `device` parameter overrides it)",
             )
         )
-    found.append(
-        Setting("debug", "on" if _from_env("VCC_DEBUG") not in (None, "0") else "off", _source("VCC_DEBUG"))
-    )
+    found.append(Setting("debug", "on" if _from_env("VCC_DEBUG") not in (None, "0") else "off", _source("VCC_DEBUG")))
     return found

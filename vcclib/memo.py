@@ -34,8 +34,22 @@ import pandas as pd
 from vcclib import config
 
 #: distributions whose versions enter every key
-LIBRARIES = ("numpy", "scipy", "pandas", "scikit-learn", "anndata", "scanpy", "pertpy", "arboreto", "regdiffusion",
-             "torch", "statsmodels", "numba", "sentence-transformers", "transformers")
+LIBRARIES = (
+    "numpy",
+    "scipy",
+    "pandas",
+    "scikit-learn",
+    "anndata",
+    "scanpy",
+    "pertpy",
+    "arboreto",
+    "regdiffusion",
+    "torch",
+    "statsmodels",
+    "numba",
+    "sentence-transformers",
+    "transformers",
+)
 ENV_OFF = "VCC_NO_MEMO"
 
 

@@ -19,16 +19,36 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 COLOURS = {
-    "effect": "#4c72b0", "null": "#c44e52", "control": "#dd8452", "neutral": "#8c8c8c",
-    "mirror": "#4c72b0", "cache": "#55a868", "download": "#c7c7c7",
-    "separates": "#4c72b0", "rewards_mean": "#c44e52", "undecided": "#8c8c8c",
+    "effect": "#4c72b0",
+    "null": "#c44e52",
+    "control": "#dd8452",
+    "neutral": "#8c8c8c",
+    "mirror": "#4c72b0",
+    "cache": "#55a868",
+    "download": "#c7c7c7",
+    "separates": "#4c72b0",
+    "rewards_mean": "#c44e52",
+    "undecided": "#8c8c8c",
 }
 STYLE = {
-    "figure.facecolor": "white", "axes.facecolor": "white", "axes.spines.top": False, "axes.spines.right": False,
-    "axes.grid": True, "axes.grid.axis": "x", "grid.color": "#e5e5e5", "grid.linewidth": 0.6,
-    "axes.titlesize": 11, "axes.titleweight": "bold", "axes.labelsize": 9, "xtick.labelsize": 8,
-    "ytick.labelsize": 8, "legend.fontsize": 8, "legend.frameon": False, "font.family": "DejaVu Sans",
-    "savefig.dpi": 120, "savefig.bbox": "tight",
+    "figure.facecolor": "white",
+    "axes.facecolor": "white",
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "axes.grid.axis": "x",
+    "grid.color": "#e5e5e5",
+    "grid.linewidth": 0.6,
+    "axes.titlesize": 11,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 9,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 8,
+    "legend.frameon": False,
+    "font.family": "DejaVu Sans",
+    "savefig.dpi": 120,
+    "savefig.bbox": "tight",
 }
 
 
@@ -53,8 +73,9 @@ def availability_bars(counts: pd.DataFrame) -> Figure:
         fig, ax = figure(7, 0.3 * len(counts) + 1.5)
         left = np.zeros(len(counts))
         for column in counts.columns:
-            ax.barh(counts.index, counts[column], left=left, color=COLOURS.get(column, COLOURS["neutral"]),
-                    label=column)
+            ax.barh(
+                counts.index, counts[column], left=left, color=COLOURS.get(column, COLOURS["neutral"]), label=column
+            )
             left += counts[column].to_numpy()
         ax.set_xlabel("datasets")
         ax.legend(title="availability", loc="lower right")
@@ -70,8 +91,15 @@ def overlap_heatmap(overlaps: pd.DataFrame) -> Figure:
     with house_style():
         fig, ax = figure(1.0 + 0.7 * n, 0.6 + 0.6 * n)
         values = np.log10(overlaps + 1) if n else overlaps
-        sns.heatmap(values, annot=overlaps, fmt="d", cmap="Blues", annot_kws={"fontsize": 7},
-                    cbar_kws={"label": "log10(shared genes + 1)"}, ax=ax)
+        sns.heatmap(
+            values,
+            annot=overlaps,
+            fmt="d",
+            cmap="Blues",
+            annot_kws={"fontsize": 7},
+            cbar_kws={"label": "log10(shared genes + 1)"},
+            ax=ax,
+        )
         ax.grid(False)
         ax.set_title("Perturbed genes shared between datasets")
     return fig
@@ -91,8 +119,9 @@ def cells_per_perturbation_bars(cells: pd.DataFrame, control_label: str, title: 
     return fig
 
 
-def effect_scatter(effects: pd.DataFrame, title: str, alpha: float = 0.05, null_call: str = "no detectable effect"
-                   ) -> Figure:
+def effect_scatter(
+    effects: pd.DataFrame, title: str, alpha: float = 0.05, null_call: str = "no detectable effect"
+) -> Figure:
     """E-distance to control vs number of DE genes, one point per perturbation; null calls named in the legend.
 
     The dashed line is the E-distance between two halves of the control subsample (``attrs``), a noise floor.
@@ -101,16 +130,24 @@ def effect_scatter(effects: pd.DataFrame, title: str, alpha: float = 0.05, null_
     with house_style():
         fig, ax = figure(8, 5.5)
         null_label = f"no detectable effect ({null.sum()}): " + ", ".join(effects.index[null])
-        for mask, colour, label in ((~null, COLOURS["effect"], f"effect ({(~null).sum()})"),
-                                    (null, COLOURS["null"], null_label)):
-            ax.scatter(effects.loc[mask, "edistance"], effects.loc[mask, "n_de_genes"], c=colour, label=label, s=30,
-                       alpha=0.8)
+        for mask, colour, label in (
+            (~null, COLOURS["effect"], f"effect ({(~null).sum()})"),
+            (null, COLOURS["null"], null_label),
+        ):
+            ax.scatter(
+                effects.loc[mask, "edistance"], effects.loc[mask, "n_de_genes"], c=colour, label=label, s=30, alpha=0.8
+            )
         for name, row in effects[~null].iterrows():
-            ax.annotate(name, (row["edistance"], row["n_de_genes"]), fontsize=7, xytext=(3, 2),
-                        textcoords="offset points")
+            ax.annotate(
+                name, (row["edistance"], row["n_de_genes"]), fontsize=7, xytext=(3, 2), textcoords="offset points"
+            )
         half = effects.attrs["n_control_cells_etest"] // 2
-        ax.axvline(effects.attrs["control_split_edistance"], ls="--", c=COLOURS["neutral"],
-                   label=f"control vs control ({half} vs {half} cells)")
+        ax.axvline(
+            effects.attrs["control_split_edistance"],
+            ls="--",
+            c=COLOURS["neutral"],
+            label=f"control vs control ({half} vs {half} cells)",
+        )
         ax.set_ylim(-0.3, max(2.0, effects["n_de_genes"].max()) * 1.5)
         ax.set_xscale("log")
         ax.set_yscale("symlog", linthresh=1)
@@ -122,8 +159,9 @@ def effect_scatter(effects: pd.DataFrame, title: str, alpha: float = 0.05, null_
     return fig
 
 
-def target_fold_change_bars(own: pd.DataFrame, alpha: float, title: str,
-                            null_call: str = "no detectable effect") -> Figure:
+def target_fold_change_bars(
+    own: pd.DataFrame, alpha: float, title: str, null_call: str = "no detectable effect"
+) -> Figure:
     """Each measured target's own log2 fold change (bars coloured by call; ``*`` marks FDR < ``alpha``)."""
     with house_style():
         fig, ax = figure(7, 0.3 * len(own) + 1.5)
@@ -171,8 +209,11 @@ def placement_heatmap(matrix: pd.DataFrame, low: float = -1.0, high: float = 1.5
 
 def win_rate_bars(pooled: pd.DataFrame, separating: float = 0.8) -> Figure:
     """Per metric, the share of perturbations where the ceiling beats the mean baseline."""
-    colours = np.where(pooled["separates"], COLOURS["separates"],
-                       np.where(pooled["rewards_mean"], COLOURS["rewards_mean"], COLOURS["undecided"]))
+    colours = np.where(
+        pooled["separates"],
+        COLOURS["separates"],
+        np.where(pooled["rewards_mean"], COLOURS["rewards_mean"], COLOURS["undecided"]),
+    )
     with house_style():
         fig, ax = figure(6, 0.22 * len(pooled) + 1)
         ax.barh(pooled["metric"], pooled["win_rate"], color=colours)
@@ -214,8 +255,13 @@ def calibration_qq(qq: pd.DataFrame, title: str) -> Figure:
 
 def call_bars(shares: pd.DataFrame, title: str) -> Figure:
     """Share of each call per group (columns group, call, share, low, high), with 95% intervals."""
-    colours = {"no effect": COLOURS["null"], "effect": COLOURS["effect"], "effect, dying-cell readout": "#8172b2",
-               "failed knockdown": COLOURS["neutral"], "too few cells": "#c7c7c7"}
+    colours = {
+        "no effect": COLOURS["null"],
+        "effect": COLOURS["effect"],
+        "effect, dying-cell readout": "#8172b2",
+        "failed knockdown": COLOURS["neutral"],
+        "too few cells": "#c7c7c7",
+    }
     with house_style():
         groups = list(dict.fromkeys(shares["group"]))
         fig, ax = figure(8, 0.5 * len(groups) * 2 + 1.5)
@@ -224,8 +270,15 @@ def call_bars(shares: pd.DataFrame, title: str) -> Figure:
         for j, call in enumerate(calls):
             part = shares[shares["call"] == call].set_index("group").reindex(groups)
             y = np.arange(len(groups)) + j * height
-            ax.barh(y, part["share"], height=height, color=colours.get(call, COLOURS["neutral"]), label=call,
-                    xerr=[part["share"] - part["low"], part["high"] - part["share"]], error_kw={"lw": 0.6})
+            ax.barh(
+                y,
+                part["share"],
+                height=height,
+                color=colours.get(call, COLOURS["neutral"]),
+                label=call,
+                xerr=[part["share"] - part["low"], part["high"] - part["share"]],
+                error_kw={"lw": 0.6},
+            )
         ax.set_yticks(np.arange(len(groups)) + 0.4 - height / 2, groups)
         ax.set_xlabel("share of perturbations (95% Wilson interval)")
         ax.set_title(title)

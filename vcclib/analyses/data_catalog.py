@@ -80,14 +80,25 @@ def cells_per_perturbation(adata) -> pd.DataFrame:
 
 def shared_targets(focus_genes: set[str], gene_sets: dict[str, set[str]], focus: str, shown: int = 15) -> pd.DataFrame:
     """For every other dataset: how many of the focus dataset's targets it also perturbs (and the first ``shown``)."""
-    rows = [{"dataset": other, "shared": len(focus_genes & genes), "genes": ", ".join(sorted(focus_genes & genes)[:shown])}
-            for other, genes in gene_sets.items() if other != focus]
-    return pd.DataFrame(rows, columns=["dataset", "shared", "genes"]).sort_values("shared", ascending=False,
-                                                                                  kind="stable")
+    rows = [
+        {"dataset": other, "shared": len(focus_genes & genes), "genes": ", ".join(sorted(focus_genes & genes)[:shown])}
+        for other, genes in gene_sets.items()
+        if other != focus
+    ]
+    return pd.DataFrame(rows, columns=["dataset", "shared", "genes"]).sort_values(
+        "shared", ascending=False, kind="stable"
+    )
 
 
-def chapter_records(catalog: pd.DataFrame, gene_sets: dict[str, set[str]], pairs: pd.DataFrame, focus,
-                    focus_genes: set[str], shared: pd.DataFrame, device: str = "") -> dict:
+def chapter_records(
+    catalog: pd.DataFrame,
+    gene_sets: dict[str, set[str]],
+    pairs: pd.DataFrame,
+    focus,
+    focus_genes: set[str],
+    shared: pd.DataFrame,
+    device: str = "",
+) -> dict:
     """The numbers the chapter's conclusions quote (JSON-serialisable).
 
     Parameters
@@ -109,26 +120,41 @@ def chapter_records(catalog: pd.DataFrame, gene_sets: dict[str, set[str]], pairs
     cells = cells_per_perturbation(focus)
     perturbed_cells = cells.loc[cells["perturbation"] != meta["control_label"], "n_cells"]
     return {
-        "n_datasets": int(len(catalog)), "n_embedded": int(len(embedded)),
+        "n_datasets": int(len(catalog)),
+        "n_embedded": int(len(embedded)),
         "embedded_mb": float(embedded["size_mb"].sum()),
-        "n_download": int(len(download)), "download_gb": float(download["size_mb"].sum() / 1000),
+        "n_download": int(len(download)),
+        "download_gb": float(download["size_mb"].sum() / 1000),
         "n_with_perturbed_genes": len(gene_sets),
-        "genome_wide_threshold": GENOME_WIDE, "genome_wide": genome_wide_datasets(gene_sets),
+        "genome_wide_threshold": GENOME_WIDE,
+        "genome_wide": genome_wide_datasets(gene_sets),
         "n_focused_pairs": int(len(focused)),
         "n_focused_pairs_few_shared": int((focused["shared"] < FEW_SHARED).sum()) if len(focused) else 0,
         "few_shared": FEW_SHARED,
-        "largest_overlap": None if top is None else {
-            "dataset_a": str(top["dataset_a"]), "dataset_b": str(top["dataset_b"]), "shared": int(top["shared"]),
-            "jaccard": float(top["jaccard"])},
-        "focus": {"dataset": meta["dataset"], "n_cells": int(focus.n_obs), "n_genes": int(focus.n_vars),
-                  "n_perturbations": int(focus.obs["perturbation"].nunique() - 1),
-                  "n_control": int(focus.obs["is_control"].sum()),
-                  "median_cells_per_perturbation": int(perturbed_cells.median()) if len(perturbed_cells) else 0,
-                  "n_targets": len(focus_genes), "x_scale": meta.get("x_scale", ""),
-                  "normalisation": meta.get("normalisation", ""), "control_label": meta["control_label"],
-                  "shared_with": [{"dataset": d, "shared": int(n)} for d, n in zip(shared["dataset"].head(6),
-                                                                                    shared["shared"].head(6),
-                                                                                    strict=True)]},
+        "largest_overlap": None
+        if top is None
+        else {
+            "dataset_a": str(top["dataset_a"]),
+            "dataset_b": str(top["dataset_b"]),
+            "shared": int(top["shared"]),
+            "jaccard": float(top["jaccard"]),
+        },
+        "focus": {
+            "dataset": meta["dataset"],
+            "n_cells": int(focus.n_obs),
+            "n_genes": int(focus.n_vars),
+            "n_perturbations": int(focus.obs["perturbation"].nunique() - 1),
+            "n_control": int(focus.obs["is_control"].sum()),
+            "median_cells_per_perturbation": int(perturbed_cells.median()) if len(perturbed_cells) else 0,
+            "n_targets": len(focus_genes),
+            "x_scale": meta.get("x_scale", ""),
+            "normalisation": meta.get("normalisation", ""),
+            "control_label": meta["control_label"],
+            "shared_with": [
+                {"dataset": d, "shared": int(n)}
+                for d, n in zip(shared["dataset"].head(6), shared["shared"].head(6), strict=True)
+            ],
+        },
         "device": device,
     }
 
@@ -139,14 +165,20 @@ def conclusions(records: dict) -> Takeaways:
     top = r["largest_overlap"]
     if top is not None and top["shared"] > 0:
         others = r["n_focused_pairs"] - 1
-        overlap = (f"Between the focused datasets the largest overlap is `{top['dataset_a']}` and `{top['dataset_b']}`:"
-                   f" {plural(top['shared'], 'shared perturbed gene')} (Jaccard {number(top['jaccard'])}); "
-                   f"{min(r['n_focused_pairs_few_shared'], others)} of the other {others} focused pairs share fewer "
-                   f"than {r['few_shared']}.")
+        overlap = (
+            f"Between the focused datasets the largest overlap is `{top['dataset_a']}` and `{top['dataset_b']}`:"
+            f" {plural(top['shared'], 'shared perturbed gene')} (Jaccard {number(top['jaccard'])}); "
+            f"{min(r['n_focused_pairs_few_shared'], others)} of the other {others} focused pairs share fewer "
+            f"than {r['few_shared']}."
+        )
     else:
         overlap = "No two focused datasets share a perturbed gene."
-    genome_wide = (f"Genome-wide libraries (≥ {r['genome_wide_threshold']:,} perturbed genes: "
-                   f"{names(r['genome_wide'])}) cover nearly every target of the others. " if r["genome_wide"] else "")
+    genome_wide = (
+        f"Genome-wide libraries (≥ {r['genome_wide_threshold']:,} perturbed genes: "
+        f"{names(r['genome_wide'])}) cover nearly every target of the others. "
+        if r["genome_wide"]
+        else ""
+    )
     coverage = names(f"{s['dataset']} {s['shared']}" for s in f["shared_with"])
     points = [
         f"The catalog holds **{r['n_datasets']} datasets**: **{r['n_embedded']} embedded** "
@@ -156,10 +188,14 @@ def conclusions(records: dict) -> Takeaways:
         f"{genome_wide}{overlap}",
         f"The focus dataset `{f['dataset']}` has {f['n_cells']:,} cells over {plural(f['n_perturbations'], 'perturbation')}"
         f" and {f['n_control']:,} control cells; the median perturbation has {f['median_cells_per_perturbation']:,} "
-        f"cells. " + (f"Of its {plural(f['n_targets'], 'target gene')}, other datasets perturb: {coverage}. "
-                      "Cross-modality questions about these targets (fitness, imaging, L1000) are answerable only "
-                      "for the genes counted here." if f["n_targets"] else
-                      "It perturbs no gene (not a genetic screen), so no target overlap applies."),
+        f"cells. "
+        + (
+            f"Of its {plural(f['n_targets'], 'target gene')}, other datasets perturb: {coverage}. "
+            "Cross-modality questions about these targets (fitness, imaging, L1000) are answerable only "
+            "for the genes counted here."
+            if f["n_targets"]
+            else "It perturbs no gene (not a genetic screen), so no target overlap applies."
+        ),
     ]
     return Takeaways(points, conventions=conventions(records))
 
@@ -167,9 +203,11 @@ def conclusions(records: dict) -> Takeaways:
 def conventions(records: dict) -> list[str]:
     """The conventions the chapter's numbers depend on."""
     f = records["focus"]
-    lines = ["perturbed genes are the catalog's `perturbed_gene` labels of genetic perturbations only",
-             f"focus dataset: {f['n_cells']:,} cells × {f['n_genes']:,} genes, X = {f['x_scale']} "
-             f"({f['normalisation']}), control label `{f['control_label']}`"]
+    lines = [
+        "perturbed genes are the catalog's `perturbed_gene` labels of genetic perturbations only",
+        f"focus dataset: {f['n_cells']:,} cells × {f['n_genes']:,} genes, X = {f['x_scale']} "
+        f"({f['normalisation']}), control label `{f['control_label']}`",
+    ]
     return lines + ([records["device"]] if records.get("device") else [])
 
 

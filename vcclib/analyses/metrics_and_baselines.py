@@ -62,15 +62,27 @@ def baseline_catalogue() -> pd.DataFrame:
 
 def task_table(tasks: list[Task]) -> pd.DataFrame:
     """One row per task: label, dataset, loader options, split, split parameters, halving."""
-    return pd.DataFrame([{"task": t.label, "dataset": t.dataset, "options": str(t.options), "split": t.split,
-                          "split_params": str(t.split_params), "halves": t.halves} for t in tasks])
+    return pd.DataFrame(
+        [
+            {
+                "task": t.label,
+                "dataset": t.dataset,
+                "options": str(t.options),
+                "split": t.split,
+                "split_params": str(t.split_params),
+                "halves": t.halves,
+            }
+            for t in tasks
+        ]
+    )
 
 
 def systematic_variation_table(tasks: list[Task], task_data: dict, seed: int = 0) -> pd.DataFrame:
     """Systema's systematic variation per perturbation, once per dataset (all cells, no subsampling)."""
     frames = []
-    for ds, options in dict.fromkeys((t.dataset, tuple(sorted(t.options.items()))) for t in tasks
-                                     if t.halves == "random"):
+    for ds, options in dict.fromkeys(
+        (t.dataset, tuple(sorted(t.options.items()))) for t in tasks if t.halves == "random"
+    ):
         data = task_data.get(USER_TASK) if ds == "user_h5ad" else None
         if data is None:
             data = load_task_data(Task(ds, "unseen_perturbation", dict(options)), 0, seed)
@@ -80,8 +92,15 @@ def systematic_variation_table(tasks: list[Task], task_data: dict, seed: int = 0
     return pd.concat(frames, ignore_index=True)
 
 
-def run_tasks(tasks: list[Task], task_data: dict, *, baselines=None, seed: int = 0, profile: str = "full",
-              max_cells_per_perturbation: int = 100) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+def run_tasks(
+    tasks: list[Task],
+    task_data: dict,
+    *,
+    baselines=None,
+    seed: int = 0,
+    profile: str = "full",
+    max_cells_per_perturbation: int = 100,
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """Every baseline on every task.
 
     Returns
@@ -99,10 +118,17 @@ def run_tasks(tasks: list[Task], task_data: dict, *, baselines=None, seed: int =
         table, messages = _scored_task(task, data, baselines=baselines, seed=seed, profile=profile)
         frames.append(table)
         skipped += messages
-        timings.append({"task": task.label, "cells": data.n_obs, "genes": data.n_vars,
-                        "seconds": round(time.perf_counter() - tick, 1)})
-    settings = pd.DataFrame(timings).assign(max_cells_per_perturbation=max_cells_per_perturbation, seed=seed,
-                                            profile=profile)
+        timings.append(
+            {
+                "task": task.label,
+                "cells": data.n_obs,
+                "genes": data.n_vars,
+                "seconds": round(time.perf_counter() - tick, 1),
+            }
+        )
+    settings = pd.DataFrame(timings).assign(
+        max_cells_per_perturbation=max_cells_per_perturbation, seed=seed, profile=profile
+    )
     return pd.concat(frames, ignore_index=True), settings, skipped
 
 
@@ -127,8 +153,9 @@ def _scored_task(task: Task, data, *, baselines, seed: int, profile: str) -> tup
 
 def key_scores(placed: pd.DataFrame, scores: pd.DataFrame, metrics=KEY_METRICS) -> pd.DataFrame:
     """Mean score per task and baseline on the key metrics, with each baseline's share of fallback predictions."""
-    key = placed[placed["metric"].isin(metrics)].pivot_table(index=["task", "baseline"], columns="metric",
-                                                             values="score")
+    key = placed[placed["metric"].isin(metrics)].pivot_table(
+        index=["task", "baseline"], columns="metric", values="score"
+    )
     fallback = scores.groupby(["task", "baseline"])["fallback"].mean().rename("fallback_share")
     return key.join(fallback).round(3)
 
@@ -140,8 +167,9 @@ def separation_tables(scores: pd.DataFrame, placed: pd.DataFrame) -> tuple[pd.Da
     technical duplicate.
     """
     anchors = placed.drop_duplicates("task")[["task", "max_anchor"]].itertuples(index=False)
-    by_task = pd.concat([separation(scores[scores["task"] == t], max_anchor=a).assign(task=t) for t, a in anchors],
-                        ignore_index=True)
+    by_task = pd.concat(
+        [separation(scores[scores["task"] == t], max_anchor=a).assign(task=t) for t, a in anchors], ignore_index=True
+    )
     pooled = separation(scores.assign(baseline=scores["baseline"].replace({"replicate": MAX_ANCHOR})))
     return pooled, by_task
 
@@ -151,17 +179,34 @@ def fallback_by_baseline(scores: pd.DataFrame) -> dict[str, float]:
     return {str(b): float(v) for b, v in scores.groupby("baseline")["fallback"].mean().items()}
 
 
-def chapter_records(headline: dict, *, max_cells_per_perturbation: int, seed: int, seconds: float,
-                    skipped: list[str], fallback: dict[str, float], skipped_runs: list[str] = (),
-                    device: str = "") -> dict:
+def chapter_records(
+    headline: dict,
+    *,
+    max_cells_per_perturbation: int,
+    seed: int,
+    seconds: float,
+    skipped: list[str],
+    fallback: dict[str, float],
+    skipped_runs: list[str] = (),
+    device: str = "",
+) -> dict:
     """The chapter's record: :func:`vcclib.models.benchmark.headline` plus the run's settings.
 
     ``skipped`` names the baselines not available here (optional packages), ``skipped_runs`` the (task,
     baseline) runs that could not be scored.
     """
-    return {**headline, "max_cells_per_perturbation": int(max_cells_per_perturbation), "seed": int(seed),
-            "seconds": float(seconds), "skipped_baselines": list(skipped), "skipped_runs": list(skipped_runs),
-            "fallback_by_baseline": fallback, "min_anchor": MIN_ANCHOR, "max_anchor": MAX_ANCHOR, "device": device}
+    return {
+        **headline,
+        "max_cells_per_perturbation": int(max_cells_per_perturbation),
+        "seed": int(seed),
+        "seconds": float(seconds),
+        "skipped_baselines": list(skipped),
+        "skipped_runs": list(skipped_runs),
+        "fallback_by_baseline": fallback,
+        "min_anchor": MIN_ANCHOR,
+        "max_anchor": MAX_ANCHOR,
+        "device": device,
+    }
 
 
 def _rate(value) -> str:
@@ -172,31 +217,44 @@ def conclusions(records: dict) -> Takeaways:
     """The chapter's answer, every number formatted from ``records`` (:func:`chapter_records`)."""
     r = records
     wr = r["win_rate"]
-    sv = "; ".join(f"{d}: median cosine {number(v['cosine'])}, median share explained {number(v['share_explained'])}"
-                   f" (n = {v['n']})" for d, v in r["systematic_variation"].items())
+    sv = "; ".join(
+        f"{d}: median cosine {number(v['cosine'])}, median share explained {number(v['share_explained'])}"
+        f" (n = {v['n']})"
+        for d, v in r["systematic_variation"].items()
+    )
     anchors_pd = r["anchors_by_task"].get("pearson_delta", {})
-    ordered = "; ".join(f"{t}: mean baseline {number(v['min'])} vs ceiling {number(v['max'])}"
-                        for t, v in anchors_pd.items())
+    ordered = "; ".join(
+        f"{t}: mean baseline {number(v['min'])} vs ceiling {number(v['max'])}" for t, v in anchors_pd.items()
+    )
     not_ordered = [t for t, v in anchors_pd.items() if not v["ordered"]]
-    best = "; ".join(f"{t}: {v['baseline']} (PearsonΔ {number(v['score'])}, placement {number(v['placement'])})"
-                     for t, v in r["best_min"].get("pearson_delta", {}).items())
+    best = "; ".join(
+        f"{t}: {v['baseline']} (PearsonΔ {number(v['score'])}, placement {number(v['placement'])})"
+        for t, v in r["best_min"].get("pearson_delta", {}).items()
+    )
     beats = pd.DataFrame(r["min_beats_max"])
     if beats.empty:
         beats_text = "no MIN baseline reaches the ceiling on any metric where the ceiling beats the mean baseline"
     else:
         top = names(beats["metric"].value_counts().index[:4])
-        beats_text = (f"{len(beats)} (task, baseline, metric) triples where a MIN baseline reaches or passes the "
-                      f"ceiling (most on {top})")
+        beats_text = (
+            f"{len(beats)} (task, baseline, metric) triples where a MIN baseline reaches or passes the "
+            f"ceiling (most on {top})"
+        )
     learned = r["share_learned_beating_mean"]
     unordered = ", ".join(f"{t} {share(v)}" for t, v in r["unordered_by_task"].items())
     mae = wr.get("mae")
-    collapse = (" A half-sample of real cells is then no closer to the truth than the mean of the training "
-                "perturbations: the mode-collapse critique in numbers." if mae is not None and np.isfinite(mae)
-                and mae <= 0.5 else "")
+    collapse = (
+        " A half-sample of real cells is then no closer to the truth than the mean of the training "
+        "perturbations: the mode-collapse critique in numbers."
+        if mae is not None and np.isfinite(mae) and mae <= 0.5
+        else ""
+    )
     if not_ordered:
-        task_note = (f"On {names(not_ordered)} the ceiling does not beat the mean baseline: with at most "
-                     f"{r['max_cells_per_perturbation']} cells per perturbation, halves of weak knockouts are "
-                     "noise-dominated, so no score can be placed between the anchors there.")
+        task_note = (
+            f"On {names(not_ordered)} the ceiling does not beat the mean baseline: with at most "
+            f"{r['max_cells_per_perturbation']} cells per perturbation, halves of weak knockouts are "
+            "noise-dominated, so no score can be placed between the anchors there."
+        )
     else:
         task_note = "The ceiling beats the mean on every task."
     points = [
@@ -237,8 +295,10 @@ def conventions(records: dict) -> list[str]:
 def skipped_note(records: dict) -> str:
     """Which baselines did not run (missing optional packages) and each baseline's fallback share."""
     fallback = ", ".join(f"{b} {share(v)}" for b, v in records["fallback_by_baseline"].items())
-    text = (f"Baselines not run here (missing optional packages): {names(records['skipped_baselines'])}. "
-            f"Fallback share per baseline (all tasks): {fallback}.")
+    text = (
+        f"Baselines not run here (missing optional packages): {names(records['skipped_baselines'])}. "
+        f"Fallback share per baseline (all tasks): {fallback}."
+    )
     if records.get("skipped_runs"):
         text += " Runs that could not be scored: " + "; ".join(records["skipped_runs"]) + "."
     return text

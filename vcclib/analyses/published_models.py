@@ -53,37 +53,90 @@ from vcclib.splits import make_split
 #: the references every published model is placed between (and the plain control baseline)
 REFERENCES = ("control_mean", MIN_ANCHOR, MAX_ANCHOR)
 #: split generator → the kind of question it asks
-TASK_KIND = {"unseen_perturbation": PredictionTask.UNSEEN_PERTURBATION,
-             "combo_seen_singles": PredictionTask.COMBINATION,
-             "covariate_transfer": PredictionTask.COVARIATE_TRANSFER}
+TASK_KIND = {
+    "unseen_perturbation": PredictionTask.UNSEEN_PERTURBATION,
+    "combo_seen_singles": PredictionTask.COMBINATION,
+    "covariate_transfer": PredictionTask.COVARIATE_TRANSFER,
+}
 #: the project's VAE, run beside the published models at the VAE chapter's settings (its compared model)
 PROJECT_VAE = "cvae_pseudobulk"
 #: metrics scored: cell-eval's ``vcc`` profile, then the VAE chapter's candidates (the trusted ones are chosen among
 #: them per run by :func:`trusted_metrics`)
 VCC_METRICS = tuple(PROFILES["vcc"])
-METRICS = tuple(dict.fromkeys([*VCC_METRICS, "pearson_delta", "mse", "systema_pearson_delta_pert", "dbd_wmse",
-                               "dbd_r2w_delta", "perturbench_cosine_rank", "gears_frac_correct_direction_all"]))
+METRICS = tuple(
+    dict.fromkeys(
+        [
+            *VCC_METRICS,
+            "pearson_delta",
+            "mse",
+            "systema_pearson_delta_pert",
+            "dbd_wmse",
+            "dbd_r2w_delta",
+            "perturbench_cosine_rank",
+            "gears_frac_correct_direction_all",
+        ]
+    )
+)
 #: the metric the published claims are checked on (each paper reports a correlation of predicted and real Δ)
 CLAIM_METRIC = "pearson_delta"
 #: the published claims the chapter checks: (model, task kind, metric, claim, citation key)
 CLAIMS = (
-    ("gears", PredictionTask.UNSEEN_PERTURBATION, "pearson_delta",
-     "GEARS predicts unseen single-gene perturbations better than the mean of the training perturbations",
-     "roohani2024_gears"),
-    ("gears", PredictionTask.COMBINATION, "pearson_delta",
-     "GEARS predicts combinations of seen genes better than the mean", "roohani2024_gears"),
-    ("biolord", PredictionTask.UNSEEN_PERTURBATION, "pearson_delta",
-     "biolord predicts unseen perturbations from their attributes better than the mean", "piran2024_biolord"),
-    ("scgen", PredictionTask.COVARIATE_TRANSFER, "pearson_delta",
-     "scGen transfers a perturbation to an unseen cell type/line better than the mean", "lotfollahi2019_scgen"),
-    ("state", PredictionTask.COVARIATE_TRANSFER, "discrimination_score_l1",
-     "STATE tells perturbations apart in a held-out cell context better than the mean", "adduri2025_state"),
-    ("cpa", PredictionTask.COMBINATION, "pearson_delta",
-     "CPA predicts unseen combinations of seen perturbations better than the mean", "lotfollahi2023_cpa"),
-    ("cellflow", PredictionTask.UNSEEN_PERTURBATION, "pearson_delta",
-     "CellFlow predicts unseen perturbations from their embeddings better than the mean", "klein2025_cellflow"),
-    ("scpram", PredictionTask.COVARIATE_TRANSFER, "pearson_delta",
-     "scPRAM transfers a perturbation response to an unseen cell type better than the mean", "jiang2024_scpram"),
+    (
+        "gears",
+        PredictionTask.UNSEEN_PERTURBATION,
+        "pearson_delta",
+        "GEARS predicts unseen single-gene perturbations better than the mean of the training perturbations",
+        "roohani2024_gears",
+    ),
+    (
+        "gears",
+        PredictionTask.COMBINATION,
+        "pearson_delta",
+        "GEARS predicts combinations of seen genes better than the mean",
+        "roohani2024_gears",
+    ),
+    (
+        "biolord",
+        PredictionTask.UNSEEN_PERTURBATION,
+        "pearson_delta",
+        "biolord predicts unseen perturbations from their attributes better than the mean",
+        "piran2024_biolord",
+    ),
+    (
+        "scgen",
+        PredictionTask.COVARIATE_TRANSFER,
+        "pearson_delta",
+        "scGen transfers a perturbation to an unseen cell type/line better than the mean",
+        "lotfollahi2019_scgen",
+    ),
+    (
+        "state",
+        PredictionTask.COVARIATE_TRANSFER,
+        "discrimination_score_l1",
+        "STATE tells perturbations apart in a held-out cell context better than the mean",
+        "adduri2025_state",
+    ),
+    (
+        "cpa",
+        PredictionTask.COMBINATION,
+        "pearson_delta",
+        "CPA predicts unseen combinations of seen perturbations better than the mean",
+        "lotfollahi2023_cpa",
+    ),
+    (
+        "cellflow",
+        PredictionTask.UNSEEN_PERTURBATION,
+        "pearson_delta",
+        "CellFlow predicts unseen perturbations from their embeddings better than the mean",
+        "klein2025_cellflow",
+    ),
+    (
+        "scpram",
+        PredictionTask.COVARIATE_TRANSFER,
+        "pearson_delta",
+        "scPRAM transfers a perturbation response to an unseen cell type better than the mean",
+        "jiang2024_scpram",
+    ),
 )
 
 
@@ -100,9 +153,18 @@ def model_catalogue() -> pd.DataFrame:
     for name in external_models():
         spec = MODELS.get(name)
         ready, command = install_state(name)
-        rows.append({"model": name, "tasks": ", ".join(t.value for t in spec.tasks), "installed": ready,
-                     "install": command, "licence": PACKAGES[name].licence, "source": spec.source,
-                     "homepage": PACKAGES[name].homepage, "description": spec.description})
+        rows.append(
+            {
+                "model": name,
+                "tasks": ", ".join(t.value for t in spec.tasks),
+                "installed": ready,
+                "install": command,
+                "licence": PACKAGES[name].licence,
+                "source": spec.source,
+                "homepage": PACKAGES[name].homepage,
+                "description": spec.description,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -122,8 +184,14 @@ def settings_table(models, overrides: dict) -> pd.DataFrame:
     for name in models:
         spec = MODELS.get(name)
         params = {**spec.params, **overrides.get(name, {})}
-        rows.append({"model": name, "params": ", ".join(f"{k}={v}" for k, v in params.items()
-                                                         if k not in ("graph_genes", "seed", "device"))})
+        rows.append(
+            {
+                "model": name,
+                "params": ", ".join(
+                    f"{k}={v}" for k, v in params.items() if k not in ("graph_genes", "seed", "device")
+                ),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -237,10 +305,16 @@ def run_one(name: str, task: Task, adata, split, *, seed: int, params: dict, dev
         prediction, real_out = predict_scored(model, adata, split, real, score_on="half", halves="random", seed=seed)
         predict_s = time.perf_counter() - tick
     control = str(adata.uns["vcc"]["control_label"])
-    scores = evaluate_by_covariate(prediction, real_out, split.covariate_column, control=control,
-                                   metrics=list(METRICS))
-    return {"prediction": prediction, "real": real_out, "scores": scores, "train_s": train_s,
-            "predict_s": predict_s, "peak_rss_mb": memory.peak_mb, "side": model.side.value}
+    scores = evaluate_by_covariate(prediction, real_out, split.covariate_column, control=control, metrics=list(METRICS))
+    return {
+        "prediction": prediction,
+        "real": real_out,
+        "scores": scores,
+        "train_s": train_s,
+        "predict_s": predict_s,
+        "peak_rss_mb": memory.peak_mb,
+        "side": model.side.value,
+    }
 
 
 def diversity(prediction, real, column: str | None, control: str) -> dict[str, float]:
@@ -251,6 +325,7 @@ def diversity(prediction, real, column: str | None, control: str) -> dict[str, f
     ``cosine_real``: mean pairwise cosine between the perturbations' Δ (1 = all the same direction).
     Δ = pseudobulk − control pseudobulk of the same covariate (log1p, all genes).
     """
+
     def deltas(adata):
         means = group_means(adata, column)
         out = []
@@ -271,12 +346,24 @@ def diversity(prediction, real, column: str | None, control: str) -> dict[str, f
         return float(sims[np.triu_indices(len(values), 1)].mean())
 
     spread_true = float(true.std(axis=0).mean())
-    return {"spread_ratio": float(pred.std(axis=0).mean()) / spread_true if spread_true > 0 else np.nan,
-            "cosine_pred": mean_cosine(pred), "cosine_real": mean_cosine(true), "n": int(len(true))}
+    return {
+        "spread_ratio": float(pred.std(axis=0).mean()) / spread_true if spread_true > 0 else np.nan,
+        "cosine_pred": mean_cosine(pred),
+        "cosine_real": mean_cosine(true),
+        "n": int(len(true)),
+    }
 
 
-def run_chapter(tasks: list[Task], *, models, seeds, max_cells_per_perturbation: int, model_params: dict,
-                device: str = "auto", vae: str | None = PROJECT_VAE) -> dict[str, pd.DataFrame]:
+def run_chapter(
+    tasks: list[Task],
+    *,
+    models,
+    seeds,
+    max_cells_per_perturbation: int,
+    model_params: dict,
+    device: str = "auto",
+    vae: str | None = PROJECT_VAE,
+) -> dict[str, pd.DataFrame]:
     """Every reference, the project's VAE (``vae``; None: without) and every published model on every task and seed.
 
     Returns a dict of tables: ``scores`` (long: task, seed, model, side, covariate, perturbation, metric,
@@ -303,13 +390,23 @@ def run_chapter(tasks: list[Task], *, models, seeds, max_cells_per_perturbation:
                     status.append({**row, "status": "not installed", "detail": f"run {install_state(name)[1]}"})
                     continue
                 if not quietly(available, [name], halves=None):
-                    status.append({**row, "status": "not installed", "detail": f"run pip install 'vcclib[{spec.extra}]'"})
+                    status.append(
+                        {**row, "status": "not installed", "detail": f"run pip install 'vcclib[{spec.extra}]'"}
+                    )
                     continue
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
-                        out = quietly(run_one, name, task, adata, split, seed=seed,
-                                      params=model_params.get(name, {}), device=device)
+                        out = quietly(
+                            run_one,
+                            name,
+                            task,
+                            adata,
+                            split,
+                            seed=seed,
+                            params=model_params.get(name, {}),
+                            device=device,
+                        )
                 except Exception as error:  # noqa: BLE001 - a package failure is reported, not raised
                     status.append({**row, "status": "failed", "detail": f"{type(error).__name__}: {error}"[:300]})
                     continue
@@ -322,16 +419,29 @@ def run_chapter(tasks: list[Task], *, models, seeds, max_cells_per_perturbation:
                 if learned:
                     from vcclib.device import resolve_device
 
-                    cost.append({"model": name, "task": task.label, "seed": seed, "train_s": round(out["train_s"], 2),
-                                 "predict_s": round(out["predict_s"], 2),
-                                 "peak_rss_mb": round(out["peak_rss_mb"], 1), "device": resolve_device(device).name,
-                                 "cells": int(adata.n_obs), "genes": int(adata.n_vars)})
+                    cost.append(
+                        {
+                            "model": name,
+                            "task": task.label,
+                            "seed": seed,
+                            "train_s": round(out["train_s"], 2),
+                            "predict_s": round(out["predict_s"], 2),
+                            "peak_rss_mb": round(out["peak_rss_mb"], 1),
+                            "device": resolve_device(device).name,
+                            "cells": int(adata.n_obs),
+                            "genes": int(adata.n_vars),
+                        }
+                    )
                 if name != MAX_ANCHOR:
                     div.append({**row, **diversity(out["prediction"], out["real"], split.covariate_column, control)})
     scores = pd.concat(frames, ignore_index=True)
     scores["value"] = pd.to_numeric(scores["value"], errors="coerce")
-    return {"scores": scores, "cost": pd.DataFrame(cost), "diversity": pd.DataFrame(div),
-            "status": pd.DataFrame(status)}
+    return {
+        "scores": scores,
+        "cost": pd.DataFrame(cost),
+        "diversity": pd.DataFrame(div),
+        "status": pd.DataFrame(status),
+    }
 
 
 def placements(scores: pd.DataFrame, n_boot: int = 200, seed: int = 0) -> pd.DataFrame:
@@ -358,11 +468,19 @@ def placements(scores: pd.DataFrame, n_boot: int = 200, seed: int = 0) -> pd.Dat
                 if hit.empty:
                     continue
                 finite = values[np.isfinite(values)]
-                rows.append({"task": task, "model": model, "variant": variant_of(model), "seed": int(run_seed),
-                             "metric": metric,
-                             "value": float(hit["score"].iloc[0]), "placement": float(hit["placement"].iloc[0]),
-                             "low": float(np.quantile(finite, 0.025)) if len(finite) else np.nan,
-                             "high": float(np.quantile(finite, 0.975)) if len(finite) else np.nan})
+                rows.append(
+                    {
+                        "task": task,
+                        "model": model,
+                        "variant": variant_of(model),
+                        "seed": int(run_seed),
+                        "metric": metric,
+                        "value": float(hit["score"].iloc[0]),
+                        "placement": float(hit["placement"].iloc[0]),
+                        "low": float(np.quantile(finite, 0.025)) if len(finite) else np.nan,
+                        "high": float(np.quantile(finite, 0.975)) if len(finite) else np.nan,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -388,9 +506,11 @@ def trusted_metrics(scores: pd.DataFrame) -> pd.DataFrame:
 
 def placement_summary(placed: pd.DataFrame) -> pd.DataFrame:
     """Per task, model and metric: mean placement over seeds, the lowest ``low`` and highest ``high``."""
-    return (placed.groupby(["task", "model", "metric"], sort=False)
-            .agg(placement=("placement", "mean"), low=("low", "min"), high=("high", "max"), seeds=("seed", "nunique"))
-            .reset_index())
+    return (
+        placed.groupby(["task", "model", "metric"], sort=False)
+        .agg(placement=("placement", "mean"), low=("low", "min"), high=("high", "max"), seeds=("seed", "nunique"))
+        .reset_index()
+    )
 
 
 def claims(summary: pd.DataFrame, status: pd.DataFrame) -> pd.DataFrame:
@@ -410,13 +530,35 @@ def claims(summary: pd.DataFrame, status: pd.DataFrame) -> pd.DataFrame:
             ran = status[(status["model"] == model) & (status["task"] == task)]
             if hit.empty:
                 verdict = ran["status"].iloc[0] if len(ran) else "not run"
-                rows.append({"model": model, "task": task, "claim": claim, "cite": cite, "metric": metric,
-                             "placement": np.nan, "low": np.nan, "high": np.nan, "verdict": verdict})
+                rows.append(
+                    {
+                        "model": model,
+                        "task": task,
+                        "claim": claim,
+                        "cite": cite,
+                        "metric": metric,
+                        "placement": np.nan,
+                        "low": np.nan,
+                        "high": np.nan,
+                        "verdict": verdict,
+                    }
+                )
                 continue
             p, lo, hi = (float(hit[c].iloc[0]) for c in ("placement", "low", "high"))
             verdict = "holds" if lo > 0 else ("does not hold" if hi < 0 else "undecided")
-            rows.append({"model": model, "task": task, "claim": claim, "cite": cite, "metric": metric,
-                         "placement": p, "low": lo, "high": hi, "verdict": verdict})
+            rows.append(
+                {
+                    "model": model,
+                    "task": task,
+                    "claim": claim,
+                    "cite": cite,
+                    "metric": metric,
+                    "placement": p,
+                    "low": lo,
+                    "high": hi,
+                    "verdict": verdict,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -425,10 +567,21 @@ def _kind_of(task_label: str) -> PredictionTask | None:
     return TASK_KIND.get(split)
 
 
-def chapter_records(summary: pd.DataFrame, claims_table: pd.DataFrame, cost: pd.DataFrame,
-                    div: pd.DataFrame, status: pd.DataFrame, *, trusted: pd.DataFrame, catalogue: pd.DataFrame,
-                    seeds, max_cells_per_perturbation: int, seconds: float, device: str,
-                    vae: str | None = PROJECT_VAE) -> dict:
+def chapter_records(
+    summary: pd.DataFrame,
+    claims_table: pd.DataFrame,
+    cost: pd.DataFrame,
+    div: pd.DataFrame,
+    status: pd.DataFrame,
+    *,
+    trusted: pd.DataFrame,
+    catalogue: pd.DataFrame,
+    seeds,
+    max_cells_per_perturbation: int,
+    seconds: float,
+    device: str,
+    vae: str | None = PROJECT_VAE,
+) -> dict:
     """The numbers the conclusions quote."""
     external = set(external_models())
     trusted_names = sorted(trusted.loc[trusted["trusted"], "metric"]) if len(trusted) else []
@@ -438,58 +591,91 @@ def chapter_records(summary: pd.DataFrame, claims_table: pd.DataFrame, cost: pd.
     best, versus_vae = {}, []
     for task, block in pd_rows[pd_rows["model"].isin(external)].groupby("task"):
         top = block.loc[block["placement"].idxmax()]
-        best[task] = {"model": top["model"], "placement": round(float(top["placement"]), 3),
-                      "low": round(float(top["low"]), 3), "high": round(float(top["high"]), 3)}
+        best[task] = {
+            "model": top["model"],
+            "placement": round(float(top["placement"]), 3),
+            "low": round(float(top["low"]), 3),
+            "high": round(float(top["high"]), 3),
+        }
     for (task, model), value in mean_trusted.items():
         if model not in external or (task, vae) not in mean_trusted.index:
             continue
-        versus_vae.append({"task": task, "model": model, "placement": round(float(value), 3),
-                           "vae": round(float(mean_trusted[(task, vae)]), 3)})
+        versus_vae.append(
+            {
+                "task": task,
+                "model": model,
+                "placement": round(float(value), 3),
+                "vae": round(float(mean_trusted[(task, vae)]), 3),
+            }
+        )
     learned = external | ({vae} if vae else set())
     ext_div = div[div["model"].isin(learned)].groupby("model")[["spread_ratio", "cosine_pred", "cosine_real"]].mean()
     ext_cost = cost.groupby("model")[["train_s", "predict_s", "peak_rss_mb"]].max() if len(cost) else pd.DataFrame()
     missing = status[status["status"] == "not installed"].drop_duplicates("model")
     vcc = trusted[trusted["in_vcc_profile"]] if len(trusted) else trusted
     return {
-        "seeds": [int(s) for s in seeds], "max_cells_per_perturbation": int(max_cells_per_perturbation),
-        "tasks": sorted(status["task"].unique()), "models": sorted(external & set(status["model"])),
+        "seeds": [int(s) for s in seeds],
+        "max_cells_per_perturbation": int(max_cells_per_perturbation),
+        "tasks": sorted(status["task"].unique()),
+        "models": sorted(external & set(status["model"])),
         "vae": vae,
         "ran": int((status["status"] == "ran").sum()),
         "trusted_metrics": trusted_names,
         "vcc_profile_win_rate": {str(r.metric): round(float(r.win_rate), 3) for r in vcc.itertuples()},
         "not_applicable": status.loc[status["status"] == "not applicable", ["task", "model"]]
-        .drop_duplicates().to_dict("records"),
-        "failed": status.loc[status["status"] == "failed", ["task", "model", "detail"]].drop_duplicates(["task", "model"])
+        .drop_duplicates()
+        .to_dict("records"),
+        "failed": status.loc[status["status"] == "failed", ["task", "model", "detail"]]
+        .drop_duplicates(["task", "model"])
         .to_dict("records"),
         "not_installed": dict(zip(missing["model"], missing["detail"])),
         "best_pearson_delta": best,
         "versus_vae": versus_vae,
-        "claims": claims_table[["model", "task", "cite", "verdict", "placement", "low", "high"]].round(3)
+        "claims": claims_table[["model", "task", "cite", "verdict", "placement", "low", "high"]]
+        .round(3)
         .to_dict("records"),
         "diversity": ext_div.round(3).to_dict("index"),
-        "reference_diversity": div[div["model"] == MIN_ANCHOR][["spread_ratio", "cosine_pred"]].mean().round(3).to_dict(),
+        "reference_diversity": div[div["model"] == MIN_ANCHOR][["spread_ratio", "cosine_pred"]]
+        .mean()
+        .round(3)
+        .to_dict(),
         "cost": ext_cost.round(1).to_dict("index"),
         "licences": dict(zip(catalogue["model"], catalogue["licence"])),
-        "seconds": float(seconds), "device": device,
+        "seconds": float(seconds),
+        "device": device,
     }
 
 
 def conclusions(records: dict) -> Takeaways:
     """The chapter's answer, every number formatted from ``records`` (:func:`chapter_records`)."""
     r = records
-    best = "; ".join(f"{t}: {v['model']} {number(v['placement'])} [{number(v['low'])}, {number(v['high'])}]"
-                     for t, v in r["best_pearson_delta"].items())
-    against = "; ".join(f"{v['model']} {number(v['placement'])} vs {number(v['vae'])} on {v['task']}"
-                        for v in r["versus_vae"])
+    best = "; ".join(
+        f"{t}: {v['model']} {number(v['placement'])} [{number(v['low'])}, {number(v['high'])}]"
+        for t, v in r["best_pearson_delta"].items()
+    )
+    against = "; ".join(
+        f"{v['model']} {number(v['placement'])} vs {number(v['vae'])} on {v['task']}" for v in r["versus_vae"]
+    )
     beats = sum(v["placement"] > v["vae"] for v in r["versus_vae"])
-    verdicts = "; ".join(f"{c['model']} on {c['task']}: {c['verdict']}"
-                         + (f" ({number(c['placement'])} [{number(c['low'])}, {number(c['high'])}])"
-                            if c["placement"] == c["placement"] else "") + f" {{cite:p}}`{c['cite']}`"
-                         for c in r["claims"])
-    collapse = "; ".join(f"{m}: spread {number(v['spread_ratio'])} of the real, cosine between effects "
-                         f"{number(v['cosine_pred'])} (real {number(v['cosine_real'])})" for m, v in r["diversity"].items())
-    cost = "; ".join(f"{m}: fit ≤ {number(v['train_s'], 1)} s, peak RSS ≤ {number(v['peak_rss_mb'], 0)} MB"
-                     for m, v in r["cost"].items())
+    verdicts = "; ".join(
+        f"{c['model']} on {c['task']}: {c['verdict']}"
+        + (
+            f" ({number(c['placement'])} [{number(c['low'])}, {number(c['high'])}])"
+            if c["placement"] == c["placement"]
+            else ""
+        )
+        + f" {{cite:p}}`{c['cite']}`"
+        for c in r["claims"]
+    )
+    collapse = "; ".join(
+        f"{m}: spread {number(v['spread_ratio'])} of the real, cosine between effects "
+        f"{number(v['cosine_pred'])} (real {number(v['cosine_real'])})"
+        for m, v in r["diversity"].items()
+    )
+    cost = "; ".join(
+        f"{m}: fit ≤ {number(v['train_s'], 1)} s, peak RSS ≤ {number(v['peak_rss_mb'], 0)} MB"
+        for m, v in r["cost"].items()
+    )
     na = ", ".join(f"{x['model']} on {x['task']}" for x in r["not_applicable"])
     failed = "; ".join(f"{x['model']} on {x['task']} ({x['detail'][:80]})" for x in r["failed"])
     missing = "; ".join(f"{m} ({detail})" for m, detail in r["not_installed"].items())
@@ -501,13 +687,13 @@ def conclusions(records: dict) -> Takeaways:
         f"**Best published model per task (PearsonΔ placement, 0 = mean baseline, 1 = technical duplicate; "
         f"bootstrap interval):** {best or 'n/a'}.",
         f"**Against the project's VAE (`{r['vae']}`), mean placement over the trusted metrics:** "
-        f"{beats} of {len(r['versus_vae'])} published runs place above it"
-        + (f" ({against})." if against else "."),
+        f"{beats} of {len(r['versus_vae'])} published runs place above it" + (f" ({against})." if against else "."),
         f"**Published claims here:** {verdicts or 'n/a'}.",
         f"**Mode collapse:** {collapse or 'n/a'}; the mean baseline predicts one effect for every perturbation "
         f"(spread {number(r['reference_diversity'].get('spread_ratio'))}).",
         f"**Cost on {r['device'] or 'this machine'}:** {cost or 'n/a'}. **Licences:** {licences or 'n/a'}.",
-        f"**Not applicable (not scored):** {na or 'none'}." + (f" **Failed:** {failed}." if failed else "")
+        f"**Not applicable (not scored):** {na or 'none'}."
+        + (f" **Failed:** {failed}." if failed else "")
         + (f" **Not installed:** {missing}." if missing else ""),
     ]
     return Takeaways(points, conventions=conventions(records))

@@ -52,9 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Perturbation response prediction: data, notebooks, book, evaluation, baselines.",
     )
     parser.add_argument("--version", action="version", version=f"vcc {__version__}")
-    parser.add_argument(
-        "--debug", action="store_true", help="print the traceback of a failure (or VCC_DEBUG=1)"
-    )
+    parser.add_argument("--debug", action="store_true", help="print the traceback of a failure (or VCC_DEBUG=1)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in SUBCOMMAND_MODULES:
         import_module(module_name).register(subparsers)

@@ -8,13 +8,9 @@ import argparse
 def register(subparsers) -> None:
     """Add ``vcc book``."""
     parser = subparsers.add_parser("book", help="run every chapter and build the book (HTML in _build/html)")
-    parser.add_argument(
-        "chapters", nargs="*", help="only these chapters (default: every chapter in _toc.yml)"
-    )
+    parser.add_argument("chapters", nargs="*", help="only these chapters (default: every chapter in _toc.yml)")
     parser.add_argument("--smoke", action="store_true", help="use each chapter's small smoke parameters")
-    parser.add_argument(
-        "--render-only", action="store_true", help="only render the executed notebooks in book/"
-    )
+    parser.add_argument("--render-only", action="store_true", help="only render the executed notebooks in book/")
     parser.set_defaults(func=run)
 
 

@@ -13,9 +13,7 @@ def register(subparsers) -> None:
         description="Print every setting with its value and its source (an environment variable or the default). "
         "Reading the settings creates nothing.",
     )
-    parser.add_argument(
-        "--no-device", action="store_true", help="do not resolve the device (skips importing torch)"
-    )
+    parser.add_argument("--no-device", action="store_true", help="do not resolve the device (skips importing torch)")
     parser.set_defaults(func=show)
 
 

@@ -41,9 +41,7 @@ def register(subparsers) -> None:
     reg.add_argument("dataset_ids", nargs="*", metavar="ID", help="default: every dataset with a local copy")
     reg.set_defaults(func=register_datasets)
 
-    query = data_sub.add_parser(
-        "query", help="registered datasets matching features, e.g. perturbed_gene=STAT1"
-    )
+    query = data_sub.add_parser("query", help="registered datasets matching features, e.g. perturbed_gene=STAT1")
     query.add_argument("conditions", nargs="*", metavar="FEATURE=VALUE")
     query.set_defaults(func=query_catalog)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
@@ -93,9 +91,7 @@ def show_info(args: argparse.Namespace) -> int:
     print("  files:")
     for data_file in manifest.files:
         local = local_copy(manifest.id, data_file)
-        print(
-            f"    {data_file.name}  {_human_size(data_file.size)}  sha256 {data_file.sha256 or '(none published)'}"
-        )
+        print(f"    {data_file.name}  {_human_size(data_file.size)}  sha256 {data_file.sha256 or '(none published)'}")
         print(f"      {data_file.url}")
         print(f"      local: {local or 'no'}")
     return 0

@@ -19,39 +19,75 @@ def register(subparsers) -> argparse.ArgumentParser:
         "eval",
         help="score a prediction against real data",
         description="Score a predicted AnnData against the real one; writes results.csv, agg_results.csv and "
-                    "the DE tables (parquet unless --de-format csv) under the output folder.",
+        "the DE tables (parquet unless --de-format csv) under the output folder.",
     )
-    p.add_argument("-ap", "--adata-pred", "--pred", dest="pred", required=True,
-                   help="predicted AnnData (.h5ad; log1p X, or raw counts for --profile vcc2026)")
+    p.add_argument(
+        "-ap",
+        "--adata-pred",
+        "--pred",
+        dest="pred",
+        required=True,
+        help="predicted AnnData (.h5ad; log1p X, or raw counts for --profile vcc2026)",
+    )
     p.add_argument("-ar", "--adata-real", "--real", dest="real", required=True, help="real AnnData (.h5ad)")
-    p.add_argument("--pert-col", default=None,
-                   help="obs column with perturbation labels (default: 'perturbation', else cell-eval's 'target')")
-    p.add_argument("--control-pert", "--control", dest="control", default=None,
-                   help="control label (default: real.uns['vcc']['control_label'], else 'non-targeting')")
+    p.add_argument(
+        "--pert-col",
+        default=None,
+        help="obs column with perturbation labels (default: 'perturbation', else cell-eval's 'target')",
+    )
+    p.add_argument(
+        "--control-pert",
+        "--control",
+        dest="control",
+        default=None,
+        help="control label (default: real.uns['vcc']['control_label'], else 'non-targeting')",
+    )
     p.add_argument("--celltype-col", default=None, help="score each value of this obs column separately")
     p.add_argument("--profile", default="vcc", choices=PROFILE_CHOICES, help="metric profile (default: vcc)")
     p.add_argument("--metrics", default=None, help="comma-separated metric names (instead of a profile)")
     p.add_argument("--skip-metrics", default=None, help="comma-separated metric names to leave out")
     p.add_argument("--baseline", default=None, help="baseline prediction (.h5ad) to score against (VCC 2025)")
-    p.add_argument("--score", action="store_true",
-                   help="vcc2026: score against the generic-response baseline and the replicate anchor")
-    p.add_argument("--de-convention", default="cell-eval", choices=["cell-eval", "vcc2025"],
-                   help="DE convention: cell-eval (BH per perturbation) or vcc2025 (BH across all rows)")
-    p.add_argument("--de-format", default="parquet", choices=["parquet", "csv"],
-                   help="format of real_de / pred_de (default: parquet)")
-    p.add_argument("--use-real-controls", action="store_true",
-                   help="replace the prediction's control cells by the real ones")
+    p.add_argument(
+        "--score",
+        action="store_true",
+        help="vcc2026: score against the generic-response baseline and the replicate anchor",
+    )
+    p.add_argument(
+        "--de-convention",
+        default="cell-eval",
+        choices=["cell-eval", "vcc2025"],
+        help="DE convention: cell-eval (BH per perturbation) or vcc2025 (BH across all rows)",
+    )
+    p.add_argument(
+        "--de-format",
+        default="parquet",
+        choices=["parquet", "csv"],
+        help="format of real_de / pred_de (default: parquet)",
+    )
+    p.add_argument(
+        "--use-real-controls", action="store_true", help="replace the prediction's control cells by the real ones"
+    )
     p.add_argument("--num-threads", type=int, default=None, help="threads for the DE kernel (default: all)")
     p.add_argument("--allow-discrete", action="store_true", help="accepted for cell-eval compatibility")
-    p.add_argument("--on-disk", "--backed", dest="on_disk", action="store_true",
-                   help="read the .h5ad files in chunks of cells (bounded memory; pseudobulk and DE metrics)")
-    p.add_argument("--chunk-cells", type=int, default=None,
-                   help="--on-disk: most cells held at once for the DE (default 200000)")
+    p.add_argument(
+        "--on-disk",
+        "--backed",
+        dest="on_disk",
+        action="store_true",
+        help="read the .h5ad files in chunks of cells (bounded memory; pseudobulk and DE metrics)",
+    )
+    p.add_argument(
+        "--chunk-cells", type=int, default=None, help="--on-disk: most cells held at once for the DE (default 200000)"
+    )
     p.add_argument("--dask", action="store_true", help="--on-disk: run the chunks on a dask LocalCluster")
-    p.add_argument("--scheduler-address", default=None,
-                   help="--on-disk: run the chunks on this dask scheduler (e.g. tcp://host:8786)")
-    p.add_argument("-o", "--output", "--outdir", dest="outdir", required=True,
-                   help="output folder (must not hold earlier results)")
+    p.add_argument(
+        "--scheduler-address",
+        default=None,
+        help="--on-disk: run the chunks on this dask scheduler (e.g. tcp://host:8786)",
+    )
+    p.add_argument(
+        "-o", "--output", "--outdir", dest="outdir", required=True, help="output folder (must not hold earlier results)"
+    )
     p.add_argument("--force", action="store_true", help="replace results already in the output folder")
     p.set_defaults(func=run)
     return p
@@ -122,17 +158,32 @@ def _evaluate(args):
     control = args.control
     if control is None and "control_label" not in meta.get("vcc", {}):
         control = "non-targeting"  # cell-eval's default
-    common = dict(perturbation_column=column, control_label=control, profile=args.profile,
-                  de_convention=args.de_convention, use_real_controls=args.use_real_controls,
-                  metrics=_metric_names(args), score=args.score, de_format=args.de_format)
+    common = dict(
+        perturbation_column=column,
+        control_label=control,
+        profile=args.profile,
+        de_convention=args.de_convention,
+        use_real_controls=args.use_real_controls,
+        metrics=_metric_names(args),
+        score=args.score,
+        de_format=args.de_format,
+    )
     if on_disk:
         if args.celltype_col:
             from vcclib.metrics.inputs import InputError
 
             raise InputError("--celltype-col is not available with --on-disk")
         scheduler = args.scheduler_address or ("local" if args.dask else None)
-        return evaluate(pred, real, outdir=args.outdir, on_disk=True, chunk_cells=args.chunk_cells,
-                        scheduler=scheduler, baseline=args.baseline, **common)
+        return evaluate(
+            pred,
+            real,
+            outdir=args.outdir,
+            on_disk=True,
+            chunk_cells=args.chunk_cells,
+            scheduler=scheduler,
+            baseline=args.baseline,
+            **common,
+        )
     if args.celltype_col:
         from vcclib.metrics.evaluate import evaluate_by_group
 

@@ -48,8 +48,12 @@ def register(subparsers) -> argparse.ArgumentParser:
     add_data_arguments(parser)
     add_split_arguments(parser)
     parser.add_argument("--save-split", default="", help="save the split used (CSV + JSON sidecar)")
-    parser.add_argument("--score-on", choices=("all", "half"), default="",
-                        help="real cells to predict: every held-out cell (MIN default) or half B (MAX default)")
+    parser.add_argument(
+        "--score-on",
+        choices=("all", "half"),
+        default="",
+        help="real cells to predict: every held-out cell (MIN default) or half B (MAX default)",
+    )
     parser.add_argument("-o", "--output", default="", help="prediction h5ad to write")
     parser.add_argument("--real", default="", help="also write the matching real held-out cells + controls here")
     parser.add_argument("--force", action="store_true", help="replace existing output files")
@@ -76,10 +80,19 @@ def model_table():
 
     from vcclib.models import MODELS
 
-    rows = [{"name": s.name, "kind": s.kind.value, "side": s.side.value, "output": s.output.value,
-             "extra": s.extra or "", "installed": _installed(s.extra, s.name),
-             "tasks": ", ".join(t.value for t in s.tasks), "description": s.description}
-            for s in MODELS.specs()]
+    rows = [
+        {
+            "name": s.name,
+            "kind": s.kind.value,
+            "side": s.side.value,
+            "output": s.output.value,
+            "extra": s.extra or "",
+            "installed": _installed(s.extra, s.name),
+            "tasks": ", ".join(t.value for t in s.tasks),
+            "description": s.description,
+        }
+        for s in MODELS.specs()
+    ]
     return pd.DataFrame(rows)
 
 
@@ -89,8 +102,10 @@ def _print_list() -> None:
     from vcclib.splits import list_splits
 
     with pd.option_context("display.max_colwidth", 70, "display.width", 250):
-        print("Models (MIN: floors; MAX: ceilings made of real held-out cells; learned: fitted on the training "
-              "perturbations)")
+        print(
+            "Models (MIN: floors; MAX: ceilings made of real held-out cells; learned: fitted on the training "
+            "perturbations)"
+        )
         print(model_table().to_string(index=False))
         print("\nSplits")
         print(list_splits().to_string(index=False))
@@ -133,9 +148,11 @@ def run(args) -> int:
     predicted = ~prediction.obs["is_control"]
     n_pred = int(predicted.sum())
     fallback = float(prediction.obs.loc[predicted, "vcc_fallback"].mean()) if n_pred else 0.0
-    print(f"wrote {args.output}: {n_pred} predicted cells ({model.output}, {model.side}) for "
-          f"{prediction.obs.loc[predicted, 'perturbation'].nunique()} perturbations + "
-          f"{int(prediction.obs['is_control'].sum())} real control cells; fallback for {fallback:.0%} of cells")
+    print(
+        f"wrote {args.output}: {n_pred} predicted cells ({model.output}, {model.side}) for "
+        f"{prediction.obs.loc[predicted, 'perturbation'].nunique()} perturbations + "
+        f"{int(prediction.obs['is_control'].sum())} real control cells; fallback for {fallback:.0%} of cells"
+    )
     if args.real:
         Path(args.real).parent.mkdir(parents=True, exist_ok=True)
         real.write_h5ad(args.real)
@@ -154,8 +171,9 @@ def _fit_and_predict(args):
     model = get_model(args.model)
     score_on = args.score_on or ("half" if model.halves is not None else "all")
     halves = args.halves or model.halves or "random"
-    prediction, real = fit_predict(args.model, adata, split, score_on=score_on, halves=halves, seed=args.seed,
-                                   model=model)
+    prediction, real = fit_predict(
+        args.model, adata, split, score_on=score_on, halves=halves, seed=args.seed, model=model
+    )
     return prediction, real, model, score_on
 
 

@@ -13,13 +13,9 @@ def register(subparsers) -> None:
         help="execute a notebook with papermill into a new run folder",
         description="Execute a notebook with its parameters into runs/<notebook>/<run id>/ (never overwriting).",
     )
-    parser.add_argument(
-        "notebook", help="a notebook path, or a chapter name in notebooks/ (e.g. data_catalog)"
-    )
+    parser.add_argument("notebook", help="a notebook path, or a chapter name in notebooks/ (e.g. data_catalog)")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
-    parser.add_argument(
-        "-f", "--parameters-file", action="append", default=[], help="YAML file of parameters"
-    )
+    parser.add_argument("-f", "--parameters-file", action="append", default=[], help="YAML file of parameters")
     parser.add_argument(
         "-o",
         "--output",
@@ -28,9 +24,7 @@ def register(subparsers) -> None:
         metavar="DIR",
         help="where run folders go (default: VCC_RUNS_DIR or runs/ in the project)",
     )
-    parser.add_argument(
-        "--list-parameters", action="store_true", help="print the notebook's parameters and exit"
-    )
+    parser.add_argument("--list-parameters", action="store_true", help="print the notebook's parameters and exit")
     parser.set_defaults(func=run)
 
 

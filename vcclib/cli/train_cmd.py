@@ -75,8 +75,10 @@ def run(args) -> int:
     except (ValueError, KeyError, RuntimeError) as error:
         return _fail(str(error), 1)
     n_train = len(split.train_perturbations())
-    print(f"wrote {output}: {model.name} ({model.kind.value}) fitted on {n_train} training perturbations of split "
-          f"{split.name!r}; predict with `vcc predict --model-dir {output} -o pred.h5ad`")
+    print(
+        f"wrote {output}: {model.name} ({model.kind.value}) fitted on {n_train} training perturbations of split "
+        f"{split.name!r}; predict with `vcc predict --model-dir {output} -o pred.h5ad`"
+    )
     return 0
 
 
@@ -92,8 +94,7 @@ def _fit(args):
     halves = args.halves or model.halves or "random"
     _, query_half = scored_parts(model, adata, split, score_on=score_on, halves=halves, seed=args.seed)
     model.fit(split.subset(adata, "train"), heldout=query_half)
-    training = {"model": model.name, "test": bool(args.test), "data": settings, "score_on": score_on,
-                "halves": halves}
+    training = {"model": model.name, "test": bool(args.test), "data": settings, "score_on": score_on, "halves": halves}
     return model, split, training
 
 

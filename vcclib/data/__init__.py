@@ -78,7 +78,9 @@ def load_perturbation_data(
 
         if not perturbation_column or not control_label:
             raise ValueError("a user h5ad needs perturbation_column and control_label")
-        return load_user_h5ad(h5ad_path, perturbation_column=perturbation_column, control_label=control_label, **options)
+        return load_user_h5ad(
+            h5ad_path, perturbation_column=perturbation_column, control_label=control_label, **options
+        )
     if not dataset:
         raise ValueError("give a dataset id or an h5ad_path")
     return load(dataset, **options)

@@ -88,7 +88,9 @@ def connect(*, quiet: bool = True):
     with contextlib.redirect_stdout(sink) if quiet else contextlib.nullcontext():
         current = ls.settings._instance_settings if hasattr(ls.settings, "_instance_settings") else None
         if current is None or getattr(current, "name", None) != INSTANCE_NAME:
-            settings_file = Path(os.environ["LAMIN_SETTINGS_DIR"]) / ".lamin" / f"instance--anonymous--{INSTANCE_NAME}.env"
+            settings_file = (
+                Path(os.environ["LAMIN_SETTINGS_DIR"]) / ".lamin" / f"instance--anonymous--{INSTANCE_NAME}.env"
+            )
             if settings_file.exists():
                 ls.connect(f"anonymous/{INSTANCE_NAME}")
             else:
@@ -292,7 +294,11 @@ def query(**features) -> pd.DataFrame:
     records = ln.Artifact.filter(key__startswith="datasets/")
     kind = features.pop("perturbation_kind", None)
     if kind is not None:
-        relations = {"genetic": "genetic_perturbations", "compound": "compounds", "combination": "combination_perturbations"}
+        relations = {
+            "genetic": "genetic_perturbations",
+            "compound": "compounds",
+            "combination": "combination_perturbations",
+        }
         if kind not in relations:
             raise ValueError(f"perturbation_kind must be one of {sorted(relations)}, not {kind!r}")
         records = records.filter(**{f"{relations[kind]}__isnull": False})

@@ -157,7 +157,9 @@ def linked_perturbations(artifact) -> dict:
     regions = sorted({name for name, description in rows if name and description == REGION})
     compounds = sorted(ArtifactCompound.filter(artifact=artifact).values_list("compound__name", flat=True))
     combos = sorted(
-        ArtifactCombinationPerturbation.filter(artifact=artifact).values_list("combinationperturbation__name", flat=True)
+        ArtifactCombinationPerturbation.filter(artifact=artifact).values_list(
+            "combinationperturbation__name", flat=True
+        )
     )
     for key, values in (("perturbed_gene", genes), ("perturbed_region", regions), ("compound", compounds),
                         ("combination", combos)):  # fmt: skip

@@ -153,7 +153,9 @@ class Signatures:
             if (keep_p is None or key[0] in keep_p) and (keep_c is None or key[1] in keep_c)
         }  # fmt: skip
         unmapped = {c: n for c, n in self.unmapped.items() if keep_c is None or c in keep_c}
-        return Signatures(self.dataset, self.perturbation_type, entries, self.ranking_rule, self.gene_id_source, unmapped)
+        return Signatures(
+            self.dataset, self.perturbation_type, entries, self.ranking_rule, self.gene_id_source, unmapped
+        )
 
     def rank(self, gene: str, perturbation: str, context: str) -> int | None:
         """1-based rank of ``gene`` in one signature's ranking (None when absent from it)."""
@@ -161,9 +163,7 @@ class Signatures:
 
     def ranks(self, gene: str) -> pd.DataFrame:
         """Rank of ``gene`` in every signature: perturbation, context, rank (NaN when absent), in_up, length."""
-        rows = [
-            (s.perturbation, s.context, s.rank(gene), gene in s.up, len(s.ranking)) for s in self.entries.values()
-        ]
+        rows = [(s.perturbation, s.context, s.rank(gene), gene in s.up, len(s.ranking)) for s in self.entries.values()]
         frame = pd.DataFrame(rows, columns=["perturbation", "context", "rank", "in_up", "ranking_length"])
         frame["rank"] = frame["rank"].astype("Float64")
         return frame

@@ -58,7 +58,9 @@ def catalog_table(register: bool | str | list[str] = True) -> pd.DataFrame:
                 "title": manifest.title,
                 "modality": manifest.modality,
                 "organism": manifest.organism,
-                "cell_lines": _joined(value("cell_line") or value("cell_type") or manifest.cell_lines or manifest.cell_types),
+                "cell_lines": _joined(
+                    value("cell_line") or value("cell_type") or manifest.cell_lines or manifest.cell_types
+                ),
                 "perturbation_type": _joined(manifest.perturbation_type),
                 "availability": availability(manifest.id),
                 "size_mb": round(manifest.total_size / 1e6, 1),

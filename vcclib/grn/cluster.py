@@ -54,8 +54,13 @@ def default_workers() -> int:
 
 
 @contextmanager
-def dask_client(scheduler_address: str = "", n_workers: int = 0, threads_per_worker: int = 1,
-                processes: bool = True, timeout: str = "20s"):
+def dask_client(
+    scheduler_address: str = "",
+    n_workers: int = 0,
+    threads_per_worker: int = 1,
+    processes: bool = True,
+    timeout: str = "20s",
+):
     """A ``distributed.Client`` for the block: connected to ``scheduler_address``, or to a new LocalCluster.
 
     What this function started (client, LocalCluster) is closed on exit; an existing cluster is left running.
@@ -68,8 +73,13 @@ def dask_client(scheduler_address: str = "", n_workers: int = 0, threads_per_wor
         if scheduler_address:
             client = Client(scheduler_address, timeout=timeout)
         else:
-            cluster = LocalCluster(n_workers=n_workers or default_workers(), threads_per_worker=threads_per_worker,
-                                   processes=processes, dashboard_address=None, silence_logs=logging.ERROR)
+            cluster = LocalCluster(
+                n_workers=n_workers or default_workers(),
+                threads_per_worker=threads_per_worker,
+                processes=processes,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
             client = Client(cluster)
     except (OSError, TimeoutError) as error:
         if cluster is not None:

@@ -32,14 +32,24 @@ def single_target_cells(adata: AnnData) -> tuple[AnnData, dict[str, int]]:
         no gRNA above the threshold), ``controls`` (kept cells with only non-targeting gRNAs).
     """
     if not is_multi_guide(adata):
-        return adata, {"n_cells": int(adata.n_obs), "kept": int(adata.n_obs), "multi_target": 0, "unassigned": 0,
-                       "controls": int(adata.obs["is_control"].sum())}
+        return adata, {
+            "n_cells": int(adata.n_obs),
+            "kept": int(adata.n_obs),
+            "multi_target": 0,
+            "unassigned": 0,
+            "controls": int(adata.obs["is_control"].sum()),
+        }
     several = n_perturbations(adata) > 1
     unassigned = (adata.obs["perturbation"].astype(str) == UNASSIGNED).to_numpy()
     keep = ~several & ~unassigned
     subset = adata[keep].copy()
-    return subset, {"n_cells": int(adata.n_obs), "kept": int(keep.sum()), "multi_target": int(several.sum()),
-                    "unassigned": int(unassigned.sum()), "controls": int(subset.obs["is_control"].sum())}
+    return subset, {
+        "n_cells": int(adata.n_obs),
+        "kept": int(keep.sum()),
+        "multi_target": int(several.sum()),
+        "unassigned": int(unassigned.sum()),
+        "controls": int(subset.obs["is_control"].sum()),
+    }
 
 
 def perturbed_targets(adata: AnnData) -> pd.DataFrame:
@@ -54,12 +64,17 @@ def perturbed_targets(adata: AnnData) -> pd.DataFrame:
         grnas = adata.uns["grnas"]
         kinds = dict(zip(grnas["target"].astype(str), grnas["target_kind"].astype(str)))
     targets = sorted(t for t in counts if t != UNASSIGNED)
-    return pd.DataFrame({"target": targets, "kind": [kinds.get(t, "gene") for t in targets],
-                         "n_cells": [counts[t] for t in targets]})
+    return pd.DataFrame(
+        {"target": targets, "kind": [kinds.get(t, "gene") for t in targets], "n_cells": [counts[t] for t in targets]}
+    )
 
 
-def target_coverage(data: dict[str, AnnData], regulators: dict[str, Sequence[str]], tfs: Sequence[str],
-                    references: dict[str, pd.DataFrame]) -> pd.DataFrame:
+def target_coverage(
+    data: dict[str, AnnData],
+    regulators: dict[str, Sequence[str]],
+    tfs: Sequence[str],
+    references: dict[str, pd.DataFrame],
+) -> pd.DataFrame:
     """One row per (unit, perturbed target): whether it is a TF, measured, and a regulator of each network.
 
     Parameters
@@ -91,8 +106,11 @@ def target_coverage(data: dict[str, AnnData], regulators: dict[str, Sequence[str
         table["measured"] = table["target"].isin(measured)
         table["inferred_regulator"] = table["target"].isin(set(regulators.get(label, ())))
         for name, reference in references.items():
-            usable = reference[(reference["sign"] != 0) & reference["target"].isin(measured)
-                               & (reference["regulator"] != reference["target"])]
+            usable = reference[
+                (reference["sign"] != 0)
+                & reference["target"].isin(measured)
+                & (reference["regulator"] != reference["target"])
+            ]
             table[name] = table["target"].isin(set(usable["regulator"]))
         frames.append(table)
     if not frames:
@@ -104,13 +122,15 @@ def coverage_counts(coverage: pd.DataFrame, references: Sequence[str]) -> dict[s
     """Per unit: perturbed targets, TFs among them, measured TFs, and targets each network carries."""
     out = {}
     for label, block in coverage.groupby("dataset", sort=False):
-        row = {"targets": int(len(block)), "tfs": int(block["lambert_tf"].sum()),
-               "measured_tfs": int((block["lambert_tf"] & block["measured"]).sum()),
-               "inferred": int(block["inferred_regulator"].sum())}
+        row = {
+            "targets": int(len(block)),
+            "tfs": int(block["lambert_tf"].sum()),
+            "measured_tfs": int((block["lambert_tf"] & block["measured"]).sum()),
+            "inferred": int(block["inferred_regulator"].sum()),
+        }
         for name in references:
             row[name] = int(block[name].sum())
         kinds = block["kind"].value_counts()
         row["kinds"] = {str(k): int(v) for k, v in kinds.items()}
         out[str(label)] = row
     return out
-

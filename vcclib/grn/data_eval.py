@@ -38,8 +38,16 @@ def _r2(y: np.ndarray, pred: np.ndarray) -> float:
     return float(1 - np.sum((y - pred) ** 2) / total) if total > 0 else np.nan
 
 
-def regression_scores(edges: pd.DataFrame, adata: AnnData, *, regulators_per_target: int = 5, n_folds: int = 5,
-                      alpha: float = 1.0, max_cells: int = 3000, seed: int = 0) -> pd.DataFrame:
+def regression_scores(
+    edges: pd.DataFrame,
+    adata: AnnData,
+    *,
+    regulators_per_target: int = 5,
+    n_folds: int = 5,
+    alpha: float = 1.0,
+    max_cells: int = 3000,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Per target: held-out R² from its network regulators and from as many random regulators.
 
     Parameters
@@ -76,16 +84,20 @@ def regression_scores(edges: pd.DataFrame, adata: AnnData, *, regulators_per_tar
     fold_of = {p: i % min(n_folds, len(unique)) for i, p in enumerate(rng.permutation(unique))}
     folds = np.array([fold_of[p] for p in labels])
     measured = set(adata.var_names)
-    net = edges[edges["regulator"].isin(measured) & edges["target"].isin(measured)
-                & (edges["regulator"] != edges["target"])]
+    net = edges[
+        edges["regulator"].isin(measured) & edges["target"].isin(measured) & (edges["regulator"] != edges["target"])
+    ]
     pool = np.array(sorted(set(net["regulator"])), dtype=object)
     genes = sorted(set(net["target"]) | set(pool))
     column = {g: i for i, g in enumerate(genes)}
     X = adata[positions, genes].X
     X = np.asarray(X.toarray() if sp.issparse(X) else X, dtype=np.float64)
     rows = []
-    top = net.sort_values("importance", ascending=False, kind="mergesort").groupby("target", sort=True).head(
-        regulators_per_target)
+    top = (
+        net.sort_values("importance", ascending=False, kind="mergesort")
+        .groupby("target", sort=True)
+        .head(regulators_per_target)
+    )
     for target, block in top.groupby("target", sort=True):
         y = X[:, column[target]]
         if y.var() == 0:
@@ -105,5 +117,10 @@ def summarise_regression(table: pd.DataFrame) -> dict[str, float]:
     """Mean R² (network, random), mean gain and the share of targets where the network wins."""
     if table.empty:
         return {"n_targets": 0, "r2": np.nan, "r2_random": np.nan, "gain": np.nan, "share_better": np.nan}
-    return {"n_targets": int(len(table)), "r2": float(table["r2"].mean()), "r2_random": float(table["r2_random"].mean()),
-            "gain": float(table["gain"].mean()), "share_better": float((table["gain"] > 0).mean())}
+    return {
+        "n_targets": int(len(table)),
+        "r2": float(table["r2"].mean()),
+        "r2_random": float(table["r2_random"].mean()),
+        "gain": float(table["gain"].mean()),
+        "share_better": float((table["gain"] > 0).mean()),
+    }

@@ -96,8 +96,16 @@ class Expression:
         return np.array([position[r] for r in self.regulators], dtype=int)
 
 
-def control_expression(adata: AnnData, tfs: Sequence[str], *, covariate: str | None = None,
-                       max_cells: int = 0, max_genes: int = 0, seed: int = 0, min_cells: int = 20) -> Expression:
+def control_expression(
+    adata: AnnData,
+    tfs: Sequence[str],
+    *,
+    covariate: str | None = None,
+    max_cells: int = 0,
+    max_genes: int = 0,
+    seed: int = 0,
+    min_cells: int = 20,
+) -> Expression:
     """The control cells of ``adata`` (one covariate value, or all) as an :class:`Expression`.
 
     Parameters
@@ -124,8 +132,10 @@ def control_expression(adata: AnnData, tfs: Sequence[str], *, covariate: str | N
         mask &= (adata.obs[column].astype(str) == covariate).to_numpy()
     positions = np.flatnonzero(mask)
     if len(positions) < min_cells:
-        raise GrnInputError(f"{len(positions)} control cells{' of ' + covariate if covariate else ''}: "
-                            f"network inference needs at least {min_cells}")
+        raise GrnInputError(
+            f"{len(positions)} control cells{' of ' + covariate if covariate else ''}: "
+            f"network inference needs at least {min_cells}"
+        )
     if max_cells and len(positions) > max_cells:
         positions = np.sort(np.random.default_rng(seed).choice(positions, size=max_cells, replace=False))
     X = adata.X[positions]
@@ -141,8 +151,7 @@ def control_expression(adata: AnnData, tfs: Sequence[str], *, covariate: str | N
         raise GrnInputError(f"none of the {len(genes)} kept genes is in the TF list: no regulator to infer from")
     dataset = str(adata.uns.get("vcc", {}).get("dataset", ""))
     description = f"{dataset}{':' + covariate if covariate else ''} controls, {len(positions)} cells"
-    return Expression(X=np.ascontiguousarray(X[:, keep]), genes=genes, regulators=regulators,
-                      description=description)
+    return Expression(X=np.ascontiguousarray(X[:, keep]), genes=genes, regulators=regulators, description=description)
 
 
 # --- arboreto on our own task graph -------------------------------------------------------------------------
@@ -162,23 +171,38 @@ def _arboreto_settings(method: str, n_estimators: int | None) -> tuple[str, dict
     return regressor, kwargs
 
 
-def _regress_target(regressor: str, kwargs: dict, X: np.ndarray, regulator_index: np.ndarray,
-                    regulator_names: list[str], target_index: int, target_name: str, early_stop: int,
-                    seed: int) -> pd.DataFrame:
+def _regress_target(
+    regressor: str,
+    kwargs: dict,
+    X: np.ndarray,
+    regulator_index: np.ndarray,
+    regulator_names: list[str],
+    target_index: int,
+    target_name: str,
+    early_stop: int,
+    seed: int,
+) -> pd.DataFrame:
     """One arboreto regression: target ~ regulators (minus the target itself); its links with importance > 0."""
     from arboreto.core import clean, fit_model, to_links_df
 
     matrix, names = clean(X[:, regulator_index], list(regulator_names), target_name)
     if matrix.shape[1] == 0:
-        return pd.DataFrame({"TF": pd.Series(dtype=str), "target": pd.Series(dtype=str),
-                             "importance": pd.Series(dtype=float)})
+        return pd.DataFrame(
+            {"TF": pd.Series(dtype=str), "target": pd.Series(dtype=str), "importance": pd.Series(dtype=float)}
+        )
     model = fit_model(regressor, kwargs, matrix, X[:, target_index], early_stop, seed)
     return to_links_df(regressor, kwargs, model, names, target_name)
 
 
-def arboreto_network(expression: Expression, method: str = "grnboost2", *, seed: int = 0, client=None,
-                     n_estimators: int | None = None,
-                     progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+def arboreto_network(
+    expression: Expression,
+    method: str = "grnboost2",
+    *,
+    seed: int = 0,
+    client=None,
+    n_estimators: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
     """GRNBoost2 or GENIE3 through arboreto's per-target functions on a Dask task graph (see the module notes).
 
     Parameters
@@ -202,8 +226,9 @@ def arboreto_network(expression: Expression, method: str = "grnboost2", *, seed:
     client = client or current_client()
     if client is None:
         with dask_client() as own:
-            return arboreto_network(expression, method, seed=seed, client=own, n_estimators=n_estimators,
-                                    progress=progress)
+            return arboreto_network(
+                expression, method, seed=seed, client=own, n_estimators=n_estimators, progress=progress
+            )
     from distributed import as_completed
 
     regressor, kwargs = _arboreto_settings(method, n_estimators)
@@ -212,9 +237,22 @@ def arboreto_network(expression: Expression, method: str = "grnboost2", *, seed:
     data = client.scatter(expression.X, broadcast=True, hash=False)
     reg_index = expression.regulator_index
     reg_names = list(expression.regulators)
-    futures = {client.submit(_regress_target, regressor, kwargs, data, reg_index, reg_names, j, gene,
-                             EARLY_STOP_WINDOW_LENGTH, seed, pure=False): j
-               for j, gene in enumerate(expression.genes)}
+    futures = {
+        client.submit(
+            _regress_target,
+            regressor,
+            kwargs,
+            data,
+            reg_index,
+            reg_names,
+            j,
+            gene,
+            EARLY_STOP_WINDOW_LENGTH,
+            seed,
+            pure=False,
+        ): j
+        for j, gene in enumerate(expression.genes)
+    }
     frames: dict[int, pd.DataFrame] = {}
     try:
         for done, future in enumerate(as_completed(futures), start=1):
@@ -260,8 +298,9 @@ def arboreto_compat():
         core.from_delayed, algo.LocalCluster = original_from_delayed, original_cluster
 
 
-def arboreto_default_path(expression: Expression, method: str = "grnboost2", *, seed: int = 0,
-                          client_or_address="local") -> pd.DataFrame:
+def arboreto_default_path(
+    expression: Expression, method: str = "grnboost2", *, seed: int = 0, client_or_address="local"
+) -> pd.DataFrame:
     """Arboreto's own ``grnboost2``/``genie3`` (its graph, its client handling) under :func:`arboreto_compat`."""
     import arboreto.algo as algo
 
@@ -277,7 +316,7 @@ def _correlations(expression: Expression) -> np.ndarray:
     """Pearson r, regulators × genes (0 where a column is constant)."""
     X = expression.X.astype(np.float64)
     Z = X - X.mean(axis=0)
-    norms = np.sqrt((Z ** 2).sum(axis=0))
+    norms = np.sqrt((Z**2).sum(axis=0))
     Z = np.divide(Z, norms, out=np.zeros_like(Z), where=norms > 0)
     return Z[:, expression.regulator_index].T @ Z
 
@@ -295,8 +334,9 @@ def correlation_network(expression: Expression) -> pd.DataFrame:
     return _dense_to_edges(_correlations(expression), expression)
 
 
-def regdiffusion_network(expression: Expression, *, seed: int = 0, n_steps: int = 1000, device: str = "cpu"
-                         ) -> pd.DataFrame:
+def regdiffusion_network(
+    expression: Expression, *, seed: int = 0, n_steps: int = 1000, device: str = "cpu"
+) -> pd.DataFrame:
     """RegDiffusion's learnt adjacency (rows: regulators) as edges; the package's defaults apart from ``n_steps``.
 
     Its progress bar is switched off for the call (the package gives no option for that).
@@ -318,20 +358,29 @@ def regdiffusion_network(expression: Expression, *, seed: int = 0, n_steps: int 
 # --- one entry point -----------------------------------------------------------------------------------------
 def _finish(links: pd.DataFrame, expression: Expression) -> pd.DataFrame:
     """Edge table with signs, deterministic order and float64 importances."""
-    links = links[["regulator", "target", "importance"]].astype({"regulator": str, "target": str,
-                                                                  "importance": np.float64})
+    links = links[["regulator", "target", "importance"]].astype(
+        {"regulator": str, "target": str, "importance": np.float64}
+    )
     r = _correlations(expression)
     reg_pos = {g: i for i, g in enumerate(expression.regulators)}
     gene_pos = {g: i for i, g in enumerate(expression.genes)}
     corr = r[links["regulator"].map(reg_pos).to_numpy(), links["target"].map(gene_pos).to_numpy()]
     links = links.assign(sign=np.where(corr < 0, -1, 1).astype(np.int8))
-    links = links.sort_values(["importance", "regulator", "target"], ascending=[False, True, True],
-                              kind="mergesort")
+    links = links.sort_values(["importance", "regulator", "target"], ascending=[False, True, True], kind="mergesort")
     return links.reset_index(drop=True)
 
 
-def infer_network(expression: Expression, method: str, *, seed: int = 0, client=None, n_estimators: int | None = None,
-                  n_steps: int = 1000, device: str = "cpu", cache: bool = True) -> pd.DataFrame:
+def infer_network(
+    expression: Expression,
+    method: str,
+    *,
+    seed: int = 0,
+    client=None,
+    n_estimators: int | None = None,
+    n_steps: int = 1000,
+    device: str = "cpu",
+    cache: bool = True,
+) -> pd.DataFrame:
     """The network of ``method`` (:data:`METHODS`) on ``expression``.
 
     Repeated calls with the same inputs and settings return the cached table (``attrs['seconds']`` is the time of the computation, ``attrs['cached']``).
@@ -343,13 +392,18 @@ def infer_network(expression: Expression, method: str, *, seed: int = 0, client=
     """
     if method not in METHODS:
         raise UnknownNameError(f"no network method {method!r}; methods: {', '.join(METHODS)}")
-    settings = {"grnboost2": (n_estimators,), "genie3": (n_estimators,), "correlation": (),
-                "regdiffusion": (n_steps, device)}[method]
+    settings = {
+        "grnboost2": (n_estimators,),
+        "genie3": (n_estimators,),
+        "correlation": (),
+        "regdiffusion": (n_steps, device),
+    }[method]
     key = hashlib.sha1(repr((method, seed, settings, expression.token)).encode()).hexdigest()
     if cache and key in _CACHE:
         hit = _CACHE[key].copy()
         hit.attrs = {**_CACHE[key].attrs, "cached": True}
         return hit
+
     def compute() -> pd.DataFrame:
         start = time.perf_counter()
         if method in ("grnboost2", "genie3"):
@@ -358,9 +412,15 @@ def infer_network(expression: Expression, method: str, *, seed: int = 0, client=
             edges = correlation_network(expression)
         else:
             edges = regdiffusion_network(expression, seed=seed, n_steps=n_steps, device=device)
-        edges.attrs = {"method": method, "seconds": time.perf_counter() - start, "cached": False,
-                       "n_cells": int(expression.X.shape[0]), "n_genes": len(expression.genes),
-                       "n_regulators": len(expression.regulators), "description": expression.description}
+        edges.attrs = {
+            "method": method,
+            "seconds": time.perf_counter() - start,
+            "cached": False,
+            "n_cells": int(expression.X.shape[0]),
+            "n_genes": len(expression.genes),
+            "n_regulators": len(expression.regulators),
+            "description": expression.description,
+        }
         return edges
 
     if cache and method != "correlation":  # the slow methods are also kept on disk (vcclib.memo)

@@ -37,8 +37,9 @@ class ReferenceError(VccError):
     """An unknown literature reference or confidence level."""
 
 
-def reference_network(name: str, *, trrust: pd.DataFrame | None = None,
-                      dorothea: pd.DataFrame | None = None) -> pd.DataFrame:
+def reference_network(
+    name: str, *, trrust: pd.DataFrame | None = None, dorothea: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """A literature network as ``regulator``, ``target``, ``sign`` (+1, −1, 0 unknown), ``weight`` (> 0).
 
     Parameters
@@ -71,8 +72,9 @@ def _reference_network(name: str, trrust: pd.DataFrame | None, dorothea: pd.Data
     if name == "trrust":
         table = _table("grn_trrust_v2") if trrust is None else trrust
         signs = table["mode"].map(TRRUST_SIGNS)
-        frame = pd.DataFrame({"regulator": table["tf"].astype(str), "target": table["target"].astype(str),
-                              "sign": signs.astype(int)})
+        frame = pd.DataFrame(
+            {"regulator": table["tf"].astype(str), "target": table["target"].astype(str), "sign": signs.astype(int)}
+        )
         frame = frame.groupby(["regulator", "target"], as_index=False)["sign"].agg(_trrust_sign)
         frame["weight"] = 1.0
         return frame
@@ -83,11 +85,17 @@ def _reference_network(name: str, trrust: pd.DataFrame | None, dorothea: pd.Data
             raise ReferenceError(f"{name!r}: confidence levels are letters among {''.join(CONFIDENCE_LEVELS)}")
         table = _table("grn_dorothea") if dorothea is None else dorothea
         table = table[table["confidence"].isin(levels)]
-        frame = pd.DataFrame({"regulator": table["tf"].astype(str), "target": table["target"].astype(str),
-                              "sign": np.sign(table["mor"].to_numpy()).astype(int),
-                              "weight": table["confidence"].map(CONFIDENCE_WEIGHTS).to_numpy()})
-        return frame.sort_values("weight", ascending=False).drop_duplicates(["regulator", "target"]).reset_index(
-            drop=True)
+        frame = pd.DataFrame(
+            {
+                "regulator": table["tf"].astype(str),
+                "target": table["target"].astype(str),
+                "sign": np.sign(table["mor"].to_numpy()).astype(int),
+                "weight": table["confidence"].map(CONFIDENCE_WEIGHTS).to_numpy(),
+            }
+        )
+        return (
+            frame.sort_values("weight", ascending=False).drop_duplicates(["regulator", "target"]).reset_index(drop=True)
+        )
     raise ReferenceError(f"no literature network {name!r}; use 'trrust' or 'dorothea_<levels>', e.g. dorothea_ABC")
 
 
@@ -110,8 +118,11 @@ def candidates(regulators, genes) -> pd.MultiIndex:
 
 def top_edges(edges: pd.DataFrame, k: int) -> pd.DataFrame:
     """The ``k`` highest-importance edges (the table is sorted already; ties by regulator, target)."""
-    return edges.sort_values(["importance", "regulator", "target"], ascending=[False, True, True],
-                             kind="mergesort").head(k).reset_index(drop=True)
+    return (
+        edges.sort_values(["importance", "regulator", "target"], ascending=[False, True, True], kind="mergesort")
+        .head(k)
+        .reset_index(drop=True)
+    )
 
 
 def score_ranking(ranked: pd.DataFrame, positives: pd.MultiIndex, universe: pd.MultiIndex) -> dict[str, float]:
@@ -125,8 +136,14 @@ def score_ranking(ranked: pd.DataFrame, positives: pd.MultiIndex, universe: pd.M
     labels = universe.isin(positives)
     n_pos = int(labels.sum())
     if n_pos == 0 or n_pos == n:
-        return {"aupr": np.nan, "auroc": np.nan, "aupr_random": n_pos / n if n else np.nan,
-                "early_precision": np.nan, "n_positive": n_pos, "n_candidates": n}
+        return {
+            "aupr": np.nan,
+            "auroc": np.nan,
+            "aupr_random": n_pos / n if n else np.nan,
+            "early_precision": np.nan,
+            "n_positive": n_pos,
+            "n_candidates": n,
+        }
     listed = pd.MultiIndex.from_frame(ranked[["regulator", "target"]])
     position = universe.get_indexer(listed)
     inside = position >= 0
@@ -146,12 +163,10 @@ def score_ranking(ranked: pd.DataFrame, positives: pd.MultiIndex, universe: pd.M
 def random_network(universe: pd.MultiIndex, k: int, rng: np.random.Generator) -> pd.DataFrame:
     """``k`` candidate edges drawn uniformly without replacement, in random order."""
     pick = rng.choice(len(universe), size=min(k, len(universe)), replace=False)
-    return pd.DataFrame({"regulator": universe.get_level_values(0)[pick],
-                         "target": universe.get_level_values(1)[pick]})
+    return pd.DataFrame({"regulator": universe.get_level_values(0)[pick], "target": universe.get_level_values(1)[pick]})
 
 
-def degree_preserving_shuffle(ranked: pd.DataFrame, rng: np.random.Generator, swaps_per_edge: int = 10
-                              ) -> pd.DataFrame:
+def degree_preserving_shuffle(ranked: pd.DataFrame, rng: np.random.Generator, swaps_per_edge: int = 10) -> pd.DataFrame:
     """Maslov–Sneppen rewiring of a ranked edge list.
 
     Double-edge swaps (a→b, c→d) → (a→d, c→b), skipping swaps that would create a self-loop or a duplicate. Regulator out-degrees and target in-degrees are kept; edge *i* keeps rank *i*.
@@ -173,9 +188,17 @@ def degree_preserving_shuffle(ranked: pd.DataFrame, rng: np.random.Generator, sw
     return pd.DataFrame({"regulator": regs, "target": targets})
 
 
-def evaluate_networks(networks: dict[str, pd.DataFrame], references: dict[str, pd.DataFrame], *, dataset: str,
-                      regulators, genes, edges_per_target: int = 10, n_shuffles: int = 5,
-                      seed: int = 0) -> pd.DataFrame:
+def evaluate_networks(
+    networks: dict[str, pd.DataFrame],
+    references: dict[str, pd.DataFrame],
+    *,
+    dataset: str,
+    regulators,
+    genes,
+    edges_per_target: int = 10,
+    n_shuffles: int = 5,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Every network against every reference, with the random and degree-preserving nulls.
 
     Returns
@@ -204,8 +227,9 @@ def evaluate_networks(networks: dict[str, pd.DataFrame], references: dict[str, p
         draws = [score_ranking(draw, known, universe) for draw in randoms]
         rows.append({**base, "method": "random", "null": "random", **_mean(draws)})
         for method in networks:
-            rows.append({**base, "method": method, "null": "", **score_ranking(ranked[method], known, universe),
-                         "null_sd": 0.0})
+            rows.append(
+                {**base, "method": method, "null": "", **score_ranking(ranked[method], known, universe), "null_sd": 0.0}
+            )
             draws = [score_ranking(draw, known, universe) for draw in shuffled[method]]
             rows.append({**base, "method": f"{method}_degree_shuffled", "null": "degree_shuffled", **_mean(draws)})
     table = pd.DataFrame(rows)

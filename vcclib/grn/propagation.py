@@ -51,8 +51,7 @@ from vcclib.models.spec import PredictionTask, register_model
 from vcclib.registry import ModelKind
 
 INFERRED = ("grnboost2", "genie3", "correlation", "regdiffusion")
-PERTURBATION_SIGNS = {"CRISPRko": -1, "CRISPRi": -1, "CRISPRa": 1, "knockdown": -1, "knockout": -1,
-                      "overexpression": 1}
+PERTURBATION_SIGNS = {"CRISPRko": -1, "CRISPRi": -1, "CRISPRa": 1, "knockdown": -1, "knockout": -1, "overexpression": 1}
 _TFS: list[str] = []
 
 
@@ -93,13 +92,23 @@ class SignedNetwork:
         current = x
         for k in range(steps):
             current = self.W.T @ current  # row vector x W, as W^T x
-            total += damping ** k * current
+            total += damping**k * current
         return pd.Series(total, index=self.nodes)
 
 
-def network_for(name: str, train, covariate: str | None, *, max_cells: int, max_genes: int, seed: int,
-                regulators_per_target: int, n_estimators: int | None, n_steps: int,
-                dask_processes: bool = True) -> tuple[pd.DataFrame, str]:
+def network_for(
+    name: str,
+    train,
+    covariate: str | None,
+    *,
+    max_cells: int,
+    max_genes: int,
+    seed: int,
+    regulators_per_target: int,
+    n_estimators: int | None,
+    n_steps: int,
+    dask_processes: bool = True,
+) -> tuple[pd.DataFrame, str]:
     """The edge table of network ``name`` for one covariate of the training data, and its strength column.
 
     ``dask_processes`` False runs arboreto's regressions on one thread worker of a LocalCluster (when no Dask
@@ -111,8 +120,9 @@ def network_for(name: str, train, covariate: str | None, *, max_cells: int, max_
     from vcclib.grn.literature import reference_network
 
     if name in INFERRED:
-        expression = control_expression(train, lambert_tfs(), covariate=covariate, max_cells=max_cells,
-                                        max_genes=max_genes, seed=seed)
+        expression = control_expression(
+            train, lambert_tfs(), covariate=covariate, max_cells=max_cells, max_genes=max_genes, seed=seed
+        )
         settings = {"seed": seed, "n_estimators": n_estimators, "n_steps": n_steps}
         if name in ("grnboost2", "genie3") and not dask_processes and current_client() is None:
             with dask_client(n_workers=1, processes=False) as client:
@@ -145,33 +155,96 @@ def _describe(network: str) -> str:
     return f"perturbed mean + scale × the perturbation propagated 3 steps through the {network} network ({where})"
 
 
-@register_model("grn_grnboost2", kind=ModelKind.LEARNED, params={"network": "grnboost2"}, extra="grn",
-                description=_describe("GRNBoost2"), source=SOURCE, tasks=_TASKS, test_params=TEST_ARBORETO)
-@register_model("grn_genie3", kind=ModelKind.LEARNED, params={"network": "genie3", "n_estimators": 100}, extra="grn",
-                description=_describe("GENIE3 (100 trees)"), source=SOURCE, tasks=_TASKS,
-                test_params={**TEST_ARBORETO, "n_estimators": 10})
-@register_model("grn_correlation", kind=ModelKind.LEARNED, params={"network": "correlation"},
-                description=_describe("correlation"), source=SOURCE, tasks=_TASKS)
-@register_model("grn_regdiffusion", kind=ModelKind.LEARNED, params={"network": "regdiffusion"}, extra="grn",
-                description=_describe("RegDiffusion"), source=SOURCE, tasks=_TASKS,
-                test_params={"max_cells": 60, "max_genes": 100, "n_steps": 10})
-@register_model("lit_trrust", kind=ModelKind.LEARNED, params={"network": "trrust"},
-                description=_describe("TRRUST"), source=SOURCE, tasks=_TASKS)
-@register_model("lit_dorothea", kind=ModelKind.LEARNED, params={"network": "dorothea_ABC"},
-                description=_describe("DoRothEA A–C"), source=SOURCE, tasks=_TASKS)
+@register_model(
+    "grn_grnboost2",
+    kind=ModelKind.LEARNED,
+    params={"network": "grnboost2"},
+    extra="grn",
+    description=_describe("GRNBoost2"),
+    source=SOURCE,
+    tasks=_TASKS,
+    test_params=TEST_ARBORETO,
+)
+@register_model(
+    "grn_genie3",
+    kind=ModelKind.LEARNED,
+    params={"network": "genie3", "n_estimators": 100},
+    extra="grn",
+    description=_describe("GENIE3 (100 trees)"),
+    source=SOURCE,
+    tasks=_TASKS,
+    test_params={**TEST_ARBORETO, "n_estimators": 10},
+)
+@register_model(
+    "grn_correlation",
+    kind=ModelKind.LEARNED,
+    params={"network": "correlation"},
+    description=_describe("correlation"),
+    source=SOURCE,
+    tasks=_TASKS,
+)
+@register_model(
+    "grn_regdiffusion",
+    kind=ModelKind.LEARNED,
+    params={"network": "regdiffusion"},
+    extra="grn",
+    description=_describe("RegDiffusion"),
+    source=SOURCE,
+    tasks=_TASKS,
+    test_params={"max_cells": 60, "max_genes": 100, "n_steps": 10},
+)
+@register_model(
+    "lit_trrust",
+    kind=ModelKind.LEARNED,
+    params={"network": "trrust"},
+    description=_describe("TRRUST"),
+    source=SOURCE,
+    tasks=_TASKS,
+)
+@register_model(
+    "lit_dorothea",
+    kind=ModelKind.LEARNED,
+    params={"network": "dorothea_ABC"},
+    description=_describe("DoRothEA A–C"),
+    source=SOURCE,
+    tasks=_TASKS,
+)
 class NetworkPropagation(Model):
     """Δ̂ = Δ̄ + β · (perturbation propagated through a signed network); see the module notes."""
 
-    def __init__(self, spec, network: str = "grnboost2", steps: int = 3, damping: float = 0.5,
-                 max_cells: int = 500, max_genes: int = 0, regulators_per_target: int = 10,
-                 n_estimators: int = 0, n_steps: int = 300, calibration: str = "norm", seed: int = 0,
-                 dask_processes: bool = True, **params: Any):
+    def __init__(
+        self,
+        spec,
+        network: str = "grnboost2",
+        steps: int = 3,
+        damping: float = 0.5,
+        max_cells: int = 500,
+        max_genes: int = 0,
+        regulators_per_target: int = 10,
+        n_estimators: int = 0,
+        n_steps: int = 300,
+        calibration: str = "norm",
+        seed: int = 0,
+        dask_processes: bool = True,
+        **params: Any,
+    ):
         if calibration not in ("norm", "least_squares"):
             raise VccError(f"calibration must be 'norm' or 'least_squares', not {calibration!r}")
-        super().__init__(spec, network=network, steps=steps, damping=damping, max_cells=max_cells,
-                         max_genes=max_genes, regulators_per_target=regulators_per_target,
-                         n_estimators=n_estimators, n_steps=n_steps, calibration=calibration, seed=seed,
-                         dask_processes=dask_processes, **params)
+        super().__init__(
+            spec,
+            network=network,
+            steps=steps,
+            damping=damping,
+            max_cells=max_cells,
+            max_genes=max_genes,
+            regulators_per_target=regulators_per_target,
+            n_estimators=n_estimators,
+            n_steps=n_steps,
+            calibration=calibration,
+            seed=seed,
+            dask_processes=dask_processes,
+            **params,
+        )
         self._networks: dict[str, SignedNetwork] = {}
 
     def _fit(self, train, heldout) -> None:
@@ -187,8 +260,9 @@ class NetworkPropagation(Model):
         context = self.context(covariate, self._build)
         key = self._context_key(covariate)
         if key not in self._networks:
-            self._networks[key] = SignedNetwork(pd.DataFrame({k: np.asarray(v) for k, v in context["edges"].items()}),
-                                                "strength")
+            self._networks[key] = SignedNetwork(
+                pd.DataFrame({k: np.asarray(v) for k, v in context["edges"].items()}), "strength"
+            )
         return self._networks[key], float(context["scale"])
 
     def _signal_vector(self, network: SignedNetwork, perturbation: str) -> np.ndarray:
@@ -201,15 +275,26 @@ class NetworkPropagation(Model):
 
     def _build(self, covariate: str) -> dict[str, Any]:
         p = self.params
-        edges, strength = network_for(p["network"], self._train, covariate if self.covariate_column else None,
-                                      max_cells=p["max_cells"], max_genes=p["max_genes"], seed=p["seed"],
-                                      regulators_per_target=p["regulators_per_target"],
-                                      n_estimators=p["n_estimators"] or None, n_steps=p["n_steps"],
-                                      dask_processes=p["dask_processes"])
-        edges = pd.DataFrame({"regulator": edges["regulator"].astype(str).to_numpy(),
-                              "target": edges["target"].astype(str).to_numpy(),
-                              "sign": edges["sign"].to_numpy(dtype=np.int64),
-                              "strength": edges[strength].to_numpy(dtype=float)})
+        edges, strength = network_for(
+            p["network"],
+            self._train,
+            covariate if self.covariate_column else None,
+            max_cells=p["max_cells"],
+            max_genes=p["max_genes"],
+            seed=p["seed"],
+            regulators_per_target=p["regulators_per_target"],
+            n_estimators=p["n_estimators"] or None,
+            n_steps=p["n_steps"],
+            dask_processes=p["dask_processes"],
+        )
+        edges = pd.DataFrame(
+            {
+                "regulator": edges["regulator"].astype(str).to_numpy(),
+                "target": edges["target"].astype(str).to_numpy(),
+                "sign": edges["sign"].to_numpy(dtype=np.int64),
+                "strength": edges[strength].to_numpy(dtype=float),
+            }
+        )
         network = SignedNetwork(edges, "strength")
         self._networks[self._context_key(covariate)] = network
         deltas = self.training_deltas(covariate)
@@ -229,10 +314,19 @@ class NetworkPropagation(Model):
             scale = numerator / denominator if denominator > 0 else 0.0
         else:
             scale = float(np.median(residual_norms)) if residual_norms else 0.0
-        stored = {"regulator": pd.Index(edges["regulator"]), "target": pd.Index(edges["target"]),
-                  "sign": edges["sign"].to_numpy(), "strength": edges["strength"].to_numpy()}
-        return {"edges": stored, "scale": scale, "calibration": p["calibration"],
-                "n_training_with_signal": n_signal, "n_edges": network.n_edges}
+        stored = {
+            "regulator": pd.Index(edges["regulator"]),
+            "target": pd.Index(edges["target"]),
+            "sign": edges["sign"].to_numpy(),
+            "strength": edges["strength"].to_numpy(),
+        }
+        return {
+            "edges": stored,
+            "scale": scale,
+            "calibration": p["calibration"],
+            "n_training_with_signal": n_signal,
+            "n_edges": network.n_edges,
+        }
 
     def _predict_delta(self, covariate, perturbations):
         network, scale = self._network(covariate)

@@ -20,8 +20,9 @@ from vcclib.models.tasks import Task
 from vcclib.splits import make_split
 
 
-def score_models(task: Task, models: dict[str, Model | str], adata: AnnData, *, seed: int = 0,
-                 profile: str = "full", metrics=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def score_models(
+    task: Task, models: dict[str, Model | str], adata: AnnData, *, seed: int = 0, profile: str = "full", metrics=None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fit, predict and score each model (an instance, or a registered baseline name) on one task.
 
     Returns
@@ -36,19 +37,29 @@ def score_models(task: Task, models: dict[str, Model | str], adata: AnnData, *, 
     frames, fits = [], []
     for name, model in models.items():
         model = get_model(model) if isinstance(model, str) else model
-        scored = score_model(task, adata, split, name, model, control=control, seed=seed, profile=profile,
-                             metrics=metrics)
+        scored = score_model(
+            task, adata, split, name, model, control=control, seed=seed, profile=profile, metrics=metrics
+        )
         if scored is None:
             continue
         long, fitted = scored
         seconds = float(long["seconds"].iloc[0]) if len(long) else fitted
         frames.append(long)
         for covariate, values in getattr(model, "calibration", {"": {}}).items():
-            fits.append({"task": task.label, "model": name, "covariate": covariate, "fit_predict_s": fitted,
-                         "total_s": seconds, **values})
+            fits.append(
+                {
+                    "task": task.label,
+                    "model": name,
+                    "covariate": covariate,
+                    "fit_predict_s": fitted,
+                    "total_s": seconds,
+                    **values,
+                }
+            )
     table = pd.concat(frames, ignore_index=True)
-    for position, (key, value) in enumerate((("task", task.label), ("dataset", task.dataset), ("split", task.split),
-                                             ("halves", task.halves))):
+    for position, (key, value) in enumerate(
+        (("task", task.label), ("dataset", task.dataset), ("split", task.split), ("halves", task.halves))
+    ):
         table.insert(position, key, value)
     table["value"] = pd.to_numeric(table["value"], errors="coerce")
     return table, pd.DataFrame(fits)

@@ -27,8 +27,9 @@ def _tie(t):
 
 
 @nb.njit(cache=True)
-def _gene_stats(keys, bnd, starts, ref, signbit, n_pass, j, U, T, ws_a, ws_b, ia, ib, ids, is_pos, cnt_c, less,
-                cnt_g, seen, cnt):  # pragma: no cover - compiled
+def _gene_stats(
+    keys, bnd, starts, ref, signbit, n_pass, j, U, T, ws_a, ws_b, ia, ib, ids, is_pos, cnt_c, less, cnt_g, seen, cnt
+):  # pragma: no cover - compiled
     """U and tie term of every group for one gene.
 
     ``keys``: the bits of the gene's stored (non-zero) values as unsigned integers, grouped (group g's values
@@ -117,8 +118,9 @@ def _gene_stats(keys, bnd, starts, ref, signbit, n_pass, j, U, T, ws_a, ws_b, ia
 
 
 @nb.njit(parallel=True, cache=True)
-def mwu_rank_stats_csr(indptr, indices, bits, signbit, n_pass, order, starts, ref, n_genes, chunk,
-                       stripes, col_nnz):  # pragma: no cover - compiled
+def mwu_rank_stats_csr(
+    indptr, indices, bits, signbit, n_pass, order, starts, ref, n_genes, chunk, stripes, col_nnz
+):  # pragma: no cover - compiled
     """U statistic of each group (as sample x) and the tie term Σ(t³ − t) of the combined sample.
 
     Parameters
@@ -220,8 +222,28 @@ def mwu_rank_stats_csr(indptr, indices, bits, signbit, n_pass, order, starts, re
             for jj in range(width):
                 lo = cptr[jj]
                 hi = cptr[jj + 1]
-                _gene_stats(keys[lo:hi], bnd[jj], starts, ref, signbit, n_pass, glo + jj, U, T, ws_a, ws_b, ia,
-                            ib, ids, is_pos, cnt_c, less, cnt_g, seen, cnt)
+                _gene_stats(
+                    keys[lo:hi],
+                    bnd[jj],
+                    starts,
+                    ref,
+                    signbit,
+                    n_pass,
+                    glo + jj,
+                    U,
+                    T,
+                    ws_a,
+                    ws_b,
+                    ia,
+                    ib,
+                    ids,
+                    is_pos,
+                    cnt_c,
+                    less,
+                    cnt_g,
+                    seen,
+                    cnt,
+                )
     return U, T
 
 
@@ -267,8 +289,9 @@ def column_nnz(indices, bits, signbit, n_genes):  # pragma: no cover - compiled
 
 
 @nb.njit(parallel=True, cache=True)
-def group_sums_csr_into(indptr, indices, data, order, starts, weight, scale_native, mean64,
-                        native):  # pragma: no cover - compiled
+def group_sums_csr_into(
+    indptr, indices, data, order, starts, weight, scale_native, mean64, native
+):  # pragma: no cover - compiled
     """:func:`group_sums_csr` for one block of rows, added into ``mean64`` / ``native`` in place.
 
     ``weight[g]`` is 1/n_g of the whole file's group g and ``scale_native[g]`` that in X's dtype; visiting the

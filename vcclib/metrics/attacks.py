@@ -197,8 +197,9 @@ def _as_submitted(pred_counts, counts: bool):
     return out
 
 
-def attack_table(real, column: str, control: str, *, profiles=DEFAULT_PROFILES, attacks=None,
-                 seed: int = SEED) -> pd.DataFrame:
+def attack_table(
+    real, column: str, control: str, *, profiles=DEFAULT_PROFILES, attacks=None, seed: int = SEED
+) -> pd.DataFrame:
     """Run every attack through every profile against the honest replicate of ``real`` (raw counts).
 
     Returns
@@ -230,9 +231,18 @@ def attack_table(real, column: str, control: str, *, profiles=DEFAULT_PROFILES, 
                 attacked = np.nan if values is None else float(values.get(metric, np.nan))
                 delta = attacked - float(base[metric])
                 by = delta if higher else -delta if higher is not None else np.nan
-                rows.append({"attack": name, "profile": profile, "metric": metric, "honest": float(base[metric]),
-                             "attacked": attacked, "gamed": bool(np.isfinite(by) and by > 1e-12), "by": by,
-                             "outcome": outcome})
+                rows.append(
+                    {
+                        "attack": name,
+                        "profile": profile,
+                        "metric": metric,
+                        "honest": float(base[metric]),
+                        "attacked": attacked,
+                        "gamed": bool(np.isfinite(by) and by > 1e-12),
+                        "by": by,
+                        "outcome": outcome,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -253,24 +263,31 @@ def screen(pred_groups, real_groups, *, scale: str) -> list[str]:
     bulk = pred_groups.mean_of(pred_perts)
     spread = np.abs(bulk - bulk.mean(0)).max()
     if spread <= 1e-9 * max(1.0, np.abs(bulk).max()):
-        flags.append("every predicted perturbation has the same profile (a collapsed mean): PDS-type metrics "
-                     "are at chance and DE metrics reward no perturbation-specific information")
+        flags.append(
+            "every predicted perturbation has the same profile (a collapsed mean): PDS-type metrics "
+            "are at chance and DE metrics reward no perturbation-specific information"
+        )
     real_ctrl = real_groups.mean_of([real_groups.control])[0]
     real_bulk = real_groups.mean_of([p for p in real_groups.names if p != real_groups.control])
     real_effect = np.abs(real_bulk - real_ctrl).mean()
     pred_effect = np.abs(bulk - real_ctrl).mean()  # against the reference's control, as vcc2026
     if real_effect > 0 and pred_effect < CONTROL_COPY_RATIO * real_effect:
-        flags.append(f"predicted effects are {pred_effect / real_effect:.2%} of the reference's: the perturbations "
-                     "look like copies of the control")
+        flags.append(
+            f"predicted effects are {pred_effect / real_effect:.2%} of the reference's: the perturbations "
+            "look like copies of the control"
+        )
     if scale == "counts":
         lib_p = np.median(np.asarray(pred_groups.X.sum(axis=1)).ravel())
         lib_r = np.median(np.asarray(real_groups.X.sum(axis=1)).ravel())
         if lib_r > 0 and not 0.5 <= lib_p / lib_r <= 2.0:
-            flags.append(f"predicted cells hold {lib_p / lib_r:.2f}× the reference's median counts per cell "
-                         "(inflated or shrunk scale)")
+            flags.append(
+                f"predicted cells hold {lib_p / lib_r:.2f}× the reference's median counts per cell "
+                "(inflated or shrunk scale)"
+            )
     else:
         ratio = (np.abs(bulk).mean() + 1e-12) / (np.abs(real_bulk).mean() + 1e-12)
         if not 0.5 <= ratio <= 2.0:
-            flags.append(f"predicted pseudobulks are {ratio:.2f}× the reference's on average (inflated or shrunk "
-                         "scale)")
+            flags.append(
+                f"predicted pseudobulks are {ratio:.2f}× the reference's on average (inflated or shrunk scale)"
+            )
     return flags

@@ -43,8 +43,10 @@ class CellsNotLoaded:
         self.shape, self.dtype = shape, dtype
 
     def _refuse(self, *_, **__):
-        raise inputs.InputError("this metric reads every cell, which chunked (on-disk) evaluation does not load; "
-                                "evaluate in memory or choose pseudobulk/DE metrics")
+        raise inputs.InputError(
+            "this metric reads every cell, which chunked (on-disk) evaluation does not load; "
+            "evaluate in memory or choose pseudobulk/DE metrics"
+        )
 
     __getitem__ = __array__ = sum = astype = _refuse
 
@@ -119,8 +121,9 @@ def _block_sums(path, shape, lo, hi, codes, n_groups, weight, scale, what):
     mean64 = np.zeros((n_groups, shape[1]))
     native = np.zeros((n_groups, shape[1]), dtype=block.dtype)
     order, starts = group_order(codes[lo:hi], n_groups)
-    group_sums_csr_into(block.indptr, block.indices, block.data, order, starts, weight, scale.astype(block.dtype),
-                        mean64, native)
+    group_sums_csr_into(
+        block.indptr, block.indices, block.data, order, starts, weight, scale.astype(block.dtype), mean64, native
+    )
     inputs.check_values(block, f"{what} X")
     return mean64, native
 
@@ -145,23 +148,38 @@ def _scan(cells: OnDiskCells, labels, control, what, block_cells, client):
             block = read_rows(cells.path, cells.shape, lo, hi)
             inputs.check_values(block, f"{what} X")
             order, starts = group_order(codes[lo:hi], n_groups)
-            group_sums_csr_into(block.indptr, block.indices, block.data, order, starts, weight, scale,
-                                mean64, native)
+            group_sums_csr_into(block.indptr, block.indices, block.data, order, starts, weight, scale, mean64, native)
             ctrl_rows.append(block[np.flatnonzero(codes[lo:hi] == ctrl)])
     else:
         shared = client.scatter([codes, weight, scale], broadcast=True)  # sent to each worker once
-        futures = [client.submit(_block_sums, cells.path, cells.shape, lo, hi, shared[0], n_groups, shared[1],
-                                 shared[2], what, pure=False) for lo, hi in bounds]
+        futures = [
+            client.submit(
+                _block_sums,
+                cells.path,
+                cells.shape,
+                lo,
+                hi,
+                shared[0],
+                n_groups,
+                shared[1],
+                shared[2],
+                what,
+                pure=False,
+            )
+            for lo, hi in bounds
+        ]
         for future in futures:
             m, n = future.result()
             mean64 += m
             native += n
             del m, n
         rows = np.flatnonzero(codes == ctrl)
-        ctrl_rows = [read_rows(cells.path, cells.shape, lo, hi)[rows[(rows >= lo) & (rows < hi)] - lo]
-                     for lo, hi in bounds]
-    grouped = GroupedCells(X=CellsNotLoaded(cells.shape, dtype), names=names, codes=codes, control=control,
-                           _means=mean64, _native=native)
+        ctrl_rows = [
+            read_rows(cells.path, cells.shape, lo, hi)[rows[(rows >= lo) & (rows < hi)] - lo] for lo, hi in bounds
+        ]
+    grouped = GroupedCells(
+        X=CellsNotLoaded(cells.shape, dtype), names=names, codes=codes, control=control, _means=mean64, _native=native
+    )
     return grouped, sp.vstack(ctrl_rows).tocsr() if ctrl_rows else sp.csr_matrix((0, n_genes), dtype=dtype)
 
 
@@ -216,14 +234,18 @@ def _concat_de(parts, convention):
 def de_chunked(cells: OnDiskCells, grouped, ctrl_X, labels, genes, convention, chunk_cells, block_cells, client):
     """DE of every perturbation of ``grouped`` against ``ctrl_X``, in batches of about ``chunk_cells`` cells."""
     batches = _batches(grouped, chunk_cells)
-    args = [(cells.path, cells.shape, labels, batch, grouped.control, ctrl_X, genes, convention, block_cells)
-            for batch in batches]
+    args = [
+        (cells.path, cells.shape, labels, batch, grouped.control, ctrl_X, genes, convention, block_cells)
+        for batch in batches
+    ]
     if client is None:
         parts = [_batch_de(*a) for a in args]
     else:
         scattered = client.scatter([ctrl_X, labels], broadcast=True)
-        futures = [client.submit(_batch_de, a[0], a[1], scattered[1], a[3], a[4], scattered[0], *a[6:], pure=False)
-                   for a in args]
+        futures = [
+            client.submit(_batch_de, a[0], a[1], scattered[1], a[3], a[4], scattered[0], *a[6:], pure=False)
+            for a in args
+        ]
         parts = client.gather(futures)
     return _concat_de(parts, convention)
 
@@ -242,10 +264,22 @@ def dask_client(scheduler: str | None):
         raise inputs.InputError(f"cannot reach the dask scheduler at {scheduler}: {error}") from None
 
 
-def evaluate_on_disk(pred_path, real_path, *, perturbation_column="perturbation", control_label=None,
-                     profile="vcc", metrics=None, de_convention="cell-eval", use_real_controls=False,
-                     chunk_cells: int = CHUNK_CELLS, block_cells: int = BLOCK_CELLS, scheduler: str | None = None,
-                     outdir=None, de_format="parquet"):
+def evaluate_on_disk(
+    pred_path,
+    real_path,
+    *,
+    perturbation_column="perturbation",
+    control_label=None,
+    profile="vcc",
+    metrics=None,
+    de_convention="cell-eval",
+    use_real_controls=False,
+    chunk_cells: int = CHUNK_CELLS,
+    block_cells: int = BLOCK_CELLS,
+    scheduler: str | None = None,
+    outdir=None,
+    de_format="parquet",
+):
     """:func:`vcclib.metrics.evaluate` on two ``.h5ad`` files read in chunks (see the module docstring).
 
     Parameters
@@ -267,8 +301,10 @@ def evaluate_on_disk(pred_path, real_path, *, perturbation_column="perturbation"
     names = resolve(profile, metrics)
     unsupported = [n for n in names if REGISTRY[n].needs.value not in SUPPORTED_NEEDS]
     if unsupported:
-        raise inputs.InputError(f"chunked evaluation computes pseudobulk and DE metrics; these read every cell or "
-                                f"raw counts: {', '.join(unsupported[:8])}")
+        raise inputs.InputError(
+            f"chunked evaluation computes pseudobulk and DE metrics; these read every cell or "
+            f"raw counts: {', '.join(unsupported[:8])}"
+        )
     if use_real_controls:
         raise inputs.InputError("--use-real-controls is not available in chunked evaluation")
     pred, real = OnDiskCells.open(pred_path), OnDiskCells.open(real_path)
@@ -287,13 +323,17 @@ def evaluate_on_disk(pred_path, real_path, *, perturbation_column="perturbation"
     real_labels = real.obs[perturbation_column].astype(str).to_numpy()
     extra = sorted(set(pred_labels) - set(real_labels))
     if extra:
-        raise inputs.InputError(f"{len(extra)} perturbations of the prediction are not in the real data "
-                                f"(e.g. {extra[:5]})")
+        raise inputs.InputError(
+            f"{len(extra)} perturbations of the prediction are not in the real data (e.g. {extra[:5]})"
+        )
     notes = []
     missing = sorted(set(real_labels) - set(pred_labels))
     if missing:
-        warnings.warn(f"{len(missing)} real perturbations have no prediction and are left out (e.g. {missing[:5]})",
-                      UserWarning, stacklevel=2)
+        warnings.warn(
+            f"{len(missing)} real perturbations have no prediction and are left out (e.g. {missing[:5]})",
+            UserWarning,
+            stacklevel=2,
+        )
     keep = np.isin(real_labels, np.unique(pred_labels))
     real_kept = np.where(keep, real_labels, "")  # cells of unpredicted perturbations: one ignored group
     client = dask_client(scheduler) if scheduler is not None else None
@@ -302,12 +342,18 @@ def evaluate_on_disk(pred_path, real_path, *, perturbation_column="perturbation"
         real_all, real_ctrl = _scan(real, real_kept, control, "real data", block_cells, client)
         real_cells = _drop_group(real_all, "") if not keep.all() else real_all
         differ = pred_cells.sizes[pred_cells.control_index] != real_cells.sizes[real_cells.control_index] or not (
-            np.allclose(pred_cells.mean_of([control]), real_cells.mean_of([control]), atol=1e-6, rtol=0))
-        affected = [n for n in names if REGISTRY[n].needs == "de" or "own control" in
-                    REGISTRY[n].conventions.get("reference", "")]
+            np.allclose(pred_cells.mean_of([control]), real_cells.mean_of([control]), atol=1e-6, rtol=0)
+        )
+        affected = [
+            n
+            for n in names
+            if REGISTRY[n].needs == "de" or "own control" in REGISTRY[n].conventions.get("reference", "")
+        ]
         if differ and affected:
-            msg = ("the prediction's control cells differ from the real control cells; the predicted Δ and DE of "
-                   f"these metrics use them: {', '.join(affected)}")
+            msg = (
+                "the prediction's control cells differ from the real control cells; the predicted Δ and DE of "
+                f"these metrics use them: {', '.join(affected)}"
+            )
             warnings.warn(msg, inputs.ControlMismatchWarning, stacklevel=2)
             notes.append(msg)
         from vcclib.metrics.attacks import SuspiciousSubmissionWarning, screen
@@ -321,12 +367,18 @@ def evaluate_on_disk(pred_path, real_path, *, perturbation_column="perturbation"
         if uses_de:
             from vcclib.metrics.context import _subset_de
 
-            ctx.__dict__["de_real"] = _subset_de(de_chunked(
-                real, real_cells, real_ctrl, real_labels, genes, de_convention, chunk_cells, block_cells, client),
-                ctx.perts)
-            ctx.__dict__["de_pred"] = _subset_de(de_chunked(
-                pred, pred_cells, pred_ctrl, pred_labels, genes, de_convention, chunk_cells, block_cells, client),
-                ctx.perts)
+            ctx.__dict__["de_real"] = _subset_de(
+                de_chunked(
+                    real, real_cells, real_ctrl, real_labels, genes, de_convention, chunk_cells, block_cells, client
+                ),
+                ctx.perts,
+            )
+            ctx.__dict__["de_pred"] = _subset_de(
+                de_chunked(
+                    pred, pred_cells, pred_ctrl, pred_labels, genes, de_convention, chunk_cells, block_cells, client
+                ),
+                ctx.perts,
+            )
     finally:
         if client is not None:
             cluster = client.cluster
@@ -334,10 +386,14 @@ def evaluate_on_disk(pred_path, real_path, *, perturbation_column="perturbation"
             if cluster is not None:
                 cluster.close()
     frame, values = compute_metrics(ctx, names)
-    result = EvaluationResult(results=frame, agg=aggregate(values, ctx.n_perts),
-                              profile=profile if metrics is None else "custom",
-                              de_real=ctx.de_real if uses_de else None, de_pred=ctx.de_pred if uses_de else None,
-                              warnings=notes)
+    result = EvaluationResult(
+        results=frame,
+        agg=aggregate(values, ctx.n_perts),
+        profile=profile if metrics is None else "custom",
+        de_real=ctx.de_real if uses_de else None,
+        de_pred=ctx.de_pred if uses_de else None,
+        warnings=notes,
+    )
     if outdir is not None:
         result.write(outdir, de_format=de_format)
     return result
@@ -349,5 +405,11 @@ def _drop_group(grouped: GroupedCells, name: str) -> GroupedCells:
     keep = np.arange(grouped.names.size) != index
     remap = np.cumsum(keep) - 1
     codes = remap[grouped.codes[grouped.codes != index]]  # X is not loaded: codes only give the group sizes
-    return GroupedCells(X=grouped.X, names=grouped.names[keep], codes=codes, control=grouped.control,
-                        _means=grouped._means[keep], _native=grouped._native[keep])
+    return GroupedCells(
+        X=grouped.X,
+        names=grouped.names[keep],
+        codes=codes,
+        control=grouped.control,
+        _means=grouped._means[keep],
+        _native=grouped._native[keep],
+    )

@@ -111,8 +111,9 @@ def _horner(coef: np.ndarray, c: np.ndarray) -> np.ndarray:
     return out
 
 
-def jackknife_sparse(X, rows: np.ndarray, target_sum: float = BULK_TARGET_SUM,
-                     max_argument: float = SERIES_MAX_ARGUMENT) -> float:
+def jackknife_sparse(
+    X, rows: np.ndarray, target_sum: float = BULK_TARGET_SUM, max_argument: float = SERIES_MAX_ARGUMENT
+) -> float:
     """:func:`jackknife` of a sparse X without evaluating a term per zero count.
 
     With ``x_g = TS·P_g/S``, ``c_g = x_g/(1 + x_g)`` and ``δ_i = ℓ_i/(S − ℓ_i)``, a zero count's deviation is
@@ -168,8 +169,9 @@ def jackknife_sparse(X, rows: np.ndarray, target_sum: float = BULK_TARGET_SUM,
     return _finish(s1, s2, n)
 
 
-def jackknife_groups(X, order: np.ndarray, starts: np.ndarray, groups=None,
-                     target_sum: float = BULK_TARGET_SUM) -> np.ndarray:
+def jackknife_groups(
+    X, order: np.ndarray, starts: np.ndarray, groups=None, target_sum: float = BULK_TARGET_SUM
+) -> np.ndarray:
     """``C_p`` of every group (or of ``groups``, indices), from the group order of :func:`group_order`."""
     n_groups = starts.size - 1
     out = np.zeros(n_groups)

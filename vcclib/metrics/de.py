@@ -136,15 +136,14 @@ def _csr_rank_sums(X, order, starts, ref, U, T, offset: int = 0) -> None:
     n_pass = -(-width // RADIX_BITS)
     col_nnz = column_nnz(X.indices, bits, signbit, n_genes)
     stripes = _stripes(col_nnz, 4 * numba.get_num_threads())
-    u, t = mwu_rank_stats_csr(X.indptr, X.indices, bits, signbit, n_pass, order, starts, int(ref), n_genes,
-                              GATHER_CHUNK, stripes, col_nnz)
+    u, t = mwu_rank_stats_csr(
+        X.indptr, X.indices, bits, signbit, n_pass, order, starts, int(ref), n_genes, GATHER_CHUNK, stripes, col_nnz
+    )
     U[:, offset : offset + n_genes] = u
     T[:, offset : offset + n_genes] = t
 
 
-def rank_sums(
-    X, codes: np.ndarray, n_groups: int, ref: int, order=None, starts=None
-) -> tuple[np.ndarray, np.ndarray]:
+def rank_sums(X, codes: np.ndarray, n_groups: int, ref: int, order=None, starts=None) -> tuple[np.ndarray, np.ndarray]:
     """U statistic (each group as x) and tie term of each group against ``ref``: (groups × genes).
 
     A sparse X is read in place (CSR, gathered gene chunk by gene chunk); a dense one is converted to CSR
@@ -221,8 +220,9 @@ def de_arrays(cells: GroupedCells, genes, convention: str = "cell-eval") -> DEAr
     )
 
 
-def differential_expression(adata, perturbation_column: str, control_label: str, convention: str = "cell-eval"
-                            ) -> pd.DataFrame:
+def differential_expression(
+    adata, perturbation_column: str, control_label: str, convention: str = "cell-eval"
+) -> pd.DataFrame:
     """DE of every perturbation of ``adata`` against ``control`` (log1p X, dense or sparse).
 
     Parameters

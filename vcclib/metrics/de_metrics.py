@@ -14,8 +14,11 @@ import pandas as pd
 from vcclib.metrics.registry import register
 
 CE = "cell-eval 0.8.2 metrics/_de.py, _types/_de.py"
-CONV = {"gene_space": "significant DE genes (fdr < 0.05)", "pseudobulk": "expm1(mean log1p) for fold changes",
-        "reference": "each file's own control (DE of prediction uses its control cells)"}
+CONV = {
+    "gene_space": "significant DE genes (fdr < 0.05)",
+    "pseudobulk": "expm1(mean log1p) for fold changes",
+    "reference": "each file's own control (DE of prediction uses its control cells)",
+}
 
 
 def _sig(de, ctx):
@@ -128,25 +131,100 @@ def _auc(ctx, method: str = "pr"):
 for _metric in ("overlap", "precision"):
     for _k in (None, 50, 100, 200, 500):
         _label = _k if _k else "N"
-        register(f"{_metric}_at_{_label}", _overlap, family="cell-eval", best_value=1.0, conventions=CONV,
-                 source=CE, kwargs={"k": _k, "metric": _metric}, needs="de",
-                 description=f"{_metric.capitalize()} of the top-{_label} significant genes (by |log2FC|), "
-                 "real vs predicted (overlap_at_N: DES of VCC 2025).")
-register("de_spearman_sig", _spearman_sig, family="cell-eval", best_value=1.0, conventions=CONV, source=CE,
-         min_perturbations=3,
-         needs="de", description="Spearman, across perturbations with real DE genes, of the numbers of "
-         "significant genes (one value).")
-register("de_direction_match", _direction_match, family="cell-eval", best_value=1.0, conventions=CONV, source=CE,
-         needs="de", description="Fraction of real significant genes whose predicted log2FC has the same sign.")
-register("de_spearman_lfc_sig", _spearman_lfc_sig, family="cell-eval", best_value=1.0, conventions=CONV,
-         source=CE, needs="de", description="Spearman of real and predicted log2FC over real significant genes.")
-register("de_sig_genes_recall", _recall, family="cell-eval", best_value=1.0, conventions=CONV, source=CE,
-         needs="de", description="Fraction of real significant genes also significant in the prediction.")
-register("de_nsig_counts_real", _nsig, family="cell-eval", best_value=None, conventions=CONV, source=CE,
-         needs="de", kwargs={"which": "real"}, description="Number of significant genes in the real DE.")
-register("de_nsig_counts_pred", _nsig, family="cell-eval", best_value=None, conventions=CONV, source=CE,
-         needs="de", kwargs={"which": "pred"}, description="Number of significant genes in the predicted DE.")
-register("pr_auc", _auc, family="cell-eval", best_value=1.0, conventions=CONV, source=CE, needs="de",
-         kwargs={"method": "pr"}, description="Average precision of −log10(pred fdr) for real significance.")
-register("roc_auc", _auc, family="cell-eval", best_value=1.0, conventions=CONV, source=CE, needs="de",
-         kwargs={"method": "roc"}, description="ROC AUC of −log10(pred fdr) for real significance.")
+        register(
+            f"{_metric}_at_{_label}",
+            _overlap,
+            family="cell-eval",
+            best_value=1.0,
+            conventions=CONV,
+            source=CE,
+            kwargs={"k": _k, "metric": _metric},
+            needs="de",
+            description=f"{_metric.capitalize()} of the top-{_label} significant genes (by |log2FC|), "
+            "real vs predicted (overlap_at_N: DES of VCC 2025).",
+        )
+register(
+    "de_spearman_sig",
+    _spearman_sig,
+    family="cell-eval",
+    best_value=1.0,
+    conventions=CONV,
+    source=CE,
+    min_perturbations=3,
+    needs="de",
+    description="Spearman, across perturbations with real DE genes, of the numbers of significant genes (one value).",
+)
+register(
+    "de_direction_match",
+    _direction_match,
+    family="cell-eval",
+    best_value=1.0,
+    conventions=CONV,
+    source=CE,
+    needs="de",
+    description="Fraction of real significant genes whose predicted log2FC has the same sign.",
+)
+register(
+    "de_spearman_lfc_sig",
+    _spearman_lfc_sig,
+    family="cell-eval",
+    best_value=1.0,
+    conventions=CONV,
+    source=CE,
+    needs="de",
+    description="Spearman of real and predicted log2FC over real significant genes.",
+)
+register(
+    "de_sig_genes_recall",
+    _recall,
+    family="cell-eval",
+    best_value=1.0,
+    conventions=CONV,
+    source=CE,
+    needs="de",
+    description="Fraction of real significant genes also significant in the prediction.",
+)
+register(
+    "de_nsig_counts_real",
+    _nsig,
+    family="cell-eval",
+    best_value=None,
+    conventions=CONV,
+    source=CE,
+    needs="de",
+    kwargs={"which": "real"},
+    description="Number of significant genes in the real DE.",
+)
+register(
+    "de_nsig_counts_pred",
+    _nsig,
+    family="cell-eval",
+    best_value=None,
+    conventions=CONV,
+    source=CE,
+    needs="de",
+    kwargs={"which": "pred"},
+    description="Number of significant genes in the predicted DE.",
+)
+register(
+    "pr_auc",
+    _auc,
+    family="cell-eval",
+    best_value=1.0,
+    conventions=CONV,
+    source=CE,
+    needs="de",
+    kwargs={"method": "pr"},
+    description="Average precision of −log10(pred fdr) for real significance.",
+)
+register(
+    "roc_auc",
+    _auc,
+    family="cell-eval",
+    best_value=1.0,
+    conventions=CONV,
+    source=CE,
+    needs="de",
+    kwargs={"method": "roc"},
+    description="ROC AUC of −log10(pred fdr) for real significance.",
+)

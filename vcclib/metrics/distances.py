@@ -171,20 +171,48 @@ def _pred_real(ctx, kind: str = "edistance"):
     return ctx.series(values)
 
 
-register("pearson_edistance", _pearson_edistance, family="cell-eval", best_value=1.0, needs="cells",
-         min_perturbations=3,
-         conventions={"gene_space": "all genes", "cells": "single cells, Euclidean, N² within-group pairs",
-                      "reference": "each file's own control"},
-         source="cell-eval 0.8.2 metrics/_anndata.py::edistance",
-         description="Pearson across perturbations of real and predicted E-distances to control (one value).")
-register("edistance_pred_real", _pred_real, family="pertpy", best_value=0.0, needs="cells",
-         kwargs={"kind": "edistance"},
-         conventions={"gene_space": "all genes", "cells": "single cells, Euclidean, N² within-group pairs",
-                      "reference": "real cells of the same perturbation"},
-         source="pertpy 1.0.3 tools/_distances/_distances.py::Edistance",
-         description="E-distance between predicted and real cells of each perturbation.")
-register("mmd_pred_real", _pred_real, family="pertpy", best_value=0.0, needs="cells", kwargs={"kind": "mmd"},
-         conventions={"gene_space": "all genes", "cells": "single cells, linear kernel",
-                      "reference": "real cells of the same perturbation"},
-         source="pertpy 1.0.3 tools/_distances/_distances.py::MMD",
-         description="Linear-kernel MMD between predicted and real cells of each perturbation.")
+register(
+    "pearson_edistance",
+    _pearson_edistance,
+    family="cell-eval",
+    best_value=1.0,
+    needs="cells",
+    min_perturbations=3,
+    conventions={
+        "gene_space": "all genes",
+        "cells": "single cells, Euclidean, N² within-group pairs",
+        "reference": "each file's own control",
+    },
+    source="cell-eval 0.8.2 metrics/_anndata.py::edistance",
+    description="Pearson across perturbations of real and predicted E-distances to control (one value).",
+)
+register(
+    "edistance_pred_real",
+    _pred_real,
+    family="pertpy",
+    best_value=0.0,
+    needs="cells",
+    kwargs={"kind": "edistance"},
+    conventions={
+        "gene_space": "all genes",
+        "cells": "single cells, Euclidean, N² within-group pairs",
+        "reference": "real cells of the same perturbation",
+    },
+    source="pertpy 1.0.3 tools/_distances/_distances.py::Edistance",
+    description="E-distance between predicted and real cells of each perturbation.",
+)
+register(
+    "mmd_pred_real",
+    _pred_real,
+    family="pertpy",
+    best_value=0.0,
+    needs="cells",
+    kwargs={"kind": "mmd"},
+    conventions={
+        "gene_space": "all genes",
+        "cells": "single cells, linear kernel",
+        "reference": "real cells of the same perturbation",
+    },
+    source="pertpy 1.0.3 tools/_distances/_distances.py::MMD",
+    description="Linear-kernel MMD between predicted and real cells of each perturbation.",
+)

@@ -33,12 +33,18 @@ def metric_table_markdown() -> str:
     source."""
     from vcclib.metrics import METRICS
 
-    lines = ["| name | family | best | min perts | gene space | reference | source |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| name | family | best | min perts | gene space | reference | source |", "|---|---|---|---|---|---|---|"]
     for spec in METRICS.specs():
         best = "—" if not spec.scored else f"{float(spec.best_value):g}"
-        cells = [f"`{spec.name}`", spec.family, best, spec.min_perturbations,
-                 spec.conventions.get("gene_space", ""), spec.conventions.get("reference", ""), spec.source]
+        cells = [
+            f"`{spec.name}`",
+            spec.family,
+            best,
+            spec.min_perturbations,
+            spec.conventions.get("gene_space", ""),
+            spec.conventions.get("reference", ""),
+            spec.source,
+        ]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines)
 
@@ -59,8 +65,11 @@ BLOCKS = {"profiles": profiles_markdown, "metric-table": metric_table_markdown}
 
 
 def _pattern(block: str) -> re.Pattern:
-    return re.compile(rf"(<!-- BEGIN generated: {re.escape(block)}[^>]*-->\n)(.*?)(\n<!-- END generated: "
-                      rf"{re.escape(block)} -->)", re.S)
+    return re.compile(
+        rf"(<!-- BEGIN generated: {re.escape(block)}[^>]*-->\n)(.*?)(\n<!-- END generated: "
+        rf"{re.escape(block)} -->)",
+        re.S,
+    )
 
 
 def render(text: str) -> str:

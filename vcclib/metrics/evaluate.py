@@ -108,15 +108,19 @@ def aggregate(values: dict[str, pd.Series], n_perts: int) -> pd.DataFrame:
         count = v.size
         finite = v[~np.isnan(v)]
         srt = np.sort(v)  # NaN last
+
         def q(p, srt=srt, count=count):
             return float(srt[int(np.floor(p * (count - 1) + 0.5))]) if count else np.nan
+
         table[name] = [
             float(count),
             float(n_perts - count),
             float(v.mean()) if count else np.nan,
             float(v.std(ddof=1)) if count > 1 else np.nan,
             float(finite.min()) if finite.size else np.nan,
-            q(0.25), q(0.5), q(0.75),
+            q(0.25),
+            q(0.5),
+            q(0.75),
             float(finite.max()) if finite.size else np.nan,
         ]
     return pd.DataFrame(table)
@@ -175,9 +179,12 @@ def evaluate_by_group(pred, real, group_column: str, *, outdir=None, de_format: 
     if not results:
         raise inputs.InputError(f"no value of {group_column!r} has predicted cells")
     order = lambda f: f[[group_column] + [c for c in f.columns if c != group_column]]  # noqa: E731
-    result = EvaluationResult(results=order(pd.concat(results, ignore_index=True)),
-                              agg=order(pd.concat(aggs, ignore_index=True)), profile=kwargs.get("profile"),
-                              warnings=notes)
+    result = EvaluationResult(
+        results=order(pd.concat(results, ignore_index=True)),
+        agg=order(pd.concat(aggs, ignore_index=True)),
+        profile=kwargs.get("profile"),
+        warnings=notes,
+    )
     if outdir is not None:
         result.write(outdir, de_format=de_format)
     return result
@@ -293,10 +300,20 @@ def evaluate(
 
         if not all(isinstance(a, str | Path) for a in (pred, real)) or baseline is not None or score:
             raise inputs.InputError("on-disk evaluation takes two .h5ad paths, without a baseline or --score")
-        return evaluate_on_disk(pred, real, perturbation_column=pert_col, control_label=control_label,
-                                profile=profile, metrics=metrics, de_convention=de_convention,
-                                use_real_controls=use_real_controls, chunk_cells=chunk_cells or CHUNK_CELLS,
-                                scheduler=scheduler, outdir=outdir, de_format=de_format)
+        return evaluate_on_disk(
+            pred,
+            real,
+            perturbation_column=pert_col,
+            control_label=control_label,
+            profile=profile,
+            metrics=metrics,
+            de_convention=de_convention,
+            use_real_controls=use_real_controls,
+            chunk_cells=chunk_cells or CHUNK_CELLS,
+            scheduler=scheduler,
+            outdir=outdir,
+            de_format=de_format,
+        )
     pred, real = _load(pred), _load(real)
     for what, adata in (("vcc eval (real data)", real), ("vcc eval (prediction)", pred)):
         # high-MOI cells carry several perturbations: refused, one line (the schema module imports anndata,
@@ -317,8 +334,10 @@ def evaluate(
             result.write(outdir, de_format=de_format)
         return result
     if len(families) > 1:
-        raise inputs.InputError("vcc2026 metrics read raw counts and the others log1p values: score them "
-                                "in separate runs (profile vcc2026 and another)")
+        raise inputs.InputError(
+            "vcc2026 metrics read raw counts and the others log1p values: score them "
+            "in separate runs (profile vcc2026 and another)"
+        )
     inputs.validate_pair(pred, real, pert_col, control)
     pred_labels = np.unique(pred.obs[pert_col].astype(str).to_numpy())
     real_cells = _grouped(real, pert_col, control, keep=pred_labels)
@@ -330,8 +349,11 @@ def evaluate(
         differ = pred_cells.sizes[pred_cells.control_index] != real_cells.sizes[real_cells.control_index] or not (
             np.allclose(pred_cells.mean_of([control]), real_cells.mean_of([control]), atol=1e-6, rtol=0)
         )
-        affected = [n for n in names if REGISTRY[n].needs == "de" or "own control" in
-                    REGISTRY[n].conventions.get("reference", "")]
+        affected = [
+            n
+            for n in names
+            if REGISTRY[n].needs == "de" or "own control" in REGISTRY[n].conventions.get("reference", "")
+        ]
         if differ and affected:
             msg = (
                 "the prediction's control cells differ from the real control cells; the predicted Δ and DE of "
@@ -365,7 +387,10 @@ def evaluate(
         if use_real_controls:
             base_cells = with_real_controls(base_cells, real_cells)
         base_ctx = EvalContext(
-            base_cells, real_cells, genes, de_convention=de_convention,
+            base_cells,
+            real_cells,
+            genes,
+            de_convention=de_convention,
             real_de=ctx.__dict__.get("de_real"),
         )
         _, base_values = compute_metrics(base_ctx, names)

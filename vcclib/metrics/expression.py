@@ -122,23 +122,70 @@ def _clustering_agreement(
 
 _delta = {"gene_space": "all genes", "pseudobulk": PB, "reference": OWN}
 _raw = {"gene_space": "all genes", "pseudobulk": PB, "reference": "none (raw pseudobulk)"}
-register("mae", _mae, family="cell-eval", best_value=0.0, conventions=_raw, source=CE,
-         description="Mean absolute error of the perturbation pseudobulks over genes.")
-register("mse", _mse, family="cell-eval", best_value=0.0, conventions=_raw, source=CE,
-         description="Mean squared error of the perturbation pseudobulks over genes.")
-register("mae_delta", _mae_delta, family="cell-eval", best_value=0.0, conventions=_delta, source=CE,
-         description="Mean absolute error of Δ (perturbation − control pseudobulk).")
-register("mse_delta", _mse_delta, family="cell-eval", best_value=0.0, conventions=_delta, source=CE,
-         description="Mean squared error of Δ (perturbation − control pseudobulk).")
-register("pearson_delta", _pearson_delta, family="cell-eval", best_value=1.0, conventions=_delta, source=CE,
-         description="Pearson correlation of predicted and real Δ over all genes.")
+register(
+    "mae",
+    _mae,
+    family="cell-eval",
+    best_value=0.0,
+    conventions=_raw,
+    source=CE,
+    description="Mean absolute error of the perturbation pseudobulks over genes.",
+)
+register(
+    "mse",
+    _mse,
+    family="cell-eval",
+    best_value=0.0,
+    conventions=_raw,
+    source=CE,
+    description="Mean squared error of the perturbation pseudobulks over genes.",
+)
+register(
+    "mae_delta",
+    _mae_delta,
+    family="cell-eval",
+    best_value=0.0,
+    conventions=_delta,
+    source=CE,
+    description="Mean absolute error of Δ (perturbation − control pseudobulk).",
+)
+register(
+    "mse_delta",
+    _mse_delta,
+    family="cell-eval",
+    best_value=0.0,
+    conventions=_delta,
+    source=CE,
+    description="Mean squared error of Δ (perturbation − control pseudobulk).",
+)
+register(
+    "pearson_delta",
+    _pearson_delta,
+    family="cell-eval",
+    best_value=1.0,
+    conventions=_delta,
+    source=CE,
+    description="Pearson correlation of predicted and real Δ over all genes.",
+)
 for _m in ("l1", "l2", "cosine"):
-    register(f"discrimination_score_{_m}", _discrimination, family="cell-eval", best_value=1.0,
-             min_perturbations=3,
-             conventions={**_delta, "gene_space": "all genes but the gene named like the perturbation"},
-             source=CE, kwargs={"metric": _m},
-             description=f"PDS: 1 − normalised rank of the true perturbation among real Δ by {_m} distance.")
-register("clustering_agreement", _clustering_agreement, family="cell-eval", best_value=1.0,
-         min_perturbations=3,
-         conventions={"gene_space": "all genes", "pseudobulk": PB, "reference": "none (centroids)"}, source=CE,
-         description="Best AMI of Leiden clusters of predicted centroids against real centroids (one value).")
+    register(
+        f"discrimination_score_{_m}",
+        _discrimination,
+        family="cell-eval",
+        best_value=1.0,
+        min_perturbations=3,
+        conventions={**_delta, "gene_space": "all genes but the gene named like the perturbation"},
+        source=CE,
+        kwargs={"metric": _m},
+        description=f"PDS: 1 − normalised rank of the true perturbation among real Δ by {_m} distance.",
+    )
+register(
+    "clustering_agreement",
+    _clustering_agreement,
+    family="cell-eval",
+    best_value=1.0,
+    min_perturbations=3,
+    conventions={"gene_space": "all genes", "pseudobulk": PB, "reference": "none (centroids)"},
+    source=CE,
+    description="Best AMI of Leiden clusters of predicted centroids against real centroids (one value).",
+)

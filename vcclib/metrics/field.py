@@ -48,10 +48,20 @@ for _kind, _best, _desc in (
     for _de in (False, True):
         _name = {"direction": "gears_frac_correct_direction"}.get(_kind, f"gears_{_kind}")
         _name += ("_20" if _kind == "direction" else "_de") if _de else ("_all" if _kind == "direction" else "")
-        register(_name, _gears, family="gears", best_value=_best, source=_GEARS_SRC, kwargs={"kind": _kind, "de": _de},
-                 conventions={"gene_space": "top-20 DE genes (scanpy t-test vs control, |score|)" if _de else "all genes",
-                              "pseudobulk": PB, "reference": REAL_CTRL},
-                 description=f"GEARS: {_desc}" + (" on the top-20 DE genes." if _de else " on all genes."))
+        register(
+            _name,
+            _gears,
+            family="gears",
+            best_value=_best,
+            source=_GEARS_SRC,
+            kwargs={"kind": _kind, "de": _de},
+            conventions={
+                "gene_space": "top-20 DE genes (scanpy t-test vs control, |score|)" if _de else "all genes",
+                "pseudobulk": PB,
+                "reference": REAL_CTRL,
+            },
+            description=f"GEARS: {_desc}" + (" on the top-20 DE genes." if _de else " on all genes."),
+        )
 
 
 # PerturBench ---------------------------------------------------------------------------------------------
@@ -88,21 +98,46 @@ def _pb_rank(ctx, kind: str = "rmse"):
 
 
 _PB_SRC = "perturbench analysis/benchmarks/metrics.py, aggregation.py"
-register("perturbench_rmse_average", _pb_rmse, family="perturbench", best_value=0.0, source=_PB_SRC,
-         conventions={"gene_space": "all genes", "pseudobulk": PB, "reference": "none"},
-         description="PerturBench rmse_average: RMSE of predicted and real pseudobulks.")
-register("perturbench_cosine_logfc", _pb_cosine_logfc, family="perturbench", best_value=1.0, source=_PB_SRC,
-         conventions={"gene_space": "all genes", "pseudobulk": "log2(mean + 0.1)", "reference": REAL_CTRL},
-         description="PerturBench cosine_logfc: cosine of log2(mean+0.1) fold changes against control.")
-register("perturbench_rmse_rank", _pb_rank, family="perturbench", best_value=0.0, source=_PB_SRC,
-         min_perturbations=3,
-         kwargs={"kind": "rmse"}, conventions={"gene_space": "all genes", "pseudobulk": PB, "reference": "none"},
-         description="PerturBench rmse_rank: share of predictions closer (RMSE) to the real profile than its own.")
-register("perturbench_cosine_rank", _pb_rank, family="perturbench", best_value=0.0, source=_PB_SRC,
-         min_perturbations=3,
-         kwargs={"kind": "cosine"},
-         conventions={"gene_space": "all genes", "pseudobulk": "log2(mean + 0.1)", "reference": REAL_CTRL},
-         description="PerturBench cosine_rank: share of predictions more cosine-similar (logFC) than its own.")
+register(
+    "perturbench_rmse_average",
+    _pb_rmse,
+    family="perturbench",
+    best_value=0.0,
+    source=_PB_SRC,
+    conventions={"gene_space": "all genes", "pseudobulk": PB, "reference": "none"},
+    description="PerturBench rmse_average: RMSE of predicted and real pseudobulks.",
+)
+register(
+    "perturbench_cosine_logfc",
+    _pb_cosine_logfc,
+    family="perturbench",
+    best_value=1.0,
+    source=_PB_SRC,
+    conventions={"gene_space": "all genes", "pseudobulk": "log2(mean + 0.1)", "reference": REAL_CTRL},
+    description="PerturBench cosine_logfc: cosine of log2(mean+0.1) fold changes against control.",
+)
+register(
+    "perturbench_rmse_rank",
+    _pb_rank,
+    family="perturbench",
+    best_value=0.0,
+    source=_PB_SRC,
+    min_perturbations=3,
+    kwargs={"kind": "rmse"},
+    conventions={"gene_space": "all genes", "pseudobulk": PB, "reference": "none"},
+    description="PerturBench rmse_rank: share of predictions closer (RMSE) to the real profile than its own.",
+)
+register(
+    "perturbench_cosine_rank",
+    _pb_rank,
+    family="perturbench",
+    best_value=0.0,
+    source=_PB_SRC,
+    min_perturbations=3,
+    kwargs={"kind": "cosine"},
+    conventions={"gene_space": "all genes", "pseudobulk": "log2(mean + 0.1)", "reference": REAL_CTRL},
+    description="PerturBench cosine_rank: share of predictions more cosine-similar (logFC) than its own.",
+)
 
 
 # Ahlmann-Eltze et al. ------------------------------------------------------------------------------------
@@ -116,11 +151,26 @@ def _ae(ctx, kind: str = "l2", n_genes: int = 1000):
 
 _AE_SRC = "const-ae/linear_perturbation_prediction-Paper"
 _AE_CONV = {"gene_space": "1,000 genes most expressed in real control", "pseudobulk": PB, "reference": REAL_CTRL}
-register("ae_l2_top1000", _ae, family="ahlmann-eltze", best_value=0.0, source=_AE_SRC, kwargs={"kind": "l2"},
-         conventions=_AE_CONV, description="Ahlmann-Eltze L2 distance of pseudobulks on the top-1,000 control genes.")
-register("ae_pearson_delta_top1000", _ae, family="ahlmann-eltze", best_value=1.0, source=_AE_SRC,
-         kwargs={"kind": "pearson"}, conventions=_AE_CONV,
-         description="Ahlmann-Eltze PearsonΔ (vs control) on the top-1,000 control genes.")
+register(
+    "ae_l2_top1000",
+    _ae,
+    family="ahlmann-eltze",
+    best_value=0.0,
+    source=_AE_SRC,
+    kwargs={"kind": "l2"},
+    conventions=_AE_CONV,
+    description="Ahlmann-Eltze L2 distance of pseudobulks on the top-1,000 control genes.",
+)
+register(
+    "ae_pearson_delta_top1000",
+    _ae,
+    family="ahlmann-eltze",
+    best_value=1.0,
+    source=_AE_SRC,
+    kwargs={"kind": "pearson"},
+    conventions=_AE_CONV,
+    description="Ahlmann-Eltze PearsonΔ (vs control) on the top-1,000 control genes.",
+)
 
 
 # Systema -------------------------------------------------------------------------------------------------
@@ -153,24 +203,51 @@ def _systematic_variation(ctx):
 
 _SY_SRC = "mlbio-epfl/systema evaluation/eval_utils.py, centroid_accuracy.py"
 _SY_REF = "mean of the real perturbation pseudobulks (perturbed reference)"
-register("systema_pearson_delta_pert", _systema_pearson, family="systema", best_value=1.0, source=_SY_SRC,
-         min_perturbations=3,
-         conventions={"gene_space": "all genes", "pseudobulk": PB, "reference": _SY_REF},
-         description="Systema PearsonΔ against the perturbed reference.")
-register("systema_pearson_delta_pert_de20", _systema_pearson, family="systema", best_value=1.0, source=_SY_SRC,
-         min_perturbations=3,
-         kwargs={"de": True},
-         conventions={"gene_space": "top-20 non-dropout DE genes (t-test vs control)", "pseudobulk": PB,
-                      "reference": _SY_REF},
-         description="Systema PearsonΔ against the perturbed reference on the top-20 DE genes.")
-register("systema_centroid_accuracy", _centroid_accuracy, family="systema", best_value=1.0, source=_SY_SRC,
-         min_perturbations=3,
-         conventions={"gene_space": "all genes", "pseudobulk": PB, "reference": "none (centroids)"},
-         description="Share of other real centroids farther from the prediction than the true centroid.")
-register("systematic_variation", _systematic_variation, family="systema", best_value=None, source=_SY_SRC,
-         min_perturbations=3,
-         conventions={"gene_space": "all genes", "pseudobulk": PB, "reference": REAL_CTRL},
-         description="cos(μ_p − μ_ctrl, μ̄_pert − μ_ctrl) of the real data (descriptive).")
+register(
+    "systema_pearson_delta_pert",
+    _systema_pearson,
+    family="systema",
+    best_value=1.0,
+    source=_SY_SRC,
+    min_perturbations=3,
+    conventions={"gene_space": "all genes", "pseudobulk": PB, "reference": _SY_REF},
+    description="Systema PearsonΔ against the perturbed reference.",
+)
+register(
+    "systema_pearson_delta_pert_de20",
+    _systema_pearson,
+    family="systema",
+    best_value=1.0,
+    source=_SY_SRC,
+    min_perturbations=3,
+    kwargs={"de": True},
+    conventions={
+        "gene_space": "top-20 non-dropout DE genes (t-test vs control)",
+        "pseudobulk": PB,
+        "reference": _SY_REF,
+    },
+    description="Systema PearsonΔ against the perturbed reference on the top-20 DE genes.",
+)
+register(
+    "systema_centroid_accuracy",
+    _centroid_accuracy,
+    family="systema",
+    best_value=1.0,
+    source=_SY_SRC,
+    min_perturbations=3,
+    conventions={"gene_space": "all genes", "pseudobulk": PB, "reference": "none (centroids)"},
+    description="Share of other real centroids farther from the prediction than the true centroid.",
+)
+register(
+    "systematic_variation",
+    _systematic_variation,
+    family="systema",
+    best_value=None,
+    source=_SY_SRC,
+    min_perturbations=3,
+    conventions={"gene_space": "all genes", "pseudobulk": PB, "reference": REAL_CTRL},
+    description="cos(μ_p − μ_ctrl, μ̄_pert − μ_ctrl) of the real data (descriptive).",
+)
 
 
 # Diversity by Design -------------------------------------------------------------------------------------
@@ -202,12 +279,30 @@ def _dbd(ctx, kind: str = "wmse"):
 
 
 _DBD_SRC = "shiftbioscience/diversity_by_design analyses/common.py"
-_DBD_CONV = {"gene_space": "all genes, weighted by (min-max |t|)² of t-test_overestim_var vs rest",
-             "pseudobulk": PB, "reference": "mean of the real perturbation pseudobulks"}
-register("dbd_wmse", _dbd, family="diversity-by-design", best_value=0.0, source=_DBD_SRC, kwargs={"kind": "wmse"},
-         min_perturbations=3,
-         conventions=_DBD_CONV, description="Weighted MSE of pseudobulks (Diversity by Design).")
-register("dbd_r2w_delta", _dbd, family="diversity-by-design", best_value=1.0, source=_DBD_SRC,
-         min_perturbations=3,
-         kwargs={"kind": "r2"}, conventions=_DBD_CONV,
-         description="Weighted R² of Δ against the mean perturbation profile (Diversity by Design).")
+_DBD_CONV = {
+    "gene_space": "all genes, weighted by (min-max |t|)² of t-test_overestim_var vs rest",
+    "pseudobulk": PB,
+    "reference": "mean of the real perturbation pseudobulks",
+}
+register(
+    "dbd_wmse",
+    _dbd,
+    family="diversity-by-design",
+    best_value=0.0,
+    source=_DBD_SRC,
+    kwargs={"kind": "wmse"},
+    min_perturbations=3,
+    conventions=_DBD_CONV,
+    description="Weighted MSE of pseudobulks (Diversity by Design).",
+)
+register(
+    "dbd_r2w_delta",
+    _dbd,
+    family="diversity-by-design",
+    best_value=1.0,
+    source=_DBD_SRC,
+    min_perturbations=3,
+    kwargs={"kind": "r2"},
+    conventions=_DBD_CONV,
+    description="Weighted R² of Δ against the mean perturbation profile (Diversity by Design).",
+)

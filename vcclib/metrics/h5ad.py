@@ -117,8 +117,11 @@ def read_head(f) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     obs, var = _frame(f["obs"]), _frame(f["var"], columns=())
     uns = {}
     if "uns" in f and "vcc" in f["uns"]:
-        uns["vcc"] = {k: (v[()].decode() if isinstance(v[()], bytes) else v[()])
-                      for k, v in f["uns"]["vcc"].items() if isinstance(v, h5py.Dataset)}
+        uns["vcc"] = {
+            k: (v[()].decode() if isinstance(v[()], bytes) else v[()])
+            for k, v in f["uns"]["vcc"].items()
+            if isinstance(v, h5py.Dataset)
+        }
     return obs, var, uns
 
 

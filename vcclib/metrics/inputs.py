@@ -134,7 +134,9 @@ def validate_pair(pred, real, perturbation_column: str, control_label: str) -> N
     """Run every check of :mod:`vcclib.metrics.inputs` on an (prediction, real) AnnData pair."""
     for what, adata in (("prediction", pred), ("real data", real)):
         if perturbation_column not in adata.obs:
-            raise InputError(f"{what} obs lacks the perturbation column {perturbation_column!r} (has {list(adata.obs.columns)[:10]})")
+            raise InputError(
+                f"{what} obs lacks the perturbation column {perturbation_column!r} (has {list(adata.obs.columns)[:10]})"
+            )
         labels = adata.obs[perturbation_column].astype(str)
         if control_label not in set(labels):
             raise InputError(f"control label {control_label!r} is missing from {what} obs[{perturbation_column!r}]")
@@ -149,9 +151,7 @@ def validate_pair(pred, real, perturbation_column: str, control_label: str) -> N
     real_perts = set(real.obs[perturbation_column].astype(str))
     extra = sorted(pred_perts - real_perts)
     if extra:
-        raise InputError(
-            f"{len(extra)} perturbations of the prediction are not in the real data (e.g. {extra[:5]})"
-        )
+        raise InputError(f"{len(extra)} perturbations of the prediction are not in the real data (e.g. {extra[:5]})")
     missing = sorted(real_perts - pred_perts)
     if missing:
         warnings.warn(
@@ -200,13 +200,15 @@ def check_counts(X, what: str, *, allow_fractional: bool = False, max_per_cell: 
         )
 
 
-def validate_counts_pair(pred, real, perturbation_column: str, control_label: str, *,
-                         allow_fractional: bool = False) -> None:
+def validate_counts_pair(
+    pred, real, perturbation_column: str, control_label: str, *, allow_fractional: bool = False
+) -> None:
     """The vcc2026 submission rules: raw counts, the reference's genes in its order, its labels, its control."""
     for what, adata in (("prediction", pred), ("real data", real)):
         if perturbation_column not in adata.obs:
-            raise InputError(f"{what} obs lacks the perturbation column {perturbation_column!r} "
-                             f"(has {list(adata.obs.columns)[:10]})")
+            raise InputError(
+                f"{what} obs lacks the perturbation column {perturbation_column!r} (has {list(adata.obs.columns)[:10]})"
+            )
         check_names(adata.var_names, f"{what} var_names (genes)")
         if adata.X is None:
             raise InputError(f"{what} has no X")

@@ -6,12 +6,26 @@ from vcclib.errors import UnknownNameError
 from vcclib.metrics.registry import REGISTRY
 
 CE_DE = [f"{m}_at_{k}" for m in ("overlap", "precision") for k in ("N", 50, 100, 200, 500)] + [
-    "de_spearman_sig", "de_direction_match", "de_spearman_lfc_sig", "de_sig_genes_recall",
-    "de_nsig_counts_real", "de_nsig_counts_pred", "pr_auc", "roc_auc",
+    "de_spearman_sig",
+    "de_direction_match",
+    "de_spearman_lfc_sig",
+    "de_sig_genes_recall",
+    "de_nsig_counts_real",
+    "de_nsig_counts_pred",
+    "pr_auc",
+    "roc_auc",
 ]
 CE_ANNDATA = [
-    "pearson_delta", "mse", "mae", "mse_delta", "mae_delta", "discrimination_score_l1",
-    "discrimination_score_l2", "discrimination_score_cosine", "pearson_edistance", "clustering_agreement",
+    "pearson_delta",
+    "mse",
+    "mae",
+    "mse_delta",
+    "mae_delta",
+    "discrimination_score_l1",
+    "discrimination_score_l2",
+    "discrimination_score_cosine",
+    "pearson_edistance",
+    "clustering_agreement",
 ]
 
 
@@ -44,21 +58,39 @@ class _Profiles(dict):
 
 
 #: profile → metric names (``field`` and ``full`` are filled from the registry when read).
-PROFILES: dict[str, list[str]] = _Profiles({
-    "vcc": ["mae", "discrimination_score_l1", "overlap_at_N"],
-    "minimal": ["pearson_delta", "mse", "mae", "discrimination_score_l1", "overlap_at_N", "precision_at_N",
-                "de_nsig_counts_real", "de_nsig_counts_pred"],
-    "de": CE_DE,
-    "anndata": CE_ANNDATA,
-    "pds": ["discrimination_score_l1"],
-    "cell-eval": CE_DE + CE_ANNDATA,
-    # cell-eval2 0.20.0's vcc2026 preset: the six scored metrics (raw counts) and the expression diagnostics
-    "vcc2026": ["pds_cosine", "expr_mse_unbiased_capped_norm", "de_wilcoxon_direction_fidelity_yield_raw",
-                "de_wilcoxon_direction_reach_raw", "de_wilcoxon_sig_jaccard", "de_wilcoxon_lfc_nmae",
-                "expr_mse_unbiased", "expr_mse_unbiased_capped", "expr_distance_unbiased"],
-    "field": [],  # filled when read
-    "full": [],
-})
+PROFILES: dict[str, list[str]] = _Profiles(
+    {
+        "vcc": ["mae", "discrimination_score_l1", "overlap_at_N"],
+        "minimal": [
+            "pearson_delta",
+            "mse",
+            "mae",
+            "discrimination_score_l1",
+            "overlap_at_N",
+            "precision_at_N",
+            "de_nsig_counts_real",
+            "de_nsig_counts_pred",
+        ],
+        "de": CE_DE,
+        "anndata": CE_ANNDATA,
+        "pds": ["discrimination_score_l1"],
+        "cell-eval": CE_DE + CE_ANNDATA,
+        # cell-eval2 0.20.0's vcc2026 preset: the six scored metrics (raw counts) and the expression diagnostics
+        "vcc2026": [
+            "pds_cosine",
+            "expr_mse_unbiased_capped_norm",
+            "de_wilcoxon_direction_fidelity_yield_raw",
+            "de_wilcoxon_direction_reach_raw",
+            "de_wilcoxon_sig_jaccard",
+            "de_wilcoxon_lfc_nmae",
+            "expr_mse_unbiased",
+            "expr_mse_unbiased_capped",
+            "expr_distance_unbiased",
+        ],
+        "field": [],  # filled when read
+        "full": [],
+    }
+)
 
 
 def _fill() -> None:

@@ -358,8 +358,9 @@ def _reach_raw(ctx: CountsContext, purity_floor: float = REACH_PURITY_FLOOR):
         if n_real == 0:
             continue
         pool = np.flatnonzero(s["sig_r"][i] & s["present"][i])  # the genes both tables carry
-        order = pool[np.lexsort((name_rank[pool], -abs_lfc[i, pool], rank_p[i, pool], rank_padj[i, pool],
-                                 ~s["sig_p"][i, pool]))]
+        order = pool[
+            np.lexsort((name_rank[pool], -abs_lfc[i, pool], rank_p[i, pool], rank_padj[i, pool], ~s["sig_p"][i, pool]))
+        ]
         n_denom = np.cumsum(s["defined_r"][i, order])
         n_match = np.cumsum(s["match"][i, order])
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -370,30 +371,90 @@ def _reach_raw(ctx: CountsContext, purity_floor: float = REACH_PURITY_FLOOR):
     return ctx.series(out)
 
 
-_COUNTS = {"pseudobulk": "log1p(5e4 · summed counts / group total)", "reference": "real control cells (both sides)",
-           "cells": "raw counts"}
-_DE = {"gene_space": "genes above 5 CPM in the real control, own target gene excluded",
-       "pseudobulk": "arithmetic mean of counts normalised to 1e6 per cell", "reference": "real control cells (both sides)",
-       "cells": "raw counts; Wilcoxon rank-sum, BH per perturbation, α 0.05"}
-register("pds_cosine", _pds_cosine, family=FAMILY, best_value=1.0, source=SOURCE, needs="counts",
-         conventions={**_COUNTS, "gene_space": "all genes but every panel target gene"},
-         description="VCC 2026 PDS: 1 − mid-rank of the true perturbation among real effects by cosine distance / (n−1).")
-register("expr_mse_unbiased_capped_norm", _expr_norm, family=FAMILY, best_value=0.0, source=SOURCE, needs="counts",
-         conventions={**_COUNTS, "gene_space": "all genes but the perturbation's own"},
-         description="Σ jackknife-corrected squared error / Σ corrected measured effect (one value; 1 = control).")
-register("de_wilcoxon_direction_fidelity_yield_raw", _fidelity_yield_raw, family=FAMILY, best_value=1.0,
-         source=SOURCE, needs="counts", conventions=_DE,
-         description="Correct-sign significant calls / max(# predicted calls, # real significant genes).")
-register("de_wilcoxon_direction_reach_raw", _reach_raw, family=FAMILY, best_value=1.0, source=SOURCE,
-         needs="counts", conventions=_DE,
-         description="Deepest prefix of the prediction's ranking of real significant genes with sign purity ≥ 0.9.")
-register("de_wilcoxon_sig_jaccard", _sig_jaccard, family=FAMILY, best_value=1.0, source=SOURCE, needs="counts",
-         conventions=_DE, description="Jaccard index of the real and predicted significant gene sets.")
-register("de_wilcoxon_lfc_nmae", _lfc_nmae, family=FAMILY, best_value=0.0, source=SOURCE, needs="counts",
-         conventions=_DE, description="Σ|predicted − real log2FC| / Σ|real log2FC| over ≥ 10 real significant genes.")
-for _name, _desc in (("expr_mse_unbiased", "jackknife-corrected squared error per gene (uncapped correction)"),
-                     ("expr_mse_unbiased_capped", "numerator of expr_mse_unbiased_capped_norm"),
-                     ("expr_distance_unbiased", "denominator of expr_mse_unbiased_capped_norm (reference only)")):
-    register(_name, _expr_term, family=FAMILY, best_value=None, source=SOURCE, needs="counts",
-             kwargs={"name": _name}, conventions={**_COUNTS, "gene_space": "all genes but the perturbation's own"},
-             description=f"Diagnostic: {_desc}.")
+_COUNTS = {
+    "pseudobulk": "log1p(5e4 · summed counts / group total)",
+    "reference": "real control cells (both sides)",
+    "cells": "raw counts",
+}
+_DE = {
+    "gene_space": "genes above 5 CPM in the real control, own target gene excluded",
+    "pseudobulk": "arithmetic mean of counts normalised to 1e6 per cell",
+    "reference": "real control cells (both sides)",
+    "cells": "raw counts; Wilcoxon rank-sum, BH per perturbation, α 0.05",
+}
+register(
+    "pds_cosine",
+    _pds_cosine,
+    family=FAMILY,
+    best_value=1.0,
+    source=SOURCE,
+    needs="counts",
+    conventions={**_COUNTS, "gene_space": "all genes but every panel target gene"},
+    description="VCC 2026 PDS: 1 − mid-rank of the true perturbation among real effects by cosine distance / (n−1).",
+)
+register(
+    "expr_mse_unbiased_capped_norm",
+    _expr_norm,
+    family=FAMILY,
+    best_value=0.0,
+    source=SOURCE,
+    needs="counts",
+    conventions={**_COUNTS, "gene_space": "all genes but the perturbation's own"},
+    description="Σ jackknife-corrected squared error / Σ corrected measured effect (one value; 1 = control).",
+)
+register(
+    "de_wilcoxon_direction_fidelity_yield_raw",
+    _fidelity_yield_raw,
+    family=FAMILY,
+    best_value=1.0,
+    source=SOURCE,
+    needs="counts",
+    conventions=_DE,
+    description="Correct-sign significant calls / max(# predicted calls, # real significant genes).",
+)
+register(
+    "de_wilcoxon_direction_reach_raw",
+    _reach_raw,
+    family=FAMILY,
+    best_value=1.0,
+    source=SOURCE,
+    needs="counts",
+    conventions=_DE,
+    description="Deepest prefix of the prediction's ranking of real significant genes with sign purity ≥ 0.9.",
+)
+register(
+    "de_wilcoxon_sig_jaccard",
+    _sig_jaccard,
+    family=FAMILY,
+    best_value=1.0,
+    source=SOURCE,
+    needs="counts",
+    conventions=_DE,
+    description="Jaccard index of the real and predicted significant gene sets.",
+)
+register(
+    "de_wilcoxon_lfc_nmae",
+    _lfc_nmae,
+    family=FAMILY,
+    best_value=0.0,
+    source=SOURCE,
+    needs="counts",
+    conventions=_DE,
+    description="Σ|predicted − real log2FC| / Σ|real log2FC| over ≥ 10 real significant genes.",
+)
+for _name, _desc in (
+    ("expr_mse_unbiased", "jackknife-corrected squared error per gene (uncapped correction)"),
+    ("expr_mse_unbiased_capped", "numerator of expr_mse_unbiased_capped_norm"),
+    ("expr_distance_unbiased", "denominator of expr_mse_unbiased_capped_norm (reference only)"),
+):
+    register(
+        _name,
+        _expr_term,
+        family=FAMILY,
+        best_value=None,
+        source=SOURCE,
+        needs="counts",
+        kwargs={"name": _name},
+        conventions={**_COUNTS, "gene_space": "all genes but the perturbation's own"},
+        description=f"Diagnostic: {_desc}.",
+    )

@@ -48,15 +48,17 @@ class CountsDE:
         import pandas as pd
 
         n_t, n_g = self.p_value.shape
-        return pd.DataFrame({
-            "target": np.repeat(self.targets, n_g),
-            "feature": np.tile(self.genes, n_t),
-            "target_mean": self.target_mean.ravel(),
-            "ref_mean": np.tile(self.ref_mean, n_t),
-            "log2_fold_change": self.log2_fold_change.ravel(),
-            "p_value": self.p_value.ravel(),
-            "p_adj": self.p_adj.ravel(),
-        })
+        return pd.DataFrame(
+            {
+                "target": np.repeat(self.targets, n_g),
+                "feature": np.tile(self.genes, n_t),
+                "target_mean": self.target_mean.ravel(),
+                "ref_mean": np.tile(self.ref_mean, n_t),
+                "log2_fold_change": self.log2_fold_change.ravel(),
+                "p_value": self.p_value.ravel(),
+                "p_adj": self.p_adj.ravel(),
+            }
+        )
 
 
 def cpm(X) -> sp.csr_matrix:
@@ -68,8 +70,9 @@ def cpm(X) -> sp.csr_matrix:
     lib = kernel.row_sums(X.indptr, X.data)
     factor = lib / TARGET_SUM
     factor = factor + (factor == 0)
-    out = sp.csr_matrix((kernel.scaled_rows(X.indptr, X.data, factor), X.indices.copy(), X.indptr.copy()),
-                        shape=X.shape)
+    out = sp.csr_matrix(
+        (kernel.scaled_rows(X.indptr, X.data, factor), X.indices.copy(), X.indptr.copy()), shape=X.shape
+    )
     out.has_canonical_format = True
     return out
 
@@ -109,6 +112,12 @@ def counts_de(cells, genes, min_cpm: float = MIN_CPM) -> CountsDE:
     target_mean, ref_mean = means[keep_groups][:, kept], means[ref, kept]
     lfc = np.log2((target_mean + EPSILON) / (ref_mean + EPSILON))
     return CountsDE(
-        targets=cells.names[keep_groups], genes=np.asarray(genes).astype(str)[kept],
-        kept=kept, log2_fold_change=lfc, p_value=p, p_adj=bh_rows(p), target_mean=target_mean, ref_mean=ref_mean,
+        targets=cells.names[keep_groups],
+        genes=np.asarray(genes).astype(str)[kept],
+        kept=kept,
+        log2_fold_change=lfc,
+        p_value=p,
+        p_adj=bh_rows(p),
+        target_mean=target_mean,
+        ref_mean=ref_mean,
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 from vcclib.metrics import inputs
 
 
-def evaluate_counts(pred, real, column: str, control: str, names: list[str], *, score: bool = False,
-                    allow_fractional: bool = False):
+def evaluate_counts(
+    pred, real, column: str, control: str, names: list[str], *, score: bool = False, allow_fractional: bool = False
+):
     """Validate a raw-count pair, compute ``names`` (vcc2026 metrics), optionally score against b and r.
 
     Aggregates skip NaN (cell-eval2 ``aggregate_metrics``). With ``score``, ``scores['vcc2026']`` holds
@@ -29,8 +30,14 @@ def evaluate_counts(pred, real, column: str, control: str, names: list[str], *, 
     ctx.notes[:0] = flags
     agg = aggregate(vs.nan_skipping_values(values), ctx.n_perts)
     uses_de = any(n.startswith("de_") for n in names)
-    result = EvaluationResult(results=frame, agg=agg, profile="vcc2026", warnings=list(ctx.notes),
-                              de_real=ctx.de_real if uses_de else None, de_pred=ctx.de_pred if uses_de else None)
+    result = EvaluationResult(
+        results=frame,
+        agg=agg,
+        profile="vcc2026",
+        warnings=list(ctx.notes),
+        de_real=ctx.de_real if uses_de else None,
+        de_pred=ctx.de_pred if uses_de else None,
+    )
     if score:
         base = vs.generic_baseline(real, column, control)
         base_ctx = vs.context(base, real, column, control)
@@ -44,7 +51,9 @@ def evaluate_counts(pred, real, column: str, control: str, names: list[str], *, 
         replicate = anchor.groupby("metric")["value"].mean().to_dict()
         result.scores["vcc2026"] = vs.score(means(agg), means(result.baseline_agg), replicate)
         result.scores["vcc2026_reference"] = {
-            f"{k}_{n}": v[n] for n in replicate for k, v in (("baseline", means(result.baseline_agg)),
-                                                           ("replicate", replicate)) if n in v
+            f"{k}_{n}": v[n]
+            for n in replicate
+            for k, v in (("baseline", means(result.baseline_agg)), ("replicate", replicate))
+            if n in v
         }
     return result

@@ -39,8 +39,12 @@ def context(pred, real, column: str, control: str, *, control_source: str = "rea
     """A :class:`~vcclib.metrics.vcc2026.CountsContext` of two AnnData of raw counts."""
     from vcclib.metrics.vcc2026 import CountsContext
 
-    return CountsContext(_grouped(pred, column, control), _grouped(real, column, control),
-                         np.asarray(real.var_names).astype(str), control_source=control_source)
+    return CountsContext(
+        _grouped(pred, column, control),
+        _grouped(real, column, control),
+        np.asarray(real.var_names).astype(str),
+        control_source=control_source,
+    )
 
 
 def nan_skipping_values(values: dict[str, pd.Series]) -> dict[str, pd.Series]:
@@ -129,8 +133,16 @@ def _lfc_nmae_reference(full_ctx, half_a, half_b, column: str, control: str) -> 
     return float(np.mean(values)) if values else float("nan")
 
 
-def replicate_anchor(real, column: str, control: str, names=SCORED, *, base_seed: int = BASE_SEED,
-                     n_splits: int = N_SPLITS, full_ctx=None) -> pd.DataFrame:
+def replicate_anchor(
+    real,
+    column: str,
+    control: str,
+    names=SCORED,
+    *,
+    base_seed: int = BASE_SEED,
+    n_splits: int = N_SPLITS,
+    full_ctx=None,
+) -> pd.DataFrame:
     """Per split and metric, the aggregate of the reference scored against itself; columns split, seed, metric,
     value."""
     from vcclib.metrics.evaluate import compute_metrics
@@ -145,7 +157,9 @@ def replicate_anchor(real, column: str, control: str, names=SCORED, *, base_seed
         for name, s in nan_skipping_values(values).items():
             rows.append((i, seed, name, float(s.mean()) if s.size else float("nan")))
         if "de_wilcoxon_lfc_nmae" in names:
-            rows.append((i, seed, "de_wilcoxon_lfc_nmae", _lfc_nmae_reference(full_ctx, half_a, half_b, column, control)))
+            rows.append(
+                (i, seed, "de_wilcoxon_lfc_nmae", _lfc_nmae_reference(full_ctx, half_a, half_b, column, control))
+            )
     return pd.DataFrame(rows, columns=["split", "seed", "metric", "value"])
 
 

@@ -57,12 +57,20 @@ def list_models() -> pd.DataFrame:
     """
     rows = []
     for spec in MODELS.specs():
-        rows.append({
-            "name": spec.name, "kind": spec.kind.value, "side": spec.side.value, "output": spec.output.value,
-            "needs": ",".join(spec.needs), "halves": spec.halves or "", "extra": spec.extra or "",
-            "tasks": ", ".join(t.value for t in spec.tasks), "source": spec.source,
-            "description": spec.description, "params": ", ".join(f"{k}={v}" for k, v in spec.params.items()),
-            "class": spec.cls,
-        })
+        rows.append(
+            {
+                "name": spec.name,
+                "kind": spec.kind.value,
+                "side": spec.side.value,
+                "output": spec.output.value,
+                "needs": ",".join(spec.needs),
+                "halves": spec.halves or "",
+                "extra": spec.extra or "",
+                "tasks": ", ".join(t.value for t in spec.tasks),
+                "source": spec.source,
+                "description": spec.description,
+                "params": ", ".join(f"{k}={v}" for k, v in spec.params.items()),
+                "class": spec.cls,
+            }
+        )
     return pd.DataFrame(rows)
-

@@ -51,12 +51,15 @@ def group_means(adata: AnnData, column: str | None) -> pd.DataFrame:
         names=["covariate", "perturbation"],
     )
     codes, uniques = pd.factorize(keys)
-    indicator = sp.csr_matrix((np.ones(adata.n_obs), (codes, np.arange(adata.n_obs))), shape=(len(uniques), adata.n_obs))
+    indicator = sp.csr_matrix(
+        (np.ones(adata.n_obs), (codes, np.arange(adata.n_obs))), shape=(len(uniques), adata.n_obs)
+    )
     sums = indicator @ (adata.X if sp.issparse(adata.X) else np.asarray(adata.X))
     sums = _as_dense(sums)
     counts = np.asarray(indicator.sum(axis=1)).ravel()
-    frame = pd.DataFrame(sums / counts[:, None], index=pd.MultiIndex.from_tuples(uniques, names=keys.names),
-                         columns=adata.var_names)
+    frame = pd.DataFrame(
+        sums / counts[:, None], index=pd.MultiIndex.from_tuples(uniques, names=keys.names), columns=adata.var_names
+    )
     return frame.sort_index()
 
 
@@ -150,8 +153,10 @@ class Model:
         pert = pert[known]
         self.deltas = pert - controls.loc[pert.index.get_level_values("covariate")].to_numpy()
         self.train_counts = pd.Series(
-            pd.MultiIndex.from_arrays([covariates_of(train, self.covariate_column),
-                                       train.obs["perturbation"].astype(str).to_numpy()]).value_counts())
+            pd.MultiIndex.from_arrays(
+                [covariates_of(train, self.covariate_column), train.obs["perturbation"].astype(str).to_numpy()]
+            ).value_counts()
+        )
         self._context_cache: dict[str, Any] = {}
         self._fit(train, heldout)
         self.fitted = True
@@ -212,8 +217,9 @@ class Model:
             rows[positions] = self.control_mean(str(covariate))[None, :] + np.asarray(delta)
             fallback[positions] = flags
         rows = np.clip(rows, 0, None)
-        frame = pd.DataFrame(rows, index=pd.MultiIndex.from_frame(query[["covariate", "perturbation"]]),
-                             columns=self.var_names)
+        frame = pd.DataFrame(
+            rows, index=pd.MultiIndex.from_frame(query[["covariate", "perturbation"]]), columns=self.var_names
+        )
         return frame, fallback
 
     def predict(self, query: pd.DataFrame) -> AnnData:
@@ -222,11 +228,13 @@ class Model:
         query = normalise_query(query)
         n = query["n_cells"].clip(lower=1).to_numpy()
         X = np.repeat(means.to_numpy(dtype=np.float32), n, axis=0)
-        obs = pd.DataFrame({
-            "covariate": np.repeat(query["covariate"].to_numpy(), n),
-            "perturbation": np.repeat(query["perturbation"].to_numpy(), n),
-            "vcc_fallback": np.repeat(fallback, n),
-        })
+        obs = pd.DataFrame(
+            {
+                "covariate": np.repeat(query["covariate"].to_numpy(), n),
+                "perturbation": np.repeat(query["perturbation"].to_numpy(), n),
+                "vcc_fallback": np.repeat(fallback, n),
+            }
+        )
         return self._to_anndata(X, obs)
 
     # --- output ------------------------------------------------------------------------------------------
@@ -314,13 +322,21 @@ class Model:
         header, state = storage.read(directory)
         spec = MODELS.get(header["model"])
         if spec.cls != header["class"]:
-            raise storage.ModelFileError(f"{directory}: model {spec.name!r} is now {spec.cls}, "
-                                         f"the file was written by {header['class']}")
+            raise storage.ModelFileError(
+                f"{directory}: model {spec.name!r} is now {spec.cls}, the file was written by {header['class']}"
+            )
         model = spec.create(**header["params"])
         if not isinstance(model, cls):
             raise storage.ModelFileError(f"{directory} holds a {type(model).__name__}, not a {cls.__name__}")
-        for key in ("control_label", "covariate_column", "uns_vcc", "perturbation_type", "control_means",
-                    "deltas", "train_counts"):
+        for key in (
+            "control_label",
+            "covariate_column",
+            "uns_vcc",
+            "perturbation_type",
+            "control_means",
+            "deltas",
+            "train_counts",
+        ):
             setattr(model, key, state[key])
         model.var_names = pd.Index(state["var_names"])
         model._context_cache = dict(state["contexts"])
@@ -354,8 +370,11 @@ def with_controls(prediction: AnnData, controls: AnnData) -> AnnData:
         raise ValueError(f"the control cells lack {len(missing)} predicted genes")
     controls = controls[:, prediction.var_names]
     keep = [c for c in prediction.obs.columns if c in controls.obs.columns]
-    ctrl = AnnData(X=_as_dense(controls.X).astype(np.float32), obs=controls.obs[keep].copy(),
-                   var=pd.DataFrame(index=prediction.var_names.copy()))
+    ctrl = AnnData(
+        X=_as_dense(controls.X).astype(np.float32),
+        obs=controls.obs[keep].copy(),
+        var=pd.DataFrame(index=prediction.var_names.copy()),
+    )
     ctrl.obs["vcc_fallback"] = False
     ctrl.obs_names = [f"ctrl_{name}" for name in controls.obs_names]
     pred = prediction.copy()

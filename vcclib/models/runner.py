@@ -54,8 +54,9 @@ def _external_installed(name: str) -> bool:
     return name not in PACKAGES or bool(install_state(name)[0])
 
 
-def subsample(adata: AnnData, max_cells: int, seed: int = 0, column: str | None = None,
-              control_factor: int = 4) -> AnnData:
+def subsample(
+    adata: AnnData, max_cells: int, seed: int = 0, column: str | None = None, control_factor: int = 4
+) -> AnnData:
     """At most ``max_cells`` cells per (covariate, perturbation) group, drawn with ``seed``.
 
     Controls: at most ``control_factor × max_cells`` cells per covariate. ``max_cells`` 0 keeps all.
@@ -78,8 +79,10 @@ def held_out_halves(adata: AnnData, split: Split, *, seed: int = 0, halves: str 
     """``A``/``B`` for each held-out cell (index: its obs name). ``halves``: ``random`` or an obs column."""
     test = adata[split.mask(adata, "test")]
     column = split.covariate_column
-    obs = pd.DataFrame({"covariate": covariates_of(test, column),
-                        "perturbation": test.obs["perturbation"].astype(str).to_numpy()}, index=test.obs_names)
+    obs = pd.DataFrame(
+        {"covariate": covariates_of(test, column), "perturbation": test.obs["perturbation"].astype(str).to_numpy()},
+        index=test.obs_names,
+    )
     by = None
     if halves != "random":
         if halves not in test.obs:
@@ -117,19 +120,32 @@ def scored_parts(
     return real, (query_half if model.halves is not None else None)
 
 
-def predict_scored(model: Model, adata: AnnData, split: Split, real: AnnData, *, score_on: str, halves: str,
-                   seed: int) -> tuple[AnnData, AnnData]:
+def predict_scored(
+    model: Model, adata: AnnData, split: Split, real: AnnData, *, score_on: str, halves: str, seed: int
+) -> tuple[AnnData, AnnData]:
     """A fitted model's prediction of the groups of ``real``, and ``real`` itself.
 
     Each is followed by the same real control cells of the held-out covariates (ready for
     :func:`vcclib.metrics.evaluate`).
     """
     covariates = covariates_of(real, split.covariate_column)
-    query = (pd.DataFrame({"covariate": covariates, "perturbation": real.obs["perturbation"].astype(str).to_numpy()})
-             .value_counts().rename("n_cells").reset_index().sort_values(["covariate", "perturbation"]))
+    query = (
+        pd.DataFrame({"covariate": covariates, "perturbation": real.obs["perturbation"].astype(str).to_numpy()})
+        .value_counts()
+        .rename("n_cells")
+        .reset_index()
+        .sort_values(["covariate", "perturbation"])
+    )
     prediction = model.predict(query)
-    prediction.uns["vcc"]["prediction"].update({"split": split.name, "split_seed": split.seed, "halves_seed": seed,
-                                                "score_on": score_on, "halves": halves if score_on == "half" else ""})
+    prediction.uns["vcc"]["prediction"].update(
+        {
+            "split": split.name,
+            "split_seed": split.seed,
+            "halves_seed": seed,
+            "score_on": score_on,
+            "halves": halves if score_on == "half" else "",
+        }
+    )
     controls = split.controls(adata, sorted(set(covariates)))
     real_out = with_controls(_as_prediction_like(real, model), controls)
     return with_controls(prediction, controls), real_out

@@ -190,8 +190,11 @@ def extra_installed(extra: str | None) -> bool | None:
         requirements = [Requirement(r) for r in (metadata.requires("vcclib") or [])]
     except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
         return None
-    needed = [r for r in requirements if r.marker is not None and r.marker.evaluate({"extra": extra})
-              and not r.marker.evaluate({"extra": ""})]
+    needed = [
+        r
+        for r in requirements
+        if r.marker is not None and r.marker.evaluate({"extra": extra}) and not r.marker.evaluate({"extra": ""})
+    ]
     if not needed:
         return None
     for requirement in needed:

@@ -39,8 +39,10 @@ def _label(value: Any) -> Any:
 
 def _index(index: pd.Index) -> dict[str, Any]:
     if isinstance(index, pd.MultiIndex):
-        return {"levels": [[_label(v) for v in index.get_level_values(i)] for i in range(index.nlevels)],
-                "names": list(index.names)}
+        return {
+            "levels": [[_label(v) for v in index.get_level_values(i)] for i in range(index.nlevels)],
+            "names": list(index.names),
+        }
     return {"labels": [_label(v) for v in index], "name": index.name}
 
 
@@ -71,8 +73,11 @@ def pack(value: Any, arrays: dict[str, np.ndarray]) -> Any:
     if isinstance(value, np.ndarray):
         return {"__array__": _array(value, arrays)}
     if isinstance(value, pd.DataFrame):
-        return {"__frame__": _array(value.to_numpy(), arrays), "index": _index(value.index),
-                "columns": _index(value.columns)}
+        return {
+            "__frame__": _array(value.to_numpy(), arrays),
+            "index": _index(value.index),
+            "columns": _index(value.columns),
+        }
     if isinstance(value, pd.Series):
         return {"__series__": _array(value.to_numpy(), arrays), "index": _index(value.index), "name": value.name}
     if isinstance(value, pd.Index):
@@ -95,8 +100,7 @@ def unpack(node: Any, arrays: dict[str, np.ndarray]) -> Any:
     if "__array__" in node:
         return arrays[node["__array__"]]
     if "__frame__" in node:
-        return pd.DataFrame(arrays[node["__frame__"]], index=_unindex(node["index"]),
-                            columns=_unindex(node["columns"]))
+        return pd.DataFrame(arrays[node["__frame__"]], index=_unindex(node["index"]), columns=_unindex(node["columns"]))
     if "__series__" in node:
         return pd.Series(arrays[node["__series__"]], index=_unindex(node["index"]), name=node["name"])
     if "__index__" in node:

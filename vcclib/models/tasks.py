@@ -80,11 +80,13 @@ def read_tasks_file(path: str | Path | None = None) -> dict[str, Any]:
                 raise TaskFileError(f"{source}: every task of {where} needs a split")
             bad = set(task) - TASK_KEYS
             if bad:
-                raise TaskFileError(f"{source}: task of {where} has unknown keys {sorted(bad)}; "
-                                    f"use {sorted(TASK_KEYS)}")
+                raise TaskFileError(
+                    f"{source}: task of {where} has unknown keys {sorted(bad)}; use {sorted(TASK_KEYS)}"
+                )
             if task["split"] not in SPLITS:
-                raise TaskFileError(f"{source}: {where}: unknown split {task['split']!r}; "
-                                    f"registered: {', '.join(SPLITS.names())}")
+                raise TaskFileError(
+                    f"{source}: {where}: unknown split {task['split']!r}; registered: {', '.join(SPLITS.names())}"
+                )
             missing = [m for m in task.get("models") or [] if m not in MODELS]
             if missing:
                 raise TaskFileError(f"{source}: {where}: unknown models {missing}")
@@ -102,9 +104,15 @@ def default_tasks(datasets=None, path: str | Path | None = None) -> list[Task]:
     tasks: list[Task] = []
     for dataset in datasets:
         for entry in listed.get(dataset, document["default"]):
-            tasks.append(Task(
-                dataset, entry["split"], options=dict(entry.get("options") or {}),
-                split_params=dict(entry.get("split_params") or {}), halves=str(entry.get("halves", "random")),
-                label=str(entry.get("label", "")), models=entry.get("models"),
-            ))
+            tasks.append(
+                Task(
+                    dataset,
+                    entry["split"],
+                    options=dict(entry.get("options") or {}),
+                    split_params=dict(entry.get("split_params") or {}),
+                    halves=str(entry.get("halves", "random")),
+                    label=str(entry.get("label", "")),
+                    models=entry.get("models"),
+                )
+            )
     return tasks

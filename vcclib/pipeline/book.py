@@ -95,7 +95,9 @@ def chapter_parameters(name: str, smoke: bool = False) -> dict:
     return load_parameter_file(path) if path.exists() else {}
 
 
-def run_chapters(chapters: list[str] | None = None, *, smoke: bool = False, progress: bool = True) -> list[ChapterTiming]:
+def run_chapters(
+    chapters: list[str] | None = None, *, smoke: bool = False, progress: bool = True
+) -> list[ChapterTiming]:
     """Execute the chapters into ``runs/book/<build id>/`` and copy the executed notebooks into ``book/chapters``.
 
     Raises
@@ -114,7 +116,9 @@ def run_chapters(chapters: list[str] | None = None, *, smoke: bool = False, prog
         print(f"[book] running {name} ...", flush=True)
         start = time.perf_counter()
         try:
-            record = run_notebook(notebook, chapter_parameters(name, smoke), run_dir=build_dir / name, progress=progress)
+            record = run_notebook(
+                notebook, chapter_parameters(name, smoke), run_dir=build_dir / name, progress=progress
+            )
             errors = error_outputs(record.executed_notebook)
             status = "ok" if not errors else "error output"
             if errors:
@@ -122,12 +126,16 @@ def run_chapters(chapters: list[str] | None = None, *, smoke: bool = False, prog
             missing = figures_without_table(record.run_dir)
             if missing:
                 status = "figure without table"
-                failures.append(f"{name}: figures {missing} name no table of their numbers "
-                                "(Results.figure(..., table=NAME))")
+                failures.append(
+                    f"{name}: figures {missing} name no table of their numbers (Results.figure(..., table=NAME))"
+                )
             report = prepare_chapter(record.executed_notebook, record.run_dir, target_dir / f"{name}.ipynb")
             if report["stderr_removed"] or report["warnings"]:
-                print(f"[book] {name}: {report['stderr_removed']} stderr output(s) removed, {report['warnings']} "
-                      f"warning line(s) kept in {Path(record.run_dir) / 'warnings.log'}", flush=True)
+                print(
+                    f"[book] {name}: {report['stderr_removed']} stderr output(s) removed, {report['warnings']} "
+                    f"warning line(s) kept in {Path(record.run_dir) / 'warnings.log'}",
+                    flush=True,
+                )
         except NotebookRunError as error:
             status = "failed"
             failures.append(str(error))
@@ -209,10 +217,12 @@ def answer_first(notebook: nbformat.NotebookNode) -> bool:
     A chapter may compute its records as it goes and display the box at the end; the book still opens each chapter
     with its answer, before any other output.
     """
+
     def shows_takeaways(cell) -> bool:
         return cell.cell_type == "code" and any(
             "key-takeaways" in "".join(output.get("data", {}).get("text/markdown", ""))
-            for output in cell.get("outputs", []))
+            for output in cell.get("outputs", [])
+        )
 
     def has_output(cell) -> bool:
         return cell.cell_type == "code" and bool(cell.get("outputs"))
@@ -229,14 +239,18 @@ def answer_first(notebook: nbformat.NotebookNode) -> bool:
 def downloads_cell(name: str, run_dir: str | Path, folder: str) -> nbformat.NotebookNode:
     """A Markdown cell linking the executed notebook, a zip of the run's tables and records, and each table."""
     index = json.loads((Path(run_dir) / "index.json").read_text())
-    lines = ["## Downloads", "",
-             f"- {{download}}`The executed notebook <{name}.ipynb>` (this page with its outputs; rerun it with "
-             f"`vcc run {name}`)",
-             f"- {{download}}`Every table and record of this run (zip) <{folder}/{name}_results.zip>`"]
+    lines = [
+        "## Downloads",
+        "",
+        f"- {{download}}`The executed notebook <{name}.ipynb>` (this page with its outputs; rerun it with "
+        f"`vcc run {name}`)",
+        f"- {{download}}`Every table and record of this run (zip) <{folder}/{name}_results.zip>`",
+    ]
     for table, entry in sorted(index["tables"].items()):
         description = re.sub(r"\s+", " ", entry.get("description", "")).strip()
-        lines.append(f"- {{download}}`{table}.csv <{folder}/tables/{table}.csv>`" + (f": {description}" if description
-                                                                                   else ""))
+        lines.append(
+            f"- {{download}}`{table}.csv <{folder}/tables/{table}.csv>`" + (f": {description}" if description else "")
+        )
     return nbformat.v4.new_markdown_cell("\n".join(lines))
 
 
@@ -336,10 +350,14 @@ def bibtex(references: dict[str, dict]) -> str:
     entries = []
     for key, fields in references.items():
         kind = fields.get("type", "misc")
-        body = ",\n".join(f"  {field} = {{{_bibtex_text(value)}}}" for field, value in fields.items() if field != "type")
+        body = ",\n".join(
+            f"  {field} = {{{_bibtex_text(value)}}}" for field, value in fields.items() if field != "type"
+        )
         entries.append(f"@{kind}{{{key},\n{body}\n}}")
-    return "% Generated by vcclib.pipeline.book.write_bibliography from data_manifests/ and book/methods.yaml:\n" \
-           "% edit those, not this file.\n\n" + "\n\n".join(entries) + "\n"
+    return (
+        "% Generated by vcclib.pipeline.book.write_bibliography from data_manifests/ and book/methods.yaml:\n"
+        "% edit those, not this file.\n\n" + "\n\n".join(entries) + "\n"
+    )
 
 
 def references() -> dict[str, dict]:

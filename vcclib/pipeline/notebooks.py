@@ -120,8 +120,7 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
     elif expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     raise ParameterError(
-        f"parameter {name!r} expects {expected.__name__} (default {default!r}); got {value!r} "
-        f"({type(value).__name__})"
+        f"parameter {name!r} expects {expected.__name__} (default {default!r}); got {value!r} ({type(value).__name__})"
     )
 
 
@@ -189,10 +188,7 @@ def ensure_kernel() -> str:
 
     manager = KernelSpecManager()
     specs = manager.get_all_specs()
-    if (
-        KERNEL_NAME in specs
-        and Path(specs[KERNEL_NAME]["spec"]["argv"][0]).resolve() == Path(sys.executable).resolve()
-    ):
+    if KERNEL_NAME in specs and Path(specs[KERNEL_NAME]["spec"]["argv"][0]).resolve() == Path(sys.executable).resolve():
         return KERNEL_NAME
     from ipykernel.kernelspec import install
 
@@ -289,9 +285,7 @@ def run_notebook(
     declared = read_parameters(notebook_path)
     values = check_paths(validate_parameters(declared, dict(parameters or {})))
     contain_tool_state()
-    os.environ.setdefault(
-        "PYDEVD_DISABLE_FILE_VALIDATION", "1"
-    )  # the kernel's debugger warns about frozen modules
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # the kernel's debugger warns about frozen modules
     name = notebook_path.stem
     if run_dir is not None:
         target = Path(run_dir)

@@ -20,7 +20,6 @@ COVARIATE_NONE = "all"
 COLUMNS = ("covariate", "perturbation", "part", "n_cells")
 
 
-
 def write_assignment(assignment: pd.DataFrame, metadata: dict[str, Any], path: str | Path) -> Path:
     """Write a split's assignment as CSV at ``path`` and its metadata as ``<path without suffix>.json``."""
     path = Path(path)
@@ -28,6 +27,7 @@ def write_assignment(assignment: pd.DataFrame, metadata: dict[str, Any], path: s
     assignment.to_csv(path, index=False)
     path.with_suffix(".json").write_text(json.dumps(metadata, indent=2, sort_keys=True))
     return path
+
 
 @dataclass(frozen=True)
 class SplitSpec:
@@ -209,10 +209,12 @@ class Split:
 
     def summary(self) -> pd.DataFrame:
         """Groups and cells per part (controls counted apart)."""
-        table = self.assignment.assign(kind=np.where(self.assignment["perturbation"] == self.control_label,
-                                                     "control", "perturbed"))
-        return (table.groupby(["part", "kind"]).agg(groups=("perturbation", "size"), cells=("n_cells", "sum"))
-                .reset_index())
+        table = self.assignment.assign(
+            kind=np.where(self.assignment["perturbation"] == self.control_label, "control", "perturbed")
+        )
+        return (
+            table.groupby(["part", "kind"]).agg(groups=("perturbation", "size"), cells=("n_cells", "sum")).reset_index()
+        )
 
     # --- files -------------------------------------------------------------------------------------------
     def metadata(self) -> dict[str, Any]:
@@ -233,15 +235,19 @@ class Split:
     def load(cls, path: str | Path) -> Split:
         """Read a split written by :meth:`save` (the JSON sidecar is optional for a hand-made CSV)."""
         path = Path(path)
-        assignment = pd.read_csv(path, dtype={"covariate": str, "perturbation": str, "part": str},
-                                 keep_default_na=False)
+        assignment = pd.read_csv(
+            path, dtype={"covariate": str, "perturbation": str, "part": str}, keep_default_na=False
+        )
         sidecar = path.with_suffix(".json")
         meta = json.loads(sidecar.read_text()) if sidecar.is_file() else {"name": path.stem}
         return cls(assignment=assignment, **meta)
 
     def __eq__(self, other) -> bool:
-        return (isinstance(other, Split) and self.metadata() == other.metadata()
-                and self.assignment.equals(other.assignment))
+        return (
+            isinstance(other, Split)
+            and self.metadata() == other.metadata()
+            and self.assignment.equals(other.assignment)
+        )
 
 
 def make_split(name: str, adata: AnnData, seed: int = 0, **params: Any) -> Split:
@@ -285,8 +291,7 @@ def _draw(labels: list[str], fraction: float, rng: np.random.Generator, at_least
     description="a seeded fraction of perturbation labels held out in every covariate",
     hypothesis="a model predicts the effect of a perturbation it has never seen, in any cell line or type",
 )
-def unseen_perturbation(adata: AnnData, seed: int = 0, test_fraction: float = 0.3,
-                        val_fraction: float = 0.0) -> Split:
+def unseen_perturbation(adata: AnnData, seed: int = 0, test_fraction: float = 0.3, val_fraction: float = 0.0) -> Split:
     """Hold out ``test_fraction`` (and ``val_fraction``) of the non-control perturbation labels.
 
     A label is held out in every covariate where it was measured, so no cell line has seen it.
@@ -297,7 +302,9 @@ def unseen_perturbation(adata: AnnData, seed: int = 0, test_fraction: float = 0.
     rng = np.random.default_rng(seed)
     test = _draw(labels, test_fraction, rng)
     val = _draw(sorted(set(labels) - test), val_fraction, rng, at_least=0) if val_fraction > 0 else set()
-    parts = np.where(table["perturbation"].isin(test), "test", np.where(table["perturbation"].isin(val), "val", "train"))
+    parts = np.where(
+        table["perturbation"].isin(test), "test", np.where(table["perturbation"].isin(val), "val", "train")
+    )
     params = {"test_fraction": test_fraction, "val_fraction": val_fraction}
     return _new("unseen_perturbation", adata, table, parts, seed, params, column)
 
@@ -372,8 +379,9 @@ def combo_seen_singles(adata: AnnData, seed: int = 0, test_fraction: float = 1.0
     return _new("combo_seen_singles", adata, table, parts, seed, {"test_fraction": test_fraction}, column)
 
 
-def reference_halves(obs: pd.DataFrame, seed: int = 0, by: str | None = None,
-                     group_columns: tuple[str, ...] = ("perturbation",)) -> pd.Series:
+def reference_halves(
+    obs: pd.DataFrame, seed: int = 0, by: str | None = None, group_columns: tuple[str, ...] = ("perturbation",)
+) -> pd.Series:
     """Split held-out cells into a query half ``A`` and a scored reference half ``B``, per group.
 
     Parameters

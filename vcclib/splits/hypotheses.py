@@ -76,9 +76,14 @@ def list_hypothesis_splits() -> pd.DataFrame:
     from vcclib.splits.core import SPLITS
 
     specs = [SPLITS.get(name) for name in DATA_KIND]
-    return pd.DataFrame({"name": [s.name for s in specs], "data": [DATA_KIND[s.name] for s in specs],
-                         "description": [s.description for s in specs],
-                         "hypothesis": [s.hypothesis for s in specs]})
+    return pd.DataFrame(
+        {
+            "name": [s.name for s in specs],
+            "data": [DATA_KIND[s.name] for s in specs],
+            "description": [s.description for s in specs],
+            "hypothesis": [s.hypothesis for s in specs],
+        }
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -142,18 +147,27 @@ class LabelSplit:
         listed = pd.MultiIndex.from_frame(self.assignment[["context", "label"]])
         missing = listed.difference(have)
         if len(missing):
-            raise SplitInputError(f"the table lacks {len(missing)} pairs of split {self.name!r}, "
-                                  f"e.g. {list(missing[:3])}")
+            raise SplitInputError(
+                f"the table lacks {len(missing)} pairs of split {self.name!r}, e.g. {list(missing[:3])}"
+            )
 
     def summary(self) -> pd.DataFrame:
         """Pairs and distinct labels per (part, context)."""
-        return (self.assignment.groupby(["part", "context"]).agg(pairs=("label", "size"),
-                                                                 labels=("label", "nunique")).reset_index())
+        return (
+            self.assignment.groupby(["part", "context"])
+            .agg(pairs=("label", "size"), labels=("label", "nunique"))
+            .reset_index()
+        )
 
     def metadata(self) -> dict[str, Any]:
         """Name, dataset, seed and parameters (the JSON sidecar)."""
-        return {"name": self.name, "dataset": self.dataset, "seed": int(self.seed), "params": self.params,
-                "kind": "labels"}
+        return {
+            "name": self.name,
+            "dataset": self.dataset,
+            "seed": int(self.seed),
+            "params": self.params,
+            "kind": "labels",
+        }
 
     def save(self, path: str | Path) -> Path:
         """Write the assignment as CSV at ``path`` and the metadata as ``<path without suffix>.json``."""
@@ -172,8 +186,11 @@ class LabelSplit:
         return cls(assignment=assignment, **meta)
 
     def __eq__(self, other) -> bool:
-        return (isinstance(other, LabelSplit) and self.metadata() == other.metadata()
-                and self.assignment.equals(other.assignment))
+        return (
+            isinstance(other, LabelSplit)
+            and self.metadata() == other.metadata()
+            and self.assignment.equals(other.assignment)
+        )
 
 
 def label_table(frame: pd.DataFrame, context: str, label_column: str = "gene", **extra: str) -> pd.DataFrame:
@@ -206,11 +223,15 @@ def _checked_table(table, *extra: str) -> pd.DataFrame:
     if isinstance(table, Signatures):
         table = signature_labels(table)
     if not isinstance(table, pd.DataFrame):
-        raise SplitInputError(f"a label split needs a label table (DataFrame) or Signatures, not {type(table).__name__}")
+        raise SplitInputError(
+            f"a label split needs a label table (DataFrame) or Signatures, not {type(table).__name__}"
+        )
     missing = [c for c in ("context", "label", *extra) if c not in table.columns]
     if missing:
-        raise SplitInputError(f"the label table lacks columns {missing}; it needs context, label"
-                              + (f", {', '.join(extra)}" if extra else ""))
+        raise SplitInputError(
+            f"the label table lacks columns {missing}; it needs context, label"
+            + (f", {', '.join(extra)}" if extra else "")
+        )
     out = table.copy()
     out["context"] = out["context"].astype(str)
     out["label"] = out["label"].astype(str)
@@ -222,8 +243,9 @@ def _label_split(name: str, table: pd.DataFrame, parts, seed: int, params: dict,
     assignment = assignment[assignment["part"] != "unused"]
     if not (assignment["part"] == "test").any():
         raise SplitInputError(f"split {name!r} holds nothing out with these data and parameters")
-    return LabelSplit(name=name, assignment=assignment[list(LABEL_COLUMNS)], dataset=dataset, seed=int(seed),
-                      params=params)
+    return LabelSplit(
+        name=name, assignment=assignment[list(LABEL_COLUMNS)], dataset=dataset, seed=int(seed), params=params
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -231,8 +253,12 @@ def _label_split(name: str, table: pd.DataFrame, parts, seed: int, params: dict,
 # --------------------------------------------------------------------------------------------------------------
 
 
-@hypothesis_split("more_data", "cells", "a fixed held-out set of perturbations and nested training sets of growing "
-                  "size", "more training perturbations improve the prediction of unseen ones (learning curve)")
+@hypothesis_split(
+    "more_data",
+    "cells",
+    "a fixed held-out set of perturbations and nested training sets of growing size",
+    "more training perturbations improve the prediction of unseen ones (learning curve)",
+)
 def more_data(adata: AnnData, seed: int = 0, train_fraction: float = 1.0, test_fraction: float = 0.3) -> Split:
     """Hold out ``test_fraction`` of the perturbation labels; train on the first ``train_fraction`` of the rest.
 
@@ -257,14 +283,19 @@ def more_data(adata: AnnData, seed: int = 0, train_fraction: float = 1.0, test_f
     return _new("more_data", adata, table, parts, seed, params, column)
 
 
-def learning_curve(adata: AnnData, seed: int = 0, fractions=(0.25, 0.5, 0.75, 1.0),
-                   test_fraction: float = 0.3) -> list[Split]:
+def learning_curve(
+    adata: AnnData, seed: int = 0, fractions=(0.25, 0.5, 0.75, 1.0), test_fraction: float = 0.3
+) -> list[Split]:
     """The ``more_data`` splits for each training fraction (one held-out set, nested training sets)."""
     return [more_data(adata, seed=seed, train_fraction=f, test_fraction=test_fraction) for f in sorted(fractions)]
 
 
-@hypothesis_split("variability", "cells", "one cell line or cell type held out; its perturbations are predicted "
-                  "from the other contexts", "perturbation effects transfer to an unseen cell line or cell type")
+@hypothesis_split(
+    "variability",
+    "cells",
+    "one cell line or cell type held out; its perturbations are predicted from the other contexts",
+    "perturbation effects transfer to an unseen cell line or cell type",
+)
 def variability(adata: AnnData, seed: int = 0, held_out: str = "") -> Split:
     """Leave one context out (the three glioma lines of McFaline-Figueroa, Kang's seven cell types).
 
@@ -276,10 +307,12 @@ def variability(adata: AnnData, seed: int = 0, held_out: str = "") -> Split:
     return split
 
 
-@hypothesis_split("guide_information", "cells", "one guide per target held out (targets with at least "
-                  "min_guides guides); groups are (guide, target)",
-                  "guides of one target are interchangeable: a held-out guide's effect is predicted by the "
-                  "target's other guides")
+@hypothesis_split(
+    "guide_information",
+    "cells",
+    "one guide per target held out (targets with at least min_guides guides); groups are (guide, target)",
+    "guides of one target are interchangeable: a held-out guide's effect is predicted by the target's other guides",
+)
 def guide_information(adata: AnnData, seed: int = 0, min_guides: int = 2) -> Split:
     """Guide-level split: the covariate of each group is the guide, so each cell's part follows its guide.
 
@@ -309,11 +342,15 @@ def guide_information(adata: AnnData, seed: int = 0, min_guides: int = 2) -> Spl
 # --------------------------------------------------------------------------------------------------------------
 
 
-@hypothesis_split("variability_labels", "labels", "signatures of one cell line train, the same perturbations in "
-                  "another cell line test (Replogle K562 → RPE1)",
-                  "perturbation signatures transfer across cell lines")
-def variability_labels(table, seed: int = 0, train_context: str = "K562",
-                       test_context: str = "RPE1", test_fraction: float = 1.0) -> LabelSplit:
+@hypothesis_split(
+    "variability_labels",
+    "labels",
+    "signatures of one cell line train, the same perturbations in another cell line test (Replogle K562 → RPE1)",
+    "perturbation signatures transfer across cell lines",
+)
+def variability_labels(
+    table, seed: int = 0, train_context: str = "K562", test_context: str = "RPE1", test_fraction: float = 1.0
+) -> LabelSplit:
     """Train on ``train_context``; test on the ``test_context`` labels that ``train_context`` also measured.
 
     ``table``: a label table or a :class:`~vcclib.data.Signatures` collection (``load("replogle2022_signatures")``:
@@ -332,16 +369,26 @@ def variability_labels(table, seed: int = 0, train_context: str = "K562",
     in_test = table["context"] == test_context
     shared = sorted(set(table.loc[in_test, "label"]) & train_labels)
     held = set(shared) if test_fraction >= 1 else _draw(shared, test_fraction, np.random.default_rng(seed))
-    parts = np.where(table["context"] == train_context, "train",
-                     np.where(in_test & table["label"].isin(held), "test",
-                              np.where(in_test & table["label"].isin(shared), "train", "unused")))
+    parts = np.where(
+        table["context"] == train_context,
+        "train",
+        np.where(
+            in_test & table["label"].isin(held),
+            "test",
+            np.where(in_test & table["label"].isin(shared), "train", "unused"),
+        ),
+    )
     parts = np.where(table["context"].isin([train_context, test_context]), parts, "unused")
     params = {"train_context": train_context, "test_context": test_context, "test_fraction": test_fraction}
     return _label_split("variability_labels", table, parts, seed, params, dataset)
 
 
-@hypothesis_split("chemical", "labels", "drug × cell-line signatures (Tahoe-100M, sci-Plex): unseen drugs, or one "
-                  "cell line held out", "drug responses transfer to unseen drugs (or to an unseen cell line)")
+@hypothesis_split(
+    "chemical",
+    "labels",
+    "drug × cell-line signatures (Tahoe-100M, sci-Plex): unseen drugs, or one cell line held out",
+    "drug responses transfer to unseen drugs (or to an unseen cell line)",
+)
 def chemical(table, seed: int = 0, test_fraction: float = 0.3, held_out_context: str = "") -> LabelSplit:
     """Split drug signatures: ``context`` = cell line, ``label`` = drug.
 
@@ -377,10 +424,19 @@ def ortholog_key(symbol: str) -> str:
     return str(symbol).upper()
 
 
-@hypothesis_split("species", "labels", "genes screened in one species train, the same genes (by symbol) in the "
-                  "other species test", "pooled-screen phenotypes transfer across species (mouse ↔ human)")
-def species(table: pd.DataFrame, seed: int = 0, train_species: str = "human", test_species: str = "mouse",
-            test_fraction: float = 1.0) -> LabelSplit:
+@hypothesis_split(
+    "species",
+    "labels",
+    "genes screened in one species train, the same genes (by symbol) in the other species test",
+    "pooled-screen phenotypes transfer across species (mouse ↔ human)",
+)
+def species(
+    table: pd.DataFrame,
+    seed: int = 0,
+    train_species: str = "human",
+    test_species: str = "mouse",
+    test_fraction: float = 1.0,
+) -> LabelSplit:
     """``context`` = species (or a screen; the ``species`` column, when present, groups screens by species).
 
     Test: the ``test_species`` genes whose :func:`ortholog_key` matches a ``train_species`` gene (all of them, or a
@@ -401,9 +457,12 @@ def species(table: pd.DataFrame, seed: int = 0, train_species: str = "human", te
     return _label_split("species", table, parts, seed, params)
 
 
-@hypothesis_split("phenotype_only", "labels", "expression rows of a seeded fraction of genes held out; every "
-                  "phenotype row (DepMap, screens, imaging) trains",
-                  "phenotype-only measurements predict the expression response of genes never profiled")
+@hypothesis_split(
+    "phenotype_only",
+    "labels",
+    "expression rows of a seeded fraction of genes held out; every phenotype row (DepMap, screens, imaging) trains",
+    "phenotype-only measurements predict the expression response of genes never profiled",
+)
 def phenotype_only(table: pd.DataFrame, seed: int = 0, test_fraction: float = 0.3) -> LabelSplit:
     """``table`` needs a ``kind`` column: ``expression`` (Perturb-seq, signatures) or ``phenotype``.
 

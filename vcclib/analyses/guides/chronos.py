@@ -86,16 +86,26 @@ def run_chronos(nepochs: int | None = 101, seed: int = 0, copy_correct: bool = T
     cached = (out_dir / "done.json").is_file()
     if not cached:
         out_dir.mkdir(parents=True, exist_ok=True)
-        libraries = {lib: {"readcounts": files[f"{prefix}Readcounts.hdf5"], "guide_map": files[f"{prefix}GuideMap.csv"],
-                           "sequence_map": files[f"{prefix}SequenceMap.csv"]}
-                     for lib, prefix in (("avana", "Avana"), ("ky", "KY"))}
+        libraries = {
+            lib: {
+                "readcounts": files[f"{prefix}Readcounts.hdf5"],
+                "guide_map": files[f"{prefix}GuideMap.csv"],
+                "sequence_map": files[f"{prefix}SequenceMap.csv"],
+            }
+            for lib, prefix in (("avana", "Avana"), ("ky", "KY"))
+        }
         job = {"libraries": libraries, "copy_number": files["OmicsCNGene.hdf5"], "out_dir": str(out_dir), **settings}
         (out_dir / "config.json").write_text(json.dumps(job, indent=2))
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
         start = time.perf_counter()
         # -P: the script's folder (which holds this module, also named chronos) stays off sys.path
-        done = subprocess.run([str(chronos_env() / "bin" / "python"), "-P", str(FIT_SCRIPT), str(out_dir / "config.json")],
-                              capture_output=True, text=True, timeout=timeout, env=env)
+        done = subprocess.run(
+            [str(chronos_env() / "bin" / "python"), "-P", str(FIT_SCRIPT), str(out_dir / "config.json")],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
         if done.returncode != 0 or not (out_dir / "done.json").is_file():
             tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-5:])
             raise ChronosUnavailable(f"Chronos fit failed (exit {done.returncode}): {tail}")
@@ -106,9 +116,11 @@ def run_chronos(nepochs: int | None = 101, seed: int = 0, copy_correct: bool = T
 def _read_fit(out_dir: Path, settings: dict, cached: bool) -> dict:
     info = json.loads((out_dir / "done.json").read_text())
     settings = {k: settings[k] for k in ("nepochs", "seed", "copy_correct") if k in settings}
-    result = {"gene_effect": _matrix(out_dir / "gene_effect.csv"),
-              "guide_efficacy": pd.read_csv(out_dir / "guide_efficacy.csv", index_col=0).iloc[:, 0],
-              "info": {**info, **settings, "cached": cached, "folder": str(out_dir)}}
+    result = {
+        "gene_effect": _matrix(out_dir / "gene_effect.csv"),
+        "guide_efficacy": pd.read_csv(out_dir / "guide_efficacy.csv", index_col=0).iloc[:, 0],
+        "info": {**info, **settings, "cached": cached, "folder": str(out_dir)},
+    }
     if (out_dir / "gene_effect_cn.csv").is_file():
         result["gene_effect_cn"] = _matrix(out_dir / "gene_effect_cn.csv")
     return result

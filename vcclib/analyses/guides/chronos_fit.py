@@ -53,17 +53,25 @@ def main(config_path):
     start = time.time()
     os.makedirs(config["out_dir"], exist_ok=True)
     # the sample has no non-targeting sgRNAs to estimate the NB2 overdispersion from: a fixed prior value
-    model = chronos.Chronos(readcounts=readcounts, guide_gene_map=guide_maps, sequence_map=sequence_maps,
-                            excess_variance=float(config.get("excess_variance", 0.05)),
-                            print_to=None)  # its file printer fails on numbers (crispr-chronos 2.3.11)
-    model.train(nepochs=int(config.get("nepochs", 301)), report_freq=10 ** 6)
+    model = chronos.Chronos(
+        readcounts=readcounts,
+        guide_gene_map=guide_maps,
+        sequence_map=sequence_maps,
+        excess_variance=float(config.get("excess_variance", 0.05)),
+        print_to=None,
+    )  # its file printer fails on numbers (crispr-chronos 2.3.11)
+    model.train(nepochs=int(config.get("nepochs", 301)), report_freq=10**6)
     gene_effect = model.gene_effect
     out = config["out_dir"]
     os.makedirs(out, exist_ok=True)
     gene_effect.to_csv(os.path.join(out, "gene_effect.csv"))
     model.guide_efficacy.rename("efficacy").to_csv(os.path.join(out, "guide_efficacy.csv"))
-    done = {"seconds_fit": round(time.time() - start, 1), "nepochs": int(config.get("nepochs", 301)),
-            "chronos_version": getattr(chronos, "__version__", ""), "tensorflow": tf.__version__}
+    done = {
+        "seconds_fit": round(time.time() - start, 1),
+        "nepochs": int(config.get("nepochs", 301)),
+        "chronos_version": getattr(chronos, "__version__", ""),
+        "tensorflow": tf.__version__,
+    }
     if config.get("copy_correct") and config.get("copy_number"):
         from chronos.copy_correction import alternate_CN
 

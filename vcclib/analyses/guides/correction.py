@@ -32,12 +32,25 @@ from vcclib.analyses.guides.lowmoi import control_reference, log2_fold_change, r
 from vcclib.memo import memoised
 
 #: the code the stored tables of this module depend on (see vcclib.memo)
-MEMO_CODE = ("vcclib.analyses.guides.correction", "vcclib.analyses.guides.lowmoi", "vcclib.analyses.null_effects",
-             "vcclib.models", "vcclib.metrics", "vcclib.splits")
+MEMO_CODE = (
+    "vcclib.analyses.guides.correction",
+    "vcclib.analyses.guides.lowmoi",
+    "vcclib.analyses.null_effects",
+    "vcclib.models",
+    "vcclib.metrics",
+    "vcclib.splits",
+)
 
 
-def correct(adata: AnnData, guides: pd.DataFrame, escape: pd.DataFrame | None, *, guide_column: str = "guide",
-            drop_weak: bool = False, drop_escapers: bool = True) -> tuple[AnnData, pd.DataFrame]:
+def correct(
+    adata: AnnData,
+    guides: pd.DataFrame,
+    escape: pd.DataFrame | None,
+    *,
+    guide_column: str = "guide",
+    drop_weak: bool = False,
+    drop_escapers: bool = True,
+) -> tuple[AnnData, pd.DataFrame]:
     """The corrected data and a per-target log of what was dropped.
 
     Returns
@@ -58,7 +71,7 @@ def correct(adata: AnnData, guides: pd.DataFrame, escape: pd.DataFrame | None, *
     keep = control | ~np.isin(guide_of, list(drop_guides))
     escaped = np.zeros(adata.n_obs, dtype=bool)
     if drop_escapers and escape is not None:
-        escaped = (escape["separable"].to_numpy() & (escape["mixscape_global"].to_numpy() == "NP") & ~control)
+        escaped = escape["separable"].to_numpy() & (escape["mixscape_global"].to_numpy() == "NP") & ~control
         # keep a target's cells if Mixscape would drop every one of them
         for target in set(labels[escaped]):
             members = (labels == target) & keep
@@ -68,14 +81,21 @@ def correct(adata: AnnData, guides: pd.DataFrame, escape: pd.DataFrame | None, *
     log = []
     for target in sorted(set(labels[~control])):
         members = labels == target
-        log.append({"target": target, "n_before": int(members.sum()), "n_after": int((members & kept).sum()),
-                    "guides_dropped": ";".join(sorted(g for g in drop_guides if g in set(guide_of[members]))),
-                    "escapers_dropped": int((members & keep & escaped).sum())})
+        log.append(
+            {
+                "target": target,
+                "n_before": int(members.sum()),
+                "n_after": int((members & kept).sum()),
+                "guides_dropped": ";".join(sorted(g for g in drop_guides if g in set(guide_of[members]))),
+                "escapers_dropped": int((members & keep & escaped).sum()),
+            }
+        )
     return adata[kept].copy(), pd.DataFrame(log)
 
 
-def guide_weights(adata: AnnData, guides: pd.DataFrame, escape: pd.DataFrame | None, *,
-                  guide_column: str = "guide") -> np.ndarray:
+def guide_weights(
+    adata: AnnData, guides: pd.DataFrame, escape: pd.DataFrame | None, *, guide_column: str = "guide"
+) -> np.ndarray:
     """Per cell weight for the down-weighting correction: clip(guide efficacy, 0, 1) × P(perturbed); controls 1.
 
     A target whose every guide would get weight 0 keeps weight 1 on its cells (as :func:`correct` keeps a target
@@ -97,8 +117,13 @@ def guide_weights(adata: AnnData, guides: pd.DataFrame, escape: pd.DataFrame | N
     return w
 
 
-def target_effects(adata: AnnData, *, control_label: str | None = None, replicate_column: str | None = "replicate",
-                   weights: np.ndarray | None = None) -> pd.DataFrame:
+def target_effects(
+    adata: AnnData,
+    *,
+    control_label: str | None = None,
+    replicate_column: str | None = "replicate",
+    weights: np.ndarray | None = None,
+) -> pd.DataFrame:
     """Per target: ``n_cells``, ``effect_norm`` (‖Δ‖ over genes) and ``target_log2fc`` (NaN if unmeasured).
 
     With ``weights`` (per cell), the means are weighted and ``n_cells`` is the effective number of cells
@@ -115,19 +140,29 @@ def target_effects(adata: AnnData, *, control_label: str | None = None, replicat
     else:
         w = pd.Series(np.asarray(weights, dtype=float)[~control])
         by = w.groupby(labels[~control])
-        counts = (by.sum() ** 2 / by.apply(lambda v: float((v ** 2).sum()))).round().astype(int)
+        counts = (by.sum() ** 2 / by.apply(lambda v: float((v**2).sum()))).round().astype(int)
     rows = []
     for i, target in enumerate(names):
-        lfc = float(log2_fold_change(means[i, genes.index(target)], ctrl[i, genes.index(target)])) \
-            if target in genes else np.nan
-        rows.append({"target": target, "n_cells": int(counts[target]), "effect_norm": float(np.linalg.norm(means[i] - ctrl[i])),
-                     "target_log2fc": lfc})
+        lfc = (
+            float(log2_fold_change(means[i, genes.index(target)], ctrl[i, genes.index(target)]))
+            if target in genes
+            else np.nan
+        )
+        rows.append(
+            {
+                "target": target,
+                "n_cells": int(counts[target]),
+                "effect_norm": float(np.linalg.norm(means[i] - ctrl[i])),
+                "target_log2fc": lfc,
+            }
+        )
     return pd.DataFrame(rows)
 
 
 @memoised("guides.consequences", MEMO_CODE)
-def consequences(before: AnnData, after: AnnData, *, effect_settings: dict | None = None, seed: int = 0,
-                 dataset: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
+def consequences(
+    before: AnnData, after: AnnData, *, effect_settings: dict | None = None, seed: int = 0, dataset: str = ""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Effect sizes, null calls and replicate agreement before and after the correction.
 
     Returns
@@ -152,21 +187,36 @@ def consequences(before: AnnData, after: AnnData, *, effect_settings: dict | Non
             table["replicate_r"] = replicate_agreement(data).set_index("target")["replicate_r"].reindex(table.index)
         parts[name] = table
     per_target = parts["before"].join(parts["after"], lsuffix="_before", rsuffix="_after", how="outer")
-    rows = [("cells (targeted)", parts["before"]["n_cells"].sum(), parts["after"]["n_cells"].sum()),
-            ("median effect norm ‖Δ‖", parts["before"]["effect_norm"].median(), parts["after"]["effect_norm"].median()),
-            ("median own-target log2FC (measured targets)", parts["before"]["target_log2fc"].median(),
-             parts["after"]["target_log2fc"].median()),
-            ("null-effect calls", int((parts["before"]["call"] == NULL_CALL).sum()),
-             int((parts["after"]["call"] == NULL_CALL).sum())),
-            ("median DE genes per target", parts["before"]["n_de_genes"].median(), parts["after"]["n_de_genes"].median())]
+    rows = [
+        ("cells (targeted)", parts["before"]["n_cells"].sum(), parts["after"]["n_cells"].sum()),
+        ("median effect norm ‖Δ‖", parts["before"]["effect_norm"].median(), parts["after"]["effect_norm"].median()),
+        (
+            "median own-target log2FC (measured targets)",
+            parts["before"]["target_log2fc"].median(),
+            parts["after"]["target_log2fc"].median(),
+        ),
+        (
+            "null-effect calls",
+            int((parts["before"]["call"] == NULL_CALL).sum()),
+            int((parts["after"]["call"] == NULL_CALL).sum()),
+        ),
+        ("median DE genes per target", parts["before"]["n_de_genes"].median(), parts["after"]["n_de_genes"].median()),
+    ]
     if "replicate_r" in parts["before"]:
-        rows.append(("median replicate agreement (Pearson r of Δ)", parts["before"]["replicate_r"].median(),
-                     parts["after"]["replicate_r"].median()))
+        rows.append(
+            (
+                "median replicate agreement (Pearson r of Δ)",
+                parts["before"]["replicate_r"].median(),
+                parts["after"]["replicate_r"].median(),
+            )
+        )
     summary = pd.DataFrame(rows, columns=["quantity", "before", "after"]).assign(dataset=dataset, correction="drop")
     return per_target.reset_index(), summary
 
 
-def weighted_consequences(adata: AnnData, weights: np.ndarray, *, dataset: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
+def weighted_consequences(
+    adata: AnnData, weights: np.ndarray, *, dataset: str = ""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Effect sizes and replicate agreement with every cell kept but down-weighted (:func:`guide_weights`).
 
     Returns ``(per_target, summary)`` like :func:`consequences` (``summary`` adds ``correction`` =
@@ -176,25 +226,50 @@ def weighted_consequences(adata: AnnData, weights: np.ndarray, *, dataset: str =
     for name, w in (("before", None), ("after", weights)):
         table = target_effects(adata, weights=w).set_index("target")
         if "replicate" in adata.obs:
-            table["replicate_r"] = replicate_agreement(adata, weights=w).set_index("target")["replicate_r"].reindex(table.index)
+            table["replicate_r"] = (
+                replicate_agreement(adata, weights=w).set_index("target")["replicate_r"].reindex(table.index)
+            )
         parts[name] = table
     per_target = parts["before"].join(parts["after"], lsuffix="_before", rsuffix="_after", how="outer")
-    rows = [("cells (targeted; effective number after down-weighting)", parts["before"]["n_cells"].sum(),
-             parts["after"]["n_cells"].sum()),
-            ("median effect norm ‖Δ‖", parts["before"]["effect_norm"].median(), parts["after"]["effect_norm"].median()),
-            ("median own-target log2FC (measured targets)", parts["before"]["target_log2fc"].median(),
-             parts["after"]["target_log2fc"].median())]
+    rows = [
+        (
+            "cells (targeted; effective number after down-weighting)",
+            parts["before"]["n_cells"].sum(),
+            parts["after"]["n_cells"].sum(),
+        ),
+        ("median effect norm ‖Δ‖", parts["before"]["effect_norm"].median(), parts["after"]["effect_norm"].median()),
+        (
+            "median own-target log2FC (measured targets)",
+            parts["before"]["target_log2fc"].median(),
+            parts["after"]["target_log2fc"].median(),
+        ),
+    ]
     if "replicate_r" in parts["before"]:
-        rows.append(("median replicate agreement (Pearson r of Δ)", parts["before"]["replicate_r"].median(),
-                     parts["after"]["replicate_r"].median()))
-    summary = pd.DataFrame(rows, columns=["quantity", "before", "after"]).assign(dataset=dataset, correction="down-weight")
+        rows.append(
+            (
+                "median replicate agreement (Pearson r of Δ)",
+                parts["before"]["replicate_r"].median(),
+                parts["after"]["replicate_r"].median(),
+            )
+        )
+    summary = pd.DataFrame(rows, columns=["quantity", "before", "after"]).assign(
+        dataset=dataset, correction="down-weight"
+    )
     return per_target.reset_index(), summary
 
 
 @memoised("guides.benchmark_before_after", MEMO_CODE)
-def benchmark_before_after(before: AnnData, after: AnnData, *, dataset: str, baselines=None, seed: int = 0,
-                           profile: str = "full", max_cells_per_perturbation: int = 100,
-                           test_fraction: float = 0.3) -> dict:
+def benchmark_before_after(
+    before: AnnData,
+    after: AnnData,
+    *,
+    dataset: str,
+    baselines=None,
+    seed: int = 0,
+    profile: str = "full",
+    max_cells_per_perturbation: int = 100,
+    test_fraction: float = 0.3,
+) -> dict:
     """Every baseline scored on the uncorrected and the corrected data: same split, seed and metrics.
 
     The split (``unseen_perturbation``, ``test_fraction``) is made on the uncorrected data; the corrected data
@@ -213,8 +288,12 @@ def benchmark_before_after(before: AnnData, after: AnnData, *, dataset: str, bas
     from vcclib.models.tasks import Task
     from vcclib.splits import covariate_column, make_split
 
-    task = Task(dataset, "unseen_perturbation", split_params={"test_fraction": test_fraction},
-                label=f"{dataset.split('_')[0]}:unseen_perturbation")
+    task = Task(
+        dataset,
+        "unseen_perturbation",
+        split_params={"test_fraction": test_fraction},
+        label=f"{dataset.split('_')[0]}:unseen_perturbation",
+    )
     split_before = make_split(task.split, before, seed=seed, **task.split_params)
     split_after = make_split(task.split, after, seed=seed, **task.split_params)
     parts = ["covariate", "perturbation", "part"]
@@ -232,8 +311,11 @@ def benchmark_before_after(before: AnnData, after: AnnData, *, dataset: str, bas
     placed = pd.concat(placed, ignore_index=True)
     wide = placed.pivot_table(index=["baseline", "side", "metric"], columns="data", values="placement").reset_index()
     wide["change"] = wide["after"] - wide["before"]
-    summary = wide.groupby(["baseline", "side"]).agg(before=("before", "median"), after=("after", "median"),
-                                                    n_metrics=("before", "count")).reset_index()
+    summary = (
+        wide.groupby(["baseline", "side"])
+        .agg(before=("before", "median"), after=("after", "median"), n_metrics=("before", "count"))
+        .reset_index()
+    )
     summary["rank_before"] = summary["before"].rank(ascending=False, method="min")
     summary["rank_after"] = summary["after"].rank(ascending=False, method="min")
     test = split_before.test_groups()["perturbation"].tolist()

@@ -47,16 +47,29 @@ def design_table(libraries: pd.DataFrame, statistics: pd.DataFrame | None = None
     lib["pair_distance"] = (a["position"] - b["position"]).abs().to_numpy()
     lib["same_strand"] = (a["strand"] == b["strand"]).to_numpy()
     transcript = lib["transcript"].astype(str)
-    lib["tss_design"] = np.select([transcript == "P1P2", transcript.isin(["P1", "P2"])],
-                                  ["both TSSs", "one of two TSSs"], "other")
-    keep = ["perturbation_id", "screen", "gene", "transcript", "tss_design", "gc", "pair_distance", "same_strand",
-            "either_guide_duplicated"]
+    lib["tss_design"] = np.select(
+        [transcript == "P1P2", transcript.isin(["P1", "P2"])], ["both TSSs", "one of two TSSs"], "other"
+    )
+    keep = [
+        "perturbation_id",
+        "screen",
+        "gene",
+        "transcript",
+        "tss_design",
+        "gc",
+        "pair_distance",
+        "same_strand",
+        "either_guide_duplicated",
+    ]
     out = lib[keep].reset_index(drop=True)
     if statistics is not None:
         stats = statistics[["perturbation_id", "screen", "percent_knockdown", "target_expression"]].copy()
         stats["knockdown"] = -stats["percent_knockdown"]
-        out = out.merge(stats[["perturbation_id", "screen", "knockdown", "target_expression"]],
-                        on=["perturbation_id", "screen"], how="left")
+        out = out.merge(
+            stats[["perturbation_id", "screen", "knockdown", "target_expression"]],
+            on=["perturbation_id", "screen"],
+            how="left",
+        )
     return out
 
 
@@ -71,30 +84,44 @@ def design_summary(table: pd.DataFrame, screen: str = "K562_genome_wide_day8") -
 
     t = table[(table["screen"] == screen) & table["knockdown"].notna()].copy()
     t["gc_bin"] = pd.qcut(t["gc"], 4, duplicates="drop").astype(str)
-    t["distance_bin"] = pd.cut(t["pair_distance"], [-1, 25, 50, 100, 200, np.inf],
-                               labels=["≤25", "26–50", "51–100", "101–200", ">200"]).astype(str)
+    t["distance_bin"] = pd.cut(
+        t["pair_distance"], [-1, 25, 50, 100, 200, np.inf], labels=["≤25", "26–50", "51–100", "101–200", ">200"]
+    ).astype(str)
     rows = []
     for feature in ("tss_design", "gc_bin", "distance_bin", "same_strand", "either_guide_duplicated"):
         for level, block in t.groupby(feature, observed=True):
-            rows.append({"feature": feature, "level": str(level), "n": int(len(block)),
-                         "median_knockdown": float(block["knockdown"].median()),
-                         "share_under_half": float((block["knockdown"] < 0.5).mean())})
+            rows.append(
+                {
+                    "feature": feature,
+                    "level": str(level),
+                    "n": int(len(block)),
+                    "median_knockdown": float(block["knockdown"].median()),
+                    "share_under_half": float((block["knockdown"] < 0.5).mean()),
+                }
+            )
     by_feature = pd.DataFrame(rows)
     two = t[t["transcript"].isin(["P1", "P2"])].pivot_table(index="gene", columns="transcript", values="knockdown")
     two = two.dropna()
     gc_rho = spearmanr(t["gc"], t["knockdown"], nan_policy="omit").statistic
     dist_rho = spearmanr(t["pair_distance"], t["knockdown"], nan_policy="omit").statistic
     full = table[table["screen"] == screen]
-    record = {"screen": screen, "n_perturbations": int(len(full)), "n_genes": int(full["gene"].nunique()),
-              "n_with_knockdown": int(len(t)), "median_knockdown": float(t["knockdown"].median()),
-              "share_under_half": float((t["knockdown"] < 0.5).mean()),
-              "share_two_tss_separate": float((full["tss_design"] == "one of two TSSs").mean()),
-              "n_duplicated": int(full["either_guide_duplicated"].sum()),
-              "median_gc": float(full["gc"].median()), "median_pair_distance": float(full["pair_distance"].median()),
-              "gc_spearman": float(gc_rho), "distance_spearman": float(dist_rho),
-              "median_knockdown_both_tss": float(t.loc[t["tss_design"] == "both TSSs", "knockdown"].median()),
-              "median_knockdown_one_tss": float(t.loc[t["tss_design"] == "one of two TSSs", "knockdown"].median()),
-              "n_genes_p1_p2": int(len(two)), "median_p1_minus_p2": float((two["P1"] - two["P2"]).median())
-              if len(two) else np.nan,
-              "share_p1_stronger": float((two["P1"] > two["P2"]).mean()) if len(two) else np.nan}
+    record = {
+        "screen": screen,
+        "n_perturbations": int(len(full)),
+        "n_genes": int(full["gene"].nunique()),
+        "n_with_knockdown": int(len(t)),
+        "median_knockdown": float(t["knockdown"].median()),
+        "share_under_half": float((t["knockdown"] < 0.5).mean()),
+        "share_two_tss_separate": float((full["tss_design"] == "one of two TSSs").mean()),
+        "n_duplicated": int(full["either_guide_duplicated"].sum()),
+        "median_gc": float(full["gc"].median()),
+        "median_pair_distance": float(full["pair_distance"].median()),
+        "gc_spearman": float(gc_rho),
+        "distance_spearman": float(dist_rho),
+        "median_knockdown_both_tss": float(t.loc[t["tss_design"] == "both TSSs", "knockdown"].median()),
+        "median_knockdown_one_tss": float(t.loc[t["tss_design"] == "one of two TSSs", "knockdown"].median()),
+        "n_genes_p1_p2": int(len(two)),
+        "median_p1_minus_p2": float((two["P1"] - two["P2"]).median()) if len(two) else np.nan,
+        "share_p1_stronger": float((two["P1"] > two["P2"]).mean()) if len(two) else np.nan,
+    }
     return by_feature, record

@@ -75,8 +75,14 @@ def cis_genes(adata: AnnData) -> dict[str, list[str]]:
     return out
 
 
-def _test(X: np.ndarray, members: np.ndarray, background: np.ndarray, strata: np.ndarray, n_resamples: int,
-          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _test(
+    X: np.ndarray,
+    members: np.ndarray,
+    background: np.ndarray,
+    strata: np.ndarray,
+    n_resamples: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Observed statistic, two-sided resampled p and (unit mean, background mean) for each column of X."""
     idx = np.flatnonzero(members)
     draws = resampled_draws(strata, background, idx, n_resamples, rng)
@@ -89,8 +95,16 @@ def _test(X: np.ndarray, members: np.ndarray, background: np.ndarray, strata: np
 
 
 @memoised("guides.highmoi_guide_table", MEMO_CODE)
-def highmoi_guide_table(adata: AnnData, *, n_resamples: int = 500, max_grnas: int = 3, min_cells: int = 10,
-                        alpha: float = 0.05, weak_efficacy: float = 0.5, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+def highmoi_guide_table(
+    adata: AnnData,
+    *,
+    n_resamples: int = 500,
+    max_grnas: int = 3,
+    min_cells: int = 10,
+    alpha: float = 0.05,
+    weak_efficacy: float = 0.5,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every gRNA group on its cis genes, every TSS gRNA on its target, every non-targeting gRNA on every gene.
 
     Returns
@@ -136,15 +150,31 @@ def highmoi_guide_table(adata: AnnData, *, n_resamples: int = 500, max_grnas: in
                 units.append(("gRNA", str(grna["grna_id"]), own, ~in_group))
         for level, name, members, background in units:
             n = int(members.sum())
-            base = {"guide": name, "target": str(members_of["target"].iloc[0]), "n_cells": n, "level": level,
-                    "target_kind": kind, "grna_group": str(group)}
+            base = {
+                "guide": name,
+                "target": str(members_of["target"].iloc[0]),
+                "n_cells": n,
+                "level": level,
+                "target_kind": kind,
+                "grna_group": str(group),
+            }
             if n < min_cells:
-                rows += [{**base, "gene": g, "delta": np.nan, "target_log2fc": np.nan, "p_calibrated": np.nan}
-                         for g in tested]
+                rows += [
+                    {**base, "gene": g, "delta": np.nan, "target_log2fc": np.nan, "p_calibrated": np.nan}
+                    for g in tested
+                ]
                 continue
             observed, p, means = _test(values, members, background, strata, n_resamples, rng)
-            rows += [{**base, "gene": g, "delta": float(observed[k]), "p_calibrated": float(p[k]),
-                      "target_log2fc": float(log2_fold_change(means[0, k], means[1, k]))} for k, g in enumerate(tested)]
+            rows += [
+                {
+                    **base,
+                    "gene": g,
+                    "delta": float(observed[k]),
+                    "p_calibrated": float(p[k]),
+                    "target_log2fc": float(log2_fold_change(means[0, k], means[1, k])),
+                }
+                for k, g in enumerate(tested)
+            ]
     table = pd.DataFrame(rows)
     is_group = table["level"] == "group"
     table["q_bh"] = np.nan
@@ -163,13 +193,25 @@ def highmoi_guide_table(adata: AnnData, *, n_resamples: int = 500, max_grnas: in
         if n < min_cells:
             continue
         observed, p, _ = _test(values, members, ~members, strata, n_resamples, rng)
-        nt_rows.append(pd.DataFrame({"guide": str(grna["grna_id"]), "gene": genes, "n_cells": n, "delta": observed,
-                                     "p_calibrated": p}))
-    negative = pd.concat(nt_rows, ignore_index=True) if nt_rows else pd.DataFrame(
-        columns=["guide", "gene", "n_cells", "delta", "p_calibrated"])
-    settings = {"n_resamples": n_resamples, "strata": f"batch × assigned gRNAs (capped at {max_grnas})",
-                "n_strata": int(len(set(strata))), "min_cells": min_cells, "alpha": alpha,
-                "weak_efficacy": weak_efficacy, "seed": seed}
+        nt_rows.append(
+            pd.DataFrame(
+                {"guide": str(grna["grna_id"]), "gene": genes, "n_cells": n, "delta": observed, "p_calibrated": p}
+            )
+        )
+    negative = (
+        pd.concat(nt_rows, ignore_index=True)
+        if nt_rows
+        else pd.DataFrame(columns=["guide", "gene", "n_cells", "delta", "p_calibrated"])
+    )
+    settings = {
+        "n_resamples": n_resamples,
+        "strata": f"batch × assigned gRNAs (capped at {max_grnas})",
+        "n_strata": int(len(set(strata))),
+        "min_cells": min_cells,
+        "alpha": alpha,
+        "weak_efficacy": weak_efficacy,
+        "seed": seed,
+    }
     table.attrs.update(settings)
     negative.attrs.update(settings)
     return table, negative
@@ -186,9 +228,14 @@ def _grna_efficacy(table: pd.DataFrame, alpha: float, weak_efficacy: float, min_
     table.loc[grna, "relative_efficacy"] = table.loc[grna, "target_log2fc"] / best.where(best < 0)
     significant = (table["p_calibrated"] < alpha) & (table["target_log2fc"] < 0)
     table.loc[grna, "status"] = np.select(
-        [table.loc[grna, "n_cells"] < min_cells, ~significant[grna],
-         table.loc[grna, "relative_efficacy"].fillna(0) < weak_efficacy],
-        ["too few cells", "failed", "weak"], "effective")
+        [
+            table.loc[grna, "n_cells"] < min_cells,
+            ~significant[grna],
+            table.loc[grna, "relative_efficacy"].fillna(0) < weak_efficacy,
+        ],
+        ["too few cells", "failed", "weak"],
+        "effective",
+    )
 
 
 def calibration_summary(negative: pd.DataFrame, alpha: float = 0.05) -> dict:
@@ -198,9 +245,14 @@ def calibration_summary(negative: pd.DataFrame, alpha: float = 0.05) -> dict:
     p = negative["p_calibrated"].dropna().to_numpy()
     if not p.size:
         return {"n_tests": 0}
-    return {"n_tests": int(p.size), "n_grnas": int(negative["guide"].nunique()),
-            "share_below_alpha": float(np.mean(p < alpha)), "share_below_0_01": float(np.mean(p < 0.01)),
-            "ks_statistic": float(kstest(p, "uniform").statistic), "alpha": alpha}
+    return {
+        "n_tests": int(p.size),
+        "n_grnas": int(negative["guide"].nunique()),
+        "share_below_alpha": float(np.mean(p < alpha)),
+        "share_below_0_01": float(np.mean(p < 0.01)),
+        "ks_statistic": float(kstest(p, "uniform").statistic),
+        "alpha": alpha,
+    }
 
 
 def highmoi_summary(table: pd.DataFrame, negative: pd.DataFrame, alpha: float = 0.05, fdr: float = 0.1) -> dict:
@@ -215,13 +267,18 @@ def highmoi_summary(table: pd.DataFrame, negative: pd.DataFrame, alpha: float = 
     spread = grna.groupby("grna_group")["efficacy"].agg(lambda s: s.max() - s.min())
     weakest = grna.loc[grna["efficacy"].idxmin()] if grna["efficacy"].notna().any() else None
     return {
-        "n_groups": int(groups["guide"].nunique()), "n_tss_groups": int(tss["guide"].nunique()),
+        "n_groups": int(groups["guide"].nunique()),
+        "n_tss_groups": int(tss["guide"].nunique()),
         "n_tss_significant": int(((tss_own["p_calibrated"] < alpha) & (tss_own["target_log2fc"] < 0)).sum()),
         "median_tss_log2fc": float(tss_own["target_log2fc"].median()),
-        "n_enhancer_groups": int(enh["guide"].nunique()), "n_enhancer_pairs": int(len(enh)),
-        "n_enhancer_hits": int(len(hits)), "n_enhancer_groups_with_hit": int(hits["guide"].nunique()),
-        "enhancer_hits": [f"{r.grna_group}→{r.gene}" for r in hits.itertuples()], "fdr": fdr,
-        "n_tss_grnas": int(len(grna)), "grna_status": {k: int(counts.get(k, 0)) for k in ("effective", "weak", "failed")},
+        "n_enhancer_groups": int(enh["guide"].nunique()),
+        "n_enhancer_pairs": int(len(enh)),
+        "n_enhancer_hits": int(len(hits)),
+        "n_enhancer_groups_with_hit": int(hits["guide"].nunique()),
+        "enhancer_hits": [f"{r.grna_group}→{r.gene}" for r in hits.itertuples()],
+        "fdr": fdr,
+        "n_tss_grnas": int(len(grna)),
+        "grna_status": {k: int(counts.get(k, 0)) for k in ("effective", "weak", "failed")},
         "median_grna_efficacy": float(grna["efficacy"].median()),
         "median_within_group_spread": float(spread.median()) if len(spread) else np.nan,
         "weakest_grna": "" if weakest is None else str(weakest["guide"]),

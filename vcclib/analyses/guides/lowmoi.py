@@ -71,9 +71,13 @@ def check_guides(adata: AnnData, guide_column: str, perturbation_column: str, co
         raise GuideDataError(f"{len(shared)} guides are assigned to several targets, e.g. {list(shared.index[:3])}")
 
 
-def control_reference(adata: AnnData, groups: pd.Series, control_mask: np.ndarray,
-                      replicate_column: str | None = "replicate", weights: np.ndarray | None = None,
-                      ) -> tuple[pd.Index, np.ndarray, np.ndarray]:
+def control_reference(
+    adata: AnnData,
+    groups: pd.Series,
+    control_mask: np.ndarray,
+    replicate_column: str | None = "replicate",
+    weights: np.ndarray | None = None,
+) -> tuple[pd.Index, np.ndarray, np.ndarray]:
     """Mean log1p per group and the matching control mean (replicate-weighted where replicates exist).
 
     ``weights`` (per cell, optional) weight each cell in its group's mean and in the replicate make-up the
@@ -120,8 +124,9 @@ def _strata(adata: AnnData, replicate_column: str | None) -> np.ndarray:
     return np.full(adata.n_obs, "all")
 
 
-def resampled_draws(cell_strata: np.ndarray, control_mask: np.ndarray, members: np.ndarray, n_resamples: int,
-                    rng: np.random.Generator) -> np.ndarray:
+def resampled_draws(
+    cell_strata: np.ndarray, control_mask: np.ndarray, members: np.ndarray, n_resamples: int, rng: np.random.Generator
+) -> np.ndarray:
     """Control-cell draws matching a group ``members``: ``n_resamples × len(members)`` cell indices.
 
     Each draw takes, in every stratum (replicate), as many control cells as the group has there, without
@@ -151,7 +156,7 @@ def resampled_null(values: np.ndarray, draws: np.ndarray, control_mask: np.ndarr
     total = values[control_mask].sum(axis=0)
     n_control, n = int(control_mask.sum()), draws.shape[1]
     step = max(1, 2_000_000 // max(n * values.shape[1], 1))
-    sums = np.concatenate([values[draws[i:i + step]].sum(axis=1) for i in range(0, len(draws), step)])
+    sums = np.concatenate([values[draws[i : i + step]].sum(axis=1) for i in range(0, len(draws), step)])
     return sums / n - (total - sums) / max(n_control - n, 1)
 
 
@@ -162,9 +167,18 @@ def empirical_p(observed: float, null: np.ndarray, lower: bool = True) -> float:
 
 
 @memoised("guides.mixscape_classes", MEMO_CODE)
-def mixscape_classes(adata: AnnData, *, perturbation_column: str = "perturbation", control_label: str,
-                     replicate_column: str | None = "replicate", n_neighbors: int = 20, n_pcs: int = 20,
-                     min_de_genes: int = 5, seed: int = 0, targets=None) -> pd.DataFrame:
+def mixscape_classes(
+    adata: AnnData,
+    *,
+    perturbation_column: str = "perturbation",
+    control_label: str,
+    replicate_column: str | None = "replicate",
+    n_neighbors: int = 20,
+    n_pcs: int = 20,
+    min_de_genes: int = 5,
+    seed: int = 0,
+    targets=None,
+) -> pd.DataFrame:
     """Pertpy's Mixscape (Papalexi et al. 2021) on a copy of ``adata``: which targeted cells escaped.
 
     Perturbation signatures against each cell's ``n_neighbors`` nearest control cells (PCA of log1p X, per
@@ -182,8 +196,11 @@ def mixscape_classes(adata: AnnData, *, perturbation_column: str = "perturbation
     if targets is not None:
         labels_all = adata.obs[perturbation_column].astype(str)
         adata = adata[(labels_all.isin([str(t) for t in targets]) | (labels_all == control_label)).to_numpy()]
-    work = AnnData(X=adata.X.copy(), obs=adata.obs[[perturbation_column]].astype(str).copy(),
-                   var=pd.DataFrame(index=adata.var_names.copy()))
+    work = AnnData(
+        X=adata.X.copy(),
+        obs=adata.obs[[perturbation_column]].astype(str).copy(),
+        var=pd.DataFrame(index=adata.var_names.copy()),
+    )
     split_by = None
     if replicate_column and replicate_column in adata.obs:
         work.obs["split"] = adata.obs[replicate_column].astype(str).to_numpy()
@@ -194,10 +211,18 @@ def mixscape_classes(adata: AnnData, *, perturbation_column: str = "perturbation
         warnings.simplefilter("ignore")
         sc.pp.pca(work, n_comps=min(n_pcs, work.n_vars - 1), random_state=seed)
         ms = pt.tl.Mixscape()
-        ms.perturbation_signature(work, perturbation_column, control_label, split_by=split_by,
-                                  n_neighbors=n_neighbors, n_dims=n_pcs, random_state=seed)
-        ms.mixscape(work, perturbation_column, control_label, layer="X_pert", min_de_genes=min_de_genes,
-                    random_state=seed)
+        ms.perturbation_signature(
+            work,
+            perturbation_column,
+            control_label,
+            split_by=split_by,
+            n_neighbors=n_neighbors,
+            n_dims=n_pcs,
+            random_state=seed,
+        )
+        ms.mixscape(
+            work, perturbation_column, control_label, layer="X_pert", min_de_genes=min_de_genes, random_state=seed
+        )
     out = pd.DataFrame(index=adata.obs_names)
     out["mixscape_class"] = work.obs["mixscape_class"].astype(str).to_numpy()
     out["mixscape_global"] = work.obs["mixscape_class_global"].astype(str).to_numpy()
@@ -212,8 +237,9 @@ def mixscape_classes(adata: AnnData, *, perturbation_column: str = "perturbation
     return out
 
 
-def add_escape(table: pd.DataFrame, adata: AnnData, escape: pd.DataFrame | None, *,
-               guide_column: str = "guide") -> pd.DataFrame:
+def add_escape(
+    table: pd.DataFrame, adata: AnnData, escape: pd.DataFrame | None, *, guide_column: str = "guide"
+) -> pd.DataFrame:
     """``table`` with ``escape_fraction``: the NP share of each guide's cells where its target is separable."""
     out = table.copy()
     if escape is None:
@@ -227,10 +253,21 @@ def add_escape(table: pd.DataFrame, adata: AnnData, escape: pd.DataFrame | None,
 
 
 @memoised("guides.guide_table", MEMO_CODE)
-def guide_table(adata: AnnData, *, guide_column: str = "guide", perturbation_column: str = "perturbation",
-                control_label: str | None = None, replicate_column: str | None = "replicate",
-                escape: pd.DataFrame | None = None, n_resamples: int = 1000, n_pcs: int = 20,
-                min_cells: int = 10, alpha: float = 0.05, weak_efficacy: float = 0.5, seed: int = 0) -> pd.DataFrame:
+def guide_table(
+    adata: AnnData,
+    *,
+    guide_column: str = "guide",
+    perturbation_column: str = "perturbation",
+    control_label: str | None = None,
+    replicate_column: str | None = "replicate",
+    escape: pd.DataFrame | None = None,
+    n_resamples: int = 1000,
+    n_pcs: int = 20,
+    min_cells: int = 10,
+    alpha: float = 0.05,
+    weak_efficacy: float = 0.5,
+    seed: int = 0,
+) -> pd.DataFrame:
     """One row per targeting gRNA: knockdown, calibrated p-values, efficacy, escape and a status call.
 
     Parameters
@@ -281,7 +318,7 @@ def guide_table(adata: AnnData, *, guide_column: str = "guide", perturbation_col
     def signature_p(members, draws):
         obs = float(np.sum((pcs[members].mean(axis=0) - pc_control) ** 2))
         null = resampled_null(pcs, draws, control)
-        return empirical_p(obs, np.sum(null ** 2, axis=1), lower=False)
+        return empirical_p(obs, np.sum(null**2, axis=1), lower=False)
 
     def draws_for(members):
         return resampled_draws(strata, control, members, n_resamples, rng)
@@ -295,10 +332,19 @@ def guide_table(adata: AnnData, *, guide_column: str = "guide", perturbation_col
         members = cells_of[guide]
         n = int(members.size)
         measured = target in genes
-        row = {"guide": guide, "target": target, "n_cells": n, "target_measured": measured,
-               "target_log2fc": np.nan, "p_calibrated": np.nan, "effect_norm": float(np.linalg.norm(delta[i])),
-               "p_signature": np.nan, "efficacy": np.nan, "sibling_cosine": np.nan,
-               "target_p_signature": target_p.get(target, np.nan)}
+        row = {
+            "guide": guide,
+            "target": target,
+            "n_cells": n,
+            "target_measured": measured,
+            "target_log2fc": np.nan,
+            "p_calibrated": np.nan,
+            "effect_norm": float(np.linalg.norm(delta[i])),
+            "p_signature": np.nan,
+            "efficacy": np.nan,
+            "sibling_cosine": np.nan,
+            "target_p_signature": target_p.get(target, np.nan),
+        }
         if measured:
             j = genes.index(target)
             row["target_log2fc"] = float(log2_fold_change(means[i, j], ctrl_means[i, j]))
@@ -324,10 +370,17 @@ def guide_table(adata: AnnData, *, guide_column: str = "guide", perturbation_col
     table = add_escape(pd.DataFrame(rows), adata, escape, guide_column=guide_column)
     table["status"] = _status(table, min_cells, alpha, weak_efficacy)
     table = table.sort_values(["target", "guide"]).reset_index(drop=True)
-    table.attrs.update(n_resamples=n_resamples, n_pcs=int(pcs.shape[1]), min_cells=min_cells, alpha=alpha,
-                       weak_efficacy=weak_efficacy, seed=seed, control_label=control_label,
-                       n_control_cells=int(control.sum()), stratified_by=replicate_column
-                       if replicate_column and replicate_column in adata.obs else None)
+    table.attrs.update(
+        n_resamples=n_resamples,
+        n_pcs=int(pcs.shape[1]),
+        min_cells=min_cells,
+        alpha=alpha,
+        weak_efficacy=weak_efficacy,
+        seed=seed,
+        control_label=control_label,
+        n_control_cells=int(control.sum()),
+        stratified_by=replicate_column if replicate_column and replicate_column in adata.obs else None,
+    )
     return table
 
 
@@ -338,13 +391,20 @@ def _status(table: pd.DataFrame, min_cells: int, alpha: float, weak_efficacy: fl
     # a target has an effect when its pooled cells shift, or any of its guides knocks its mRNA down
     target_effect = (table["target_p_signature"] < alpha) | knock.groupby(table["target"]).transform("any")
     return np.select(
-        [table["n_cells"] < min_cells, ~target_effect, ~detected,
-         table["efficacy"].fillna(1.0) < weak_efficacy],
-        ["too few cells", "target without effect", "failed", "weak"], "effective")
+        [table["n_cells"] < min_cells, ~target_effect, ~detected, table["efficacy"].fillna(1.0) < weak_efficacy],
+        ["too few cells", "target without effect", "failed", "weak"],
+        "effective",
+    )
 
 
-def guide_effects(adata: AnnData, *, guide_column: str = "guide", perturbation_column: str = "perturbation",
-                  control_label: str | None = None, replicate_column: str | None = "replicate") -> pd.DataFrame:
+def guide_effects(
+    adata: AnnData,
+    *,
+    guide_column: str = "guide",
+    perturbation_column: str = "perturbation",
+    control_label: str | None = None,
+    replicate_column: str | None = "replicate",
+) -> pd.DataFrame:
     """Δ (mean log1p − control mean log1p) per targeting guide: guides × genes."""
     control_label = control_label or str(adata.uns["vcc"]["control_label"])
     labels = adata.obs[perturbation_column].astype(str).to_numpy()
@@ -354,8 +414,15 @@ def guide_effects(adata: AnnData, *, guide_column: str = "guide", perturbation_c
     return pd.DataFrame(means - ctrl, index=names, columns=list(map(str, adata.var_names)))
 
 
-def split_half_reliability(adata: AnnData, *, guide_column: str = "guide", perturbation_column: str = "perturbation",
-                           control_label: str | None = None, min_cells: int = 20, seed: int = 0) -> pd.Series:
+def split_half_reliability(
+    adata: AnnData,
+    *,
+    guide_column: str = "guide",
+    perturbation_column: str = "perturbation",
+    control_label: str | None = None,
+    min_cells: int = 20,
+    seed: int = 0,
+) -> pd.Series:
     """Per guide, the Pearson r between the Δ of two random halves of its cells: the ceiling for agreement."""
     control_label = control_label or str(adata.uns["vcc"]["control_label"])
     rng = np.random.default_rng(seed)
@@ -384,14 +451,22 @@ def agreement_pairs(effects: pd.DataFrame, targets: pd.Series) -> pd.DataFrame:
     for i in range(len(names)):
         for j in range(i + 1, len(names)):
             same = targets[names[i]] == targets[names[j]]
-            rows.append({"guide_a": names[i], "guide_b": names[j], "target_a": targets[names[i]],
-                         "target_b": targets[names[j]], "pair": "within" if same else "between",
-                         "pearson_r": float(corr[i, j])})
+            rows.append(
+                {
+                    "guide_a": names[i],
+                    "guide_b": names[j],
+                    "target_a": targets[names[i]],
+                    "target_b": targets[names[j]],
+                    "pair": "within" if same else "between",
+                    "pearson_r": float(corr[i, j]),
+                }
+            )
     return pd.DataFrame(rows)
 
 
-def variance_partition(effects: pd.DataFrame, targets: pd.Series, n_cells: pd.Series, cell_variance: pd.DataFrame
-                       ) -> dict:
+def variance_partition(
+    effects: pd.DataFrame, targets: pd.Series, n_cells: pd.Series, cell_variance: pd.DataFrame
+) -> dict:
     """How much of the guide-to-guide variation in Δ lies within targets, and how much sampling noise explains.
 
     ``total`` = Σ_g ‖Δ_g − Δ̄‖², ``within`` = Σ_g ‖Δ_g − Δ̄_target(g)‖² (cell-weighted target means), and
@@ -410,10 +485,15 @@ def variance_partition(effects: pd.DataFrame, targets: pd.Series, n_cells: pd.Se
         within += float(((rows.to_numpy() - centre) ** 2).sum())
         s2 = float(cell_variance.loc[target].sum())
         noise += float(np.sum((1 - n / n.sum()) * s2 / n))
-    return {"total_ss": total, "within_ss": within, "noise_within_ss": noise,
-            "within_share": within / total if total > 0 else np.nan,
-            "excess_within_share": max(within - noise, 0.0) / total if total > 0 else np.nan,
-            "n_guides": int(len(effects)), "n_targets": int(targets.nunique())}
+    return {
+        "total_ss": total,
+        "within_ss": within,
+        "noise_within_ss": noise,
+        "within_share": within / total if total > 0 else np.nan,
+        "excess_within_share": max(within - noise, 0.0) / total if total > 0 else np.nan,
+        "n_guides": int(len(effects)),
+        "n_targets": int(targets.nunique()),
+    }
 
 
 def target_cell_variance(adata: AnnData, *, perturbation_column: str = "perturbation") -> pd.DataFrame:
@@ -423,12 +503,18 @@ def target_cell_variance(adata: AnnData, *, perturbation_column: str = "perturba
     mean = group_means(adata.X, codes, len(names))
     X2 = adata.X.multiply(adata.X) if sp.issparse(adata.X) else np.asarray(adata.X) ** 2
     mean2 = group_means(sp.csr_matrix(X2), codes, len(names))
-    return pd.DataFrame(np.maximum(mean2 - mean ** 2, 0), index=names, columns=list(map(str, adata.var_names)))
+    return pd.DataFrame(np.maximum(mean2 - mean**2, 0), index=names, columns=list(map(str, adata.var_names)))
 
 
-def replicate_agreement(adata: AnnData, *, perturbation_column: str = "perturbation", control_label: str | None = None,
-                        replicate_column: str = "replicate", min_cells: int = 10,
-                        weights: np.ndarray | None = None) -> pd.DataFrame:
+def replicate_agreement(
+    adata: AnnData,
+    *,
+    perturbation_column: str = "perturbation",
+    control_label: str | None = None,
+    replicate_column: str = "replicate",
+    min_cells: int = 10,
+    weights: np.ndarray | None = None,
+) -> pd.DataFrame:
     """Per target, the mean pairwise Pearson r of its Δ between biological replicates (each vs its own control).
 
     ``weights`` (per cell, optional; control cells should have 1) weight the cells in each mean; a replicate
@@ -456,16 +542,28 @@ def replicate_agreement(adata: AnnData, *, perturbation_column: str = "perturbat
             key, ctrl = f"{target}\x1f{r}", f"{control_label}\x1f{r}"
             if key in lookup and ctrl in lookup and lookup[key][1] >= min_cells:
                 deltas.append(lookup[key][0] - lookup[ctrl][0])
-        rs = [float(np.corrcoef(deltas[i], deltas[j])[0, 1]) for i in range(len(deltas))
-              for j in range(i + 1, len(deltas))]
+        rs = [
+            float(np.corrcoef(deltas[i], deltas[j])[0, 1])
+            for i in range(len(deltas))
+            for j in range(i + 1, len(deltas))
+        ]
         rows.append({"target": target, "n_pairs": len(rs), "replicate_r": float(np.mean(rs)) if rs else np.nan})
     return pd.DataFrame(rows)
 
 
 @memoised("guides.null_calibration", MEMO_CODE)
-def null_calibration(adata: AnnData, *, perturbation_column: str = "perturbation", control_label: str | None = None,
-                     replicate_column: str | None = "replicate", n_groups: int = 20, group_size: int = 50,
-                     n_resamples: int = 500, n_pcs: int = 20, seed: int = 0) -> pd.DataFrame:
+def null_calibration(
+    adata: AnnData,
+    *,
+    perturbation_column: str = "perturbation",
+    control_label: str | None = None,
+    replicate_column: str | None = "replicate",
+    n_groups: int = 20,
+    group_size: int = 50,
+    n_resamples: int = 500,
+    n_pcs: int = 20,
+    seed: int = 0,
+) -> pd.DataFrame:
     """The calibrated p-values of groups of control cells relabelled as guides (no effect by construction).
 
     ``n_groups`` disjoint random groups of ``group_size`` control cells become guides of one fake target; the
@@ -483,16 +581,35 @@ def null_calibration(adata: AnnData, *, perturbation_column: str = "perturbation
     sub = adata[control].copy()
     position = {c: i for i, c in enumerate(control)}
     rows = np.array([position[c] for c in fake])
-    variance = np.asarray(sub.X.power(2).mean(axis=0) - np.square(sub.X.mean(axis=0))).ravel() \
-        if sp.issparse(sub.X) else np.var(np.asarray(sub.X), axis=0)
+    variance = (
+        np.asarray(sub.X.power(2).mean(axis=0) - np.square(sub.X.mean(axis=0))).ravel()
+        if sp.issparse(sub.X)
+        else np.var(np.asarray(sub.X), axis=0)
+    )
     target = str(sub.var_names[int(np.argmax(variance))])
     labels = np.full(sub.n_obs, control_label, dtype=object)
     guides = np.full(sub.n_obs, "control", dtype=object)
     labels[rows] = target
     guides[rows] = [f"null{i // size}" for i in range(len(rows))]
-    sub.obs = pd.DataFrame({perturbation_column: labels, "guide": guides,
-                            **({replicate_column: sub.obs[replicate_column].to_numpy()}
-                               if replicate_column and replicate_column in sub.obs else {})}, index=sub.obs_names)
-    table = guide_table(sub, perturbation_column=perturbation_column, control_label=control_label,
-                        replicate_column=replicate_column, n_resamples=n_resamples, n_pcs=n_pcs, seed=seed)
+    sub.obs = pd.DataFrame(
+        {
+            perturbation_column: labels,
+            "guide": guides,
+            **(
+                {replicate_column: sub.obs[replicate_column].to_numpy()}
+                if replicate_column and replicate_column in sub.obs
+                else {}
+            ),
+        },
+        index=sub.obs_names,
+    )
+    table = guide_table(
+        sub,
+        perturbation_column=perturbation_column,
+        control_label=control_label,
+        replicate_column=replicate_column,
+        n_resamples=n_resamples,
+        n_pcs=n_pcs,
+        seed=seed,
+    )
     return table[["guide", "target", "n_cells", "p_calibrated", "p_signature"]]

@@ -45,9 +45,15 @@ def achilles_guides(tables: dict, effective: float = EFFECTIVE_GUIDE) -> pd.Data
     """
     efficacy = tables["guide_efficacy"].rename(columns={"sgRNA": "guide"})
     alignments = tables["guide_map"]
-    per_guide = alignments.dropna(subset=["gene"]).groupby("sgrna").agg(
-        n_genes=("symbol", "nunique"), n_alignments=("n_alignments", "max"),
-        genes=("symbol", lambda s: ";".join(sorted(set(map(str, s))))))
+    per_guide = (
+        alignments.dropna(subset=["gene"])
+        .groupby("sgrna")
+        .agg(
+            n_genes=("symbol", "nunique"),
+            n_alignments=("n_alignments", "max"),
+            genes=("symbol", lambda s: ";".join(sorted(set(map(str, s))))),
+        )
+    )
     out = efficacy.join(per_guide, on="guide")
     out["n_genes"] = out["n_genes"].fillna(0).astype(int)
     out["effective"] = out["efficacy"] >= effective
@@ -64,9 +70,12 @@ def achilles_genes(guides: pd.DataFrame, tables: dict) -> pd.DataFrame:
     rows = rows[rows["symbol"].astype(bool)]
     rows["specific"] = rows["n_genes"] == 1
     table = rows.groupby("symbol").agg(
-        n_guides=("guide", "nunique"), n_effective=("effective", "sum"), n_specific=("specific", "sum"),
+        n_guides=("guide", "nunique"),
+        n_effective=("effective", "sum"),
+        n_specific=("specific", "sum"),
         n_multi_gene=("specific", lambda s: int((~s).sum())),
-        median_efficacy=("efficacy", "median"))
+        median_efficacy=("efficacy", "median"),
+    )
     specific = rows[rows["specific"]].groupby("symbol")["effective"].sum()
     table["n_effective_specific"] = specific.reindex(table.index).fillna(0).astype(int)
     table["common_essential"] = table.index.isin(set(tables["common_essentials"]["symbol"]))
@@ -80,10 +89,14 @@ def achilles_summary(guides: pd.DataFrame, genes: pd.DataFrame) -> dict:
     e = guides["efficacy"].dropna()
     multi = guides["n_genes"] > 1
     return {
-        "n_guides": int(len(guides)), "n_guides_with_efficacy": int(e.size),
-        "efficacy_median": float(e.median()), "efficacy_q10": float(e.quantile(0.1)),
-        "share_below_0_5": float((e < EFFECTIVE_GUIDE).mean()), "share_below_0_2": float((e < 0.2).mean()),
-        "n_multi_gene_guides": int(multi.sum()), "share_multi_gene": float(multi.mean()),
+        "n_guides": int(len(guides)),
+        "n_guides_with_efficacy": int(e.size),
+        "efficacy_median": float(e.median()),
+        "efficacy_q10": float(e.quantile(0.1)),
+        "share_below_0_5": float((e < EFFECTIVE_GUIDE).mean()),
+        "share_below_0_2": float((e < 0.2).mean()),
+        "n_multi_gene_guides": int(multi.sum()),
+        "share_multi_gene": float(multi.mean()),
         "n_multi_alignment_guides": int((guides["n_alignments"].fillna(1) > 1).sum()),
         "efficacy_median_multi_gene": float(guides.loc[multi, "efficacy"].median()),
         "efficacy_median_single_gene": float(guides.loc[guides["n_genes"] == 1, "efficacy"].median()),
@@ -91,8 +104,9 @@ def achilles_summary(guides: pd.DataFrame, genes: pd.DataFrame) -> dict:
         "offset_median_single_gene": float(guides.loc[guides["n_genes"] == 1, "offset"].median()),
         "n_genes": int(len(genes)),
         "n_genes_under_2_effective": int((genes["n_effective_specific"] < 2).sum()),
-        "n_genes_under_2_effective_essential": int(((genes["n_effective_specific"] < 2)
-                                                    & genes["achilles_common_essential"]).sum()),
+        "n_genes_under_2_effective_essential": int(
+            ((genes["n_effective_specific"] < 2) & genes["achilles_common_essential"]).sum()
+        ),
         "n_genes_only_multi_gene_guides": int((genes["n_specific"] == 0).sum()),
         "median_guides_per_gene": float(genes["n_guides"].median()),
     }
@@ -104,8 +118,9 @@ def guide_log_fold_changes(readcounts: AnnData, pseudocount: float = 1.0) -> pd.
 
     Returns sequences × sgRNAs (NaN where the read count is missing); only late time points (not ``pDNA``).
     """
-    counts = pd.DataFrame(np.asarray(readcounts.X, dtype=float), index=readcounts.obs_names,
-                          columns=readcounts.var_names)
+    counts = pd.DataFrame(
+        np.asarray(readcounts.X, dtype=float), index=readcounts.obs_names, columns=readcounts.var_names
+    )
     rpm = counts.div(counts.sum(axis=1, skipna=True), axis=0) * 1e6 + pseudocount
     log_rpm = np.log2(rpm)
     obs = readcounts.obs
@@ -140,8 +155,12 @@ def usable_guide_map(guide_map: pd.DataFrame, drop_multi_alignment: bool = False
 
 
 # --- Chronos sample: gene effects ----------------------------------------------------------------------------
-def fit_guide_efficacy(line_lfc: pd.DataFrame, guide_map: pd.DataFrame, n_iter: int = 20, prior: float = 0.25,
-                       ) -> tuple[pd.DataFrame, pd.Series]:
+def fit_guide_efficacy(
+    line_lfc: pd.DataFrame,
+    guide_map: pd.DataFrame,
+    n_iter: int = 20,
+    prior: float = 0.25,
+) -> tuple[pd.DataFrame, pd.Series]:
     """Alternating least squares for ``lfc_{g,c} ≈ e_g · G_{gene(g),c}`` (Chronos's multiplicative efficacy).
 
     The efficacy update is shrunk towards 1 (Chronos regularises efficacy the same way): ``e_g = (Σ_c G·lfc +
@@ -162,7 +181,7 @@ def fit_guide_efficacy(line_lfc: pd.DataFrame, guide_map: pd.DataFrame, n_iter: 
         w = mask * e[None, :]
         G = (Yv * w) @ onehot / np.maximum((mask * e[None, :] ** 2) @ onehot, 1e-12)
         fitted = G @ onehot.T
-        e_new = ((Yv * fitted * mask).sum(axis=0) + lam) / ((fitted ** 2 * mask).sum(axis=0) + lam)
+        e_new = ((Yv * fitted * mask).sum(axis=0) + lam) / ((fitted**2 * mask).sum(axis=0) + lam)
         e_new = np.clip(e_new, 0.0, 1.0)
         if np.max(np.abs(e_new - e)) < 1e-6:
             e = e_new
@@ -191,8 +210,12 @@ def scale_to_controls(scores: pd.DataFrame, essentials, nonessentials) -> pd.Dat
     return scores.sub(zero, axis=0).div((zero - one), axis=0)
 
 
-def copy_number_correct(scores: pd.DataFrame, copy_number: pd.DataFrame, essentials, n_bins: int = 10,
-                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def copy_number_correct(
+    scores: pd.DataFrame,
+    copy_number: pd.DataFrame,
+    essentials,
+    n_bins: int = 10,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Subtract, per cell line, the gene effect's trend against copy number (genes not common-essential).
 
     Returns ``(corrected, trend)``: the corrected scores (genes without copy number unchanged) and a long table
@@ -236,12 +259,20 @@ def weighted_by(line_lfc: pd.DataFrame, guide_map: pd.DataFrame, efficacy: pd.Se
     Y = line_lfc[guides]
     mask = Y.notna().to_numpy()
     num = pd.DataFrame(np.nan_to_num(Y.to_numpy()) * e, index=Y.index).T.groupby(gene_of).sum().T
-    den = pd.DataFrame(mask * e ** 2, index=Y.index).T.groupby(gene_of).sum().T
+    den = pd.DataFrame(mask * e**2, index=Y.index).T.groupby(gene_of).sum().T
     return num / den.where(den > 0)
 
 
-def gene_effects(tables: dict, library: str, *, weighting: bool | pd.Series, cn_correct: bool,
-                 drop_multi_alignment: bool = False, n_iter: int = 20, lfc: pd.DataFrame | None = None) -> dict:
+def gene_effects(
+    tables: dict,
+    library: str,
+    *,
+    weighting: bool | pd.Series,
+    cn_correct: bool,
+    drop_multi_alignment: bool = False,
+    n_iter: int = 20,
+    lfc: pd.DataFrame | None = None,
+) -> dict:
     """Gene effects of one library (``avana`` or ``ky``) of the Chronos sample under one set of choices.
 
     ``weighting``: False (mean over guides), True (efficacies fitted here, :func:`fit_guide_efficacy`) or a
@@ -262,8 +293,11 @@ def gene_effects(tables: dict, library: str, *, weighting: bool | pd.Series, cn_
     scores = scale_to_controls(scores, essentials, tables["nonessentials"]["symbol"])
     trend = pd.DataFrame(columns=["line", "cn", "shift"])
     if cn_correct:
-        cn = pd.DataFrame(np.asarray(tables["copy_number"].X), index=tables["copy_number"].obs_names,
-                          columns=tables["copy_number"].var_names)
+        cn = pd.DataFrame(
+            np.asarray(tables["copy_number"].X),
+            index=tables["copy_number"].obs_names,
+            columns=tables["copy_number"].var_names,
+        )
         scores, trend = copy_number_correct(scores, cn, essentials)
     return {"scores": scores, "efficacy": efficacy, "trend": trend, "guide_map": guide_map, "lfc": lfc}
 
@@ -295,9 +329,14 @@ def agreement(a: pd.DataFrame, b: pd.DataFrame) -> dict:
     overall = float(np.corrcoef(x.to_numpy()[ok], y.to_numpy()[ok])[0, 1]) if ok.sum() > 2 else np.nan
     per_gene = x.corrwith(y, axis=0) if len(lines) > 2 else pd.Series(dtype=float)
     per_line = x.corrwith(y, axis=1)
-    return {"n_lines": int(len(lines)), "n_genes": int(len(genes)), "pearson_r": overall,
-            "median_gene_r": float(per_gene.median()) if len(per_gene) else np.nan,
-            "median_line_r": float(per_line.median()), "mean_abs_diff": float(np.nanmean(np.abs(x - y).to_numpy()))}
+    return {
+        "n_lines": int(len(lines)),
+        "n_genes": int(len(genes)),
+        "pearson_r": overall,
+        "median_gene_r": float(per_gene.median()) if len(per_gene) else np.nan,
+        "median_line_r": float(per_line.median()),
+        "mean_abs_diff": float(np.nanmean(np.abs(x - y).to_numpy())),
+    }
 
 
 def essential_calls(scores: pd.DataFrame, threshold: float = ESSENTIAL_THRESHOLD) -> pd.DataFrame:
@@ -313,24 +352,32 @@ def calls_changed(before: pd.DataFrame, after: pd.DataFrame, threshold: float = 
     a, b = essential_calls(x, threshold)[ok], essential_calls(y, threshold)[ok]
     gained = int((~a.astype(bool) & b.astype(bool) & ok).to_numpy().sum())
     lost = int((a.astype(bool) & ~b.astype(bool) & ok).to_numpy().sum())
-    return {"n_pairs": int(ok.to_numpy().sum()), "calls_before": int((a.astype(bool) & ok).to_numpy().sum()),
-            "calls_after": int((b.astype(bool) & ok).to_numpy().sum()), "gained": gained, "lost": lost,
-            "changed": gained + lost}
+    return {
+        "n_pairs": int(ok.to_numpy().sum()),
+        "calls_before": int((a.astype(bool) & ok).to_numpy().sum()),
+        "calls_after": int((b.astype(bool) & ok).to_numpy().sum()),
+        "gained": gained,
+        "lost": lost,
+        "changed": gained + lost,
+    }
 
 
-def cutting_toxicity(scores: pd.DataFrame, copy_number: pd.DataFrame, essentials,
-                     edges=(0, 0.8, 1.2, 1.5, 2.0, np.inf)) -> pd.DataFrame:
+def cutting_toxicity(
+    scores: pd.DataFrame, copy_number: pd.DataFrame, essentials, edges=(0, 0.8, 1.2, 1.5, 2.0, np.inf)
+) -> pd.DataFrame:
     """Median gene effect of genes *not* common-essential in bins of relative copy number (all lines pooled).
 
     Cutting toxicity:    cutting an amplified region many times depletes cells even when the gene itself is not needed.
     """
     lines = scores.index.intersection(copy_number.index)
     genes = [g for g in scores.columns.intersection(copy_number.columns) if g not in set(essentials)]
-    long = pd.DataFrame({"effect": scores.loc[lines, genes].to_numpy().ravel(),
-                         "cn": copy_number.loc[lines, genes].to_numpy().ravel()}).dropna()
+    long = pd.DataFrame(
+        {"effect": scores.loc[lines, genes].to_numpy().ravel(), "cn": copy_number.loc[lines, genes].to_numpy().ravel()}
+    ).dropna()
     long["cn_bin"] = pd.cut(long["cn"], list(edges), right=False)
-    table = long.groupby("cn_bin", observed=True).agg(n=("effect", "size"), median_effect=("effect", "median"),
-                                                      mean_effect=("effect", "mean"))
+    table = long.groupby("cn_bin", observed=True).agg(
+        n=("effect", "size"), median_effect=("effect", "median"), mean_effect=("effect", "mean")
+    )
     return table.reset_index().assign(cn_bin=lambda f: f["cn_bin"].astype(str))
 
 
@@ -354,10 +401,17 @@ def multi_alignment_shift(tables: dict, library: str = "avana", lfc: pd.DataFram
     for gene in genes:
         guides = full[full["symbol"] == gene]
         is_multi = guides["nAlignments"].fillna(1) > 1
-        rows.append({"gene": gene, "n_guides": int(len(guides)), "n_multi_alignment": int(is_multi.sum()),
-                     "score_with": float(with_multi[gene].mean()), "score_without": float(without[gene].mean()),
-                     "lfc_multi": float(mean_lfc.reindex(guides.loc[is_multi, "sgrna"]).mean()),
-                     "lfc_single": float(mean_lfc.reindex(guides.loc[~is_multi, "sgrna"]).mean())})
+        rows.append(
+            {
+                "gene": gene,
+                "n_guides": int(len(guides)),
+                "n_multi_alignment": int(is_multi.sum()),
+                "score_with": float(with_multi[gene].mean()),
+                "score_without": float(without[gene].mean()),
+                "lfc_multi": float(mean_lfc.reindex(guides.loc[is_multi, "sgrna"]).mean()),
+                "lfc_single": float(mean_lfc.reindex(guides.loc[~is_multi, "sgrna"]).mean()),
+            }
+        )
     table = pd.DataFrame(rows)
     if len(table):
         table["shift"] = table["score_with"] - table["score_without"]

@@ -27,8 +27,14 @@ def readout_figure(readout: pd.DataFrame) -> Figure:
         curves = block[~block["gene_choice"].isin(["none", "all"])]
         for (choice, metric), rows in curves.groupby(["gene_choice", "metric"]):
             rows = rows.sort_values("k")
-            ax.plot(rows["k"], rows["value"], marker="o", ms=3, ls="-" if metric == "pearson_delta" else ":",
-                    label=f"{choice} ({'all genes' if metric == 'pearson_delta' else 'unmeasured'})")
+            ax.plot(
+                rows["k"],
+                rows["value"],
+                marker="o",
+                ms=3,
+                ls="-" if metric == "pearson_delta" else ":",
+                label=f"{choice} ({'all genes' if metric == 'pearson_delta' else 'unmeasured'})",
+            )
         for anchor, style in (("none", "--"), ("all", "-.")):
             value = block[(block["gene_choice"] == anchor) & (block["metric"] == "pearson_delta")]["value"]
             if len(value):
@@ -50,8 +56,11 @@ def matrix_heatmap(matrix: pd.DataFrame, order=None, min_n: int = 30) -> Figure:
     names = list(order) if order is not None else list(dict.fromkeys(matrix["source"]))
     rho = matrix.pivot(index="source", columns="target", values="value").reindex(index=names, columns=names)
     nn = matrix.pivot(index="source", columns="target", values="n").reindex(index=names, columns=names)
-    same = (matrix.pivot(index="source", columns="target", values="same_source").reindex(index=names, columns=names)
-            if "same_source" in matrix else None)
+    same = (
+        matrix.pivot(index="source", columns="target", values="same_source").reindex(index=names, columns=names)
+        if "same_source" in matrix
+        else None
+    )
     size = 0.42 * len(names) + 3
     fig = Figure(figsize=(size + 1.5, size))
     ax = fig.subplots()
@@ -62,8 +71,16 @@ def matrix_heatmap(matrix: pd.DataFrame, order=None, min_n: int = 30) -> Figure:
             if i == j or not np.isfinite(n):
                 continue
             small = n < min_n
-            ax.text(j, i, f"{int(n)}" if n < 1000 else f"{n / 1000:.0f}k", ha="center", va="center", fontsize=5,
-                    color="grey" if small else "black", style="italic" if small else "normal")
+            ax.text(
+                j,
+                i,
+                f"{int(n)}" if n < 1000 else f"{n / 1000:.0f}k",
+                ha="center",
+                va="center",
+                fontsize=5,
+                color="grey" if small else "black",
+                style="italic" if small else "normal",
+            )
             if small:
                 ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", lw=0, ec="lightgrey"))
             if same is not None and bool(same.iat[i, j]):
@@ -88,8 +105,14 @@ def prior_figure(priors: pd.DataFrame, metric: str = "pearson_delta") -> Figure:
     ax = fig.subplots()
     labels = []
     for y, row in enumerate(placed.itertuples()):
-        ax.errorbar(row.placement, y, xerr=[[row.placement - row.low], [row.high - row.placement]], fmt="o", ms=4,
-                    c="tab:blue" if row.fallback < 0.5 else "tab:orange")
+        ax.errorbar(
+            row.placement,
+            y,
+            xerr=[[row.placement - row.low], [row.high - row.placement]],
+            fmt="o",
+            ms=4,
+            c="tab:blue" if row.fallback < 0.5 else "tab:orange",
+        )
         labels.append(f"{row.task} · {row.source}")
     ax.set_yticks(range(len(labels)), labels, fontsize=7)
     ax.axvline(0, c="grey", ls="--")

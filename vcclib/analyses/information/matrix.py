@@ -23,8 +23,19 @@ from scipy.stats import rankdata
 from vcclib.analyses.information.modalities import MODALITIES
 from vcclib.memo import memoised
 
-COLUMNS = ("source", "target", "quantity_source", "quantity_target", "n", "statistic", "value", "ci_low", "ci_high",
-           "p_perm", "unique_gain")
+COLUMNS = (
+    "source",
+    "target",
+    "quantity_source",
+    "quantity_target",
+    "n",
+    "statistic",
+    "value",
+    "ci_low",
+    "ci_high",
+    "p_perm",
+    "unique_gain",
+)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -40,8 +51,9 @@ def _corr_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return (a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1))
 
 
-def spearman_with_uncertainty(a: np.ndarray, b: np.ndarray, n_boot: int = 500, n_perm: int = 500,
-                              seed: int = 0, exact_up_to: int = 2000) -> dict[str, float]:
+def spearman_with_uncertainty(
+    a: np.ndarray, b: np.ndarray, n_boot: int = 500, n_perm: int = 500, seed: int = 0, exact_up_to: int = 2000
+) -> dict[str, float]:
     """Spearman ρ, percentile bootstrap interval and permutation p.
 
     Bootstrap resamples are re-ranked when ``n ≤ exact_up_to``; above, the original ranks are resampled (the
@@ -60,7 +72,7 @@ def spearman_with_uncertainty(a: np.ndarray, b: np.ndarray, n_boot: int = 500, n
     za, zb = (ra - ra.mean()) / (ra.std() or 1.0), (rb - rb.mean()) / (rb.std() or 1.0)
     perm = (za[None, :] * rng.permuted(np.tile(zb, (n_perm, 1)), axis=1)).mean(axis=1)
     p = (1 + np.sum(np.abs(perm) >= abs(rho) - 1e-12)) / (1 + n_perm) if np.isfinite(rho) else np.nan
-    low, high = (np.quantile(boot, [0.025, 0.975]) if boot.size else (np.nan, np.nan))
+    low, high = np.quantile(boot, [0.025, 0.975]) if boot.size else (np.nan, np.nan)
     return {"value": rho, "ci_low": float(low), "ci_high": float(high), "p_perm": float(p)}
 
 
@@ -82,8 +94,14 @@ def _group(name: str) -> str:
 
 
 @memoised("information.modality_matrix", ("vcclib.analyses.information.matrix",))
-def modality_matrix(quantities: dict[str, pd.Series], min_overlap: int = 10, small: int = 30, n_boot: int = 500,
-                    n_perm: int = 500, seed: int = 0) -> pd.DataFrame:
+def modality_matrix(
+    quantities: dict[str, pd.Series],
+    min_overlap: int = 10,
+    small: int = 30,
+    n_boot: int = 500,
+    n_perm: int = 500,
+    seed: int = 0,
+) -> pd.DataFrame:
     """The ``modality_matrix.csv`` table (see the module docstring), one row per ordered pair of modalities.
 
     ρ, its interval and p are symmetric, so each unordered pair is computed once (seeded by its position) and
@@ -97,7 +115,7 @@ def modality_matrix(quantities: dict[str, pd.Series], min_overlap: int = 10, sma
     column = {m: i for i, m in enumerate(names)}
     stats: dict[tuple[str, str], dict] = {}
     for i, source in enumerate(names):
-        for j, target in enumerate(names[i + 1:], start=i + 1):
+        for j, target in enumerate(names[i + 1 :], start=i + 1):
             shared = present[:, i] & present[:, j]
             a = values[source].to_numpy()[shared]
             b = values[target].to_numpy()[shared]
@@ -105,8 +123,9 @@ def modality_matrix(quantities: dict[str, pd.Series], min_overlap: int = 10, sma
             if shared.sum() >= min_overlap and np.ptp(a) > 0 and np.ptp(b) > 0:
                 row.update(spearman_with_uncertainty(a, b, n_boot, n_perm, seed=seed + i * len(names) + j))
             stats[(source, target)] = stats[(target, source)] = row
-    rows = [{"source": s, "target": t, "statistic": "spearman", **stats[(s, t)]}
-            for s in names for t in names if s != t]
+    rows = [
+        {"source": s, "target": t, "statistic": "spearman", **stats[(s, t)]} for s in names for t in names if s != t
+    ]
     table = pd.DataFrame(rows)
     gains, given = [], []
     for row in table.itertuples():
@@ -142,9 +161,16 @@ def coverage(quantities: dict[str, pd.Series]) -> pd.DataFrame:
     rows = []
     for name, series in quantities.items():
         spec = MODALITIES.get(name)
-        rows.append({"modality": name, "quantity": spec.quantity if spec else "", "kind": spec.kind if spec else "",
-                     "context": spec.context if spec else "", "genes": int(len(series)),
-                     "only_here": int((counts.reindex(series.index) == 1).sum())})
+        rows.append(
+            {
+                "modality": name,
+                "quantity": spec.quantity if spec else "",
+                "kind": spec.kind if spec else "",
+                "context": spec.context if spec else "",
+                "genes": int(len(series)),
+                "only_here": int((counts.reindex(series.index) == 1).sum()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -172,5 +198,8 @@ def best_partners(matrix: pd.DataFrame, min_n: int = 30) -> pd.DataFrame:
         return table[["source", "target", "value", "ci_low", "ci_high", "n", "p_perm"]]
     table["strength"] = table["value"].abs()
     best = table.loc[table.groupby("source")["strength"].idxmax()]
-    return (best[["source", "target", "value", "ci_low", "ci_high", "n", "p_perm"]]
-            .sort_values("value", key=np.abs, ascending=False).reset_index(drop=True))
+    return (
+        best[["source", "target", "value", "ci_low", "ci_high", "n", "p_perm"]]
+        .sort_values("value", key=np.abs, ascending=False)
+        .reset_index(drop=True)
+    )

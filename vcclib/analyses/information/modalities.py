@@ -137,7 +137,9 @@ REPLOGLE_K562 = "K562_genome_wide_day8"
 REPLOGLE_RPE1 = "RPE1_essential_day7"
 
 
-def replogle_statistic(screen: str, column: str, transform: Callable[[pd.Series], pd.Series] = lambda x: x) -> pd.Series:
+def replogle_statistic(
+    screen: str, column: str, transform: Callable[[pd.Series], pd.Series] = lambda x: x
+) -> pd.Series:
     """One Table S2 statistic per targeted gene of one screen (mean over the gene's perturbations)."""
     stats = load("replogle2022_tables", tables=["statistics"])["statistics"]
     rows = stats[(stats["screen"].astype(str) == screen) & ~stats["is_control"]]
@@ -147,26 +149,45 @@ def replogle_statistic(screen: str, column: str, transform: Callable[[pd.Series]
     return _series(values.to_numpy(), rows["target"].astype(str), f"replogle_{column}")
 
 
-@modality("replogle_k562_degs", "DEGs (Anderson–Darling, 11,258 perturbations)", "expression",
-          "K562 CRISPRi genome-wide (Replogle 2022)", group="replogle_k562")
+@modality(
+    "replogle_k562_degs",
+    "DEGs (Anderson–Darling, 11,258 perturbations)",
+    "expression",
+    "K562 CRISPRi genome-wide (Replogle 2022)",
+    group="replogle_k562",
+)
 def _replogle_k562_degs() -> pd.Series:
     return replogle_statistic(REPLOGLE_K562, "n_degs_anderson_darling", np.log1p)
 
 
-@modality("replogle_k562_energy", "−log10 energy-test p", "expression", "K562 CRISPRi genome-wide (Replogle 2022)",
-          group="replogle_k562")
+@modality(
+    "replogle_k562_energy",
+    "−log10 energy-test p",
+    "expression",
+    "K562 CRISPRi genome-wide (Replogle 2022)",
+    group="replogle_k562",
+)
 def _replogle_k562_energy() -> pd.Series:
     return replogle_statistic(REPLOGLE_K562, "energy_test_p", lambda p: -np.log10(p.clip(lower=1e-300)))
 
 
-@modality("replogle_k562_knockdown", "knockdown (1 − fold expression of the target)", "expression",
-          "K562 CRISPRi genome-wide (Replogle 2022)", group="replogle_k562")
+@modality(
+    "replogle_k562_knockdown",
+    "knockdown (1 − fold expression of the target)",
+    "expression",
+    "K562 CRISPRi genome-wide (Replogle 2022)",
+    group="replogle_k562",
+)
 def _replogle_k562_knockdown() -> pd.Series:
     return replogle_statistic(REPLOGLE_K562, "fold_knockdown", lambda f: 1.0 - f)
 
 
-@modality("replogle_rpe1_degs", "DEGs (Anderson–Darling, essential genes)", "expression",
-          "RPE1 CRISPRi essential (Replogle 2022)")
+@modality(
+    "replogle_rpe1_degs",
+    "DEGs (Anderson–Darling, essential genes)",
+    "expression",
+    "RPE1 CRISPRi essential (Replogle 2022)",
+)
 def _replogle_rpe1_degs() -> pd.Series:
     return replogle_statistic(REPLOGLE_RPE1, "n_degs_anderson_darling", np.log1p)
 
@@ -180,16 +201,26 @@ def signature_transfer(signatures, a: str = "K562", b: str = "RPE1", top: int = 
     return pd.Series(out, dtype=float)
 
 
-@modality("replogle_signature_up", "significantly up genes (K562 signature)", "expression",
-          "K562 CRISPRi signatures (Replogle 2022, sigrecon)", group="replogle_signatures")
+@modality(
+    "replogle_signature_up",
+    "significantly up genes (K562 signature)",
+    "expression",
+    "K562 CRISPRi signatures (Replogle 2022, sigrecon)",
+    group="replogle_signatures",
+)
 def _replogle_signature_up() -> pd.Series:
     sig = load("replogle2022_signatures")
     perts = sig.perturbations_in("K562")
     return _series([len(sig.up(p, "K562")) for p in perts], perts, "replogle_signature_up")
 
 
-@modality("replogle_signature_transfer", "K562 ∩ RPE1 top-100 overlap (Jaccard)", "expression",
-          "K562 and RPE1 CRISPRi signatures (Replogle 2022)", group="replogle_signatures")
+@modality(
+    "replogle_signature_transfer",
+    "K562 ∩ RPE1 top-100 overlap (Jaccard)",
+    "expression",
+    "K562 and RPE1 CRISPRi signatures (Replogle 2022)",
+    group="replogle_signatures",
+)
 def _replogle_signature_transfer() -> pd.Series:
     return signature_transfer(load("replogle2022_signatures"))
 
@@ -199,8 +230,13 @@ def _replogle_signature_transfer() -> pd.Series:
 # --------------------------------------------------------------------------------------------------------------
 
 
-@modality("depmap_chronos", "essentiality −mean Chronos effect (58 lines)", "phenotype", "cancer lines CRISPRko",
-          group="depmap")
+@modality(
+    "depmap_chronos",
+    "essentiality −mean Chronos effect (58 lines)",
+    "phenotype",
+    "cancer lines CRISPRko",
+    group="depmap",
+)
 def _chronos() -> pd.Series:
     effect = load("depmap_chronos_sample")["gene_effect"]
     values = -np.nanmean(np.asarray(effect.X, dtype=float), axis=0)
@@ -219,8 +255,13 @@ def dependent_share(calls, least: str = "dependency") -> pd.Series:
     return _series(share, genes, "depmap_22q1_calls")
 
 
-@modality("depmap_22q1_calls", "share of lines dependent (22Q1 calls, 1,067 lines)", "phenotype",
-          "cancer lines CRISPRko (Chronos calls)", group="depmap")
+@modality(
+    "depmap_22q1_calls",
+    "share of lines dependent (22Q1 calls, 1,067 lines)",
+    "phenotype",
+    "cancer lines CRISPRko (Chronos calls)",
+    group="depmap",
+)
 def _depmap_calls() -> pd.Series:
     return dependent_share(load("depmap_22q1_dependency_calls", screens=["crispr"])["crispr"])
 
@@ -247,8 +288,12 @@ def _periscope() -> pd.Series:
     return _series(table["Sum"].to_numpy(), table.index.astype(str), "periscope")
 
 
-SCREEN_NAMES = {"IL2": "T-cell IL2 (Schmidt 2022)", "IFNG": "T-cell IFNG (Schmidt 2022)",
-                "Carnevale22_Adenosine": "T-cell adenosine (Carnevale 2022)", "Sanchez21": "neuron tau (Sanchez 2021)"}
+SCREEN_NAMES = {
+    "IL2": "T-cell IL2 (Schmidt 2022)",
+    "IFNG": "T-cell IFNG (Schmidt 2022)",
+    "Carnevale22_Adenosine": "T-cell adenosine (Carnevale 2022)",
+    "Sanchez21": "neuron tau (Sanchez 2021)",
+}
 
 
 def _screen(key: str) -> Callable[[], pd.Series]:
@@ -263,8 +308,10 @@ for _key, _context in SCREEN_NAMES.items():
     modality(f"screen_{_key}", "|screen score|", "phenotype", _context)(_screen(_key))
 
 
-TIAN_SCREENS = {"tian2019_survival": "iPSC neurons CRISPRi survival (Tian 2019, 2,555 genes)",
-                "tian2020_survival": "iPSC neurons CRISPRi survival (Tian 2020, genome-wide)"}
+TIAN_SCREENS = {
+    "tian2019_survival": "iPSC neurons CRISPRi survival (Tian 2019, 2,555 genes)",
+    "tian2020_survival": "iPSC neurons CRISPRi survival (Tian 2020, genome-wide)",
+}
 
 
 def _tian(key: str) -> Callable[[], pd.Series]:
@@ -276,15 +323,24 @@ def _tian(key: str) -> Callable[[], pd.Series]:
 
 
 for _key, _context in TIAN_SCREENS.items():
-    modality(_key.replace("_survival", "_neurons"), "−gene score (knockdown kills neurons)", "phenotype", _context,
-             group="tian_neurons")(_tian(_key))
+    modality(
+        _key.replace("_survival", "_neurons"),
+        "−gene score (knockdown kills neurons)",
+        "phenotype",
+        _context,
+        group="tian_neurons",
+    )(_tian(_key))
 
 
 @modality("horlbeck_gi", "mean |GI score| over partners", "phenotype", "K562 CRISPRi pairwise")
 def _horlbeck() -> pd.Series:
     pairs = load("screens_biodiscoveryagent")["Horlbeck"]
-    both = pd.concat([pairs[["gene_a", "score"]].rename(columns={"gene_a": "gene"}),
-                      pairs[["gene_b", "score"]].rename(columns={"gene_b": "gene"})])
+    both = pd.concat(
+        [
+            pairs[["gene_a", "score"]].rename(columns={"gene_a": "gene"}),
+            pairs[["gene_b", "score"]].rename(columns={"gene_b": "gene"}),
+        ]
+    )
     strength = both.assign(score=both["score"].abs()).groupby("gene")["score"].mean()
     return _series(strength.to_numpy(), strength.index, "horlbeck_gi")
 

@@ -24,8 +24,16 @@ from vcclib.models.baselines.learned import LinearModel
 
 #: the code a stored prior benchmark depends on (see vcclib.memo)
 MEMO_CODE = ("vcclib.analyses.information", "vcclib.models", "vcclib.metrics", "vcclib.splits")
-PRIOR_SOURCES = ("go", "depmap", "coessentiality", "lincs", "periscope", "text", "go+coessentiality",
-                 "go+depmap+coessentiality+lincs+periscope")
+PRIOR_SOURCES = (
+    "go",
+    "depmap",
+    "coessentiality",
+    "lincs",
+    "periscope",
+    "text",
+    "go+coessentiality",
+    "go+depmap+coessentiality+lincs+periscope",
+)
 PRIOR_METRICS = ("pearson_delta", "discrimination_score_l1", "mse_delta")
 ANCHORS = ("perturbed_mean", "technical_duplicate")
 
@@ -94,8 +102,9 @@ class PriorLinear(LinearModel):
         from vcclib.models.spec import MODELS
 
         base = MODELS.get("linear_pca")
-        spec = replace(base, name=source, description=f"linear baseline, perturbation embedding from {source}",
-                       needs=())
+        spec = replace(
+            base, name=source, description=f"linear baseline, perturbation embedding from {source}", needs=()
+        )
         return cls(spec, table=table, **base.params)
 
     def _pert_space(self, perturbations, gene_space):
@@ -106,20 +115,21 @@ def prior_tasks():
     """The benchmark's tasks on unseen perturbations (where a prior about the perturbation is all there is)."""
     from vcclib.models.tasks import default_tasks
 
-    return [t for t in default_tasks() if t.split in ("unseen_perturbation", "combo_seen_singles")
-            and t.halves == "random"]
+    return [
+        t for t in default_tasks() if t.split in ("unseen_perturbation", "combo_seen_singles") and t.halves == "random"
+    ]
 
 
 def _task_targets(adata) -> list[str]:
     from vcclib.data.schema import split_targets
 
     control = str(adata.uns["vcc"]["control_label"])
-    return sorted({t for p in adata.obs["perturbation"].astype(str).unique() if p != control
-                   for t in split_targets(p)})
+    return sorted({t for p in adata.obs["perturbation"].astype(str).unique() if p != control for t in split_targets(p)})
 
 
-def prior_benchmark(tasks=None, sources=PRIOR_SOURCES, seeds=(0, 1, 2), metrics=PRIOR_METRICS,
-                    max_cells_per_perturbation: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+def prior_benchmark(
+    tasks=None, sources=PRIOR_SOURCES, seeds=(0, 1, 2), metrics=PRIOR_METRICS, max_cells_per_perturbation: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Fit the linear baseline with each prior on each task and seed; score; place between MIN and MAX.
 
     Each task's data are read once (through :func:`vcclib.analyses.information.cache.load`) and subsampled per
@@ -134,15 +144,25 @@ def prior_benchmark(tasks=None, sources=PRIOR_SOURCES, seeds=(0, 1, 2), metrics=
     """
     from vcclib import memo
 
-    inputs = {"tasks": repr(tasks), "sources": list(sources), "seeds": list(seeds), "metrics": list(metrics),
-              "max_cells_per_perturbation": max_cells_per_perturbation, "datasets": memo.data_token()}
-    return memo.memo("information.prior_benchmark",
-                     lambda: _prior_benchmark(tasks, sources, seeds, metrics, max_cells_per_perturbation),
-                     inputs=inputs, code=MEMO_CODE)
+    inputs = {
+        "tasks": repr(tasks),
+        "sources": list(sources),
+        "seeds": list(seeds),
+        "metrics": list(metrics),
+        "max_cells_per_perturbation": max_cells_per_perturbation,
+        "datasets": memo.data_token(),
+    }
+    return memo.memo(
+        "information.prior_benchmark",
+        lambda: _prior_benchmark(tasks, sources, seeds, metrics, max_cells_per_perturbation),
+        inputs=inputs,
+        code=MEMO_CODE,
+    )
 
 
-def _prior_benchmark(tasks, sources, seeds, metrics, max_cells_per_perturbation: int
-                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _prior_benchmark(
+    tasks, sources, seeds, metrics, max_cells_per_perturbation: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     from vcclib.analyses.information.cache import load, loaded_once
     from vcclib.models.benchmark import evaluate_by_covariate, placement
     from vcclib.models.runner import fit_predict, subsample
@@ -166,19 +186,40 @@ def _prior_benchmark(tasks, sources, seeds, metrics, max_cells_per_perturbation:
         for task in tasks:
             for source in usable:
                 table = tables[(task.label, source)]
-                cover.append({"task": task.label, "source": source, "targets": len(targets[task.label]),
-                              "covered": float(np.mean([t in table.index for t in targets[task.label]]))})
+                cover.append(
+                    {
+                        "task": task.label,
+                        "source": source,
+                        "targets": len(targets[task.label]),
+                        "covered": float(np.mean([t in table.index for t in targets[task.label]])),
+                    }
+                )
             adata_full = full[task.label]
             for seed in seeds:
-                adata = subsample(adata_full, max_cells_per_perturbation, seed=seed,
-                                  column=covariate_column(adata_full))
-                placed.append(_place_one(task, adata, seed, usable, tables, metrics, make_split, get_model,
-                                         fit_predict, evaluate_by_covariate, placement))
+                adata = subsample(
+                    adata_full, max_cells_per_perturbation, seed=seed, column=covariate_column(adata_full)
+                )
+                placed.append(
+                    _place_one(
+                        task,
+                        adata,
+                        seed,
+                        usable,
+                        tables,
+                        metrics,
+                        make_split,
+                        get_model,
+                        fit_predict,
+                        evaluate_by_covariate,
+                        placement,
+                    )
+                )
     return pd.concat(placed, ignore_index=True), pd.DataFrame(cover)
 
 
-def _place_one(task, adata, seed, sources, tables, metrics, make_split, get_model, fit_predict,
-               evaluate_by_covariate, placement) -> pd.DataFrame:
+def _place_one(
+    task, adata, seed, sources, tables, metrics, make_split, get_model, fit_predict, evaluate_by_covariate, placement
+) -> pd.DataFrame:
     control = str(adata.uns["vcc"]["control_label"])
     split = make_split(task.split, adata, seed=seed, **task.split_params)
     models = {name: get_model(name) for name in ANCHORS}
@@ -187,8 +228,7 @@ def _place_one(task, adata, seed, sources, tables, metrics, make_split, get_mode
     frames = []
     for name, model in models.items():
         prediction, real = fit_predict(name, adata, split, score_on="half", halves="random", seed=seed, model=model)
-        scores = evaluate_by_covariate(prediction, real, split.covariate_column, control=control,
-                                       metrics=list(metrics))
+        scores = evaluate_by_covariate(prediction, real, split.covariate_column, control=control, metrics=list(metrics))
         long = scores.melt(id_vars=["covariate", "perturbation"], var_name="metric", value_name="value")
         fallback = prediction.obs.groupby("perturbation", observed=True)["vcc_fallback"].mean()
         long["fallback"] = long["perturbation"].map(fallback)
@@ -207,11 +247,19 @@ def _place_one(task, adata, seed, sources, tables, metrics, make_split, get_mode
 def summarise_priors(placed: pd.DataFrame) -> pd.DataFrame:
     """Per (task, source, metric): mean placement over seeds, its min and max over seeds, and the fallback share."""
     rows = placed[~placed["baseline"].isin(ANCHORS)]
-    return (rows.groupby(["task", "baseline", "metric"]).agg(
-        placement=("placement", "mean"), low=("placement", "min"), high=("placement", "max"),
-        n_seeds=("seed", "nunique"), fallback=("fallback", "mean")).reset_index()
-            .rename(columns={"baseline": "source"}).sort_values(["task", "metric", "placement"],
-                                                                ascending=[True, True, False]))
+    return (
+        rows.groupby(["task", "baseline", "metric"])
+        .agg(
+            placement=("placement", "mean"),
+            low=("placement", "min"),
+            high=("placement", "max"),
+            n_seeds=("seed", "nunique"),
+            fallback=("fallback", "mean"),
+        )
+        .reset_index()
+        .rename(columns={"baseline": "source"})
+        .sort_values(["task", "metric", "placement"], ascending=[True, True, False])
+    )
 
 
 def anchor_diagnosis(placed: pd.DataFrame) -> pd.DataFrame:
@@ -226,6 +274,13 @@ def anchor_diagnosis(placed: pd.DataFrame) -> pd.DataFrame:
     wide = rows.pivot_table(index=["task", "metric", "seed"], columns="baseline", values="score").reset_index()
     ordered = rows.drop_duplicates(["task", "metric", "seed"]).set_index(["task", "metric", "seed"])["anchors_ordered"]
     wide["ordered"] = ordered.reindex(pd.MultiIndex.from_frame(wide[["task", "metric", "seed"]])).to_numpy(dtype=bool)
-    return (wide.groupby(["task", "metric"]).agg(min_score=(ANCHORS[0], "mean"), max_score=(ANCHORS[1], "mean"),
-                                                  ordered_seeds=("ordered", "sum"), n_seeds=("seed", "nunique"))
-            .reset_index())
+    return (
+        wide.groupby(["task", "metric"])
+        .agg(
+            min_score=(ANCHORS[0], "mean"),
+            max_score=(ANCHORS[1], "mean"),
+            ordered_seeds=("ordered", "sum"),
+            n_seeds=("seed", "nunique"),
+        )
+        .reset_index()
+    )

@@ -62,11 +62,11 @@ class ReadoutDataset:
 
 DATASETS = {
     "norman19": ReadoutDataset("norman19", "norman2019_mcfaline2024_devel", {"study": "norman19"}),
-    "kang": ReadoutDataset("kang", "kang2018_ifnb_pbmc", split="covariate_transfer",
-                           split_params={"n_held_out": 3}),
+    "kang": ReadoutDataset("kang", "kang2018_ifnb_pbmc", split="covariate_transfer", split_params={"n_held_out": 3}),
     "papalexi": ReadoutDataset("papalexi", "papalexi2021_eccite_lowmoi"),
-    "lincs_ctrap": ReadoutDataset("lincs_ctrap", "lincs_ctrap_kd_consensus", signatures=True, split="kfold",
-                                  split_params={"n_folds": 5}),
+    "lincs_ctrap": ReadoutDataset(
+        "lincs_ctrap", "lincs_ctrap_kd_consensus", signatures=True, split="kfold", split_params={"n_folds": 5}
+    ),
 }
 
 
@@ -132,8 +132,9 @@ def variance_ranking(frame: pd.DataFrame) -> list[str]:
     return frame.var(axis=0).sort_values(ascending=False, kind="stable").index.tolist()
 
 
-def gene_sets(genes: list[str], ranking: list[str], landmarks: frozenset[str], ks=K_VALUES,
-              rng: np.random.Generator | None = None) -> list[tuple[str, int, list[str]]]:
+def gene_sets(
+    genes: list[str], ranking: list[str], landmarks: frozenset[str], ks=K_VALUES, rng: np.random.Generator | None = None
+) -> list[tuple[str, int, list[str]]]:
     """(gene_choice, k, measured genes) for every k below the gene count, plus all measured landmarks.
 
     ``landmark``: k landmarks drawn among the measured genes (all of them at k = their count); ``hvg``: the k top
@@ -146,8 +147,11 @@ def gene_sets(genes: list[str], ranking: list[str], landmarks: frozenset[str], k
     sizes = sorted({k for k in ks if k < n} | ({len(measured_landmarks)} if 0 < len(measured_landmarks) < n else set()))
     for k in sizes:
         if k <= len(measured_landmarks):
-            chosen = measured_landmarks if k == len(measured_landmarks) else sorted(
-                rng.choice(measured_landmarks, size=k, replace=False).tolist())
+            chosen = (
+                measured_landmarks
+                if k == len(measured_landmarks)
+                else sorted(rng.choice(measured_landmarks, size=k, replace=False).tolist())
+            )
             out.append(("landmark", k, chosen))
         out.append(("hvg", k, ranking[:k]))
         out.append(("random", k, sorted(rng.choice(genes, size=k, replace=False).tolist())))
@@ -159,8 +163,9 @@ def gene_sets(genes: list[str], ranking: list[str], landmarks: frozenset[str], k
 # --------------------------------------------------------------------------------------------------------------
 
 
-def fit_readout_map(rows: np.ndarray, measured: np.ndarray, alphas=RIDGE_ALPHAS, alpha_targets: int = 1000,
-                    seed: int = 0):
+def fit_readout_map(
+    rows: np.ndarray, measured: np.ndarray, alphas=RIDGE_ALPHAS, alpha_targets: int = 1000, seed: int = 0
+):
     """Ridge from the measured columns of ``rows`` to the others; returns ``predict(measured_values)``.
 
     The penalty is chosen by efficient leave-one-out (scikit-learn ``RidgeCV``) on at most ``alpha_targets``
@@ -212,8 +217,15 @@ def _scores(pred: pd.DataFrame, real: pd.DataFrame, measured: np.ndarray | None,
     return scored
 
 
-def readout_cells(adata: AnnData, spec: ReadoutDataset, seed: int, landmarks: frozenset[str], ks=K_VALUES,
-                  cells_per_metacell: int = 20, metrics=READOUT_METRICS) -> pd.DataFrame:
+def readout_cells(
+    adata: AnnData,
+    spec: ReadoutDataset,
+    seed: int,
+    landmarks: frozenset[str],
+    ks=K_VALUES,
+    cells_per_metacell: int = 20,
+    metrics=READOUT_METRICS,
+) -> pd.DataFrame:
     """One seed of the readout analysis on a perturbation AnnData (see the module docstring)."""
     from vcclib.models.base import covariates_of
     from vcclib.models.runner import held_out_halves
@@ -282,24 +294,36 @@ def readout_cells(adata: AnnData, spec: ReadoutDataset, seed: int, landmarks: fr
     return table
 
 
-def readout_signatures(signatures: AnnData, spec: ReadoutDataset, seed: int, landmarks: frozenset[str],
-                       ks=K_VALUES, metrics=READOUT_METRICS) -> pd.DataFrame:
+def readout_signatures(
+    signatures: AnnData,
+    spec: ReadoutDataset,
+    seed: int,
+    landmarks: frozenset[str],
+    ks=K_VALUES,
+    metrics=READOUT_METRICS,
+) -> pd.DataFrame:
     """One seed of the readout analysis on consensus signatures (rows = signatures, folds over them).
 
     ``gene_choice = "l1000_inference"`` is the natural case: the 978 landmarks of the file (its ``landmark``
     column) predict the 11,350 inferred genes.
     """
     n_folds = int(spec.split_params.get("n_folds", 5))
-    frame = pd.DataFrame(np.asarray(signatures.X, dtype=np.float64), index=signatures.obs["perturbation"].astype(str),
-                         columns=signatures.var_names.astype(str))
+    frame = pd.DataFrame(
+        np.asarray(signatures.X, dtype=np.float64),
+        index=signatures.obs["perturbation"].astype(str),
+        columns=signatures.var_names.astype(str),
+    )
     frame = frame.loc[~frame.index.duplicated(), ~frame.columns.duplicated()]
     if len(frame) < n_folds or len(frame) < 4:
         raise ReadoutError(f"{spec.name}: {len(frame)} signatures are too few for {n_folds} folds")
     genes = frame.columns
     rng = np.random.default_rng([seed, 7])
     fold = rng.permutation(np.arange(len(frame)) % n_folds)
-    file_landmarks = (signatures.var["landmark"].to_numpy(dtype=bool)[~signatures.var_names.duplicated()]
-                      if "landmark" in signatures.var else genes.isin(landmarks))
+    file_landmarks = (
+        signatures.var["landmark"].to_numpy(dtype=bool)[~signatures.var_names.duplicated()]
+        if "landmark" in signatures.var
+        else genes.isin(landmarks)
+    )
     ranking = variance_ranking(frame)
     sets = [("l1000_inference", int(file_landmarks.sum()), list(genes[file_landmarks]))]
     sets += [s for s in gene_sets(list(genes), ranking, landmarks, ks, rng) if s[1] != sets[0][1] or s[0] != "landmark"]
@@ -323,8 +347,14 @@ def readout_signatures(signatures: AnnData, spec: ReadoutDataset, seed: int, lan
     return table
 
 
-def readout_size(names=tuple(DATASETS), seeds=(0, 1, 2), ks=K_VALUES, cells_per_metacell: int = 20,
-                 max_cells_per_group: int = 0, data: dict | None = None) -> pd.DataFrame:
+def readout_size(
+    names=tuple(DATASETS),
+    seeds=(0, 1, 2),
+    ks=K_VALUES,
+    cells_per_metacell: int = 20,
+    max_cells_per_group: int = 0,
+    data: dict | None = None,
+) -> pd.DataFrame:
     """The readout analysis over datasets and seeds.
 
     One row per (dataset, seed, gene_choice, k, perturbation, metric). ``data`` may hold already loaded AnnData
@@ -333,15 +363,26 @@ def readout_size(names=tuple(DATASETS), seeds=(0, 1, 2), ks=K_VALUES, cells_per_
     """
     from vcclib import memo
 
-    inputs = {"names": list(names), "seeds": list(seeds), "ks": list(ks), "cells_per_metacell": cells_per_metacell,
-              "max_cells_per_group": max_cells_per_group, "data": memo.token(data or {}), "datasets": memo.data_token()}
-    return memo.memo("information.readout_size",
-                     lambda: _readout_size(names, seeds, ks, cells_per_metacell, max_cells_per_group, data),
-                     inputs=inputs, code=MEMO_CODE)
+    inputs = {
+        "names": list(names),
+        "seeds": list(seeds),
+        "ks": list(ks),
+        "cells_per_metacell": cells_per_metacell,
+        "max_cells_per_group": max_cells_per_group,
+        "data": memo.token(data or {}),
+        "datasets": memo.data_token(),
+    }
+    return memo.memo(
+        "information.readout_size",
+        lambda: _readout_size(names, seeds, ks, cells_per_metacell, max_cells_per_group, data),
+        inputs=inputs,
+        code=MEMO_CODE,
+    )
 
 
-def _readout_size(names, seeds, ks, cells_per_metacell: int, max_cells_per_group: int, data: dict | None
-                  ) -> pd.DataFrame:
+def _readout_size(
+    names, seeds, ks, cells_per_metacell: int, max_cells_per_group: int, data: dict | None
+) -> pd.DataFrame:
     from vcclib.analyses.information.cache import load
     from vcclib.models.runner import subsample
     from vcclib.splits import covariate_column
@@ -370,11 +411,16 @@ def summarise_readout(long: pd.DataFrame) -> pd.DataFrame:
     ``value`` is the mean over held-out perturbations, then over seeds; ``sd`` over seeds, ``n_seeds`` and
     ``n_perturbations`` (median per seed).
     """
-    per_seed = long.groupby(["dataset", "k", "gene_choice", "metric", "seed"], sort=False).agg(
-        value=("value", "mean"), n=("value", "count")).reset_index()
-    table = per_seed.groupby(["dataset", "k", "gene_choice", "metric"], sort=False).agg(
-        value=("value", "mean"), sd=("value", "std"), n_seeds=("seed", "nunique"),
-        n_perturbations=("n", "median")).reset_index()
+    per_seed = (
+        long.groupby(["dataset", "k", "gene_choice", "metric", "seed"], sort=False)
+        .agg(value=("value", "mean"), n=("value", "count"))
+        .reset_index()
+    )
+    table = (
+        per_seed.groupby(["dataset", "k", "gene_choice", "metric"], sort=False)
+        .agg(value=("value", "mean"), sd=("value", "std"), n_seeds=("seed", "nunique"), n_perturbations=("n", "median"))
+        .reset_index()
+    )
     return table.sort_values(["dataset", "metric", "gene_choice", "k"]).reset_index(drop=True)
 
 
@@ -389,6 +435,13 @@ def placement_by_k(summary: pd.DataFrame, metric: str = "pearson_delta") -> pd.D
             continue
         lo, hi = float(low.iloc[0]), float(high.iloc[0])
         for _, row in block.iterrows():
-            out.append({"dataset": dataset, "gene_choice": row["gene_choice"], "k": int(row["k"]),
-                        "value": row["value"], "placement": (row["value"] - lo) / (hi - lo)})
+            out.append(
+                {
+                    "dataset": dataset,
+                    "gene_choice": row["gene_choice"],
+                    "k": int(row["k"]),
+                    "value": row["value"],
+                    "placement": (row["value"] - lo) / (hi - lo),
+                }
+            )
     return pd.DataFrame(out)

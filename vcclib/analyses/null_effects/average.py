@@ -23,8 +23,16 @@ def _mean(X, idx) -> np.ndarray:
     return np.asarray(block.mean(0)).ravel() if sp.issparse(block) else np.asarray(block).mean(0)
 
 
-def versus_average(X, pcs, groups: dict[str, np.ndarray], control: np.ndarray, *, max_cells: int = 200,
-                   n_permutations: int = 200, seed: int = 0) -> pd.DataFrame:
+def versus_average(
+    X,
+    pcs,
+    groups: dict[str, np.ndarray],
+    control: np.ndarray,
+    *,
+    max_cells: int = 200,
+    n_permutations: int = 200,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Systematic-variation share and the E-test against the average perturbed state, one row per group."""
     rng = np.random.default_rng(seed)
     names = [g for g, idx in groups.items() if len(idx) >= 2]
@@ -40,16 +48,23 @@ def versus_average(X, pcs, groups: dict[str, np.ndarray], control: np.ndarray, *
         cosine = float(d @ m / denom) if denom > 0 else np.nan
         own = groups[g]
         own = rng.choice(own, size=min(len(own), max_cells), replace=False)
-        others = np.concatenate([rng.choice(groups[h], size=min(len(groups[h]), per_group), replace=False)
-                                 for h in names if h != g])
+        others = np.concatenate(
+            [rng.choice(groups[h], size=min(len(groups[h]), per_group), replace=False) for h in names if h != g]
+        )
         others = np.setdiff1d(others, groups[g])  # high-MOI: a cell carrying g is not part of the average
         if len(others) >= 2 and len(own) >= 2:
             e, p = etest(pcs[own], pcs[others], n_perms=n_permutations, seed=seed + i, convention="pertpy")
         else:
             e, p = np.nan, np.nan
-        rows.append({"group": g, "cosine_to_mean_effect": cosine,
-                     "systematic_share": cosine**2 if np.isfinite(cosine) else np.nan,
-                     "edistance_vs_average": e, "etest_vs_average_p": p})
+        rows.append(
+            {
+                "group": g,
+                "cosine_to_mean_effect": cosine,
+                "systematic_share": cosine**2 if np.isfinite(cosine) else np.nan,
+                "edistance_vs_average": e,
+                "etest_vs_average_p": p,
+            }
+        )
     out = pd.DataFrame(rows).set_index("group")
     out["etest_vs_average_q"] = adjust_pvalues(out["etest_vs_average_p"], "bh") if len(out) else []
     return out

@@ -116,10 +116,16 @@ def mwu_against_block(block: SortedBlock, group: np.ndarray, removed: np.ndarray
     # flat positions count every earlier gene's cells too: subtract them (block: N per gene, removed: k per gene)
     start_block = np.arange(block.n_genes) * block.n_cells
     start_removed = np.arange(block.n_genes) * removed.shape[0]
-    left = (block.counts(group, "left") - start_block
-            - (_count_in(r_sorted, g_flat.ravel(), "left").reshape(group.shape) - start_removed))
-    right = (block.counts(group, "right") - start_block
-             - (_count_in(r_sorted, g_flat.ravel(), "right").reshape(group.shape) - start_removed))
+    left = (
+        block.counts(group, "left")
+        - start_block
+        - (_count_in(r_sorted, g_flat.ravel(), "left").reshape(group.shape) - start_removed)
+    )
+    right = (
+        block.counts(group, "right")
+        - start_block
+        - (_count_in(r_sorted, g_flat.ravel(), "right").reshape(group.shape) - start_removed)
+    )
     U = ((left + right) / 2.0).sum(0)
     # tie term: only values present in the group or the removed cells change their multiplicity
     g_sorted = np.sort(g_flat, axis=None)
@@ -135,8 +141,9 @@ def mwu_against_block(block: SortedBlock, group: np.ndarray, removed: np.ndarray
     return U, tie
 
 
-def group_statistics(group_pcs, group_expr, D_main, main_pcs, block: SortedBlock, main_expr, removed,
-                     alpha: float) -> tuple[float, int]:
+def group_statistics(
+    group_pcs, group_expr, D_main, main_pcs, block: SortedBlock, main_expr, removed, alpha: float
+) -> tuple[float, int]:
     """E-distance and DE-gene count of one group of cells against the main block without the cells ``removed``.
 
     Parameters
@@ -192,8 +199,9 @@ class NullDistribution:
         return float(np.quantile(self.edistance, 1 - alpha))
 
 
-def null_distribution(D_main, ranks_main, tie_main, size: int, n_null: int, alpha: float,
-                      rng: np.random.Generator) -> NullDistribution:
+def null_distribution(
+    D_main, ranks_main, tie_main, size: int, n_null: int, alpha: float, rng: np.random.Generator
+) -> NullDistribution:
     """E-distances and DE counts of ``n_null`` random subsets of ``size`` main cells vs the rest of the main block."""
     N = D_main.shape[0]
     m = N - size
@@ -215,10 +223,20 @@ def null_distribution(D_main, ranks_main, tie_main, size: int, n_null: int, alph
     return NullDistribution(size, np.concatenate(e_out), np.concatenate(d_out).astype(np.int64))
 
 
-def calibrated_tests(pcs: np.ndarray, X, groups: dict[str, np.ndarray], control: np.ndarray, *,
-                     n_null: int = 1000, n_check: int = 100, max_cells: int = 200, min_cells: int = 30,
-                     holdout_fraction: float = 0.15, alpha: float = 0.05, seed: int = 0
-                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def calibrated_tests(
+    pcs: np.ndarray,
+    X,
+    groups: dict[str, np.ndarray],
+    control: np.ndarray,
+    *,
+    n_null: int = 1000,
+    n_check: int = 100,
+    max_cells: int = 200,
+    min_cells: int = 30,
+    holdout_fraction: float = 0.15,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Calibrated p-value and FDR of every group, and the calibration check on held-out control cells.
 
     Parameters
@@ -256,8 +274,10 @@ def calibrated_tests(pcs: np.ndarray, X, groups: dict[str, np.ndarray], control:
     largest = max(sizes.values(), default=min_cells)
     n_hold = max(int(round(holdout_fraction * control.size)), largest if n_check else 0)
     if control.size - n_hold < 2 * largest:
-        raise ValueError(f"{control.size} control cells are too few for groups of {largest} cells: lower "
-                         f"max_cells or holdout_fraction")
+        raise ValueError(
+            f"{control.size} control cells are too few for groups of {largest} cells: lower "
+            f"max_cells or holdout_fraction"
+        )
     hold, main = control[:n_hold], control[n_hold:]
     main_pcs = np.asarray(pcs[main], dtype=np.float64)
     main_expr = _dense(X[main])
@@ -265,13 +285,22 @@ def calibrated_tests(pcs: np.ndarray, X, groups: dict[str, np.ndarray], control:
     ranks_main = rankdata(main_expr, axis=0)
     limit = float(abs(X).max()) if sp.issparse(X) else float(np.abs(X).max())
     block = SortedBlock(main_expr, limit)
-    nulls = {s: null_distribution(D_main, ranks_main, block.tie, s, n_null, alpha, rng)
-             for s in sorted(set(sizes.values()))}
+    nulls = {
+        s: null_distribution(D_main, ranks_main, block.tie, s, n_null, alpha, rng) for s in sorted(set(sizes.values()))
+    }
 
     def score(cells: np.ndarray, size: int) -> tuple[float, int]:
         removed = rng.choice(main.size, size=size, replace=False)
-        return group_statistics(np.asarray(pcs[cells], dtype=np.float64), _dense(X[cells]), D_main, main_pcs,
-                                block, main_expr, removed, alpha)
+        return group_statistics(
+            np.asarray(pcs[cells], dtype=np.float64),
+            _dense(X[cells]),
+            D_main,
+            main_pcs,
+            block,
+            main_expr,
+            removed,
+            alpha,
+        )
 
     rows = []
     for name, idx in groups.items():
@@ -281,8 +310,15 @@ def calibrated_tests(pcs: np.ndarray, X, groups: dict[str, np.ndarray], control:
             cells = np.sort(rng.choice(idx, size=size, replace=False)) if len(idx) > size else np.asarray(idx)
             e, d = score(cells, size)
             pe, pd_, pc = nulls[size].calibrated_p(e, d)
-            row.update(n_cells_tested=size, edistance_cal=e, n_de_cal=d, p_edistance=pe, p_de=pd_,
-                       p_calibrated=pc, critical_edistance=nulls[size].critical_edistance(alpha))
+            row.update(
+                n_cells_tested=size,
+                edistance_cal=e,
+                n_de_cal=d,
+                p_edistance=pe,
+                p_de=pd_,
+                p_calibrated=pc,
+                critical_edistance=nulls[size].critical_edistance(alpha),
+            )
         else:
             row.update(n_cells_tested=0)
         rows.append(row)
@@ -301,15 +337,33 @@ def calibrated_tests(pcs: np.ndarray, X, groups: dict[str, np.ndarray], control:
             cells = hold[rng.choice(hold.size, size=size, replace=False)]
             e, d = score(cells, size)
             pe, pd_, pc = nulls[size].calibrated_p(e, d)
-            checks.append({"size": size, "check": k, "edistance": e, "n_de": d, "p_edistance": pe, "p_de": pd_,
-                           "p_calibrated": pc})
-    calibration = pd.DataFrame(checks, columns=["size", "check", "edistance", "n_de", "p_edistance", "p_de",
-                                                "p_calibrated"])
+            checks.append(
+                {
+                    "size": size,
+                    "check": k,
+                    "edistance": e,
+                    "n_de": d,
+                    "p_edistance": pe,
+                    "p_de": pd_,
+                    "p_calibrated": pc,
+                }
+            )
+    calibration = pd.DataFrame(
+        checks, columns=["size", "check", "edistance", "n_de", "p_edistance", "p_de", "p_calibrated"]
+    )
     calibration["called"] = calibration["p_calibrated"] <= alpha
     calibration["de_rule_called"] = calibration["n_de"] > 0
-    settings = dict(n_null=n_null, n_check=n_check, max_cells=max_cells, min_cells=min_cells,
-                    n_control_main=int(main.size), n_control_holdout=int(hold.size), alpha=alpha, seed=seed,
-                    null_sizes=sorted(nulls))
+    settings = dict(
+        n_null=n_null,
+        n_check=n_check,
+        max_cells=max_cells,
+        min_cells=min_cells,
+        n_control_main=int(main.size),
+        n_control_holdout=int(hold.size),
+        alpha=alpha,
+        seed=seed,
+        null_sizes=sorted(nulls),
+    )
     effects.attrs.update(settings)
     calibration.attrs.update(settings)
     return effects, calibration
@@ -326,10 +380,18 @@ def calibration_summary(calibration: pd.DataFrame, alpha: float = 0.05) -> dict:
     ci = binomtest(called, n).proportion_ci(method="wilson")
     de_called = int(calibration["de_rule_called"].sum())
     de_ci = binomtest(de_called, n).proportion_ci(method="wilson")
-    return {"n_checks": n, "n_called": called, "share_called": called / n, "share_called_ci": [ci.low, ci.high],
-            "n_de_rule_called": de_called, "share_de_rule": de_called / n, "share_de_rule_ci": [de_ci.low, de_ci.high],
-            "ks_uniform_p": float(kstest(calibration["p_calibrated"], "uniform").pvalue), "alpha": alpha,
-            "sizes": sorted({int(s) for s in calibration["size"]})}
+    return {
+        "n_checks": n,
+        "n_called": called,
+        "share_called": called / n,
+        "share_called_ci": [ci.low, ci.high],
+        "n_de_rule_called": de_called,
+        "share_de_rule": de_called / n,
+        "share_de_rule_ci": [de_ci.low, de_ci.high],
+        "ks_uniform_p": float(kstest(calibration["p_calibrated"], "uniform").pvalue),
+        "alpha": alpha,
+        "sizes": sorted({int(s) for s in calibration["size"]}),
+    }
 
 
 def qq_table(calibration: pd.DataFrame) -> pd.DataFrame:

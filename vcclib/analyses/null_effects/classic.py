@@ -206,20 +206,37 @@ def perturbation_effects(
             lfc = target_log2_fold_change(t_mean, r_mean)
         else:
             lfc, fdr = np.nan, np.nan
-        rows.append({"perturbation": p, "n_cells": idx.size, "n_cells_etest": sub.size, "edistance": e,
-                     "etest_p": pval, "n_de_genes": int(n_de.get(p, 0)),
-                     "n_de_other": int(n_other.get(p, 0)), "target_measured": measured,
-                     "target_log2fc": float(lfc), "target_fdr": float(fdr)})
+        rows.append(
+            {
+                "perturbation": p,
+                "n_cells": idx.size,
+                "n_cells_etest": sub.size,
+                "edistance": e,
+                "etest_p": pval,
+                "n_de_genes": int(n_de.get(p, 0)),
+                "n_de_other": int(n_other.get(p, 0)),
+                "target_measured": measured,
+                "target_log2fc": float(lfc),
+                "target_fdr": float(fdr),
+            }
+        )
     out = pd.DataFrame(rows).set_index("perturbation")
     out.insert(4, "etest_p_adj", adjust_pvalues(out["etest_p"], correction))
     sig_e, sig_de = out["etest_p_adj"] < alpha, out["n_de_genes"] > 0
     out["evidence"] = np.select([sig_e & sig_de, sig_e, sig_de], ["both", "E-test only", "DE only"], "neither")
     out["call"] = np.where(sig_e | sig_de, EFFECT_CALL, NULL_CALL)
     out = out.sort_values("edistance", ascending=False)
-    out.attrs.update(n_pcs=pcs.shape[1], n_permutations=n_permutations, n_control_cells_etest=int(ctrl.size),
-                     n_control_cells_de=int((labels == control_label).sum()), alpha=alpha, correction=correction,
-                     control_split_edistance=float(floor), seed=seed,
-                     target_log2fc_convention=TARGET_LOG2FC_CONVENTION)
+    out.attrs.update(
+        n_pcs=pcs.shape[1],
+        n_permutations=n_permutations,
+        n_control_cells_etest=int(ctrl.size),
+        n_control_cells_de=int((labels == control_label).sum()),
+        alpha=alpha,
+        correction=correction,
+        control_split_edistance=float(floor),
+        seed=seed,
+        target_log2fc_convention=TARGET_LOG2FC_CONVENTION,
+    )
     return out
 
 
@@ -242,8 +259,13 @@ def knockdown_only(effects: pd.DataFrame, alpha: float = 0.05) -> list[str]:
     Rule: called *effect*, the target is measured and its own DE FDR is < ``alpha``, no *other* gene is DE
     (``n_de_other == 0``) and the E-test is not significant.
     """
-    rule = ((effects["call"] != NULL_CALL) & effects["target_measured"].astype(bool) & (effects["target_fdr"] < alpha)
-            & (effects["n_de_other"] == 0) & ~(effects["etest_p_adj"] < alpha))
+    rule = (
+        (effects["call"] != NULL_CALL)
+        & effects["target_measured"].astype(bool)
+        & (effects["target_fdr"] < alpha)
+        & (effects["n_de_other"] == 0)
+        & ~(effects["etest_p_adj"] < alpha)
+    )
     return effects.index[rule].tolist()
 
 
@@ -255,16 +277,21 @@ def fragile_calls(effects: pd.DataFrame, alpha: float = 0.05) -> list[str]:
 
 def summarise_calls(effects: pd.DataFrame, alpha: float = 0.05) -> dict:
     """Counts and names of the calls: ``n``, ``n_effect``, ``null``, ``one_test_only``, ``knockdown_only``."""
-    return {"n": int(len(effects)), "n_effect": int((effects["call"] != NULL_CALL).sum()),
-            "null": null_calls(effects), "one_test_only": one_test_only(effects),
-            "knockdown_only": knockdown_only(effects, alpha)}
+    return {
+        "n": int(len(effects)),
+        "n_effect": int((effects["call"] != NULL_CALL).sum()),
+        "null": null_calls(effects),
+        "one_test_only": one_test_only(effects),
+        "knockdown_only": knockdown_only(effects, alpha),
+    }
 
 
 def confident_cells(adata) -> tuple[np.ndarray, str]:
     """Cells kept for the stability rerun and its label: confidently assigned cells plus controls, where known."""
     if "assignment_confident" in adata.obs:
-        keep = (adata.obs["assignment_confident"].astype(bool).to_numpy()
-                | adata.obs["is_control"].astype(bool).to_numpy())
+        keep = (
+            adata.obs["assignment_confident"].astype(bool).to_numpy() | adata.obs["is_control"].astype(bool).to_numpy()
+        )
         return keep, "confident cells only, seed + 1"
     return np.ones(adata.n_obs, dtype=bool), "all cells, seed + 1"
 
@@ -302,12 +329,21 @@ def dataset_record(effects: pd.DataFrame, *, dataset: str, n_genes: int, n_contr
     top = effects.head(4)
     floor = float(np.log2(1 / FC_CLIP))
     return {
-        "dataset": dataset, **summarise_calls(effects, alpha),
+        "dataset": dataset,
+        **summarise_calls(effects, alpha),
         "largest_effects": top.index.tolist(),
         "largest_edistances": [float(v) for v in top["edistance"]],
         "control_split_edistance": float(effects.attrs["control_split_edistance"]),
-        "pathway": [{"gene": g, "n_de_genes": int(effects.loc[g, "n_de_genes"]), "call": effects.loc[g, "call"],
-                     "evidence": effects.loc[g, "evidence"]} for g in IFNG_PATHWAY if g in effects.index],
+        "pathway": [
+            {
+                "gene": g,
+                "n_de_genes": int(effects.loc[g, "n_de_genes"]),
+                "call": effects.loc[g, "call"],
+                "evidence": effects.loc[g, "evidence"],
+            }
+            for g in IFNG_PATHWAY
+            if g in effects.index
+        ],
         "measured_targets": {
             "n": int(len(measured)),
             "n_lowered": int((significant & (measured["target_log2fc"] < 0)).sum()),
@@ -316,18 +352,38 @@ def dataset_record(effects: pd.DataFrame, *, dataset: str, n_genes: int, n_contr
             "n_at_floor": int(np.isclose(measured["target_log2fc"], floor).sum()),
             "fold_change_bound": float(FC_CLIP),
         },
-        "n_cells_min": int(effects["n_cells"].min()), "n_cells_max": int(effects["n_cells"].max()),
+        "n_cells_min": int(effects["n_cells"].min()),
+        "n_cells_max": int(effects["n_cells"].max()),
         "smallest_perturbation": str(effects["n_cells"].idxmin()),
-        "n_genes": int(n_genes), "n_control": None if n_control is None else int(n_control),
+        "n_genes": int(n_genes),
+        "n_control": None if n_control is None else int(n_control),
         "fragile": fragile_calls(effects, alpha),
-        **{k: effects.attrs[k] for k in ("alpha", "correction", "n_pcs", "n_permutations", "n_control_cells_etest",
-                                         "n_control_cells_de", "target_log2fc_convention")},
+        **{
+            k: effects.attrs[k]
+            for k in (
+                "alpha",
+                "correction",
+                "n_pcs",
+                "n_permutations",
+                "n_control_cells_etest",
+                "n_control_cells_de",
+                "target_log2fc_convention",
+            )
+        },
     }
 
 
-def chapter_records(effects: pd.DataFrame, stability_table: pd.DataFrame, *, dataset: str, n_genes: int,
-                    rerun_variant: str, confident: float | None = None, device: str = "",
-                    second: dict | None = None) -> dict:
+def chapter_records(
+    effects: pd.DataFrame,
+    stability_table: pd.DataFrame,
+    *,
+    dataset: str,
+    n_genes: int,
+    rerun_variant: str,
+    confident: float | None = None,
+    device: str = "",
+    second: dict | None = None,
+) -> dict:
     """The chapter's ``conclusions`` record: the main dataset, its stability rerun and an optional second dataset.
 
     Parameters
@@ -344,8 +400,12 @@ def chapter_records(effects: pd.DataFrame, stability_table: pd.DataFrame, *, dat
         :func:`dataset_record` of a second dataset, or None.
     """
     record = dataset_record(effects, dataset=dataset, n_genes=n_genes)
-    record.update(flipped_in_rerun=stability_table.index[~stability_table["stable"]].tolist(),
-                  rerun_variant=rerun_variant, confident_share=confident, device=device)
+    record.update(
+        flipped_in_rerun=stability_table.index[~stability_table["stable"]].tolist(),
+        rerun_variant=rerun_variant,
+        confident_share=confident,
+        device=device,
+    )
     if second is not None:
         record["second"] = second
     return record
@@ -357,39 +417,51 @@ def conclusions(records: dict) -> Takeaways:
     points = [
         f"**{r['dataset']}**: {r['n_effect']} of {plural(r['n'], 'perturbation')} have a detectable effect; "
         f"**{len(r['null'])} show none** ({names(r['null'], '—')}).",
-        "The largest E-distances are " + ", ".join(
-            f"{g} ({number(e)})" for g, e in zip(r["largest_effects"], r["largest_edistances"], strict=True))
+        "The largest E-distances are "
+        + ", ".join(f"{g} ({number(e)})" for g, e in zip(r["largest_effects"], r["largest_edistances"], strict=True))
         + f" (control vs control: {number(r['control_split_edistance'], 3)}).",
     ]
     if r["pathway"]:
         clear = all(p["call"] == EFFECT_CALL and p["evidence"] == "both" for p in r["pathway"])
         listed = ", ".join(f"{p['gene']}: {plural(p['n_de_genes'], 'DE gene')}" for p in r["pathway"])
-        points.append(f"The IFN-γ pathway knockouts ({listed}) "
-                      + ("are all clear effects (both tests)." if clear else "are not all called by both tests."))
+        points.append(
+            f"The IFN-γ pathway knockouts ({listed}) "
+            + ("are all clear effects (both tests)." if clear else "are not all called by both tests.")
+        )
     m = r["measured_targets"]
     if m["n"]:
-        text = (f"Of the {plural(m['n'], 'measured target')}, {m['n_lowered']} are significantly lowered in their own "
-                f"cells (median log2 fold change {number(m['median_log2fc'])})")
+        text = (
+            f"Of the {plural(m['n'], 'measured target')}, {m['n_lowered']} are significantly lowered in their own "
+            f"cells (median log2 fold change {number(m['median_log2fc'])})"
+        )
         text += f"; {m['n_raised']} significantly raised." if m["n_raised"] else "."
         if m["n_at_floor"]:
             verb = "sits" if m["n_at_floor"] == 1 else "sit"
-            text += (f" {plural(m['n_at_floor'], 'target')} {verb} at the bound of the fold-change convention "
-                     f"(at least {m['fold_change_bound']:g}-fold lowered).")
+            text += (
+                f" {plural(m['n_at_floor'], 'target')} {verb} at the bound of the fold-change convention "
+                f"(at least {m['fold_change_bound']:g}-fold lowered)."
+            )
         points.append(text)
     text = f"{plural(len(r['one_test_only']), 'effect call')} rest on one test only ({names(r['one_test_only'], '—')})"
     if r["knockdown_only"]:
-        text += (f"; {len(r['knockdown_only'])} of them ({names(r['knockdown_only'])}) knock down their own target "
-                 "and change nothing else detectably.")
+        text += (
+            f"; {len(r['knockdown_only'])} of them ({names(r['knockdown_only'])}) knock down their own target "
+            "and change nothing else detectably."
+        )
     else:
         text += "."
     points.append(text)
-    points.append(f"A rerun ({r['rerun_variant']}) flips {plural(len(r['flipped_in_rerun']), 'call')}: "
-                  f"{names(r['flipped_in_rerun'])}.")
+    points.append(
+        f"A rerun ({r['rerun_variant']}) flips {plural(len(r['flipped_in_rerun']), 'call')}: "
+        f"{names(r['flipped_in_rerun'])}."
+    )
     s = r.get("second")
     if s:
-        points.append(f"**{s['dataset']}**: {s['n_effect']} of {plural(s['n'], 'perturbation')} have a detectable "
-                      f"effect; **{len(s['null'])} show none** ({names(s['null'], '—')}); "
-                      f"{len(s['one_test_only'])} are detected by one test only ({names(s['one_test_only'], '—')}).")
+        points.append(
+            f"**{s['dataset']}**: {s['n_effect']} of {plural(s['n'], 'perturbation')} have a detectable "
+            f"effect; **{len(s['null'])} show none** ({names(s['null'], '—')}); "
+            f"{len(s['one_test_only'])} are detected by one test only ({names(s['one_test_only'], '—')})."
+        )
     return Takeaways(points, conventions=conventions(records))
 
 
@@ -424,14 +496,18 @@ def weak_points(records: dict) -> list[str]:
         f"{r['alpha'] * 2}: {names(r['fragile'])}) are fragile.",
     ]
     if r.get("confident_share") is not None:
-        lines.append(f"**Guide assignment.** {share(r['confident_share'])} of perturbed cells have a confident guide "
-                     "assignment; the rest dilute effects towards control (the stability rerun uses confident cells "
-                     "only).")
+        lines.append(
+            f"**Guide assignment.** {share(r['confident_share'])} of perturbed cells have a confident guide "
+            "assignment; the rest dilute effects towards control (the stability rerun uses confident cells "
+            "only)."
+        )
     s = r.get("second")
     if s:
-        lines.append(f"**CRISPRa targets not measured.** In {s['dataset']} the {s['n_genes']:,} measured genes exclude "
-                     f"the activated genes ({plural(s['measured_targets']['n'], 'single target')} measured), so "
-                     "activation itself cannot be checked and a null call may be a failed activation; with "
-                     f"{s['n_cells_min']:,}–{s['n_cells_max']:,} cells per condition and {s['n_control']:,} control "
-                     "cells, power is modest.")
+        lines.append(
+            f"**CRISPRa targets not measured.** In {s['dataset']} the {s['n_genes']:,} measured genes exclude "
+            f"the activated genes ({plural(s['measured_targets']['n'], 'single target')} measured), so "
+            "activation itself cannot be checked and a null call may be a failed activation; with "
+            f"{s['n_cells_min']:,}–{s['n_cells_max']:,} cells per condition and {s['n_control']:,} control "
+            "cells, power is modest."
+        )
     return lines

@@ -23,8 +23,17 @@ from vcclib.analyses.mixscape_patch import patch_pertpy_mixture
 from vcclib.analyses.quiet import quietly
 
 
-def mixscape_classes(adata, perturbation_column: str, control_label: str, *, split_by: str | None = None,
-                     n_neighbors: int = 20, n_pcs: int = 20, min_de_genes: int = 5, seed: int = 0) -> pd.DataFrame:
+def mixscape_classes(
+    adata,
+    perturbation_column: str,
+    control_label: str,
+    *,
+    split_by: str | None = None,
+    n_neighbors: int = 20,
+    n_pcs: int = 20,
+    min_de_genes: int = 5,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Per-cell Mixscape class from pertpy, with the settings of Papalexi et al. 2021 and pertpy's tutorial.
 
     Returns per cell ``mixscape_class`` (``<target> KO``, ``<target> NP`` or the control label) and
@@ -48,18 +57,39 @@ def mixscape_classes(adata, perturbation_column: str, control_label: str, *, spl
     with warnings.catch_warnings(), threadpool_limits(1):  # many tiny 1-D mixtures: threads only add overhead
         warnings.simplefilter("ignore")
         sc.pp.pca(work, n_comps=min(n_pcs, work.n_vars - 1), random_state=seed)
-        quietly(ms.perturbation_signature, work, perturbation_column, control_label, split_by="split",
-                n_neighbors=n_neighbors, n_dims=n_pcs, random_state=seed)
+        quietly(
+            ms.perturbation_signature,
+            work,
+            perturbation_column,
+            control_label,
+            split_by="split",
+            n_neighbors=n_neighbors,
+            n_dims=n_pcs,
+            random_state=seed,
+        )
         # DE genes and mixture over all replicates together (Mixscape's split_by is for cell types/conditions)
-        quietly(ms.mixscape, work, perturbation_column, control_label, layer="X_pert", min_de_genes=min_de_genes,
-                random_state=seed)
+        quietly(
+            ms.mixscape,
+            work,
+            perturbation_column,
+            control_label,
+            layer="X_pert",
+            min_de_genes=min_de_genes,
+            random_state=seed,
+        )
     fitted = {str(t) for t in work.uns.get("mixscape", {})}  # pertpy keeps projections only of targets it split
-    return pd.DataFrame({"mixscape_class": work.obs["mixscape_class"].astype(str).to_numpy(),
-                         "classified": np.isin(labels, sorted(fitted))}, index=adata.obs_names)
+    return pd.DataFrame(
+        {
+            "mixscape_class": work.obs["mixscape_class"].astype(str).to_numpy(),
+            "classified": np.isin(labels, sorted(fitted)),
+        },
+        index=adata.obs_names,
+    )
 
 
-def escape_fractions(classes: pd.DataFrame, labels: pd.Series, guides: pd.Series | None, control_label: str
-                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def escape_fractions(
+    classes: pd.DataFrame, labels: pd.Series, guides: pd.Series | None, control_label: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Escape fraction (non-KO share of a target's classified cells) per perturbation and per guide.
 
     Only cells whose target Mixscape could split count (``classified``); a target with none is not classified:
@@ -67,23 +97,32 @@ def escape_fractions(classes: pd.DataFrame, labels: pd.Series, guides: pd.Series
     (pertpy labels the cells of a split left with fewer than ``min_de_genes`` KO cells plain ``NP``).
     """
     perturbed = (labels != control_label).to_numpy()
-    frame = pd.DataFrame({"perturbation": labels[perturbed].to_numpy(),
-                          "np": ~classes["mixscape_class"].str.endswith(" KO").to_numpy()[perturbed],
-                          "classified": classes["classified"].to_numpy()[perturbed]},
-                         index=labels.index[perturbed])
+    frame = pd.DataFrame(
+        {
+            "perturbation": labels[perturbed].to_numpy(),
+            "np": ~classes["mixscape_class"].str.endswith(" KO").to_numpy()[perturbed],
+            "classified": classes["classified"].to_numpy()[perturbed],
+        },
+        index=labels.index[perturbed],
+    )
     frame["np_classified"] = frame["np"].where(frame["classified"])
     frame["ko_classified"] = ~frame["np"] & frame["classified"]
     grouped = frame.groupby("perturbation")
-    per = pd.DataFrame({"escape_fraction": grouped["np_classified"].mean(),
-                        "n_cells_classified": grouped["classified"].sum().astype(int),
-                        "n_perturbed_cells": grouped["ko_classified"].sum().astype(int)})
+    per = pd.DataFrame(
+        {
+            "escape_fraction": grouped["np_classified"].mean(),
+            "n_cells_classified": grouped["classified"].sum().astype(int),
+            "n_perturbed_cells": grouped["ko_classified"].sum().astype(int),
+        }
+    )
     per["classified"] = per["n_cells_classified"] > 0
     if guides is None:
         return per, pd.DataFrame(columns=["perturbation", "guide", "escape_fraction", "n_cells", "classified"])
     frame["guide"] = guides.astype(str).to_numpy()[perturbed]
     by = frame.groupby(["perturbation", "guide"])
-    by_guide = pd.DataFrame({"escape_fraction": by["np_classified"].mean(), "n_cells": by.size(),
-                             "classified": by["classified"].any()}).reset_index()
+    by_guide = pd.DataFrame(
+        {"escape_fraction": by["np_classified"].mean(), "n_cells": by.size(), "classified": by["classified"].any()}
+    ).reset_index()
     return per, by_guide
 
 
@@ -99,5 +138,7 @@ def escape_explains(effects: pd.DataFrame, escape: pd.DataFrame, min_cells: int 
 
 def empty_escape(names) -> pd.DataFrame:
     """Escape columns for data Mixscape does not fit (NaN fractions)."""
-    return pd.DataFrame({"escape_fraction": np.nan, "n_cells_classified": 0, "n_perturbed_cells": 0,
-                         "classified": False}, index=pd.Index(list(names)))
+    return pd.DataFrame(
+        {"escape_fraction": np.nan, "n_cells_classified": 0, "n_perturbed_cells": 0, "classified": False},
+        index=pd.Index(list(names)),
+    )

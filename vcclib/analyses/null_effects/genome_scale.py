@@ -39,8 +39,9 @@ def essentiality_classes(genes, achilles: dict, calls: dict | None, cell_line_pr
     genes = pd.Index(pd.unique(pd.Series(list(genes), dtype=str)))
     common = set(achilles["achilles_common_essentials"]["symbol"].astype(str))
     non = set(achilles["nonessentials"]["symbol"].astype(str))
-    cls = np.where(genes.isin(list(common)), "common essential", np.where(genes.isin(list(non)), "non-essential",
-                                                                         "other"))
+    cls = np.where(
+        genes.isin(list(common)), "common essential", np.where(genes.isin(list(non)), "non-essential", "other")
+    )
     out = pd.DataFrame({"essentiality": cls}, index=genes)
     out["depmap_22q1_class"] = pd.NA
     if calls is not None:
@@ -59,9 +60,16 @@ def essentiality_classes(genes, achilles: dict, calls: dict | None, cell_line_pr
     return out
 
 
-def genome_scale_calls(stats: pd.DataFrame, screen: str, essentiality: pd.DataFrame | None = None, *,
-                       alpha: float = 0.05, min_cells: int = 30, min_knockdown: float = 0.3,
-                       null_controls: str = "all") -> pd.DataFrame:
+def genome_scale_calls(
+    stats: pd.DataFrame,
+    screen: str,
+    essentiality: pd.DataFrame | None = None,
+    *,
+    alpha: float = 0.05,
+    min_cells: int = 30,
+    min_knockdown: float = 0.3,
+    null_controls: str = "all",
+) -> pd.DataFrame:
     """One row per perturbation of ``screen``: knockdown, energy p, DEG count, calibrated p, signals, ``call``.
 
     ``null_controls``: ``"all"`` non-targeting rows form the null (default), or only the ``"core"`` ones (Replogle's
@@ -105,32 +113,59 @@ def genome_scale_calls(stats: pd.DataFrame, screen: str, essentiality: pd.DataFr
     ctrl_p = table.loc[~genes, "p_calibrated"]
     table["call"] = np.select(
         [few, effect & table["dying_signal"], effect, failed, inconclusive],
-        ["too few cells", "effect, dying-cell readout", "effect", "failed knockdown", "inconclusive"], "no effect")
+        ["too few cells", "effect, dying-cell readout", "effect", "failed knockdown", "inconclusive"],
+        "no effect",
+    )
     calibration = control_calibration(table[~genes], alpha)
     outside = ~genes & ~in_null
     calibration["null_controls"] = null_controls
     calibration["non_null_controls"] = int(outside.sum())
-    calibration["non_null_called_share"] = (float((table.loc[outside, "q_calibrated_pooled"] < alpha).mean())
-                                            if outside.any() else None)
+    calibration["non_null_called_share"] = (
+        float((table.loc[outside, "q_calibrated_pooled"] < alpha).mean()) if outside.any() else None
+    )
     table = table[genes].rename(columns={"target": "gene"})
     if essentiality is not None:
         table = table.join(essentiality, on="gene")
-    table.attrs.update(screen=screen, n_controls=int(len(ctrl)), alpha=alpha, min_cells=min_cells,
-                       min_knockdown=min_knockdown,
-                       control_share_raw_energy=float((ctrl["energy_test_p"] < alpha).mean()),
-                       control_share_per_test=float((ctrl_p <= alpha).mean()),
-                       control_share_calibrated=controls_called,
-                       control_share_any_deg=float((ctrl["n_degs_anderson_darling"].fillna(0) > 0).mean()),
-                       smallest_p=float(1 / (len(ctrl) + 1)),
-                       share_at_smallest_p=float((table["p_calibrated"] <= 1 / (len(ctrl) + 1) + 1e-12).mean()),
-                       calibration=calibration,
-                       thresholds={"lost_to_qc": float(lost_hi), "umis_zscore": float(umi_lo),
-                                   "mito_fraction": float(mito_hi)})
-    columns = ["gene", "perturbation_id", "knockdown", "target_expression", "n_cells_unfiltered", "n_cells_filtered",
-               "energy_test_p", "energy_q_raw", "n_degs_anderson_darling", "n_degs_mann_whitney", "p_rank_vs_controls",
-               "p_calibrated",
-               "q_calibrated", "lost_to_qc", "umis_zscore", "mito_fraction", "flag_lost_to_qc", "flag_low_umis",
-               "flag_high_mito", "dying_signal", "essentiality", "depmap_22q1_class", "call"]
+    table.attrs.update(
+        screen=screen,
+        n_controls=int(len(ctrl)),
+        alpha=alpha,
+        min_cells=min_cells,
+        min_knockdown=min_knockdown,
+        control_share_raw_energy=float((ctrl["energy_test_p"] < alpha).mean()),
+        control_share_per_test=float((ctrl_p <= alpha).mean()),
+        control_share_calibrated=controls_called,
+        control_share_any_deg=float((ctrl["n_degs_anderson_darling"].fillna(0) > 0).mean()),
+        smallest_p=float(1 / (len(ctrl) + 1)),
+        share_at_smallest_p=float((table["p_calibrated"] <= 1 / (len(ctrl) + 1) + 1e-12).mean()),
+        calibration=calibration,
+        thresholds={"lost_to_qc": float(lost_hi), "umis_zscore": float(umi_lo), "mito_fraction": float(mito_hi)},
+    )
+    columns = [
+        "gene",
+        "perturbation_id",
+        "knockdown",
+        "target_expression",
+        "n_cells_unfiltered",
+        "n_cells_filtered",
+        "energy_test_p",
+        "energy_q_raw",
+        "n_degs_anderson_darling",
+        "n_degs_mann_whitney",
+        "p_rank_vs_controls",
+        "p_calibrated",
+        "q_calibrated",
+        "lost_to_qc",
+        "umis_zscore",
+        "mito_fraction",
+        "flag_lost_to_qc",
+        "flag_low_umis",
+        "flag_high_mito",
+        "dying_signal",
+        "essentiality",
+        "depmap_22q1_class",
+        "call",
+    ]
     return table[[c for c in columns if c in table.columns]].reset_index(drop=True)
 
 
@@ -161,9 +196,19 @@ def control_calibration(controls: pd.DataFrame, alpha: float = 0.05) -> dict:
     raw = int((controls["energy_test_p"] < alpha).sum())
     per_test = int((controls["p_calibrated"] <= alpha).sum())
     called = int((controls["q_calibrated"] < alpha).sum())
-    return {"n_controls": int(n), "raw_energy_p_below_alpha": raw, "raw_share": raw / n, "raw_ci": wilson(raw, n),
-            "per_test_called": per_test, "per_test_share": per_test / n, "per_test_ci": wilson(per_test, n),
-            "called": called, "called_share": called / n, "called_ci": wilson(called, n), "alpha": alpha}
+    return {
+        "n_controls": int(n),
+        "raw_energy_p_below_alpha": raw,
+        "raw_share": raw / n,
+        "raw_ci": wilson(raw, n),
+        "per_test_called": per_test,
+        "per_test_share": per_test / n,
+        "per_test_ci": wilson(per_test, n),
+        "called": called,
+        "called_share": called / n,
+        "called_ci": wilson(called, n),
+        "alpha": alpha,
+    }
 
 
 def calibration_table(stats: pd.DataFrame, screen: str, alpha: float = 0.05) -> pd.DataFrame:
@@ -173,8 +218,11 @@ def calibration_table(stats: pd.DataFrame, screen: str, alpha: float = 0.05) -> 
     q = false_discovery_control(p)
     out = table.assign(p_calibrated=p, q_calibrated=q)[table["is_control"].to_numpy(bool)]
     out = out[["perturbation_id", "energy_test_p", "n_degs_anderson_darling", "p_calibrated", "q_calibrated"]]
-    return out.assign(raw_called=out["energy_test_p"] < alpha, per_test_called=out["p_calibrated"] <= alpha,
-                      called=out["q_calibrated"] < alpha).reset_index(drop=True)
+    return out.assign(
+        raw_called=out["energy_test_p"] < alpha,
+        per_test_called=out["p_calibrated"] <= alpha,
+        called=out["q_calibrated"] < alpha,
+    ).reset_index(drop=True)
 
 
 def wilson(k: int, n: int) -> list[float]:
@@ -195,6 +243,5 @@ def call_shares(table: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
         n = len(group)
         for call, k in group["call"].value_counts().items():
             low, high = wilson(int(k), n)
-            rows.append({"group": level, "call": call, "n": int(k), "of": n, "share": k / n, "low": low,
-                         "high": high})
+            rows.append({"group": level, "call": call, "n": int(k), "of": n, "share": k / n, "low": low, "high": high})
     return pd.DataFrame(rows)

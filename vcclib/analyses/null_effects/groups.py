@@ -48,11 +48,14 @@ def cell_groups(adata, perturbation_column: str = "perturbation", control_label:
                 continue
             groups[target] = np.flatnonzero(indicator[target].to_numpy())
             idx = np.flatnonzero(grnas["target"].astype(str).to_numpy() == target)
-            guides[target] = {str(grnas["grna_id"].iloc[j]): np.flatnonzero(assigned[:, j].toarray().ravel())
-                              for j in idx}
+            guides[target] = {
+                str(grnas["grna_id"].iloc[j]): np.flatnonzero(assigned[:, j].toarray().ravel()) for j in idx
+            }
         control = np.flatnonzero(labels == control_label)
-        rule = ("high-MOI: one group per gRNA group; a cell is in every group whose gRNA it carries; controls = "
-                "cells with only non-targeting gRNAs; unassigned cells left out")
+        rule = (
+            "high-MOI: one group per gRNA group; a cell is in every group whose gRNA it carries; controls = "
+            "cells with only non-targeting gRNAs; unassigned cells left out"
+        )
         return CellGroups(groups, control, rule, guides)
     if control_label not in set(labels):
         raise ValueError(f"control label {control_label!r} is missing from obs[{perturbation_column!r}]")
@@ -62,5 +65,6 @@ def cell_groups(adata, perturbation_column: str = "perturbation", control_label:
         guide = adata.obs["guide"].astype(str).to_numpy()
         for p, idx in groups.items():
             guides[p] = {g: idx[guide[idx] == g] for g in sorted(set(guide[idx]))}
-    return CellGroups(groups, np.flatnonzero(labels == control_label), "one group per label (one perturbation per cell)",
-                      guides)
+    return CellGroups(
+        groups, np.flatnonzero(labels == control_label), "one group per label (one perturbation per cell)", guides
+    )

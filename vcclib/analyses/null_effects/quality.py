@@ -24,8 +24,9 @@ MIN_TRANSCRIPTOME_GENES = 5000
 SIGNALS = ("total_umis", "genes_detected", "mito_fraction")
 
 
-def quality_signals(adata, umi_column: str = "", genes_column: str = "", mito_column: str = ""
-                    ) -> tuple[pd.DataFrame, list[str]]:
+def quality_signals(
+    adata, umi_column: str = "", genes_column: str = "", mito_column: str = ""
+) -> tuple[pd.DataFrame, list[str]]:
     """Per-cell quality signals and notes on what was skipped or how each was computed."""
     obs, notes, out = adata.obs, [], {}
     counts = adata.layers["counts"] if "counts" in adata.layers else None
@@ -72,16 +73,19 @@ def usable_signals(notes: list[str], n_genes: int) -> tuple[list[str], list[str]
             continue
         if "layers['counts']" in note or "measured genes" in note:
             if n_genes < MIN_TRANSCRIPTOME_GENES:
-                refused.append(f"{name} refused for the dying-cell flag: computed over {n_genes:,} measured genes "
-                               f"(fewer than {MIN_TRANSCRIPTOME_GENES:,}), it measures the panel's expression, not "
-                               "the cell's quality")
+                refused.append(
+                    f"{name} refused for the dying-cell flag: computed over {n_genes:,} measured genes "
+                    f"(fewer than {MIN_TRANSCRIPTOME_GENES:,}), it measures the panel's expression, not "
+                    "the cell's quality"
+                )
                 continue
         usable.append(name)
     return usable, refused
 
 
-def quality_shifts(signals: pd.DataFrame, groups: dict[str, np.ndarray], control: np.ndarray,
-                   alpha: float = 0.05) -> pd.DataFrame:
+def quality_shifts(
+    signals: pd.DataFrame, groups: dict[str, np.ndarray], control: np.ndarray, alpha: float = 0.05
+) -> pd.DataFrame:
     """Per group: shift of each signal against control, its Mann–Whitney p and BH q (across groups)."""
     rows = {g: {} for g in groups}
     for name in signals.columns:
@@ -107,8 +111,9 @@ def quality_shifts(signals: pd.DataFrame, groups: dict[str, np.ndarray], control
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def dying_flag(shifts: pd.DataFrame, alpha: float = 0.05, umi_log2: float = -0.25, mito_shift: float = 0.01,
-               signals=SIGNALS) -> pd.Series:
+def dying_flag(
+    shifts: pd.DataFrame, alpha: float = 0.05, umi_log2: float = -0.25, mito_shift: float = 0.01, signals=SIGNALS
+) -> pd.Series:
     """Flag groups whose surviving cells look low-quality or dying.
 
     Significantly fewer UMIs or genes (log2 shift ≤ ``umi_log2``) or a higher mito fraction (≥ ``mito_shift``), at
@@ -126,8 +131,7 @@ def dying_flag(shifts: pd.DataFrame, alpha: float = 0.05, umi_log2: float = -0.2
     return flag
 
 
-def depletion(guides: dict[str, dict[str, np.ndarray]], control_guides: dict[str, np.ndarray] | None
-              ) -> pd.DataFrame:
+def depletion(guides: dict[str, dict[str, np.ndarray]], control_guides: dict[str, np.ndarray] | None) -> pd.DataFrame:
     """Observed vs expected cells per perturbation from guide representation (uniform library assumed).
 
     Expected = number of guides × median cells per non-targeting guide; ``depletion_z`` is the log ratio in units
@@ -146,7 +150,11 @@ def depletion(guides: dict[str, dict[str, np.ndarray]], control_guides: dict[str
         observed = float(len(np.unique(np.concatenate(list(per_guide.values()))))) if per_guide else 0.0
         expected = med * len(counts)
         per_guide_log = np.log(np.maximum(counts, 0.5)) - np.log(med)
-        rows[g] = {"n_guides": len(counts), "cells_observed": observed, "cells_expected": expected,
-                   "depletion_ratio": observed / expected if expected else np.nan,
-                   "depletion_z": float(np.mean(per_guide_log) / spread)}
+        rows[g] = {
+            "n_guides": len(counts),
+            "cells_observed": observed,
+            "cells_expected": expected,
+            "depletion_ratio": observed / expected if expected else np.nan,
+            "depletion_z": float(np.mean(per_guide_log) / spread),
+        }
     return pd.DataFrame.from_dict(rows, orient="index")

@@ -18,8 +18,11 @@ from vcclib.analyses.phenotypes.groups import SINGLETON
 
 #: generic programmes: Hallmark sets and GO BP terms (names as in GO.db 3.16) that make up each one
 GENERIC_PROGRAMMES = {
-    "p53 / DNA damage": ("HALLMARK_P53_PATHWAY", "HALLMARK_DNA_REPAIR",
-                         "intrinsic apoptotic signaling pathway in response to DNA damage by p53 class mediator"),
+    "p53 / DNA damage": (
+        "HALLMARK_P53_PATHWAY",
+        "HALLMARK_DNA_REPAIR",
+        "intrinsic apoptotic signaling pathway in response to DNA damage by p53 class mediator",
+    ),
     "unfolded protein response": ("HALLMARK_UNFOLDED_PROTEIN_RESPONSE", "response to unfolded protein"),
     "integrated stress response": ("integrated stress response signaling",),
     "ribosome biogenesis / translation": ("ribosome biogenesis", "cytoplasmic translation"),
@@ -29,8 +32,9 @@ GENERIC_PROGRAMMES = {
 }
 
 
-def gene_sets(hallmark: dict, gene2go: pd.DataFrame | None = None, *, min_size: int = 10,
-              max_size: int = 500) -> dict[str, frozenset]:
+def gene_sets(
+    hallmark: dict, gene2go: pd.DataFrame | None = None, *, min_size: int = 10, max_size: int = 500
+) -> dict[str, frozenset]:
     """Hallmark sets and GO biological-process terms of ``min_size``–``max_size`` genes.
 
     ``hallmark`` comes from the ``msigdb_gmt`` loader, ``gene2go`` from the ``go_human`` loader (terms named
@@ -52,8 +56,11 @@ def programme_sets(hallmark: dict, gene2go: pd.DataFrame) -> dict[str, frozenset
     for name, parts in GENERIC_PROGRAMMES.items():
         genes = set()
         for part in parts:
-            genes |= set(hallmark.get(part, ())) if part.startswith("HALLMARK_") else set(
-                bp.loc[bp["go_term"] == part, "symbol"])
+            genes |= (
+                set(hallmark.get(part, ()))
+                if part.startswith("HALLMARK_")
+                else set(bp.loc[bp["go_term"] == part, "symbol"])
+            )
         out[name] = frozenset(genes)
     return out
 
@@ -88,8 +95,16 @@ def hypergeometric_enrichment(genes, universe, sets: dict, *, min_overlap: int =
         if k < min_overlap or not members:
             continue
         K = len(members)
-        rows.append({"term": name, "overlap": k, "set_size": K, "query_size": n,
-                     "odds": k / (n * K / N), "p": float(hypergeom.sf(k - 1, N, K, n))})
+        rows.append(
+            {
+                "term": name,
+                "overlap": k,
+                "set_size": K,
+                "query_size": n,
+                "odds": k / (n * K / N),
+                "p": float(hypergeom.sf(k - 1, N, K, n)),
+            }
+        )
     table = pd.DataFrame(rows, columns=["term", "overlap", "set_size", "query_size", "odds", "p"])
     table["fdr"] = false_discovery_control(table["p"]) if len(table) else []
     return table.sort_values("p").reset_index(drop=True)
@@ -126,18 +141,25 @@ def coessentiality(groups: pd.Series, edges: pd.DataFrame) -> pd.DataFrame:
     """
     pairs = {frozenset(p) for p in zip(edges["gene_a"].astype(str), edges["gene_b"].astype(str))}
     names = groups.index.tolist()
-    everything = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    everything = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
     background = np.mean([frozenset(p) in pairs for p in everything]) if everything else np.nan
     rows = []
     for g in sorted(set(groups) - {SINGLETON}):
         members = groups.index[groups == g].tolist()
-        inside = [(a, b) for i, a in enumerate(members) for b in members[i + 1:]]
+        inside = [(a, b) for i, a in enumerate(members) for b in members[i + 1 :]]
         share = float(np.mean([frozenset(p) in pairs for p in inside])) if inside else np.nan
-        rows.append({"group": g, "n_pairs": len(inside), "coessential_share": share,
-                     "background_share": float(background),
-                     "coessentiality_ratio": share / background if background else np.nan})
-    return pd.DataFrame(rows, columns=["group", "n_pairs", "coessential_share", "background_share",
-                                       "coessentiality_ratio"])
+        rows.append(
+            {
+                "group": g,
+                "n_pairs": len(inside),
+                "coessential_share": share,
+                "background_share": float(background),
+                "coessentiality_ratio": share / background if background else np.nan,
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["group", "n_pairs", "coessential_share", "background_share", "coessentiality_ratio"]
+    )
 
 
 def published_agreement(groups: pd.Series, published: pd.DataFrame) -> tuple[float, pd.DataFrame]:
@@ -164,8 +186,14 @@ def published_agreement(groups: pd.Series, published: pd.DataFrame) -> tuple[flo
         hit = groups.loc[members]
         counts = hit[hit != SINGLETON].value_counts()
         best = counts.index[0] if len(counts) else SINGLETON
-        rows.append({"published_cluster": cluster, "size_here": len(members), "best_group": best,
-                     "recovery": float(counts.iloc[0] / len(members)) if len(counts) else 0.0})
+        rows.append(
+            {
+                "published_cluster": cluster,
+                "size_here": len(members),
+                "best_group": best,
+                "recovery": float(counts.iloc[0] / len(members)) if len(counts) else 0.0,
+            }
+        )
     return ari, pd.DataFrame(rows, columns=["published_cluster", "size_here", "best_group", "recovery"])
 
 
@@ -183,8 +211,16 @@ def matched_clusters(groups: pd.Series, published: pd.DataFrame) -> pd.Series:
     return pd.Series(out, dtype=object)
 
 
-def programme_scores(profiles: pd.DataFrame, programmes: dict, *, kind: str, n_random: int = 500, seed: int = 0,
-                     min_genes: int = 5, alpha: float = 0.05) -> pd.DataFrame:
+def programme_scores(
+    profiles: pd.DataFrame,
+    programmes: dict,
+    *,
+    kind: str,
+    n_random: int = 500,
+    seed: int = 0,
+    min_genes: int = 5,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
     """Each perturbation scored against each generic programme.
 
     Expression (``kind="expression"``, profiles = Δ): the mean Δ over the programme's measured genes, against
@@ -218,8 +254,10 @@ def programme_scores(profiles: pd.DataFrame, programmes: dict, *, kind: str, n_r
             k = values[:, idx].sum(1)
             p = hypergeom.sf(k - 1, N, K, n)
             score = np.where(n > 0, k / np.maximum(n * K / N, 1e-12), np.nan)
-        rows += [{"perturbation": q, "programme": name, "n_genes": int(idx.size), "score": float(s), "p": float(v)}
-                 for q, s, v in zip(profiles.index, score, p)]
+        rows += [
+            {"perturbation": q, "programme": name, "n_genes": int(idx.size), "score": float(s), "p": float(v)}
+            for q, s, v in zip(profiles.index, score, p)
+        ]
     table = pd.DataFrame(rows, columns=["perturbation", "programme", "n_genes", "score", "p"])
     table["fdr"] = false_discovery_control(table["p"]) if len(table) else []
     table["significant"] = table["fdr"] < alpha
@@ -247,8 +285,7 @@ def generic_calls(scores: pd.DataFrame, specific: pd.DataFrame | None = None) ->
     best = sig.sort_values(["fdr", "strength"], ascending=[True, False]).drop_duplicates("perturbation")
     out = pd.DataFrame({"perturbation": scores["perturbation"].unique()})
     out = out.merge(best[["perturbation", "programme", "fdr", "score"]], on="perturbation", how="left")
-    out = out.rename(columns={"programme": "generic_programme", "fdr": "programme_fdr",
-                              "score": "programme_score"})
+    out = out.rename(columns={"programme": "generic_programme", "fdr": "programme_fdr", "score": "programme_score"})
     out["generic_programme"] = out["generic_programme"].fillna("")
     collapses = out["generic_programme"] != ""
     out["best_specific"], out["specific_fdr"] = "", np.nan

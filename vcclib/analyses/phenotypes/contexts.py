@@ -32,8 +32,12 @@ def conservation(first: pd.Series, second: pd.Series) -> tuple[dict, pd.DataFram
     for p, g in grouped.items():
         partners = set(grouped.index[grouped == g]) - {p}
         kept.append(b[p] != SINGLETON and any(b[q] == b[p] for q in partners))
-    summary = {"n_shared": len(common), "ari": float(adjusted_rand_score(_as_clusters(a), _as_clusters(b))),
-               "conserved_share": float(np.mean(kept)) if kept else float("nan"), "n_grouped_first": len(grouped)}
+    summary = {
+        "n_shared": len(common),
+        "ari": float(adjusted_rand_score(_as_clusters(a), _as_clusters(b))),
+        "conserved_share": float(np.mean(kept)) if kept else float("nan"),
+        "n_grouped_first": len(grouped),
+    }
     return summary, pd.crosstab(a.rename("first"), b.rename("second"))
 
 
@@ -48,14 +52,21 @@ def doubles_vs_singles(groups: pd.Series) -> pd.DataFrame:
         if len(targets) < 2:
             continue
         single = [groups.get(t, None) for t in targets]
-        rows.append({"perturbation": p, "group": g, "single_groups": ", ".join(str(s) for s in single),
-                     "same_as_single": g != SINGLETON and g in single,
-                     "new_group": g != SINGLETON and g not in single})
+        rows.append(
+            {
+                "perturbation": p,
+                "group": g,
+                "single_groups": ", ".join(str(s) for s in single),
+                "same_as_single": g != SINGLETON and g in single,
+                "new_group": g != SINGLETON and g not in single,
+            }
+        )
     return pd.DataFrame(rows, columns=["perturbation", "group", "single_groups", "same_as_single", "new_group"])
 
 
-def line_conservation(signatures, *, depth: int = 100, threshold: float = 0.7, p: float = 0.98,
-                      min_size: int = 2) -> tuple[pd.DataFrame, pd.DataFrame]:
+def line_conservation(
+    signatures, *, depth: int = 100, threshold: float = 0.7, p: float = 0.98, min_size: int = 2
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Perturbation groups of every context (cell line) of a signature collection, compared pair by pair.
 
     Each line's perturbations are clustered as in the chapter (RBO of the rankings truncated to ``depth``,
@@ -79,14 +90,23 @@ def line_conservation(signatures, *, depth: int = 100, threshold: float = 0.7, p
     rows = []
     names = list(labels)
     for i, first in enumerate(names):
-        for second in names[i + 1:]:
+        for second in names[i + 1 :]:
             summary, _ = conservation(labels[first], labels[second])
             common = sorted(set(labels[first].index) & set(labels[second].index))
             shuffled = pd.Series(rng.permutation(labels[second].loc[common].to_numpy()), index=common)
             chance, _ = conservation(labels[first].loc[common], shuffled)
-            rows.append({"first": first, "second": second, **summary, "ari_shuffled": chance["ari"],
-                         "conserved_share_shuffled": chance["conserved_share"],
-                         "n_grouped_second": int((labels[second].loc[common] != SINGLETON).sum())})
-    long = pd.concat([pd.DataFrame({"context": c, "perturbation": g.index, "group": g.to_numpy()})
-                      for c, g in labels.items()], ignore_index=True)
+            rows.append(
+                {
+                    "first": first,
+                    "second": second,
+                    **summary,
+                    "ari_shuffled": chance["ari"],
+                    "conserved_share_shuffled": chance["conserved_share"],
+                    "n_grouped_second": int((labels[second].loc[common] != SINGLETON).sum()),
+                }
+            )
+    long = pd.concat(
+        [pd.DataFrame({"context": c, "perturbation": g.index, "group": g.to_numpy()}) for c, g in labels.items()],
+        ignore_index=True,
+    )
     return pd.DataFrame(rows), long

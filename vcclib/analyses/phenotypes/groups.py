@@ -65,8 +65,16 @@ def _relabel(raw: np.ndarray, names: list[str], min_size: int, prefix: str = "G"
     return labels.map(lambda c: mapping.get(c, SINGLETON))
 
 
-def cluster(sim: EffectSimilarity, method: str = "hierarchical", *, threshold: float = 0.7, n_neighbors: int = 5,
-            resolution: float = 1.0, min_size: int = 2, seed: int = 0) -> pd.Series:
+def cluster(
+    sim: EffectSimilarity,
+    method: str = "hierarchical",
+    *,
+    threshold: float = 0.7,
+    n_neighbors: int = 5,
+    resolution: float = 1.0,
+    min_size: int = 2,
+    seed: int = 0,
+) -> pd.Series:
     """Group the perturbations of ``sim``.
 
     Parameters
@@ -127,8 +135,9 @@ def _leiden(sim: EffectSimilarity, n_neighbors: int, resolution: float, seed: in
     state = random.getstate()
     random.seed(seed)  # igraph draws from Python's random module
     try:
-        parts = graph.community_leiden(objective_function="modularity", weights=weights or None,
-                                       resolution=resolution, n_iterations=-1)
+        parts = graph.community_leiden(
+            objective_function="modularity", weights=weights or None, resolution=resolution, n_iterations=-1
+        )
     finally:
         random.setstate(state)
     return np.asarray(parts.membership)
@@ -167,8 +176,9 @@ class Resampler:
         RBO persistence; principal components of the E-distance (PCA of all cells, computed once).
     """
 
-    def __init__(self, data, method: str, *, gene_fraction: float = 0.8, p: float = 0.98, n_pcs: int = 20,
-                 seed: int = 0):
+    def __init__(
+        self, data, method: str, *, gene_fraction: float = 0.8, p: float = 0.98, n_pcs: int = 20, seed: int = 0
+    ):
         self.data, self.method = data, method
         self.gene_fraction, self.p, self.n_pcs, self.seed = gene_fraction, p, n_pcs, seed
 
@@ -213,8 +223,9 @@ def _jaccard(a: set, b: set) -> float:
     return len(a & b) / len(a | b) if a or b else 0.0
 
 
-def bootstrap_stability(resampler: Resampler, groups: pd.Series, *, n_boot: int = 20, seed: int = 0,
-                        **cluster_args) -> tuple[pd.Series, pd.Series]:
+def bootstrap_stability(
+    resampler: Resampler, groups: pd.Series, *, n_boot: int = 20, seed: int = 0, **cluster_args
+) -> tuple[pd.Series, pd.Series]:
     """Stability of each group and each perturbation under resampling (see the module docstring).
 
     Returns
@@ -260,21 +271,48 @@ def null_pvalues(strength: pd.Series, null: np.ndarray) -> pd.Series:
     return strength.map(lambda s: (1 + int((null >= s).sum())) / (1 + null.size)).astype(float)
 
 
-def call_groups(groups: pd.Series, group_stability: pd.Series, strength: pd.Series, p_values: pd.Series, *,
-                alpha: float = 0.05, min_stability: float = 0.5) -> pd.DataFrame:
+def call_groups(
+    groups: pd.Series,
+    group_stability: pd.Series,
+    strength: pd.Series,
+    p_values: pd.Series,
+    *,
+    alpha: float = 0.05,
+    min_stability: float = 0.5,
+) -> pd.DataFrame:
     """One row per group found: size, strength, null p, stability, ``reported`` (more than noise)."""
     rows = []
     for g in sorted(set(groups) - {SINGLETON}, key=lambda x: int(x[1:]) if x[1:].isdigit() else x):
-        rows.append({"group": g, "size": int((groups == g).sum()), "strength": float(strength.get(g, np.nan)),
-                     "null_p": float(p_values.get(g, np.nan)), "stability": float(group_stability.get(g, np.nan))})
+        rows.append(
+            {
+                "group": g,
+                "size": int((groups == g).sum()),
+                "strength": float(strength.get(g, np.nan)),
+                "null_p": float(p_values.get(g, np.nan)),
+                "stability": float(group_stability.get(g, np.nan)),
+            }
+        )
     table = pd.DataFrame(rows, columns=["group", "size", "strength", "null_p", "stability"])
     table["reported"] = (table["null_p"] < alpha) & (table["stability"] >= min_stability)
     return table
 
 
-def find_groups(data, method: str = "correlation", *, clustering: str = "hierarchical", n_boot: int = 20,
-                n_null: int = 20, alpha: float = 0.05, min_stability: float = 0.5, seed: int = 0,
-                exclude=(), gene_fraction: float = 0.8, p: float = 0.98, n_pcs: int = 20, **cluster_args) -> dict:
+def find_groups(
+    data,
+    method: str = "correlation",
+    *,
+    clustering: str = "hierarchical",
+    n_boot: int = 20,
+    n_null: int = 20,
+    alpha: float = 0.05,
+    min_stability: float = 0.5,
+    seed: int = 0,
+    exclude=(),
+    gene_fraction: float = 0.8,
+    p: float = 0.98,
+    n_pcs: int = 20,
+    **cluster_args,
+) -> dict:
     """Similarity, groups, stability and null of one dataset.
 
     Parameters
@@ -302,14 +340,31 @@ def find_groups(data, method: str = "correlation", *, clustering: str = "hierarc
     group_stab, pert_stab = bootstrap_stability(resampler, raw, n_boot=n_boot, seed=seed, **args)
     strength = group_strength(sim, raw)
     null = null_strengths(resampler, n_null=n_null, seed=seed, **args)
-    table = call_groups(raw, group_stab, strength, null_pvalues(strength, null), alpha=alpha,
-                        min_stability=min_stability)
+    table = call_groups(
+        raw, group_stab, strength, null_pvalues(strength, null), alpha=alpha, min_stability=min_stability
+    )
     kept = set(table.loc[table["reported"], "group"])
     groups = raw.where(raw.isin(kept), SINGLETON)
-    settings = {"similarity": method, "clustering": clustering, "n_boot": n_boot, "n_null": n_null, "alpha": alpha,
-                "min_stability": min_stability, "seed": seed, "excluded": list(exclude), **cluster_args}
-    return {"similarity": sim, "groups": groups, "raw_groups": raw, "table": table,
-            "perturbation_stability": pert_stab, "null": null, "settings": settings}
+    settings = {
+        "similarity": method,
+        "clustering": clustering,
+        "n_boot": n_boot,
+        "n_null": n_null,
+        "alpha": alpha,
+        "min_stability": min_stability,
+        "seed": seed,
+        "excluded": list(exclude),
+        **cluster_args,
+    }
+    return {
+        "similarity": sim,
+        "groups": groups,
+        "raw_groups": raw,
+        "table": table,
+        "perturbation_stability": pert_stab,
+        "null": null,
+        "settings": settings,
+    }
 
 
 def _restrict(data, keep: list[str]):

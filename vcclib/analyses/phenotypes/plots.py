@@ -57,12 +57,14 @@ def group_map(annotation: pd.DataFrame, title: str) -> Figure:
         fig, ax = figure(7, 4)
         if len(annotation):
             colours = np.where(annotation["reported"], COLOURS["effect"], COLOURS["neutral"])
-            ax.scatter(annotation["strength"], annotation["stability"], s=30 + 25 * annotation["size"], c=colours,
-                       alpha=0.8)
+            ax.scatter(
+                annotation["strength"], annotation["stability"], s=30 + 25 * annotation["size"], c=colours, alpha=0.8
+            )
             for _, r in annotation.iterrows():
                 label = r["group"] + (f": {r['top_terms'].split(' (FDR')[0][:40]}" if r["top_terms"] else "")
-                ax.annotate(label, (r["strength"], r["stability"]), fontsize=7, xytext=(4, 3),
-                            textcoords="offset points")
+                ax.annotate(
+                    label, (r["strength"], r["stability"]), fontsize=7, xytext=(4, 3), textcoords="offset points"
+                )
         ax.set_xlabel("group strength (within − between similarity)")
         ax.set_ylabel("bootstrap stability (Jaccard)")
         ax.set_title(title + " (blue: more than noise; size: members)")

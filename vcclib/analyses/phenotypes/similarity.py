@@ -78,8 +78,7 @@ class EffectSimilarity:
     def subset(self, perturbations) -> EffectSimilarity:
         """The similarity restricted to ``perturbations`` (in that order)."""
         keep = list(perturbations)
-        return EffectSimilarity(self.similarity.loc[keep, keep], self.distance.loc[keep, keep], self.method,
-                                self.kind)
+        return EffectSimilarity(self.similarity.loc[keep, keep], self.distance.loc[keep, keep], self.method, self.kind)
 
 
 # --- expression -----------------------------------------------------------------------------------------------
@@ -110,8 +109,9 @@ class ExpressionEffects:
     genes: list[str]
 
     @classmethod
-    def from_anndata(cls, adata, perturbations=None, perturbation_column: str = "perturbation",
-                     control_label: str | None = None) -> ExpressionEffects:
+    def from_anndata(
+        cls, adata, perturbations=None, perturbation_column: str = "perturbation", control_label: str | None = None
+    ) -> ExpressionEffects:
         """Effects of an AnnData in the project schema (log1p X; ``perturbations`` default: all but control)."""
         from vcclib.metrics.pseudobulk import as_float_matrix
 
@@ -190,8 +190,9 @@ def profile_similarity(deltas: pd.DataFrame, method: str = "correlation") -> Eff
     return _wrap(S, 1.0 - S, deltas.index, method, "expression")
 
 
-def edistance_similarity(effects: ExpressionEffects, *, n_pcs: int = 20, seed: int = 0, weights=None,
-                         codes=None) -> EffectSimilarity:
+def edistance_similarity(
+    effects: ExpressionEffects, *, n_pcs: int = 20, seed: int = 0, weights=None, codes=None
+) -> EffectSimilarity:
     """Pairwise E-distance between the perturbations' cells (scPerturb convention) in the top PCs of all cells.
 
     With squared Euclidean distances the E-distance has a closed form in the groups' means and spreads,
@@ -384,12 +385,22 @@ def _wrap(S, D, names, method, kind) -> EffectSimilarity:
     D = (D + D.T) / 2
     np.fill_diagonal(D, 0.0)
     names = list(names)
-    return EffectSimilarity(pd.DataFrame(S, index=names, columns=names),
-                            pd.DataFrame(D, index=names, columns=names), method, kind)
+    return EffectSimilarity(
+        pd.DataFrame(S, index=names, columns=names), pd.DataFrame(D, index=names, columns=names), method, kind
+    )
 
 
-def effect_similarity(data, method: str | None = None, *, perturbations=None, context: str | None = None,
-                      depth: int = 200, p: float = 0.98, n_pcs: int = 20, seed: int = 0) -> EffectSimilarity:
+def effect_similarity(
+    data,
+    method: str | None = None,
+    *,
+    perturbations=None,
+    context: str | None = None,
+    depth: int = 200,
+    p: float = 0.98,
+    n_pcs: int = 20,
+    seed: int = 0,
+) -> EffectSimilarity:
     """Similarity of effects between perturbations, for expression or signature data.
 
     Parameters

@@ -23,9 +23,18 @@ from vcclib.splits import Split, make_split
 from vcclib.splits.core import group_table
 
 #: metrics scored on every run (the trustworthy ones are chosen among them by :func:`trustworthy_metrics`)
-METRICS = ("pearson_delta", "discrimination_score_l1", "mae", "mse", "dbd_wmse", "dbd_r2w_delta",
-           "systema_pearson_delta_pert", "perturbench_cosine_rank", "edistance_pred_real",
-           "gears_frac_correct_direction_all")
+METRICS = (
+    "pearson_delta",
+    "discrimination_score_l1",
+    "mae",
+    "mse",
+    "dbd_wmse",
+    "dbd_r2w_delta",
+    "systema_pearson_delta_pert",
+    "perturbench_cosine_rank",
+    "edistance_pred_real",
+    "gears_frac_correct_direction_all",
+)
 REFERENCE = "reference"
 DEFAULT = "default"
 
@@ -40,9 +49,19 @@ class Settings:
 
     seeds: tuple[int, ...] = (0, 1, 2)
     max_cells_per_perturbation: int = 50
-    vae: dict[str, Any] = field(default_factory=lambda: {
-        "latent_dim": 16, "hidden_dim": 64, "epochs": 60, "batch_size": 64, "patience": 8, "minibulk_size": 16,
-        "minibulks_per_group": 8, "n_basal": 64, "progress": False})
+    vae: dict[str, Any] = field(
+        default_factory=lambda: {
+            "latent_dim": 16,
+            "hidden_dim": 64,
+            "epochs": 60,
+            "batch_size": 64,
+            "patience": 8,
+            "minibulk_size": 16,
+            "minibulks_per_group": 8,
+            "n_basal": 64,
+            "progress": False,
+        }
+    )
     cells_vae: dict[str, Any] = field(default_factory=lambda: {"epochs": 15, "batch_size": 128, "patience": 4})
     device: str = "cpu"
     exclude_references: tuple[str, ...] = ()
@@ -90,12 +109,15 @@ def prediction_diversity(prediction: AnnData, real: AnnData, control: str, colum
                 spread.append(d[np.triu_indices(len(labels), 1)].mean())
         spreads.append(np.mean(spread) if spread else np.nan)
         variances.append(np.mean(variance) if variance else np.nan)
-    return {"effect_spread_ratio": float(spreads[0] / spreads[1]) if spreads[1] else np.nan,
-            "cell_variance_ratio": float(variances[0] / variances[1]) if variances[1] else np.nan}
+    return {
+        "effect_spread_ratio": float(spreads[0] / spreads[1]) if spreads[1] else np.nan,
+        "cell_variance_ratio": float(variances[0] / variances[1]) if variances[1] else np.nan,
+    }
 
 
-def run_one(name: str, adata: AnnData, split, task: Task, *, seed: int, variant: str = REFERENCE,
-            params: dict | None = None) -> tuple[pd.DataFrame, dict]:
+def run_one(
+    name: str, adata: AnnData, split, task: Task, *, seed: int, variant: str = REFERENCE, params: dict | None = None
+) -> tuple[pd.DataFrame, dict]:
     """Fit, predict and score one model on one split.
 
     ``name`` is fitted on the split's training part (early stopping on its ``val`` part where it has one), predicts
@@ -125,12 +147,18 @@ def run_one(name: str, adata: AnnData, split, task: Task, *, seed: int, variant:
     long["value"] = pd.to_numeric(long["value"], errors="coerce")
     predicted = ~prediction.obs["is_control"].to_numpy()
     history = getattr(model, "history", None) or {}
-    info = {"task": task.label, "model": name, "variant": variant, "seed": seed,
-            "seconds": round(time.perf_counter() - tick, 2),
-            "fallback_share": float(prediction.obs.loc[predicted, "vcc_fallback"].mean()),
-            "n_train_cells": int(split.mask(adata, "train").sum()),
-            "epochs": len(history.get("epochs", [])), "cells_per_second": history.get("samples_per_second"),
-            **prediction_diversity(prediction, real, control, split.covariate_column)}
+    info = {
+        "task": task.label,
+        "model": name,
+        "variant": variant,
+        "seed": seed,
+        "seconds": round(time.perf_counter() - tick, 2),
+        "fallback_share": float(prediction.obs.loc[predicted, "vcc_fallback"].mean()),
+        "n_train_cells": int(split.mask(adata, "train").sum()),
+        "epochs": len(history.get("epochs", [])),
+        "cells_per_second": history.get("samples_per_second"),
+        **prediction_diversity(prediction, real, control, split.covariate_column),
+    }
     return long, info
 
 
@@ -140,9 +168,13 @@ def references(task: Task, exclude=()) -> list[str]:
     The references and learned baselines of :mod:`vcclib.models.baselines` (the task's ``models`` list where it
     has one), less ``exclude``.
     """
-    candidates = [n for n in (task.models or MODELS.names()) if n not in set(exclude)
-                  if MODELS.get(n).kind in (ModelKind.MIN_REFERENCE, ModelKind.MAX_REFERENCE, ModelKind.LEARNED)
-                  and MODELS.get(n).cls.startswith("vcclib.models.baselines.")]
+    candidates = [
+        n
+        for n in (task.models or MODELS.names())
+        if n not in set(exclude)
+        if MODELS.get(n).kind in (ModelKind.MIN_REFERENCE, ModelKind.MAX_REFERENCE, ModelKind.LEARNED)
+        and MODELS.get(n).cls.startswith("vcclib.models.baselines.")
+    ]
     return quietly(available, candidates, halves=task.halves)
 
 
@@ -165,8 +197,7 @@ class Runner:
 
     def _run(self, name, task, split, seed, variant, params):
         try:
-            long, info = quietly(run_one, name, self.data(task), split, task, seed=seed, variant=variant,
-                                 params=params)
+            long, info = quietly(run_one, name, self.data(task), split, task, seed=seed, variant=variant, params=params)
         except (ValueError, ImportError, VccError) as error:
             warnings.warn(f"{task.label} seed {seed}: {name} ({variant}) skipped: {error}", stacklevel=2)
             self.skipped.append(f"{task.label} seed {seed}: {name} ({variant}): {error}")
@@ -185,15 +216,17 @@ class Runner:
         for name in chosen:
             self._run(name, task, split, seed, tag, None)
 
-    def vae_runs(self, task: Task, seed: int, variants: dict[str, tuple[str, dict]], split=None,
-                 anchors_tag: str = REFERENCE) -> None:
+    def vae_runs(
+        self, task: Task, seed: int, variants: dict[str, tuple[str, dict]], split=None, anchors_tag: str = REFERENCE
+    ) -> None:
         """VAE ``variants`` (label → (model name, parameters)) on (task, seed), with the anchors of that split."""
         split = split or make_split(task.split, self.data(task), seed=seed, **task.split_params)
         self.reference_runs(task, seed, split if anchors_tag != REFERENCE else None, anchors_tag)
         for variant, (name, extra) in variants.items():
             params = _model_params(name, self.settings, {**extra, "seed": seed})
-            self._run(name, task, split, seed, variant if anchors_tag == REFERENCE else f"{anchors_tag}|{variant}",
-                      params)
+            self._run(
+                name, task, split, seed, variant if anchors_tag == REFERENCE else f"{anchors_tag}|{variant}", params
+            )
 
     def long(self) -> pd.DataFrame:
         """Every score so far, long."""
@@ -208,7 +241,6 @@ def loss_variants(losses) -> dict[str, tuple[str, dict]]:
 def feature_variants(sources) -> dict[str, tuple[str, dict]]:
     """``features=<source>`` → the pseudobulk VAE with that perturbation-shift source (``learned``: none)."""
     return {f"features={s}": ("cvae_pseudobulk", {"features": s}) for s in sources}
-
 
 
 #: the learners of the learning curves and hypothesis splits: the pseudobulk VAE and the linear GO baseline
@@ -230,16 +262,25 @@ def more_data_runs(runner: Runner, task: Task, seed: int, fractions) -> None:
     """
     adata = runner.data(task)
     for fraction in sorted(fractions):
-        split = make_split("more_data", adata, seed=seed, train_fraction=float(fraction),
-                           test_fraction=float(task.split_params.get("test_fraction", 0.3)))
+        split = make_split(
+            "more_data",
+            adata,
+            seed=seed,
+            train_fraction=float(fraction),
+            test_fraction=float(task.split_params.get("test_fraction", 0.3)),
+        )
         tagged_runs(runner, task, seed, split, f"train_fraction={fraction:g}")
 
 
 # --- more data: added datasets in a shared gene space --------------------------------------------------------
 #: Norman 2019 (K562, CRISPRa) and McFaline-Figueroa 2023 (A172, T98G, U87MG; CRISPRi) share perturbench's 500
 #: measured genes; the held-out perturbations are Norman's K562 ones
-ADDED_DATA_TASK = Task("norman2019_mcfaline2024_devel", "more_data", split_params={"test_fraction": 0.3},
-                       label="norman19+mcfaline23:added_data")
+ADDED_DATA_TASK = Task(
+    "norman2019_mcfaline2024_devel",
+    "more_data",
+    split_params={"test_fraction": 0.3},
+    label="norman19+mcfaline23:added_data",
+)
 BASE_COVARIATE = "K562"
 ADDED_STAGES = ((), ("A172",), ("A172", "T98G", "U87MG"))
 
@@ -249,8 +290,9 @@ def stage_label(added) -> str:
     return "added=" + ("+".join(added) if added else "none")
 
 
-def added_data_split(adata: AnnData, seed: int, *, base: str = BASE_COVARIATE, added=(),
-                     test_fraction: float = 0.3) -> Split:
+def added_data_split(
+    adata: AnnData, seed: int, *, base: str = BASE_COVARIATE, added=(), test_fraction: float = 0.3
+) -> Split:
     """Held-out perturbations of the ``base`` cell line; train: its other perturbations plus the ``added`` lines.
 
     The held-out perturbations are those of the ``more_data`` hypothesis split of the base cell line's cells
@@ -265,31 +307,44 @@ def added_data_split(adata: AnnData, seed: int, *, base: str = BASE_COVARIATE, a
     if unknown:
         raise VccError(f"added-data split: cell lines {unknown} are not in the data (have {sorted(set(lines))})")
     base_cells = adata[(lines == base).to_numpy()]
-    held = set(make_split("more_data", base_cells, seed=seed, train_fraction=1.0,
-                          test_fraction=test_fraction).test_groups()["perturbation"])
+    held = set(
+        make_split("more_data", base_cells, seed=seed, train_fraction=1.0, test_fraction=test_fraction).test_groups()[
+            "perturbation"
+        ]
+    )
     table = group_table(adata, column)
     in_base = table["covariate"] == base
     keep = in_base | (table["covariate"].isin(list(added)) & ~table["perturbation"].isin(held))
     table = table[keep].reset_index(drop=True)
     table["part"] = np.where((table["covariate"] == base) & table["perturbation"].isin(held), "test", "train")
-    return Split(name="added_data", assignment=table, dataset=str(adata.uns.get("vcc", {}).get("dataset", "")),
-                 control_label=str(adata.uns["vcc"]["control_label"]), covariate_column=column, seed=int(seed),
-                 params={"base": base, "added": list(added), "test_fraction": test_fraction})
+    return Split(
+        name="added_data",
+        assignment=table,
+        dataset=str(adata.uns.get("vcc", {}).get("dataset", "")),
+        control_label=str(adata.uns["vcc"]["control_label"]),
+        covariate_column=column,
+        seed=int(seed),
+        params={"base": base, "added": list(added), "test_fraction": test_fraction},
+    )
 
 
 def added_data_runs(runner: Runner, seed: int, stages=ADDED_STAGES, task: Task = ADDED_DATA_TASK) -> None:
     """The curve learners on the base dataset, then with each further set of cell lines added."""
     adata = runner.data(task)
     for added in stages:
-        split = added_data_split(adata, seed, added=tuple(added),
-                                 test_fraction=float(task.split_params.get("test_fraction", 0.3)))
+        split = added_data_split(
+            adata, seed, added=tuple(added), test_fraction=float(task.split_params.get("test_fraction", 0.3))
+        )
         tagged_runs(runner, task, seed, split, stage_label(added))
 
 
 # --- the other hypothesis splits over cells ------------------------------------------------------------------
 #: hypothesis splits of :mod:`vcclib.splits.hypotheses` that apply to the VAE, with the data that support them
-HYPOTHESIS_TASKS = (Task("norman2019_mcfaline2024_devel", "variability", options={"study": "mcfaline23"},
-                         label="mcfaline23:variability"),)
+HYPOTHESIS_TASKS = (
+    Task(
+        "norman2019_mcfaline2024_devel", "variability", options={"study": "mcfaline23"}, label="mcfaline23:variability"
+    ),
+)
 
 
 def hypothesis_runs(runner: Runner, task: Task, seed: int) -> None:
@@ -299,12 +354,21 @@ def hypothesis_runs(runner: Runner, task: Task, seed: int) -> None:
 
 
 # --- the whole chapter ---------------------------------------------------------------------------------------
-def run_experiments(settings: Settings, *, compare_tasks: list[Task], loss_task: Task | None, feature_task: Task,
-                    curve_task: Task, losses=("mse", "wmse", "nb", "mse+energy", "mse+grn"),
-                    sources=("learned", "go", "depmap+coessentiality", "lincs", "union"),
-                    fractions=(0.33, 0.67, 1.0), compare_models=("cvae_pseudobulk",),
-                    added_stages=ADDED_STAGES, hypothesis_tasks=HYPOTHESIS_TASKS,
-                    task_data: dict | None = None) -> Runner:
+def run_experiments(
+    settings: Settings,
+    *,
+    compare_tasks: list[Task],
+    loss_task: Task | None,
+    feature_task: Task,
+    curve_task: Task,
+    losses=("mse", "wmse", "nb", "mse+energy", "mse+grn"),
+    sources=("learned", "go", "depmap+coessentiality", "lincs", "union"),
+    fractions=(0.33, 0.67, 1.0),
+    compare_models=("cvae_pseudobulk",),
+    added_stages=ADDED_STAGES,
+    hypothesis_tasks=HYPOTHESIS_TASKS,
+    task_data: dict | None = None,
+) -> Runner:
     """Every experiment of the chapter over ``settings.seeds``; returns the :class:`Runner` with all scores.
 
     ``added_stages`` empty skips the added-datasets curve, ``hypothesis_tasks`` empty the hypothesis splits;
@@ -313,8 +377,20 @@ def run_experiments(settings: Settings, *, compare_tasks: list[Task], loss_task:
     runner = Runner(settings)
     runner._data.update(task_data or {})
     with torch_threads(settings.cpu_threads if settings.device == "cpu" else 0):
-        _all_experiments(runner, settings, compare_tasks, loss_task, feature_task, curve_task, losses, sources,
-                         fractions, compare_models, added_stages, hypothesis_tasks)
+        _all_experiments(
+            runner,
+            settings,
+            compare_tasks,
+            loss_task,
+            feature_task,
+            curve_task,
+            losses,
+            sources,
+            fractions,
+            compare_models,
+            added_stages,
+            hypothesis_tasks,
+        )
     return runner
 
 
@@ -336,12 +412,25 @@ def torch_threads(n: int):
         torch.set_num_threads(before)
 
 
-def _all_experiments(runner, settings, compare_tasks, loss_task, feature_task, curve_task, losses, sources,
-                     fractions, compare_models, added_stages, hypothesis_tasks) -> None:
+def _all_experiments(
+    runner,
+    settings,
+    compare_tasks,
+    loss_task,
+    feature_task,
+    curve_task,
+    losses,
+    sources,
+    fractions,
+    compare_models,
+    added_stages,
+    hypothesis_tasks,
+) -> None:
     for seed in settings.seeds:
         for task in compare_tasks:
-            runner.vae_runs(task, seed, {DEFAULT if i == 0 else f"{DEFAULT}:{m}": (m, {})
-                                         for i, m in enumerate(compare_models)})
+            runner.vae_runs(
+                task, seed, {DEFAULT if i == 0 else f"{DEFAULT}:{m}": (m, {}) for i, m in enumerate(compare_models)}
+            )
         runner.vae_runs(feature_task, seed, feature_variants(sources))
         if loss_task is not None:
             runner.vae_runs(loss_task, seed, loss_variants(losses))

@@ -13,14 +13,21 @@ def plot_variants(table: pd.DataFrame, title: str):
     import matplotlib.pyplot as plt
 
     metrics = list(dict.fromkeys(table["metric"]))
-    fig, axes = plt.subplots(1, max(len(metrics), 1), figsize=(2.6 * max(len(metrics), 1), 3.2), sharey=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, max(len(metrics), 1), figsize=(2.6 * max(len(metrics), 1), 3.2), sharey=True, squeeze=False
+    )
     for ax, metric in zip(axes[0], metrics):
         rows = table[table["metric"] == metric]
         labels = rows["model"].where(rows["variant"].isin([REFERENCE, DEFAULT]), rows["variant"])
         y = np.arange(len(rows))
-        ax.barh(y, rows["mean"], xerr=[rows["mean"] - rows["low"], rows["high"] - rows["mean"]], color="#4c72b0",
-                ecolor="#333", capsize=2)
+        ax.barh(
+            y,
+            rows["mean"],
+            xerr=[rows["mean"] - rows["low"], rows["high"] - rows["mean"]],
+            color="#4c72b0",
+            ecolor="#333",
+            capsize=2,
+        )
         ax.set_yticks(y, [str(v).split("=", 1)[-1] for v in labels], fontsize=7)
         for x in (0, 1):
             ax.axvline(x, color="#999", lw=0.8, ls="--" if x else "-")
@@ -51,13 +58,23 @@ def plot_diversity(info: pd.DataFrame):
     """Predicted/real spread of perturbation effects per model and variant (1 = real diversity, 0 = collapsed)."""
     import matplotlib.pyplot as plt
 
-    table = (info[~info["variant"].str.contains("train_fraction|added=")]
-             .groupby(["model", "variant"])["effect_spread_ratio"].agg(["mean", "min", "max"]).reset_index()
-             .sort_values("mean"))
+    table = (
+        info[~info["variant"].str.contains("train_fraction|added=")]
+        .groupby(["model", "variant"])["effect_spread_ratio"]
+        .agg(["mean", "min", "max"])
+        .reset_index()
+        .sort_values("mean")
+    )
     fig, ax = plt.subplots(figsize=(5, 0.22 * len(table) + 1))
     y = np.arange(len(table))
-    ax.barh(y, table["mean"], xerr=[table["mean"] - table["min"], table["max"] - table["mean"]], color="#dd8452",
-            ecolor="#333", capsize=2)
+    ax.barh(
+        y,
+        table["mean"],
+        xerr=[table["mean"] - table["min"], table["max"] - table["mean"]],
+        color="#dd8452",
+        ecolor="#333",
+        capsize=2,
+    )
     ax.set_yticks(y, [f"{m} ({v})" for m, v in zip(table["model"], table["variant"])], fontsize=6)
     ax.axvline(1, color="#999", lw=0.8, ls="--")
     ax.set_xlabel("effect spread, predicted / real (seed range)")

@@ -19,33 +19,56 @@ def conclusions(records: dict) -> Takeaways:
     r = records
     lines = []
     for model, rows in r["vae_vs_baselines"].items():
-        above = [f"{x['task']} {x['metric']} {number(x['vae'])} [{number(x['vae_low'])}, {number(x['vae_high'])}]"
-                 for x in rows]
+        above = [
+            f"{x['task']} {x['metric']} {number(x['vae'])} [{number(x['vae_low'])}, {number(x['vae_high'])}]"
+            for x in rows
+        ]
         wins = sum(1 for x in rows if x["beats_best"])
         clear = sum(1 for x in rows if x["above_mean_baseline"])
-        lines.append(f"`{model}` beats the best MIN baseline on {wins} of {len(rows)} (task, metric) pairs and is "
-                     f"clearly above the mean baseline (interval above 0) on {clear}; placements: "
-                     f"{'; '.join(above)}")
+        lines.append(
+            f"`{model}` beats the best MIN baseline on {wins} of {len(rows)} (task, metric) pairs and is "
+            f"clearly above the mean baseline (interval above 0) on {clear}; placements: "
+            f"{'; '.join(above)}"
+        )
     loss_name, loss_value = _best(r["losses"])
     feature_name, feature_value = _best(r["features"])
-    losses = ", ".join(f"{k.split('=', 1)[1]} {number(v)}" for k, v in sorted(r["losses"].items(), key=lambda kv: -kv[1]))
-    feats = ", ".join(f"{k.split('=', 1)[1]} {number(v)}" for k, v in sorted(r["features"].items(), key=lambda kv: -kv[1]))
-    curve = "; ".join(f"{k}: {number(v['first'])} at {v['fractions'][0]:g} → {number(v['last'])} at "
-                      f"{v['fractions'][-1]:g} of the training perturbations" for k, v in r["learning_curve"].items())
-    added = "; ".join(f"{learner}: " + " → ".join(
-        f"{s['stage'].split('=', 1)[1]} {number(s['placement'])} [{number(s['low'])}, {number(s['high'])}] "
-        f"({s['train_cells']:,} training cells)" for s in stages) for learner, stages in r.get("added_data", {}).items())
-    hypotheses = "; ".join(f"{k}: {number(v['placement'])} [{number(v['low'])}, {number(v['high'])}]"
-                           for k, v in r.get("hypotheses", {}).items())
-    diversity = "; ".join(f"{k}: effect spread {number(v['effect_spread_ratio'])}, cell variance "
-                          f"{number(v['cell_variance_ratio'])}" for k, v in r["diversity"].items()
-                          if REFERENCE in k or DEFAULT in k or "loss=" in k)
+    losses = ", ".join(
+        f"{k.split('=', 1)[1]} {number(v)}" for k, v in sorted(r["losses"].items(), key=lambda kv: -kv[1])
+    )
+    feats = ", ".join(
+        f"{k.split('=', 1)[1]} {number(v)}" for k, v in sorted(r["features"].items(), key=lambda kv: -kv[1])
+    )
+    curve = "; ".join(
+        f"{k}: {number(v['first'])} at {v['fractions'][0]:g} → {number(v['last'])} at "
+        f"{v['fractions'][-1]:g} of the training perturbations"
+        for k, v in r["learning_curve"].items()
+    )
+    added = "; ".join(
+        f"{learner}: "
+        + " → ".join(
+            f"{s['stage'].split('=', 1)[1]} {number(s['placement'])} [{number(s['low'])}, {number(s['high'])}] "
+            f"({s['train_cells']:,} training cells)"
+            for s in stages
+        )
+        for learner, stages in r.get("added_data", {}).items()
+    )
+    hypotheses = "; ".join(
+        f"{k}: {number(v['placement'])} [{number(v['low'])}, {number(v['high'])}]"
+        for k, v in r.get("hypotheses", {}).items()
+    )
+    diversity = "; ".join(
+        f"{k}: effect spread {number(v['effect_spread_ratio'])}, cell variance {number(v['cell_variance_ratio'])}"
+        for k, v in r["diversity"].items()
+        if REFERENCE in k or DEFAULT in k or "loss=" in k
+    )
     vae_spread = {k: v["effect_spread_ratio"] for k, v in r["diversity"].items() if k.startswith("cvae")}
     if vae_spread:
         low, high = min(vae_spread, key=vae_spread.get), max(vae_spread, key=vae_spread.get)
-        diversity += (f". Over every VAE variant (auxiliary data included) the effect spread ranges from "
-                      f"{number(vae_spread[low])} ({low}) to {number(vae_spread[high])} ({high}); 1 is the real "
-                      f"spread")
+        diversity += (
+            f". Over every VAE variant (auxiliary data included) the effect spread ranges from "
+            f"{number(vae_spread[low])} ({low}) to {number(vae_spread[high])} ({high}); 1 is the real "
+            f"spread"
+        )
     points = [
         f"**Metrics used** (the MAX anchor beats the MIN anchor on ≥ {SEPARATING_WIN_RATE:.0%} of held-out "
         f"perturbations in this chapter's own runs): {names(r['trusted_metrics'])}. Not used: "
@@ -66,7 +89,8 @@ def conclusions(records: dict) -> Takeaways:
     ]
     conventions = [
         "log1p expression, all measured genes; pseudobulk = mean of log1p; Δ against the real control cells of "
-        "the same cell line", f"at most {r['max_cells_per_perturbation']} cells per perturbation",
+        "the same cell line",
+        f"at most {r['max_cells_per_perturbation']} cells per perturbation",
         f"seeds {', '.join(map(str, r['seeds']))} (each sets the split, the halves and the model)",
         f"{r['n_runs']} fitted runs in {number(r['seconds'], 0)} s wall ({number(r['cpu_seconds'], 0)} s CPU)",
         r["device"],
@@ -94,5 +118,3 @@ def weak_evidence(records: dict) -> list[str]:
         "not the guide, so every guide of a target gets one prediction) and the label splits (`variability_labels`, "
         "`chemical`, `species`, `phenotype_only`: no cells to train on).",
     ]
-
-

@@ -77,7 +77,9 @@ LOADERS: Registry[LoaderSpec] = Registry(
 
 def _signature_options(func: Callable[..., Any]) -> tuple[str, ...]:
     params = list(inspect.signature(func).parameters.values())[2:]
-    return tuple(p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and not p.name.startswith("_"))
+    return tuple(
+        p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and not p.name.startswith("_")
+    )
 
 
 def loader(

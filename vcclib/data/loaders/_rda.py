@@ -146,8 +146,10 @@ class _XDR:
         inverse[order] = np.cumsum(first) - 1
         firsts = order[first]
         decoded = np.empty(firsts.size + 1, dtype=object)
-        decoded[:-1] = [buf[h + 8 : h + 8 + s].decode("utf-8", errors="replace")
-                        for h, s in zip((start + heads[firsts]).tolist(), size[firsts].tolist(), strict=True)]
+        decoded[:-1] = [
+            buf[h + 8 : h + 8 + s].decode("utf-8", errors="replace")
+            for h, s in zip((start + heads[firsts]).tolist(), size[firsts].tolist(), strict=True)
+        ]
         decoded[-1] = None
         inverse[na] = firsts.size
         self.pos = start + int(steps[-1])
@@ -226,9 +228,7 @@ def _wrap(kind: int, value, attributes: dict):
     if kind == 19:
         names = attributes.get("names")
         if "data.frame" in classes:
-            columns = {
-                str(name): (col if not isinstance(col, RList) else list(col)) for name, col in zip(names, value)
-            }
+            columns = {str(name): (col if not isinstance(col, RList) else list(col)) for name, col in zip(names, value)}
             n = len(next(iter(columns.values()))) if columns else 0
             return pd.DataFrame(columns, index=_row_names(attributes, n))
         return RList(value, names=names, attributes=attributes)
@@ -342,8 +342,7 @@ def write_cached_frames(path: str | Path, objects: dict) -> Path | None:
             values = frame[column]
             if values.dtype.kind in "biuf":
                 arrays[f"values_{o}_{c}"] = values.to_numpy()
-            elif values.dtype == object and all(isinstance(v, str) or v is None
-                                                for v in pd.unique(values.to_numpy())):
+            elif values.dtype == object and all(isinstance(v, str) or v is None for v in pd.unique(values.to_numpy())):
                 codes, uniques = pd.factorize(values.to_numpy(), use_na_sentinel=True)
                 small = np.int8 if len(uniques) < 127 else np.int16 if len(uniques) < 32767 else np.int32
                 arrays[f"codes_{o}_{c}"] = codes.astype(small)

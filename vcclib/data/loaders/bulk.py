@@ -62,16 +62,10 @@ def load_encode_eif4g1(files: Mapping[str, Path], manifest, **_: object) -> AnnD
         raise SchemaError("counts.rda does not hold a 'counts' data frame with a gene_id column")
     samples = [c for c in counts.columns if c.startswith(("shRNA", "control"))]
     if not any(s.startswith("shRNA") for s in samples) or not any(s.startswith("control") for s in samples):
-        raise SchemaError(
-            f"counts.rda: expected shRNA* and control* sample columns, found {list(counts.columns)}"
-        )
+        raise SchemaError(f"counts.rda: expected shRNA* and control* sample columns, found {list(counts.columns)}")
     matrix = counts[samples].to_numpy(dtype=np.float32).T
     var = pd.DataFrame(
-        {
-            "transcript_ids": counts.get("transcript_id(s)", pd.Series([""] * len(counts)))
-            .astype(str)
-            .to_numpy()
-        },
+        {"transcript_ids": counts.get("transcript_id(s)", pd.Series([""] * len(counts))).astype(str).to_numpy()},
         index=pd.Index(counts["gene_id"].astype(str).to_numpy()),
     )
     target = "EIF4G1"
@@ -83,9 +77,7 @@ def load_encode_eif4g1(files: Mapping[str, Path], manifest, **_: object) -> AnnD
         if "Biosample term name" in meta and meta["Biosample term name"].notna().any():
             cell_line = str(meta["Biosample term name"].dropna().iloc[0])
         if {"Biological replicate(s)", "File accession"} <= set(meta.columns):
-            for rep, acc in zip(
-                meta["Biological replicate(s)"].astype(str), meta["File accession"].astype(str)
-            ):
+            for rep, acc in zip(meta["Biological replicate(s)"].astype(str), meta["File accession"].astype(str)):
                 accession[f"shRNA{rep.strip()}"] = acc
     obs = pd.DataFrame(
         {

@@ -49,9 +49,7 @@ def _read_chronos_hdf5(path: Path) -> tuple[np.ndarray, list[str], list[str]]:
     with h5py.File(path, "r") as handle:
         for key in ("data", "dim_0", "dim_1"):
             if key not in handle:
-                raise SchemaError(
-                    f"{path} is not in the Chronos HDF5 layout (data, dim_0, dim_1): lacks {key!r}"
-                )
+                raise SchemaError(f"{path} is not in the Chronos HDF5 layout (data, dim_0, dim_1): lacks {key!r}")
         data = handle["data"][()]
         rows = [x.decode() if isinstance(x, bytes) else str(x) for x in handle["dim_0"][()]]
         cols = [x.decode() if isinstance(x, bytes) else str(x) for x in handle["dim_1"][()]]
@@ -247,9 +245,7 @@ def load_coessentiality(files: Mapping[str, Path], manifest, **_: object) -> pd.
         raise KeyError(f"no CSV among {sorted(files)}")
     table = pd.read_csv(files[name])
     _require_columns(table, ["from", "to", "title"], name)
-    correlation = pd.to_numeric(
-        table["title"].astype(str).str.extract(r"<br />\s*([-+0-9.eE]+)")[0], errors="coerce"
-    )
+    correlation = pd.to_numeric(table["title"].astype(str).str.extract(r"<br />\s*([-+0-9.eE]+)")[0], errors="coerce")
     return pd.DataFrame(
         {
             "gene_a": table["from"].astype(str),
@@ -286,9 +282,7 @@ def load_matrix_csv(files: Mapping[str, Path], manifest, file: str | None = None
         raise SchemaError(f"{file}: no gene columns")
     labelled = split_gene_label(table.columns)["entrez_id"].astype(bool).mean()
     if labelled < 0.5:
-        raise SchemaError(
-            f"{file}: columns {list(table.columns[:3])} are not DepMap 'SYMBOL (ENTREZ)' gene labels"
-        )
+        raise SchemaError(f"{file}: columns {list(table.columns[:3])} are not DepMap 'SYMBOL (ENTREZ)' gene labels")
     non_numeric = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
     if non_numeric:
         raise SchemaError(f"{file}: non-numeric columns {non_numeric[:5]}")

@@ -63,13 +63,17 @@ def grna_table(groups: pd.DataFrame) -> pd.DataFrame:
     group = table["grna_group"]
     is_tss = group.str.endswith("_TSS")
     is_nt = group == CONTROL
-    table["target"] = np.where(is_tss, group.str.removesuffix("_TSS"), group.str.replace(ENHANCER_SUFFIX, "", regex=True))
+    table["target"] = np.where(
+        is_tss, group.str.removesuffix("_TSS"), group.str.replace(ENHANCER_SUFFIX, "", regex=True)
+    )
     table.loc[is_nt, "target"] = CONTROL
     table["target_kind"] = np.select([is_tss, is_nt], ["TSS positive control", "non-targeting"], "candidate enhancer")
     return table
 
 
-def assign_threshold(grna_counts: sp.spmatrix, grnas: pd.DataFrame, threshold: int) -> tuple[sp.csr_matrix, pd.DataFrame]:
+def assign_threshold(
+    grna_counts: sp.spmatrix, grnas: pd.DataFrame, threshold: int
+) -> tuple[sp.csr_matrix, pd.DataFrame]:
     """Assign every gRNA with at least ``threshold`` UMIs in a cell (sceptre's thresholding rule).
 
     Parameters

@@ -108,9 +108,7 @@ def _read_gctx(path: Path, rows: list[str] | None, columns: list[str] | None) ->
         csorted, cinverse = np.unique(cpos, return_inverse=True)
         all_rows = len(rsorted) == len(row_ids)
         all_cols = len(csorted) == len(col_ids)
-        block = max(
-            1, int(2e8 // max(1, matrix.shape[1] * matrix.dtype.itemsize))
-        )  # ~200 MB of full rows per read
+        block = max(1, int(2e8 // max(1, matrix.shape[1] * matrix.dtype.itemsize)))  # ~200 MB of full rows per read
         parts = []
         for start in range(0, len(csorted), block):
             chunk = csorted[start : start + block]
@@ -130,16 +128,12 @@ def _read_gctx(path: Path, rows: list[str] | None, columns: list[str] | None) ->
         data = np.concatenate(parts, axis=0) if parts else np.empty((0, len(rsorted)), dtype=matrix.dtype)
         data = data[cinverse][:, rinverse]
 
-        def meta(
-            group: str, positions: np.ndarray, sorted_positions: np.ndarray, inverse, ids
-        ) -> pd.DataFrame:
+        def meta(group: str, positions: np.ndarray, sorted_positions: np.ndarray, inverse, ids) -> pd.DataFrame:
             fields = {}
             for name, dset in handle[group].items():
                 if name == "id" or not hasattr(dset, "shape") or dset.ndim != 1:
                     continue
-                values = (
-                    dset[sorted_positions.tolist()] if len(sorted_positions) < dset.shape[0] else dset[()]
-                )
+                values = dset[sorted_positions.tolist()] if len(sorted_positions) < dset.shape[0] else dset[()]
                 fields[name] = _decode(np.asarray(values))[inverse]
             frame = pd.DataFrame(fields, index=pd.Index(np.asarray(ids)[positions], dtype=str))
             return _convert_meta(frame)
@@ -217,9 +211,7 @@ def _read_gct_text(path: Path, rows: list[str] | None, columns: list[str] | None
     return adata
 
 
-def read_gct(
-    path: str | Path, rows: Iterable[str] | None = None, columns: Iterable[str] | None = None
-) -> AnnData:
+def read_gct(path: str | Path, rows: Iterable[str] | None = None, columns: Iterable[str] | None = None) -> AnnData:
     """Read a GCT (text #1.2/#1.3, optionally gzipped) or GCTX (HDF5) file, or a selection of it.
 
     The format is detected from the first bytes (HDF5 signature), not from the extension: cmapPy's
@@ -389,9 +381,7 @@ def load_cmapr_kd_plate(files: Mapping[str, Path], manifest, **_: object) -> Ann
     cdesc = gct.cdesc.reset_index(drop=True)
     needed = {"pert_type", "pert_univ_id", "pert_mfc_id", "pert_iname", "pert_plate", "pert_well"}
     if not needed <= set(cdesc.columns) or "pr_gene_symbol" not in rdesc:
-        raise SchemaError(
-            f"{path}: column metadata lacks {sorted(needed - set(cdesc.columns))} or pr_gene_symbol"
-        )
+        raise SchemaError(f"{path}: column metadata lacks {sorted(needed - set(cdesc.columns))} or pr_gene_symbol")
     if matrix.shape != (len(rid), len(cid)):
         raise SchemaError(f"{path}: matrix {matrix.shape} vs {len(rid)} rids × {len(cid)} cids")
 
@@ -409,9 +399,7 @@ def load_cmapr_kd_plate(files: Mapping[str, Path], manifest, **_: object) -> Ann
     targets = [symbol_of_entrez.get(e, "") if t else CONTROL_LABEL for e, t in zip(target_entrez, treated)]
     unknown = sorted({e for e, t, s in zip(target_entrez, treated, targets) if t and not s})
     if unknown:  # not on this plate; fall back to the source's current symbol
-        targets = [
-            s or str(d) for s, d in zip(targets, cdesc.get("pert_mfc_desc", cdesc["pert_iname"]).astype(str))
-        ]
+        targets = [s or str(d) for s, d in zip(targets, cdesc.get("pert_mfc_desc", cdesc["pert_iname"]).astype(str))]
     control_type = np.where(
         treated, "", np.where(pert_type == "ctl_untrt", "UNTREATED", cdesc["pert_iname"].astype(str))
     )

@@ -239,7 +239,9 @@ def _library_sizes(adata: ad.AnnData, column: str) -> np.ndarray:
     sizes = pd.to_numeric(adata.obs[column], errors="coerce").to_numpy(dtype=float)
     bad = ~np.isfinite(sizes) | (sizes <= 0)
     if bad.any():
-        raise SchemaError(f"obs[{column!r}] has {int(bad.sum())} cells with a missing, non-numeric or non-positive library size")
+        raise SchemaError(
+            f"obs[{column!r}] has {int(bad.sum())} cells with a missing, non-numeric or non-positive library size"
+        )
     panel = np.asarray(adata.X.sum(axis=1)).ravel()
     short = sizes < panel - 1e-6
     if short.any():
@@ -342,7 +344,9 @@ def from_anndata(
             f"control label {control_label!r} is absent from obs[{perturbation_column!r}]; labels there: {shown}{more}"
         )
     if UNASSIGNED_LABEL in set(labels[~unassigned]):
-        raise SchemaError(f"obs[{perturbation_column!r}] uses {UNASSIGNED_LABEL!r} as a label; vcclib reserves it for cells without one")
+        raise SchemaError(
+            f"obs[{perturbation_column!r}] uses {UNASSIGNED_LABEL!r} as a label; vcclib reserves it for cells without one"
+        )
     if not adata.var_names.is_unique:
         dupes = adata.var_names[adata.var_names.duplicated()].unique()
         raise SchemaError(f"{len(dupes)} duplicated gene names, e.g. {list(dupes[:5])}; make them unique first")
@@ -426,9 +430,20 @@ def load_user_h5ad(path: str | Path, *, perturbation_column: str, control_label:
 @loader(
     "h5ad",
     returns="anndata",
-    options=("perturbation_column", "control_label", "dataset", "perturbation_type", "cell_line",
-             "cell_type_column", "guide_column", "organism", "x_scale", "library_size_column", "target_sum",
-             "keep_unassigned"),
+    options=(
+        "perturbation_column",
+        "control_label",
+        "dataset",
+        "perturbation_type",
+        "cell_line",
+        "cell_type_column",
+        "guide_column",
+        "organism",
+        "x_scale",
+        "library_size_column",
+        "target_sum",
+        "keep_unassigned",
+    ),
 )
 def load_h5ad_from_manifest(files: dict[str, Path], manifest: Manifest, **options) -> ad.AnnData:
     """Generic loader for a full-scale h5ad dataset; the manifest's ``loader_options`` name its columns."""

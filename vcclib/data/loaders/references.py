@@ -51,9 +51,7 @@ def load_trrust(files: Mapping[str, Path], manifest, **_: object) -> pd.DataFram
         dtype=str,
     )  # fmt: skip
     if table[["tf", "target", "mode"]].isna().any().any():
-        raise SchemaError(
-            f"{path.name}: rows without TF, target or mode; not a TRRUST table (TF, target, mode, PMIDs)"
-        )
+        raise SchemaError(f"{path.name}: rows without TF, target or mode; not a TRRUST table (TF, target, mode, PMIDs)")
     bad = sorted(set(table["mode"]) - set(TRRUST_MODES))
     if bad:
         raise SchemaError(f"{path.name}: unknown regulation modes {bad[:5]}")

@@ -35,7 +35,10 @@ STATISTICS = {
     "number of cells (filtered)": ("n_cells_filtered", "cells, after removing low-quality or dying cells"),
     "target expression": ("target_expression", "normalised expression of the target in control cells"),
     "fold knockdown": ("fold_knockdown", "target expression in perturbed / control cells (ratio)"),
-    "percent knockdown": ("percent_knockdown", "fraction change of the target (-1 = fully silenced; a fraction, not %)"),
+    "percent knockdown": (
+        "percent_knockdown",
+        "fraction change of the target (-1 = fully silenced; a fraction, not %)",
+    ),
     "core_control": ("core_control", "bool: a core non-targeting control"),
     "mean leverage score": ("mean_leverage", "mean leverage score of the perturbation's cells"),
     "std of leverage score": ("std_leverage", "standard deviation of the leverage score"),
@@ -43,7 +46,10 @@ STATISTICS = {
     "Number of DEGs (anderson-darling)": ("n_degs_anderson_darling", "genes, BH-adjusted p < 0.05"),
     "Number of DEGs (Mann-Whitney)": ("n_degs_mann_whitney", "genes, BH-adjusted p < 0.05"),
     "Z-scored number of UMIs": ("umis_zscore", "z-score vs control cells of the same gem group"),
-    "Fraction of mitochondrially encoded RNA": ("mito_fraction", "fraction of UMIs from the 13 mtDNA protein-coding genes"),
+    "Fraction of mitochondrially encoded RNA": (
+        "mito_fraction",
+        "fraction of UMIs from the 13 mtDNA protein-coding genes",
+    ),
     "Fraction of TE RNA": ("te_fraction", "fraction of UMIs from transposable elements"),
     "Z-scored CIN score": ("cin_zscore", "chromosomal-instability score, z-scored vs control cells"),
 }
@@ -84,7 +90,9 @@ def statistics_table(sheets: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         if missing:
             raise SchemaError(f"Table S2 sheet {sheet} lacks columns {missing}")
         ids = table["genetic perturbation"].astype(str)
-        frame = pd.concat([pd.DataFrame({"perturbation_id": ids, "screen": screen}), parse_perturbation_id(ids)], axis=1)
+        frame = pd.concat(
+            [pd.DataFrame({"perturbation_id": ids, "screen": screen}), parse_perturbation_id(ids)], axis=1
+        )
         for column, (name, _) in STATISTICS.items():
             frame[name] = table[column].to_numpy()
         frames.append(frame)

@@ -59,9 +59,7 @@ def load_biodiscoveryagent(files: Mapping[str, Path], manifest, **_: object) -> 
             table["score"] = pd.to_numeric(table["score"], errors="raise")
             out[match.group(1)] = table
         elif name.endswith(".gene_summary.txt"):
-            out[name.removesuffix(".gene_summary.txt")] = _check(
-                pd.read_csv(path, sep="\t"), MAGECK_RRA_COLUMNS, name
-            )
+            out[name.removesuffix(".gene_summary.txt")] = _check(pd.read_csv(path, sep="\t"), MAGECK_RRA_COLUMNS, name)
     if not out:
         raise KeyError(f"no screen tables among {sorted(files)}")
     return out
@@ -128,9 +126,7 @@ def load_norman2019_gi(files: Mapping[str, Path], manifest, **_: object) -> dict
     missing = sorted(need - set(files))
     if missing:
         raise KeyError(f"missing {missing}; have {sorted(files)}")
-    fits = _check(
-        pd.read_csv(files["regr_fits_final.csv"]), ["name", "coef_first", "coef_second"], "regr_fits"
-    )
+    fits = _check(pd.read_csv(files["regr_fits_final.csv"]), ["name", "coef_first", "coef_second"], "regr_fits")
     pairs = fits["name"].astype(str).str.split("_", n=1, expand=True)
     fits.insert(1, "gene_a", pairs[0])
     fits.insert(2, "gene_b", pairs[1])

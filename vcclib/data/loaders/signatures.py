@@ -44,7 +44,9 @@ def read_sigrecon(path: Path) -> dict[str, dict[str, list[str]]]:
 
 
 def _signature_targets(signatures: Signatures) -> set[str]:
-    return set(signatures.perturbations) if signatures.perturbation_type in ("CRISPRi", "CRISPRko", "CRISPRa") else set()
+    return (
+        set(signatures.perturbations) if signatures.perturbation_type in ("CRISPRi", "CRISPRko", "CRISPRa") else set()
+    )
 
 
 @loader("signatures_sigrecon", returns="signatures", targets=_signature_targets)

@@ -56,8 +56,9 @@ class ForestArrays:
         right = np.concatenate([tree.children_right for tree in trees]).astype(np.int64)
         feature = np.concatenate([tree.feature for tree in trees]).astype(np.int64)
         threshold = np.concatenate([tree.threshold for tree in trees]).astype(np.float64)
-        missing = np.concatenate([np.asarray(getattr(tree, "missing_go_to_left", np.zeros(tree.node_count)))
-                                  for tree in trees]).astype(bool)
+        missing = np.concatenate(
+            [np.asarray(getattr(tree, "missing_go_to_left", np.zeros(tree.node_count))) for tree in trees]
+        ).astype(bool)
         values = np.concatenate([tree.value[:, :, 0] for tree in trees]).astype(np.float64)
         is_leaf = left == _LEAF
         unique, rows = np.unique(values[is_leaf], axis=0, return_inverse=True)
@@ -95,9 +96,17 @@ class ForestArrays:
 
     def to_state(self) -> dict[str, Any]:
         """The arrays as a dict (for :mod:`vcclib.models.storage`)."""
-        return {"offsets": self.offsets, "left": self.left, "right": self.right, "feature": self.feature,
-                "threshold": self.threshold, "missing_left": self.missing_left, "leaf_row": self.leaf_row,
-                "values": self.values, "n_features": self.n_features}
+        return {
+            "offsets": self.offsets,
+            "left": self.left,
+            "right": self.right,
+            "feature": self.feature,
+            "threshold": self.threshold,
+            "missing_left": self.missing_left,
+            "leaf_row": self.leaf_row,
+            "values": self.values,
+            "n_features": self.n_features,
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> ForestArrays:

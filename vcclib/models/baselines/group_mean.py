@@ -24,24 +24,35 @@ from vcclib.models.spec import PredictionTask, register_model
 from vcclib.registry import ModelKind
 
 
-@register_model("group_mean", kind=ModelKind.LEARNED, halves="random",
-                tasks=[PredictionTask.UNSEEN_PERTURBATION],
-                source="this project's phenotype-groups chapter (group oracle: the group, not the effect)",
-                description="control mean + mean Δ of the training perturbations in the held-out perturbation's "
-                "phenotype group (group read from its query half A)")
+@register_model(
+    "group_mean",
+    kind=ModelKind.LEARNED,
+    halves="random",
+    tasks=[PredictionTask.UNSEEN_PERTURBATION],
+    source="this project's phenotype-groups chapter (group oracle: the group, not the effect)",
+    description="control mean + mean Δ of the training perturbations in the held-out perturbation's "
+    "phenotype group (group read from its query half A)",
+)
 class GroupMean(Model):
     """Mean Δ of the held-out perturbation's phenotype group (see the module docstring)."""
 
     def __init__(self, spec, min_correlation: float = 0.3, min_size: int = 2, groups=None, **params):
-        super().__init__(spec, min_correlation=min_correlation, min_size=min_size,
-                         groups=dict(groups) if groups else None, **params)
+        super().__init__(
+            spec, min_correlation=min_correlation, min_size=min_size, groups=dict(groups) if groups else None, **params
+        )
 
     def _fit(self, train, heldout):
         self._heldout_X = heldout.X if heldout is not None else None
-        self._heldout_cov = (np.asarray(covariates_of(heldout, self.covariate_column), dtype=str)
-                             if heldout is not None else np.array([], dtype=str))
-        self._heldout_pert = (heldout.obs["perturbation"].astype(str).to_numpy(dtype=str)
-                              if heldout is not None else np.array([], dtype=str))
+        self._heldout_cov = (
+            np.asarray(covariates_of(heldout, self.covariate_column), dtype=str)
+            if heldout is not None
+            else np.array([], dtype=str)
+        )
+        self._heldout_pert = (
+            heldout.obs["perturbation"].astype(str).to_numpy(dtype=str)
+            if heldout is not None
+            else np.array([], dtype=str)
+        )
 
     def _groups(self, covariate: str) -> dict:
         from vcclib.analyses.phenotypes.groups import SINGLETON, cluster
@@ -51,8 +62,12 @@ class GroupMean(Model):
         if self.params["groups"]:
             labels = pd.Series({p: self.params["groups"].get(p, SINGLETON) for p in deltas.index})
         elif len(deltas) >= 2:
-            labels = cluster(profile_similarity(deltas, "correlation"), "hierarchical",
-                             threshold=1 - self.params["min_correlation"], min_size=self.params["min_size"])
+            labels = cluster(
+                profile_similarity(deltas, "correlation"),
+                "hierarchical",
+                threshold=1 - self.params["min_correlation"],
+                min_size=self.params["min_size"],
+            )
         else:
             labels = pd.Series(SINGLETON, index=deltas.index)
         grouped = labels[labels != SINGLETON]
@@ -60,8 +75,11 @@ class GroupMean(Model):
         return {"centroids": centroids}
 
     def _extra_state(self):
-        return {"heldout": None if self._heldout_X is None else _as_dense(self._heldout_X),
-                "covariates": self._heldout_cov.tolist(), "perturbations": self._heldout_pert.tolist()}
+        return {
+            "heldout": None if self._heldout_X is None else _as_dense(self._heldout_X),
+            "covariates": self._heldout_cov.tolist(),
+            "perturbations": self._heldout_pert.tolist(),
+        }
 
     def _set_extra_state(self, state):
         self._heldout_X = state["heldout"]

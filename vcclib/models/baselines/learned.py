@@ -41,9 +41,14 @@ def _linear(name: str, gene: str, pert: str, needs: tuple[str, ...] = ()):
     """One variant of the linear model (its gene and perturbation embeddings)."""
     pieces = ["training-PCA" if e == "pca" else e for e in (gene, pert)]
     return register_model(
-        name, kind=LEARNED, params={"gene_embedding": gene, "pert_embedding": pert}, needs=needs,
-        tasks=EMBEDDING_TASKS, source=_LINEAR_SOURCE,
-        description=f"ridge bilinear Δ = G W P + b; gene embedding {pieces[0]}, perturbation embedding {pieces[1]}")
+        name,
+        kind=LEARNED,
+        params={"gene_embedding": gene, "pert_embedding": pert},
+        needs=needs,
+        tasks=EMBEDDING_TASKS,
+        source=_LINEAR_SOURCE,
+        description=f"ridge bilinear Δ = G W P + b; gene embedding {pieces[0]}, perturbation embedding {pieces[1]}",
+    )
 
 
 @_linear("linear_go_go", "go", "go", ("go",))
@@ -62,8 +67,14 @@ class LinearModel(Model):
     """
 
     def __init__(self, spec, gene_embedding="pca", pert_embedding="pca", n_components=10, ridge=0.1, **params):
-        super().__init__(spec, gene_embedding=gene_embedding, pert_embedding=pert_embedding,
-                         n_components=n_components, ridge=ridge, **params)
+        super().__init__(
+            spec,
+            gene_embedding=gene_embedding,
+            pert_embedding=pert_embedding,
+            n_components=n_components,
+            ridge=ridge,
+            **params,
+        )
 
     def _gene_space(self, deltas: pd.DataFrame, covariate: str) -> pd.DataFrame:
         genes = self.var_names
@@ -117,9 +128,15 @@ class LinearModel(Model):
 def _knn(name: str, embedding: str, k: int = 3, extra: str | None = None):
     """One variant of the nearest-neighbour model (its embedding)."""
     return register_model(
-        name, kind=LEARNED, params={"embedding": embedding}, needs=(embedding,), extra=extra, tasks=EMBEDDING_TASKS,
+        name,
+        kind=LEARNED,
+        params={"embedding": embedding},
+        needs=(embedding,),
+        extra=extra,
+        tasks=EMBEDDING_TASKS,
         source="vcclib (kNN over prior-knowledge gene embeddings)",
-        description=f"mean Δ of the {k} training perturbations nearest in the {embedding} embedding (cosine)")
+        description=f"mean Δ of the {k} training perturbations nearest in the {embedding} embedding (cosine)",
+    )
 
 
 @_knn("knn_text", "text", extra="text")
@@ -162,11 +179,15 @@ class NearestNeighbours(Model):
         return np.vstack(rows), np.array(flags)
 
 
-@register_model("random_forest", kind=LEARNED, needs=("go", "coessentiality", "depmap", "lincs"),
-                tasks=EMBEDDING_TASKS, test_params={"n_estimators": 5},
-                source="vcclib (random forest on crafted perturbation features)",
-                description="random forest: Δ ~ GO + DepMap essentiality/co-essentiality + LINCS + target "
-                "expression in control")
+@register_model(
+    "random_forest",
+    kind=LEARNED,
+    needs=("go", "coessentiality", "depmap", "lincs"),
+    tasks=EMBEDDING_TASKS,
+    test_params={"n_estimators": 5},
+    source="vcclib (random forest on crafted perturbation features)",
+    description="random forest: Δ ~ GO + DepMap essentiality/co-essentiality + LINCS + target expression in control",
+)
 class RandomForest(Model):
     """A random forest regressing each perturbation's Δ (all genes, multi-output) on crafted features.
 
@@ -192,8 +213,12 @@ class RandomForest(Model):
         if len(deltas) < 2:
             return None
         X = self._features(covariate, deltas.index)
-        forest = RandomForestRegressor(n_estimators=int(self.params["n_estimators"]), max_features=0.5,
-                                       random_state=int(self.params["seed"]), n_jobs=1)
+        forest = RandomForestRegressor(
+            n_estimators=int(self.params["n_estimators"]),
+            max_features=0.5,
+            random_state=int(self.params["seed"]),
+            n_jobs=1,
+        )
         forest.fit(X.to_numpy(), deltas.to_numpy())
         return {"forest": ForestArrays.from_sklearn(forest).to_state(), "columns": X.columns}
 

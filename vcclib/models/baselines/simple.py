@@ -24,8 +24,12 @@ MIN = ModelKind.MIN_REFERENCE
 MAX = ModelKind.MAX_REFERENCE
 
 
-@register_model("control_mean", kind=MIN, source="the 'no change' reference (every benchmark)",
-                description="control mean of the query's cell type/line; Δ = 0")
+@register_model(
+    "control_mean",
+    kind=MIN,
+    source="the 'no change' reference (every benchmark)",
+    description="control mean of the query's cell type/line; Δ = 0",
+)
 class ControlMean(Model):
     """Predict no change: every perturbation gets its covariate's control mean (Δ = 0)."""
 
@@ -33,10 +37,12 @@ class ControlMean(Model):
         return np.zeros((len(perturbations), len(self.var_names))), np.zeros(len(perturbations), bool)
 
 
-@register_model("perturbed_mean_pooled", kind=MIN,
-                source="Systema (Viñas Torné et al. 2025): mean of all perturbed cells",
-                description="control mean + (pooled perturbed cells' mean − control mean); large perturbations "
-                "weigh by cells")
+@register_model(
+    "perturbed_mean_pooled",
+    kind=MIN,
+    source="Systema (Viñas Torné et al. 2025): mean of all perturbed cells",
+    description="control mean + (pooled perturbed cells' mean − control mean); large perturbations weigh by cells",
+)
 class PooledPerturbedMean(Model):
     """The mean over all perturbed training cells pooled (Systema's perturbed centroid)."""
 
@@ -56,10 +62,12 @@ class PooledPerturbedMean(Model):
         return np.tile(delta, (len(perturbations), 1)), np.zeros(len(perturbations), bool)
 
 
-@register_model("perturbed_mean", kind=MIN,
-                source="Diversity by Design (Shift Bioscience 2025): mean of perturbation means",
-                description="control mean + mean over training perturbations of their mean Δ (each perturbation "
-                "weighs 1)")
+@register_model(
+    "perturbed_mean",
+    kind=MIN,
+    source="Diversity by Design (Shift Bioscience 2025): mean of perturbation means",
+    description="control mean + mean over training perturbations of their mean Δ (each perturbation weighs 1)",
+)
 class MeanOfMeans(Model):
     """The mean of the per-perturbation means (Diversity by Design's mean baseline)."""
 
@@ -68,10 +76,12 @@ class MeanOfMeans(Model):
         return np.tile(delta, (len(perturbations), 1)), np.zeros(len(perturbations), bool)
 
 
-@register_model("celleval_mean", kind=MIN,
-                source="cell-eval (Arc Institute) VCC 2025 baseline: mean of group means incl. control",
-                description="control mean + n/(n+1) × mean Δ (the control group's Δ = 0 enters the average); "
-                "real controls added")
+@register_model(
+    "celleval_mean",
+    kind=MIN,
+    source="cell-eval (Arc Institute) VCC 2025 baseline: mean of group means incl. control",
+    description="control mean + n/(n+1) × mean Δ (the control group's Δ = 0 enters the average); real controls added",
+)
 class CellEvalMean(Model):
     """cell-eval's VCC baseline: the mean of all group means *including the control group*."""
 
@@ -81,10 +91,13 @@ class CellEvalMean(Model):
         return np.tile(delta, (len(perturbations), 1)), np.zeros(len(perturbations), bool)
 
 
-@register_model("seen_delta", kind=MIN, tasks=[PredictionTask.COVARIATE_TRANSFER],
-                source="covariate-transfer shift baseline (scGen/CPA-style mean shift)",
-                description="control mean of the query covariate + the same perturbation's mean Δ in the other "
-                "covariates")
+@register_model(
+    "seen_delta",
+    kind=MIN,
+    tasks=[PredictionTask.COVARIATE_TRANSFER],
+    source="covariate-transfer shift baseline (scGen/CPA-style mean shift)",
+    description="control mean of the query covariate + the same perturbation's mean Δ in the other covariates",
+)
 class SeenDelta(Model):
     """The perturbation's own mean Δ from the covariates where it was seen (scGen-style shift transfer).
 
@@ -105,9 +118,13 @@ class SeenDelta(Model):
         return np.vstack(rows), np.array(flags)
 
 
-@register_model("additive", kind=MIN, tasks=[PredictionTask.COMBINATION],
-                source="Ahlmann-Eltze, Huber & Anders 2025 (additive model for double perturbations)",
-                description="control mean + sum of the seen singles' mean Δ; fallback mean of means")
+@register_model(
+    "additive",
+    kind=MIN,
+    tasks=[PredictionTask.COMBINATION],
+    source="Ahlmann-Eltze, Huber & Anders 2025 (additive model for double perturbations)",
+    description="control mean + sum of the seen singles' mean Δ; fallback mean of means",
+)
 class Additive(Model):
     """Combinations as the sum of their singles' effects: ctrl + Σ_t (single_t − ctrl) (Ahlmann-Eltze 2025).
 
@@ -144,15 +161,24 @@ class HeldoutCells(Model):
 
     def _extra_state(self):
         X = self._heldout_X
-        matrix = ({"data": X.data, "indices": X.indices, "indptr": X.indptr, "shape": list(X.shape)}
-                  if sp.issparse(X) else {"dense": np.asarray(X)})
-        return {"X": matrix, "covariates": self._heldout_covariates.tolist(),
-                "perturbations": self._heldout_perturbations.tolist()}
+        matrix = (
+            {"data": X.data, "indices": X.indices, "indptr": X.indptr, "shape": list(X.shape)}
+            if sp.issparse(X)
+            else {"dense": np.asarray(X)}
+        )
+        return {
+            "X": matrix,
+            "covariates": self._heldout_covariates.tolist(),
+            "perturbations": self._heldout_perturbations.tolist(),
+        }
 
     def _set_extra_state(self, state):
         matrix = state["X"]
-        self._heldout_X = (sp.csr_matrix((matrix["data"], matrix["indices"], matrix["indptr"]),
-                                         shape=tuple(matrix["shape"])) if "data" in matrix else matrix["dense"])
+        self._heldout_X = (
+            sp.csr_matrix((matrix["data"], matrix["indices"], matrix["indptr"]), shape=tuple(matrix["shape"]))
+            if "data" in matrix
+            else matrix["dense"]
+        )
         self._heldout_covariates = np.asarray(state["covariates"], dtype=str)
         self._heldout_perturbations = np.asarray(state["perturbations"], dtype=str)
 
@@ -170,25 +196,44 @@ class HeldoutCells(Model):
                 blocks.append(self.control_mean(row.covariate)[None, :])
                 flags = True
             n = blocks[-1].shape[0]
-            obs.append(pd.DataFrame({"covariate": [row.covariate] * n, "perturbation": [row.perturbation] * n,
-                                     "vcc_fallback": [flags] * n}))
+            obs.append(
+                pd.DataFrame(
+                    {
+                        "covariate": [row.covariate] * n,
+                        "perturbation": [row.perturbation] * n,
+                        "vcc_fallback": [flags] * n,
+                    }
+                )
+            )
         X = np.vstack(blocks) if blocks else np.zeros((0, len(self.var_names)))
-        frame = pd.concat(obs, ignore_index=True) if obs else pd.DataFrame(
-            columns=["covariate", "perturbation", "vcc_fallback"])
+        frame = (
+            pd.concat(obs, ignore_index=True)
+            if obs
+            else pd.DataFrame(columns=["covariate", "perturbation", "vcc_fallback"])
+        )
         return self._to_anndata(X, frame)
 
 
-@register_model("technical_duplicate", kind=MAX, output=ModelOutput.CELLS, halves="random",
-                source="Diversity by Design (2025); cell-eval --ceiling: split-half of each perturbation's cells",
-                description="a random half of each held-out perturbation's cells predicts the other (scored) half")
+@register_model(
+    "technical_duplicate",
+    kind=MAX,
+    output=ModelOutput.CELLS,
+    halves="random",
+    source="Diversity by Design (2025); cell-eval --ceiling: split-half of each perturbation's cells",
+    description="a random half of each held-out perturbation's cells predicts the other (scored) half",
+)
 class TechnicalDuplicate(HeldoutCells):
     """The technical duplicate: a random half of each held-out group's cells."""
 
 
-@register_model("replicate", kind=MAX, output=ModelOutput.CELLS, halves="replicate",
-                source="biological replicates of the same experiment (Papalexi 2021 rep_1–rep_3)",
-                description="cells of the other biological replicates (control-matched) predict the scored "
-                "replicates")
+@register_model(
+    "replicate",
+    kind=MAX,
+    output=ModelOutput.CELLS,
+    halves="replicate",
+    source="biological replicates of the same experiment (Papalexi 2021 rep_1–rep_3)",
+    description="cells of the other biological replicates (control-matched) predict the scored replicates",
+)
 class BiologicalReplicate(HeldoutCells):
     """The other biological replicates' cells, moved onto the scored replicates' control level.
 
@@ -217,7 +262,7 @@ class BiologicalReplicate(HeldoutCells):
             query = in_cov & np.isin(reps, list(query_reps))
             scored = in_cov & ~np.isin(reps, list(query_reps))
             if query.any() and scored.any():
-                self._shift[covariate] = (_as_dense(train.X[scored]).mean(0) - _as_dense(train.X[query]).mean(0))
+                self._shift[covariate] = _as_dense(train.X[scored]).mean(0) - _as_dense(train.X[query]).mean(0)
 
     def _extra_state(self):
         return {**super()._extra_state(), "shift": dict(self._shift)}

@@ -40,18 +40,45 @@ class Package:
 
 #: model name → its packages, install command and licence (from each package's own metadata / licence file)
 PACKAGES: dict[str, Package] = {
-    "gears": Package(("cell-gears", "torch-geometric", "torch"), "pip install 'vcclib[models]'", "MIT",
-                     "https://github.com/snap-stanford/GEARS"),
-    "biolord": Package(("biolord", "scvi-tools", "torch"), "pip install 'vcclib[models]'", "BSD-3-Clause",
-                       "https://github.com/nitzanlab/biolord"),
-    "scgen": Package(("pertpy", "jax", "flax", "scvi-tools"), "pip install 'vcclib[models]'", "BSD-3-Clause (scGen: BSD-3)",
-                     "https://github.com/scverse/pertpy"),
-    "cpa": Package(("cpa-tools", "torch", "scvi-tools"), "make env-cpa", "BSD-3-Clause",
-                   "https://github.com/theislab/cpa", environment="cpa"),
-    "cellflow": Package(("cellflow-tools", "jax", "ott-jax"), "make env-cellflow", "BSD-3-Clause",
-                        "https://github.com/theislab/cellflow", environment="cellflow"),
-    "scpram": Package(("scpram", "torch", "pot"), "make env-scpram", "MIT", "https://github.com/jiang-q19/scPRAM",
-                      environment="scpram"),
+    "gears": Package(
+        ("cell-gears", "torch-geometric", "torch"),
+        "pip install 'vcclib[models]'",
+        "MIT",
+        "https://github.com/snap-stanford/GEARS",
+    ),
+    "biolord": Package(
+        ("biolord", "scvi-tools", "torch"),
+        "pip install 'vcclib[models]'",
+        "BSD-3-Clause",
+        "https://github.com/nitzanlab/biolord",
+    ),
+    "scgen": Package(
+        ("pertpy", "jax", "flax", "scvi-tools"),
+        "pip install 'vcclib[models]'",
+        "BSD-3-Clause (scGen: BSD-3)",
+        "https://github.com/scverse/pertpy",
+    ),
+    "cpa": Package(
+        ("cpa-tools", "torch", "scvi-tools"),
+        "make env-cpa",
+        "BSD-3-Clause",
+        "https://github.com/theislab/cpa",
+        environment="cpa",
+    ),
+    "cellflow": Package(
+        ("cellflow-tools", "jax", "ott-jax"),
+        "make env-cellflow",
+        "BSD-3-Clause",
+        "https://github.com/theislab/cellflow",
+        environment="cellflow",
+    ),
+    "scpram": Package(
+        ("scpram", "torch", "pot"),
+        "make env-scpram",
+        "MIT",
+        "https://github.com/jiang-q19/scPRAM",
+        environment="scpram",
+    ),
 }
 
 

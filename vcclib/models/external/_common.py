@@ -32,8 +32,19 @@ from vcclib.models.base import Model, covariates_of
 from vcclib.optional import require
 
 #: loggers of the training frameworks, silenced during fit and predict (book outputs show no progress)
-NOISY_LOGGERS = ("lightning", "lightning.pytorch", "pytorch_lightning", "lightning.fabric", "scvi", "jax",
-                 "absl", "torch_geometric", "cellflow", "gears", "state")
+NOISY_LOGGERS = (
+    "lightning",
+    "lightning.pytorch",
+    "pytorch_lightning",
+    "lightning.fabric",
+    "scvi",
+    "jax",
+    "absl",
+    "torch_geometric",
+    "cellflow",
+    "gears",
+    "state",
+)
 
 
 @contextlib.contextmanager
@@ -45,8 +56,11 @@ def quiet() -> Iterator[None]:
     previous = os.environ.get("TQDM_DISABLE")
     os.environ["TQDM_DISABLE"] = "1"
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
-                contextlib.redirect_stderr(io.StringIO()):
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+        ):
             warnings.simplefilter("ignore")
             yield
     finally:
@@ -165,8 +179,9 @@ class ExternalModel(Model):
         obs.index = [f"train_{i}" for i in range(len(obs))]
         obs = obs.astype("category") if len(obs.columns) else obs
         obs["is_control"] = (obs["perturbation"].astype(str) == self.control_label).to_numpy()
-        self.train_cells = AnnData(X=np.asarray(state["X"], dtype=np.float32), obs=obs,
-                                   var=pd.DataFrame(index=self.var_names.copy()))
+        self.train_cells = AnnData(
+            X=np.asarray(state["X"], dtype=np.float32), obs=obs, var=pd.DataFrame(index=self.var_names.copy())
+        )
         seed_everything(self.seed)
         with quiet():
             self._rebuild(self.train_cells)
@@ -177,9 +192,12 @@ def compact_cells(adata: AnnData, covariate_column: str | None) -> AnnData:
     """The training cells as the wrappers use them: dense float32 log1p ``X``; obs ``covariate``,
     ``perturbation`` (strings, categorical) and ``is_control``."""
     X = adata.X.toarray() if sp.issparse(adata.X) else np.asarray(adata.X)
-    obs = pd.DataFrame({
-        "covariate": covariates_of(adata, covariate_column),
-        "perturbation": adata.obs["perturbation"].astype(str).to_numpy(),
-    }, index=[f"train_{i}" for i in range(adata.n_obs)]).astype("category")
+    obs = pd.DataFrame(
+        {
+            "covariate": covariates_of(adata, covariate_column),
+            "perturbation": adata.obs["perturbation"].astype(str).to_numpy(),
+        },
+        index=[f"train_{i}" for i in range(adata.n_obs)],
+    ).astype("category")
     obs["is_control"] = adata.obs["is_control"].astype(bool).to_numpy()
     return AnnData(X=X.astype(np.float32), obs=obs, var=pd.DataFrame(index=adata.var_names.copy()))

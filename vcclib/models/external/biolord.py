@@ -32,11 +32,20 @@ ATTRIBUTE = "perturbation_go"
 
 
 @register_model(
-    "biolord", kind=ModelKind.EXTERNAL, extra="models",
+    "biolord",
+    kind=ModelKind.EXTERNAL,
+    extra="models",
     description="biolord: disentangled decoder over cell line + GO vector of the perturbation",
     source="Piran et al. 2024, Nat Biotechnol (biolord 0.0.3; BSD-3)",
-    params={"n_latent": 32, "max_epochs": 30, "batch_size": 128, "decoder_width": 256, "attribute_width": 64,
-            "seed": 0, "device": "auto"},
+    params={
+        "n_latent": 32,
+        "max_epochs": 30,
+        "batch_size": 128,
+        "decoder_width": 256,
+        "attribute_width": 64,
+        "seed": 0,
+        "device": "auto",
+    },
     needs=("go",),
     tasks=(PredictionTask.UNSEEN_PERTURBATION, PredictionTask.COMBINATION, PredictionTask.COVARIATE_TRANSFER),
     test_params={"n_latent": 8, "max_epochs": 1, "decoder_width": 32, "attribute_width": 16},
@@ -66,24 +75,42 @@ class Biolord(ExternalModel):
             if p in known:
                 vectors[i] = known[p]
         data.obsm[ATTRIBUTE] = vectors
-        biolord.Biolord.setup_anndata(data, ordered_attributes_keys=[ATTRIBUTE],
-                                      categorical_attributes_keys=["covariate"])
+        biolord.Biolord.setup_anndata(
+            data, ordered_attributes_keys=[ATTRIBUTE], categorical_attributes_keys=["covariate"]
+        )
         width, attr = int(self.params["decoder_width"]), int(self.params["attribute_width"])
-        module_params = {"decoder_width": width, "decoder_depth": 2, "attribute_nn_width": attr,
-                         "attribute_nn_depth": 2, "n_latent_attribute_categorical": 4, "seed": self.seed}
+        module_params = {
+            "decoder_width": width,
+            "decoder_depth": 2,
+            "attribute_nn_width": attr,
+            "attribute_nn_depth": 2,
+            "n_latent_attribute_categorical": 4,
+            "seed": self.seed,
+        }
         model = biolord.Biolord(data, n_latent=int(self.params["n_latent"]), module_params=module_params)
         return model, data
 
     def _train(self, train) -> None:
         self.model, self.data = self._new(train)
         with tempfile.TemporaryDirectory() as logs:
-            self.model.train(max_epochs=int(self.params["max_epochs"]), batch_size=int(self.params["batch_size"]),
-                             early_stopping=False, enable_checkpointing=False, enable_progress_bar=False,
-                             default_root_dir=logs, accelerator="gpu" if self.device == "cuda" else "cpu",
-                             plan_kwargs={"n_epochs_warmup": 0, "latent_lr": 1e-3, "decoder_lr": 1e-3,
-                                          # biolord 0.0.3 reads self.latent_lr before setting it when these
-                                          # are None: given explicitly (run-time fix)
-                                          "attribute_nn_lr": {ATTRIBUTE: 1e-3}, "attribute_nn_wd": {ATTRIBUTE: 1e-4}})
+            self.model.train(
+                max_epochs=int(self.params["max_epochs"]),
+                batch_size=int(self.params["batch_size"]),
+                early_stopping=False,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                default_root_dir=logs,
+                accelerator="gpu" if self.device == "cuda" else "cpu",
+                plan_kwargs={
+                    "n_epochs_warmup": 0,
+                    "latent_lr": 1e-3,
+                    "decoder_lr": 1e-3,
+                    # biolord 0.0.3 reads self.latent_lr before setting it when these
+                    # are None: given explicitly (run-time fix)
+                    "attribute_nn_lr": {ATTRIBUTE: 1e-3},
+                    "attribute_nn_wd": {ATTRIBUTE: 1e-4},
+                },
+            )
 
     def _rebuild(self, train) -> None:
         self.model, self.data = self._new(train)
@@ -98,8 +125,11 @@ class Biolord(ExternalModel):
         import torch
 
         obs = self.data.obs
-        source = np.flatnonzero(((obs["covariate"].astype(str) == covariate)
-                                 & (obs["perturbation"].astype(str) == self.control_label)).to_numpy())
+        source = np.flatnonzero(
+            (
+                (obs["covariate"].astype(str) == covariate) & (obs["perturbation"].astype(str) == self.control_label)
+            ).to_numpy()
+        )
         known = self._embedding(perturbations)
         self.model.module.eval()
         rows, unanswered = [], []

@@ -31,15 +31,27 @@ from vcclib.registry import ModelKind
 
 
 @register_model(
-    "cellflow", kind=ModelKind.EXTERNAL,
+    "cellflow",
+    kind=ModelKind.EXTERNAL,
     description="CellFlow conditional flow matching over GO gene embeddings, in PCA space (own env)",
     source="Klein et al. 2025, bioRxiv (cellflow-tools 0.0.9; BSD-3)",
-    params={"n_pcs": 30, "hidden": 256, "layers": 2, "condition_dim": 64, "time_freqs": 64, "cond_dropout": 0.0,
-            "lr": 1e-4, "iterations": 1000, "batch_size": 256, "threads": 2, "seed": 0, "device": "auto"},
+    params={
+        "n_pcs": 30,
+        "hidden": 256,
+        "layers": 2,
+        "condition_dim": 64,
+        "time_freqs": 64,
+        "cond_dropout": 0.0,
+        "lr": 1e-4,
+        "iterations": 1000,
+        "batch_size": 256,
+        "threads": 2,
+        "seed": 0,
+        "device": "auto",
+    },
     needs=("go",),
     tasks=(PredictionTask.UNSEEN_PERTURBATION, PredictionTask.COMBINATION),
-    test_params={"n_pcs": 8, "hidden": 32, "condition_dim": 16, "time_freqs": 16, "iterations": 20,
-                 "batch_size": 64},
+    test_params={"n_pcs": 8, "hidden": 32, "condition_dim": 16, "time_freqs": 16, "iterations": 20, "batch_size": 64},
 )
 class CellFlow(OwnEnvModel):
     """cellflow-tools' ``CellFlow`` (OT flow matching) trained from scratch in ``.envs/cellflow``."""
@@ -52,5 +64,8 @@ class CellFlow(OwnEnvModel):
 
         targets = sorted({t for p in perturbations if p != self.control_label for t in split_targets(p)})
         table = gene_embedding("go", targets)
-        np.savez(work / "genes.npz", genes=np.asarray(table.index.astype(str), dtype=str),
-                 values=table.to_numpy(dtype=np.float32))
+        np.savez(
+            work / "genes.npz",
+            genes=np.asarray(table.index.astype(str), dtype=str),
+            values=table.to_numpy(dtype=np.float32),
+        )

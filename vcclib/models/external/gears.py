@@ -136,11 +136,20 @@ def _gears_workspace():
 
 
 @register_model(
-    "gears", kind=ModelKind.EXTERNAL, extra="models",
+    "gears",
+    kind=ModelKind.EXTERNAL,
+    extra="models",
     description="GEARS graph neural network over GO and co-expression graphs (unseen genes and pairs)",
     source="Roohani et al. 2024, Nat Biotechnol (cell-gears 0.1.2; MIT)",
-    params={"hidden_size": 64, "epochs": 5, "batch_size": 32, "lr": 1e-3, "graph_genes": [], "seed": 0,
-            "device": "auto"},
+    params={
+        "hidden_size": 64,
+        "epochs": 5,
+        "batch_size": 32,
+        "lr": 1e-3,
+        "graph_genes": [],
+        "seed": 0,
+        "device": "auto",
+    },
     needs=("go",),
     tasks=(PredictionTask.UNSEEN_PERTURBATION, PredictionTask.COMBINATION),
     test_params={"hidden_size": 16, "epochs": 1, "batch_size": 64},
@@ -156,8 +165,12 @@ class Gears(ExternalModel):
             return super()._require()
 
     def _graph_genes(self, train) -> list[str]:
-        targets = {t for p in train.obs["perturbation"].astype(str).unique() if p != self.control_label
-                   for t in split_targets(p)}
+        targets = {
+            t
+            for p in train.obs["perturbation"].astype(str).unique()
+            if p != self.control_label
+            for t in split_targets(p)
+        }
         return sorted(set(map(str, train.var_names)) | targets | set(map(str, self.params.get("graph_genes") or [])))
 
     def _build_gears(self, train, folder: str):
@@ -175,15 +188,19 @@ class Gears(ExternalModel):
             pickle.dump(genes, handle)
         data = train.copy()
         data.X = sp.csr_matrix(np.asarray(data.X, dtype=np.float32))
-        data.obs = pd.DataFrame({
-            "condition": [condition_label(p, self.control_label) for p in data.obs["perturbation"].astype(str)],
-            "cell_type": data.obs["covariate"].astype(str).to_numpy(),
-        }, index=data.obs_names)
+        data.obs = pd.DataFrame(
+            {
+                "condition": [condition_label(p, self.control_label) for p in data.obs["perturbation"].astype(str)],
+                "cell_type": data.obs["covariate"].astype(str).to_numpy(),
+            },
+            index=data.obs_names,
+        )
         # GEARS needs every target of its conditions in the graph: conditions with an unannotated target cannot
         # be trained on (they are predicted by the fallback)
         self.graph = sorted(gene2go)
-        usable = [c == "ctrl" or all(t in gene2go for t in c.replace("+ctrl", "").split("+"))
-                  for c in data.obs["condition"]]
+        usable = [
+            c == "ctrl" or all(t in gene2go for t in c.replace("+ctrl", "").split("+")) for c in data.obs["condition"]
+        ]
         data = data[np.asarray(usable)].copy()
         data.var["gene_name"] = data.var_names.astype(str)
         pert_data = PertData(folder, gene_set_path=os.path.join(folder, "genes.pkl"), default_pert_graph=False)

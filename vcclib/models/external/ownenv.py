@@ -88,21 +88,29 @@ def env_ready(environment: str) -> bool:
 def require_env(environment: str, purpose: str) -> Path:
     """The environment's python; :class:`EnvironmentMissing` (one line) when it has not been created."""
     if not env_ready(environment):
-        raise EnvironmentMissing(f"{purpose} runs in its own environment, which is missing here "
-                                 f"({envs_dir() / environment}): run `{install_command(environment)}`")
+        raise EnvironmentMissing(
+            f"{purpose} runs in its own environment, which is missing here "
+            f"({envs_dir() / environment}): run `{install_command(environment)}`"
+        )
     return env_python(environment)
 
 
 # --- the file exchange ------------------------------------------------------------------------------------
 def write_cells(adata: AnnData, path: Path) -> None:
     """Write the wrapper's training cells as the runners read them (plain obs columns, dense X)."""
-    obs = pd.DataFrame({
-        "covariate": pd.Categorical(adata.obs["covariate"].astype(str).to_numpy()),
-        "perturbation": pd.Categorical(adata.obs["perturbation"].astype(str).to_numpy()),
-        "is_control": adata.obs["is_control"].astype(bool).to_numpy(),
-    }, index=pd.Index([str(i) for i in adata.obs_names], dtype=object))
-    cells = AnnData(X=np.asarray(adata.X, dtype=np.float32), obs=obs,
-                    var=pd.DataFrame(index=pd.Index([str(g) for g in adata.var_names], dtype=object)))
+    obs = pd.DataFrame(
+        {
+            "covariate": pd.Categorical(adata.obs["covariate"].astype(str).to_numpy()),
+            "perturbation": pd.Categorical(adata.obs["perturbation"].astype(str).to_numpy()),
+            "is_control": adata.obs["is_control"].astype(bool).to_numpy(),
+        },
+        index=pd.Index([str(i) for i in adata.obs_names], dtype=object),
+    )
+    cells = AnnData(
+        X=np.asarray(adata.X, dtype=np.float32),
+        obs=obs,
+        var=pd.DataFrame(index=pd.Index([str(g) for g in adata.var_names], dtype=object)),
+    )
     cells.write_h5ad(path)
 
 
@@ -125,8 +133,10 @@ def read_prediction(path: Path, query: pd.DataFrame, n_genes: int) -> dict[tuple
     keys = list(zip(prediction.obs["covariate"].astype(str), prediction.obs["perturbation"].astype(str)))
     wanted = set(zip(query["covariate"], query["perturbation"]))
     if set(keys) != wanted or prediction.n_vars != n_genes:
-        raise RunnerFailed(f"{path}: the runner answered {len(set(keys))} groups × {prediction.n_vars} genes, "
-                           f"asked {len(wanted)} × {n_genes}")
+        raise RunnerFailed(
+            f"{path}: the runner answered {len(set(keys))} groups × {prediction.n_vars} genes, "
+            f"asked {len(wanted)} × {n_genes}"
+        )
     X = np.asarray(prediction.X, dtype=np.float64)
     answered = prediction.obs["answered"].astype(bool).to_numpy()
     return {key: (X[i], bool(answered[i])) for i, key in enumerate(keys)}
@@ -139,8 +149,15 @@ def run_runner(environment: str, command: str, work: Path, *, purpose: str, thre
     ``work/runner.log``. A failure raises :class:`RunnerFailed` naming the runner's last output line.
     """
     python = require_env(environment, purpose)
-    env = {**os.environ, "TQDM_DISABLE": "1", "WANDB_MODE": "disabled", "HF_HUB_OFFLINE": "1",
-           "PYTHONNOUSERSITE": "1", "PYTHONWARNINGS": "ignore", "JAX_PLATFORMS": "cpu"}
+    env = {
+        **os.environ,
+        "TQDM_DISABLE": "1",
+        "WANDB_MODE": "disabled",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONNOUSERSITE": "1",
+        "PYTHONWARNINGS": "ignore",
+        "JAX_PLATFORMS": "cpu",
+    }
     env.pop("PYTHONPATH", None)
     env.pop("VIRTUAL_ENV", None)
     if threads:
@@ -151,8 +168,15 @@ def run_runner(environment: str, command: str, work: Path, *, purpose: str, thre
     tick = time.perf_counter()
     with open(log, "w") as handle:
         try:
-            done = subprocess.run([str(python), str(RUNNERS / f"run_{environment}.py"), command, str(work)], cwd=work,
-                                  env=env, stdout=handle, stderr=subprocess.STDOUT, timeout=timeout, check=False)
+            done = subprocess.run(
+                [str(python), str(RUNNERS / f"run_{environment}.py"), command, str(work)],
+                cwd=work,
+                env=env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                timeout=timeout,
+                check=False,
+            )
         except subprocess.TimeoutExpired:
             raise RunnerFailed(f"{purpose} {command} ran past {timeout:.0f} s in {envs_dir() / environment}") from None
     if done.returncode != 0:
@@ -181,8 +205,13 @@ class OwnEnvModel(ExternalModel):
 
     def _config(self) -> dict[str, Any]:
         params = {k: v for k, v in self.params.items() if k != "device"}
-        return {"model": self.name, "params": params, "control_label": self.control_label, "seed": self.seed,
-                "device": self.device}
+        return {
+            "model": self.name,
+            "params": params,
+            "control_label": self.control_label,
+            "seed": self.seed,
+            "device": self.device,
+        }
 
     def _inputs(self, work: Path, perturbations: list[str]) -> None:
         """Hook: extra input files for the runner (``perturbations`` are the labels to be embedded)."""
@@ -204,8 +233,13 @@ class OwnEnvModel(ExternalModel):
         self.train_cells = compact_cells(train, self.covariate_column)
         self.runner_reports = []
         with self._work() as folder:
-            report = run_runner(self.environment, "fit", Path(folder), purpose=self.purpose or self.name,
-                                threads=self.params.get("threads"))
+            report = run_runner(
+                self.environment,
+                "fit",
+                Path(folder),
+                purpose=self.purpose or self.name,
+                threads=self.params.get("threads"),
+            )
             self.weights = read_weights(Path(folder) / "weights.npz")
         self.runner_reports.append({"command": "fit", **report})
 
@@ -217,8 +251,9 @@ class OwnEnvModel(ExternalModel):
         obs = pd.DataFrame({column: np.asarray(list(labels), dtype=object) for column, labels in state["obs"].items()})
         obs.index = [f"train_{i}" for i in range(len(obs))]
         obs["is_control"] = (obs["perturbation"].astype(str) == self.control_label).to_numpy()
-        self.train_cells = AnnData(X=np.asarray(state["X"], dtype=np.float32), obs=obs,
-                                   var=pd.DataFrame(index=self.var_names.copy()))
+        self.train_cells = AnnData(
+            X=np.asarray(state["X"], dtype=np.float32), obs=obs, var=pd.DataFrame(index=self.var_names.copy())
+        )
         self.weights = {key: np.asarray(value) for key, value in state["weights"].items()}
         self.runner_reports = []
 
@@ -229,8 +264,9 @@ class OwnEnvModel(ExternalModel):
         with self._work(query) as folder:
             work = Path(folder)
             write_weights(self.weights, work / "weights.npz")
-            report = run_runner(self.environment, "predict", work, purpose=self.purpose or self.name,
-                                threads=self.params.get("threads"))
+            report = run_runner(
+                self.environment, "predict", work, purpose=self.purpose or self.name, threads=self.params.get("threads")
+            )
             self._answers = read_prediction(work / "prediction.h5ad", query, len(self.var_names))
         self.runner_reports.append({"command": "predict", **report})
         try:

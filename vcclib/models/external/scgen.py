@@ -32,11 +32,20 @@ def _to_numpy(tree):
 
 
 @register_model(
-    "scgen", kind=ModelKind.EXTERNAL, extra="models",
+    "scgen",
+    kind=ModelKind.EXTERNAL,
+    extra="models",
     description="scGen VAE (pertpy Scgen): latent perturbation vector from other cell types, decoded",
     source="Lotfollahi et al. 2019, Nat Methods (pertpy.tl.Scgen; BSD-3)",
-    params={"n_hidden": 256, "n_latent": 32, "n_layers": 2, "max_epochs": 30, "batch_size": 64, "seed": 0,
-            "device": "auto"},
+    params={
+        "n_hidden": 256,
+        "n_latent": 32,
+        "n_layers": 2,
+        "max_epochs": 30,
+        "batch_size": 64,
+        "seed": 0,
+        "device": "auto",
+    },
     tasks=(PredictionTask.COVARIATE_TRANSFER,),
     test_params={"n_hidden": 32, "n_latent": 8, "max_epochs": 1},
 )
@@ -51,16 +60,25 @@ class ScGen(ExternalModel):
 
         data = train.copy()
         pt.tl.Scgen.setup_anndata(data, batch_key="perturbation", labels_key="covariate")
-        model = pt.tl.Scgen(data, n_hidden=int(self.params["n_hidden"]), n_latent=int(self.params["n_latent"]),
-                            n_layers=int(self.params["n_layers"]))
+        model = pt.tl.Scgen(
+            data,
+            n_hidden=int(self.params["n_hidden"]),
+            n_latent=int(self.params["n_latent"]),
+            n_layers=int(self.params["n_layers"]),
+        )
         return model, data
 
     def _fit_epochs(self, model, epochs: int) -> None:
         import scvi
 
         scvi.settings.seed = self.seed
-        model.train(max_epochs=epochs, batch_size=int(self.params["batch_size"]), early_stopping=False,
-                    enable_progress_bar=False, accelerator="gpu" if self.device == "cuda" else "cpu")
+        model.train(
+            max_epochs=epochs,
+            batch_size=int(self.params["batch_size"]),
+            early_stopping=False,
+            enable_progress_bar=False,
+            accelerator="gpu" if self.device == "cuda" else "cpu",
+        )
 
     def _train(self, train) -> None:
         self.model, self.data = self._new(train)
@@ -98,8 +116,9 @@ class ScGen(ExternalModel):
 
     def _profiles(self, covariate, perturbations):
         obs = self.data.obs
-        source = ((obs["covariate"].astype(str) == covariate) & (obs["perturbation"].astype(str) == self.control_label)
-                  ).to_numpy()
+        source = (
+            (obs["covariate"].astype(str) == covariate) & (obs["perturbation"].astype(str) == self.control_label)
+        ).to_numpy()
         decoder = self.model.module.as_bound()
         rows, unanswered = [], []
         for perturbation in perturbations:

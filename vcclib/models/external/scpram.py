@@ -22,12 +22,24 @@ from vcclib.registry import ModelKind
 
 
 @register_model(
-    "scpram", kind=ModelKind.EXTERNAL,
+    "scpram",
+    kind=ModelKind.EXTERNAL,
     description="scPRAM VAE: latent shifts of other cell types matched by optimal transport, attention-weighted "
-                "(own env)",
+    "(own env)",
     source="Jiang et al. 2024, Bioinformatics (scpram 0.0.3; MIT)",
-    params={"latent_dim": 50, "hidden_dim": 256, "noise_rate": 0.1, "kl_weight": 5e-4, "epochs": 30,
-            "batch_size": 128, "lr": 5e-4, "ratio": 0.05, "threads": 2, "seed": 0, "device": "auto"},
+    params={
+        "latent_dim": 50,
+        "hidden_dim": 256,
+        "noise_rate": 0.1,
+        "kl_weight": 5e-4,
+        "epochs": 30,
+        "batch_size": 128,
+        "lr": 5e-4,
+        "ratio": 0.05,
+        "threads": 2,
+        "seed": 0,
+        "device": "auto",
+    },
     tasks=(PredictionTask.COVARIATE_TRANSFER,),
     test_params={"latent_dim": 8, "hidden_dim": 32, "epochs": 1},
 )

@@ -64,9 +64,12 @@ from vcclib.models.external._common import ExternalModel, load_torch_weights, to
 from vcclib.models.spec import PredictionTask, register_model
 from vcclib.registry import ModelKind
 
-PACKAGES["state"] = Package(("arc-state", "cell-load", "torch"), "pip install 'vcclib[models]'",
-                            "CC-BY-NC-SA-4.0 (STATE code; weights non-commercial, not used here)",
-                            "https://github.com/ArcInstitute/state")
+PACKAGES["state"] = Package(
+    ("arc-state", "cell-load", "torch"),
+    "pip install 'vcclib[models]'",
+    "CC-BY-NC-SA-4.0 (STATE code; weights non-commercial, not used here)",
+    "https://github.com/ArcInstitute/state",
+)
 
 DATASET = "vcc"  #: the dataset name in STATE's TOML
 
@@ -76,28 +79,57 @@ def _overrides(params: dict[str, Any], folder: str, control: str, seed: int) -> 
     steps, width, heads = int(params["max_steps"]), int(params["hidden_dim"]), int(params["heads"])
     backbone = "model.kwargs.transformer_backbone_kwargs"
     return [
-        "name=run", f"output_dir={folder}/out", "use_wandb=false", "overwrite=true", "model=state_sm",
-        f"data.kwargs.toml_config_path={folder}/split.toml", "data.kwargs.embed_key=X_hvg",
-        "data.kwargs.output_space=gene", "data.kwargs.pert_col=perturbation", "data.kwargs.cell_type_key=covariate",
-        "data.kwargs.batch_col=batch", f"data.kwargs.control_pert={control}", "data.kwargs.num_workers=0",
-        "data.kwargs.pin_memory=false", "data.kwargs.barcode=false",
-        f"data.kwargs.perturbation_features_file={folder}/features.pt", f"+data.kwargs.random_seed={seed}",
-        f"training.max_steps={steps}", f"training.batch_size={int(params['batch_size'])}",
-        f"training.lr={float(params['lr'])}", f"training.val_freq={steps + 1}",
-        f"training.ckpt_every_n_steps={steps + 1}", f"training.train_seed={seed}",
-        f"model.kwargs.cell_set_len={int(params['cell_set_len'])}", f"model.kwargs.hidden_dim={width}",
-        f"{backbone}.intermediate_size={2 * width}", f"{backbone}.num_hidden_layers={int(params['layers'])}",
-        f"{backbone}.num_attention_heads={heads}", f"{backbone}.num_key_value_heads={heads}",
-        f"{backbone}.head_dim={width // heads}", f"+{backbone}.vocab_size=3",
+        "name=run",
+        f"output_dir={folder}/out",
+        "use_wandb=false",
+        "overwrite=true",
+        "model=state_sm",
+        f"data.kwargs.toml_config_path={folder}/split.toml",
+        "data.kwargs.embed_key=X_hvg",
+        "data.kwargs.output_space=gene",
+        "data.kwargs.pert_col=perturbation",
+        "data.kwargs.cell_type_key=covariate",
+        "data.kwargs.batch_col=batch",
+        f"data.kwargs.control_pert={control}",
+        "data.kwargs.num_workers=0",
+        "data.kwargs.pin_memory=false",
+        "data.kwargs.barcode=false",
+        f"data.kwargs.perturbation_features_file={folder}/features.pt",
+        f"+data.kwargs.random_seed={seed}",
+        f"training.max_steps={steps}",
+        f"training.batch_size={int(params['batch_size'])}",
+        f"training.lr={float(params['lr'])}",
+        f"training.val_freq={steps + 1}",
+        f"training.ckpt_every_n_steps={steps + 1}",
+        f"training.train_seed={seed}",
+        f"model.kwargs.cell_set_len={int(params['cell_set_len'])}",
+        f"model.kwargs.hidden_dim={width}",
+        f"{backbone}.intermediate_size={2 * width}",
+        f"{backbone}.num_hidden_layers={int(params['layers'])}",
+        f"{backbone}.num_attention_heads={heads}",
+        f"{backbone}.num_key_value_heads={heads}",
+        f"{backbone}.head_dim={width // heads}",
+        f"+{backbone}.vocab_size=3",
     ]
 
 
 @register_model(
-    "state", kind=ModelKind.EXTERNAL, extra="models",
+    "state",
+    kind=ModelKind.EXTERNAL,
+    extra="models",
     description="STATE transition model: set transformer from control cells + GO vector of the perturbation",
     source="Adduri et al. 2025, bioRxiv (arc-state 0.11.1; CC BY-NC-SA 4.0)",
-    params={"max_steps": 80, "batch_size": 8, "cell_set_len": 16, "hidden_dim": 128, "layers": 2, "heads": 4,
-            "lr": 1e-4, "seed": 0, "device": "auto"},
+    params={
+        "max_steps": 80,
+        "batch_size": 8,
+        "cell_set_len": 16,
+        "hidden_dim": 128,
+        "layers": 2,
+        "heads": 4,
+        "lr": 1e-4,
+        "seed": 0,
+        "device": "auto",
+    },
     needs=("go",),
     tasks=(PredictionTask.UNSEEN_PERTURBATION, PredictionTask.COMBINATION, PredictionTask.COVARIATE_TRANSFER),
     test_params={"max_steps": 4, "batch_size": 2, "cell_set_len": 8, "hidden_dim": 32, "layers": 1, "heads": 2},
@@ -125,8 +157,10 @@ class State(ExternalModel):
         keep = (perts == self.control_label) | np.isin(perts, list(features))
         X = np.asarray(train.X, dtype=np.float32)[keep]
         covariate = train.obs["covariate"].astype(str).to_numpy()[keep]
-        obs = pd.DataFrame({"perturbation": perts[keep], "covariate": covariate, "batch": covariate},
-                           index=[f"cell_{i}" for i in range(int(keep.sum()))]).astype("category")
+        obs = pd.DataFrame(
+            {"perturbation": perts[keep], "covariate": covariate, "batch": covariate},
+            index=[f"cell_{i}" for i in range(int(keep.sum()))],
+        ).astype("category")
         genes = pd.Index(train.var_names.astype(str))
         cells = AnnData(X=X, obs=obs, var=pd.DataFrame({"gene_name": genes}, index=genes))
         cells.obsm["X_hvg"] = X
@@ -149,8 +183,9 @@ class State(ExternalModel):
                 run_tx_train(config)
             finally:
                 torch.set_float32_matmul_precision(precision)
-            checkpoint = torch.load(os.path.join(folder, "out", "run", "checkpoints", "final.ckpt"),
-                                    map_location="cpu", weights_only=True)
+            checkpoint = torch.load(
+                os.path.join(folder, "out", "run", "checkpoints", "final.ckpt"), map_location="cpu", weights_only=True
+            )
         self.hyper_parameters = dict(checkpoint["hyper_parameters"])
         self._rebuild(train)
         self.network.load_state_dict(checkpoint["state_dict"], strict=True)
@@ -178,8 +213,11 @@ class State(ExternalModel):
         import torch
 
         obs = self.train_cells.obs
-        controls = np.flatnonzero(((obs["covariate"].astype(str) == covariate)
-                                   & (obs["perturbation"].astype(str) == self.control_label)).to_numpy())
+        controls = np.flatnonzero(
+            (
+                (obs["covariate"].astype(str) == covariate) & (obs["perturbation"].astype(str) == self.control_label)
+            ).to_numpy()
+        )
         known = self._features(perturbations)
         if len(controls) == 0:
             return np.zeros((len(perturbations), len(self.var_names))), np.ones(len(perturbations), dtype=bool)

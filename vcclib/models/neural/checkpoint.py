@@ -40,8 +40,7 @@ def _flatten_optimizer(state: dict) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _unflatten_optimizer(tensors: dict, meta: dict) -> dict:
-    state = {int(param): {key: tensors[f"optim.{param}.{key}"] for key in keys}
-             for param, keys in meta["keys"].items()}
+    state = {int(param): {key: tensors[f"optim.{param}.{key}"] for key in keys} for param, keys in meta["keys"].items()}
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
@@ -82,7 +81,8 @@ def exists(path: str | Path) -> bool:
     """Whether a complete checkpoint ``path`` (no suffix) is on disk."""
     path = Path(path)
     return path.with_suffix(".json").is_file() and (
-        path.with_suffix(".safetensors").is_file() or path.with_suffix(".pt").is_file())
+        path.with_suffix(".safetensors").is_file() or path.with_suffix(".pt").is_file()
+    )
 
 
 def load(path: str | Path) -> tuple[dict, dict, dict | None]:

@@ -60,20 +60,25 @@ def normalisation_scale(adata: AnnData) -> float:
     return float(np.median(totals))
 
 
-def cell_samples(adata: AnnData, covariates: list[str], covariate_of, groups: dict, control: str,
-                 counts: bool = False) -> Samples:
+def cell_samples(
+    adata: AnnData, covariates: list[str], covariate_of, groups: dict, control: str, counts: bool = False
+) -> Samples:
     """Every cell of ``adata`` as a sample (``counts``: with ``layers['counts']`` and library sizes)."""
     cov = np.asarray(covariate_of(adata), dtype=str)
     pert = adata.obs["perturbation"].astype(str).to_numpy()
     sample = Samples(
-        x=dense(adata.X), covariate=np.array([covariates.index(c) for c in cov], dtype=np.int64),
+        x=dense(adata.X),
+        covariate=np.array([covariates.index(c) for c in cov], dtype=np.int64),
         group=np.array([groups.setdefault((c, p), len(groups)) for c, p in zip(cov, pert)], dtype=np.int64),
-        is_control=pert == control, perturbation=pert,
+        is_control=pert == control,
+        perturbation=pert,
     )
     if counts:
         if "counts" not in adata.layers:
-            raise NeuralInputError("a count likelihood (nb, zinb) needs raw counts in layers['counts']; these data "
-                                   "have none: use likelihood='gaussian' (log1p)")
+            raise NeuralInputError(
+                "a count likelihood (nb, zinb) needs raw counts in layers['counts']; these data "
+                "have none: use likelihood='gaussian' (log1p)"
+            )
         sample.counts = dense(adata.layers["counts"])
         sample.library = sample.counts.sum(axis=1).clip(min=1.0)
     return sample
@@ -93,8 +98,13 @@ def minibulk_samples(cells: Samples, size: int, per_group: int, seed: int) -> Sa
             rows.append(cells.x[chosen].mean(axis=0))
             keys.append(members[0])
     keys = np.asarray(keys)
-    return Samples(x=np.vstack(rows).astype(np.float32), covariate=cells.covariate[keys], group=cells.group[keys],
-                   is_control=cells.is_control[keys], perturbation=cells.perturbation[keys])
+    return Samples(
+        x=np.vstack(rows).astype(np.float32),
+        covariate=cells.covariate[keys],
+        group=cells.group[keys],
+        is_control=cells.is_control[keys],
+        perturbation=cells.perturbation[keys],
+    )
 
 
 def target_vocabulary(perturbations, control: str) -> list[str]:
@@ -175,8 +185,9 @@ def dbd_weights(cells: Samples, groups: dict, control: str) -> np.ndarray:
         perturbed = sorted(set(labels) - {control})
         if len(perturbed) < 3 or control not in set(labels):
             continue
-        names, scores = ttest_scores(GroupedCells.from_labels(cells.x[rows], labels, control), reference="rest",
-                                     overestim_var=True)
+        names, scores = ttest_scores(
+            GroupedCells.from_labels(cells.x[rows], labels, control), reference="rest", overestim_var=True
+        )
         s = np.abs(scores)
         lo, hi = s.min(axis=1, keepdims=True), s.max(axis=1, keepdims=True)
         w = np.where(hi > lo, (s - lo) / np.where(hi > lo, hi - lo, 1.0), 1.0) ** 2
@@ -206,8 +217,9 @@ def load_network(name: str) -> pd.DataFrame:
         sign = np.sign(table["mor"].astype(float).to_numpy())
     else:
         raise NeuralInputError(f"unknown gene network {name!r}; use trrust or dorothea")
-    frame = pd.DataFrame({"tf": table["tf"].astype(str).to_numpy(), "target": table["target"].astype(str).to_numpy(),
-                          "sign": sign})
+    frame = pd.DataFrame(
+        {"tf": table["tf"].astype(str).to_numpy(), "target": table["target"].astype(str).to_numpy(), "sign": sign}
+    )
     return frame[frame["sign"] != 0].drop_duplicates(["tf", "target"])
 
 

@@ -15,7 +15,9 @@ import math
 
 from vcclib.optional import require
 
-torch = require("torch", purpose="the VAE's likelihoods")  # torch-only module: the install hint, never a bare ImportError
+torch = require(
+    "torch", purpose="the VAE's likelihoods"
+)  # torch-only module: the install hint, never a bare ImportError
 F = require("torch.nn.functional")
 
 LIKELIHOODS = ("gaussian", "nb", "zinb")
@@ -30,8 +32,13 @@ def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor
 def nb_log_prob(k: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """Log NB(k; mean μ, inverse dispersion θ) per entry (variance μ + μ²/θ)."""
     log_theta_mu = torch.log(theta + mu + EPS)
-    return (theta * (torch.log(theta + EPS) - log_theta_mu) + k * (torch.log(mu + EPS) - log_theta_mu)
-            + torch.lgamma(k + theta) - torch.lgamma(theta) - torch.lgamma(k + 1))
+    return (
+        theta * (torch.log(theta + EPS) - log_theta_mu)
+        + k * (torch.log(mu + EPS) - log_theta_mu)
+        + torch.lgamma(k + theta)
+        - torch.lgamma(theta)
+        - torch.lgamma(k + 1)
+    )
 
 
 def zinb_log_prob(k: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor, pi_logit: torch.Tensor) -> torch.Tensor:
@@ -42,8 +49,9 @@ def zinb_log_prob(k: torch.Tensor, mu: torch.Tensor, theta: torch.Tensor, pi_log
     return torch.where(k < 0.5, zero, log_not_pi + log_nb)
 
 
-def sample_nb(mu: torch.Tensor, theta: torch.Tensor, generator: torch.Generator,
-              pi_logit: torch.Tensor | None = None) -> torch.Tensor:
+def sample_nb(
+    mu: torch.Tensor, theta: torch.Tensor, generator: torch.Generator, pi_logit: torch.Tensor | None = None
+) -> torch.Tensor:
     """Counts drawn from NB(μ, θ) (Gamma–Poisson), zero-inflated with π = sigmoid(pi_logit) when given."""
     rate = torch._standard_gamma(theta.expand_as(mu).contiguous(), generator=generator) * mu / theta
     counts = torch.poisson(rate, generator=generator)

@@ -33,8 +33,9 @@ def group_means(values: torch.Tensor, groups: torch.Tensor, n_groups: int) -> tu
     return sums / sizes.clamp(min=1)[:, None], sizes
 
 
-def pseudobulk_error(pred: torch.Tensor, real: torch.Tensor, groups: torch.Tensor, n_groups: int,
-                     weights: torch.Tensor | None = None) -> torch.Tensor:
+def pseudobulk_error(
+    pred: torch.Tensor, real: torch.Tensor, groups: torch.Tensor, n_groups: int, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """Mean over the batch's groups of the (weighted) mean squared error of the groups' mean profiles.
 
     ``weights`` (n_groups × genes, mean 1 per row) turns the MSE into Diversity by Design's WMSE.
@@ -68,17 +69,24 @@ def mmd(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     total = x.new_zeros(())
     for factor in (0.25, 0.5, 1.0, 2.0, 4.0):
         bandwidth = scale * factor
-        total = total + (torch.exp(-dxx / bandwidth).mean() + torch.exp(-dyy / bandwidth).mean()
-                         - 2 * torch.exp(-dxy / bandwidth).mean())
+        total = total + (
+            torch.exp(-dxx / bandwidth).mean()
+            + torch.exp(-dyy / bandwidth).mean()
+            - 2 * torch.exp(-dxy / bandwidth).mean()
+        )
     return total
 
 
-def groupwise_distance(pred: torch.Tensor, real: torch.Tensor, groups: torch.Tensor, kind: str = "energy",
-                       min_size: int = 2) -> torch.Tensor:
+def groupwise_distance(
+    pred: torch.Tensor, real: torch.Tensor, groups: torch.Tensor, kind: str = "energy", min_size: int = 2
+) -> torch.Tensor:
     """Mean over groups with ≥ ``min_size`` samples of ``energy`` or ``mmd`` between predicted and real rows."""
     distance = energy_distance if kind == "energy" else mmd
-    values = [distance(pred[groups == g], real[groups == g]) for g in torch.unique(groups)
-              if int((groups == g).sum()) >= min_size]
+    values = [
+        distance(pred[groups == g], real[groups == g])
+        for g in torch.unique(groups)
+        if int((groups == g).sum()) >= min_size
+    ]
     return torch.stack(values).mean() if values else pred.new_zeros(())
 
 

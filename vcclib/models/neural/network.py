@@ -67,17 +67,37 @@ class PerturbationVAE(nn.Module):
         ``wmse``), ``distribution`` (``energy``, ``mmd`` or ``""``), ``learn_variance``.
     """
 
-    def __init__(self, n_genes: int, n_covariates: int, n_targets: int, *, latent_dim: int = 16,
-                 hidden_dim: int = 128, n_layers: int = 1, likelihood: str = "gaussian", feature_dim: int = 0,
-                 scale: float = 1e4, weights: dict | None = None):
+    def __init__(
+        self,
+        n_genes: int,
+        n_covariates: int,
+        n_targets: int,
+        *,
+        latent_dim: int = 16,
+        hidden_dim: int = 128,
+        n_layers: int = 1,
+        likelihood: str = "gaussian",
+        feature_dim: int = 0,
+        scale: float = 1e4,
+        weights: dict | None = None,
+    ):
         super().__init__()
         if likelihood not in likelihoods.LIKELIHOODS:
             raise ValueError(f"likelihood {likelihood!r}: use one of {likelihoods.LIKELIHOODS}")
         self.likelihood = likelihood
         self.n_covariates = n_covariates
         self.scale = float(scale)
-        self.weights = {"kl": 1e-3, "basal": 1.0, "cf": 1.0, "distribution": 0.0, "grn": 0.0, "cf_loss": "mse",
-                        "distribution_kind": "", "learn_variance": False, **(weights or {})}
+        self.weights = {
+            "kl": 1e-3,
+            "basal": 1.0,
+            "cf": 1.0,
+            "distribution": 0.0,
+            "grn": 0.0,
+            "cf_loss": "mse",
+            "distribution_kind": "",
+            "learn_variance": False,
+            **(weights or {}),
+        }
         self.encoder = _mlp(n_genes + n_covariates, hidden_dim, 2 * latent_dim, n_layers)
         self.covariate_embedding = nn.Embedding(n_covariates, latent_dim)
         self.feature_dim = int(feature_dim)
@@ -93,8 +113,15 @@ class PerturbationVAE(nn.Module):
             if likelihood == "zinb":
                 self.dropout_decoder = _mlp(latent_dim, hidden_dim, n_genes, 1)
         # data the objective reads (not weights: never saved in a checkpoint)
-        for name in ("target_features", "pool_x", "pool_offsets", "pool_sizes", "group_weights", "grn_signs",
-                     "grn_targets"):
+        for name in (
+            "target_features",
+            "pool_x",
+            "pool_offsets",
+            "pool_sizes",
+            "group_weights",
+            "grn_signs",
+            "grn_targets",
+        ):
             self.register_buffer(name, None, persistent=False)
 
     # --- parts -------------------------------------------------------------------------------------------
@@ -146,13 +173,16 @@ class PerturbationVAE(nn.Module):
         z_basal = mean + torch.randn_like(mean) * (0.5 * log_var).exp()
         shifts = batch["targets"] @ self.target_shifts()
         cov_embedding = self.covariate_embedding(cov)
-        terms = {"reconstruction": self._reconstruction(z_basal + shifts + cov_embedding, batch),
-                 "kl": -0.5 * (1 + log_var - mean ** 2 - log_var.exp()).sum(1).mean() / n_genes}
+        terms = {
+            "reconstruction": self._reconstruction(z_basal + shifts + cov_embedding, batch),
+            "kl": -0.5 * (1 + log_var - mean**2 - log_var.exp()).sum(1).mean() / n_genes,
+        }
         control = batch["is_control"]
         perturbed = ~control
         zero = x.new_zeros(())
-        terms["basal"] = losses.mmd(mean[perturbed], mean[control]) if perturbed.sum() > 1 and control.sum() > 1 \
-            else zero
+        terms["basal"] = (
+            losses.mmd(mean[perturbed], mean[control]) if perturbed.sum() > 1 and control.sum() > 1 else zero
+        )
         terms["cf"], terms["distribution"], terms["grn"] = zero, zero, zero
         if perturbed.any() and (w["cf"] or w["distribution"]):
             cov_p = cov[perturbed]
@@ -163,16 +193,21 @@ class PerturbationVAE(nn.Module):
             real = x[perturbed]
             groups = batch["group"][perturbed]
             weights = self.group_weights if w["cf_loss"] == "wmse" else None
-            terms["cf"] = losses.pseudobulk_error(predicted, real, groups, int(self.group_weights.shape[0]),
-                                                  weights)
+            terms["cf"] = losses.pseudobulk_error(predicted, real, groups, int(self.group_weights.shape[0]), weights)
             if w["distribution"] and w["distribution_kind"]:
-                terms["distribution"] = losses.groupwise_distance(predicted, real, groups,
-                                                                  w["distribution_kind"]) / n_genes ** 0.5
+                terms["distribution"] = (
+                    losses.groupwise_distance(predicted, real, groups, w["distribution_kind"]) / n_genes**0.5
+                )
         if w["grn"] and self.grn_signs is not None and len(self.grn_targets):
             terms["grn"] = losses.grn_alignment(self._tf_effects(mean[control], cov[control]), self.grn_signs)
-        terms["loss"] = (terms["reconstruction"] + w["kl"] * terms["kl"] + w["basal"] * terms["basal"]
-                         + w["cf"] * terms["cf"] + w["distribution"] * terms["distribution"]
-                         + w["grn"] * terms["grn"])
+        terms["loss"] = (
+            terms["reconstruction"]
+            + w["kl"] * terms["kl"]
+            + w["basal"] * terms["basal"]
+            + w["cf"] * terms["cf"]
+            + w["distribution"] * terms["distribution"]
+            + w["grn"] * terms["grn"]
+        )
         return terms
 
     def _tf_effects(self, control_mean: torch.Tensor, control_cov: torch.Tensor) -> torch.Tensor:
@@ -187,8 +222,14 @@ class PerturbationVAE(nn.Module):
 
     # --- predicting --------------------------------------------------------------------------------------
     @torch.no_grad()
-    def predict(self, basal: torch.Tensor, covariate: torch.Tensor, shift: torch.Tensor,
-                library: torch.Tensor | None, generator: torch.Generator) -> torch.Tensor:
+    def predict(
+        self,
+        basal: torch.Tensor,
+        covariate: torch.Tensor,
+        shift: torch.Tensor,
+        library: torch.Tensor | None,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
         """Predicted cells on X's scale.
 
         Decoded means (gaussian with a fixed variance, i.e. the MSE), a draw from the Gaussian (learned

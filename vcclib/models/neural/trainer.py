@@ -182,7 +182,7 @@ class Trainer:
             order = torch.randperm(n, generator=shuffle).to(device)
             total, seen = 0.0, 0
             for begin in range(0, n, cfg.batch_size):
-                index = order[begin:begin + cfg.batch_size]
+                index = order[begin : begin + cfg.batch_size]
                 batch = {k: v[index] for k, v in train.items()}
                 with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                     loss = module.loss(batch)["loss"]
@@ -237,7 +237,7 @@ class Trainer:
         with torch.random.fork_rng(devices=devices), torch.no_grad():
             torch.manual_seed(int(self.config.seed) + 2)
             for begin in range(0, n, self.config.batch_size):
-                batch = {k: v[begin:begin + self.config.batch_size] for k, v in data.items()}
+                batch = {k: v[begin : begin + self.config.batch_size] for k, v in data.items()}
                 with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                     total += float(module.loss(batch)["loss"]) * _length(batch)
         module.train()
@@ -251,16 +251,21 @@ class Trainer:
         tensors["rng.shuffle"] = shuffle.get_state()
         if self.device.name == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state()
-        meta = {"epoch": epoch, "best": best if best < float("inf") else None, "bad_epochs": bad,
-                "history": {k: v for k, v in history.to_dict().items() if k != "samples_per_second"},
-                "config": asdict(self.config)}
+        meta = {
+            "epoch": epoch,
+            "best": best if best < float("inf") else None,
+            "bad_epochs": bad,
+            "history": {k: v for k, v in history.to_dict().items() if k != "samples_per_second"},
+            "config": asdict(self.config),
+        }
         checkpoint.save(path, tensors, meta, optimizer.state_dict())
 
     def _restore(self, torch, path, module, optimizer, shuffle, history):
         tensors, meta, optim_state = checkpoint.load(path)
         module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        best_state = {k[5:]: v.to(next(module.parameters()).device) for k, v in tensors.items()
-                      if k.startswith("best.")}
+        best_state = {
+            k[5:]: v.to(next(module.parameters()).device) for k, v in tensors.items() if k.startswith("best.")
+        }
         if optim_state is not None:
             optimizer.load_state_dict(optim_state)
         torch.set_rng_state(tensors["rng.torch"])

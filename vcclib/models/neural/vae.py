@@ -31,10 +31,19 @@ from vcclib.registry import ModelKind
 
 NEURAL = ModelKind.NEURAL
 BASES = {"mse": "gaussian", "gaussian": "gaussian", "wmse": "gaussian", "nb": "nb", "zinb": "zinb"}
-SOURCE = ("vcclib: conditional VAE with additive latent perturbation shifts (CPA, Lotfollahi et al. 2023; "
-          "GPO-VAE, Baek et al. 2025)")
-TEST = {"latent_dim": 4, "hidden_dim": 16, "epochs": 3, "batch_size": 128, "n_basal": 16, "minibulks_per_group": 3,
-        "progress": False}
+SOURCE = (
+    "vcclib: conditional VAE with additive latent perturbation shifts (CPA, Lotfollahi et al. 2023; "
+    "GPO-VAE, Baek et al. 2025)"
+)
+TEST = {
+    "latent_dim": 4,
+    "hidden_dim": 16,
+    "epochs": 3,
+    "batch_size": 128,
+    "n_basal": 16,
+    "minibulks_per_group": 3,
+    "progress": False,
+}
 
 
 def parse_loss(spec: str) -> dict:
@@ -57,24 +66,52 @@ _SEEN_TASKS = (PredictionTask.COMBINATION, PredictionTask.COVARIATE_TRANSFER)
 def _variant(name: str, features: str, description: str, needs=(), extra: str = "torch", **params):
     output = ModelOutput.PSEUDOBULK if params.get("pseudobulk") else ModelOutput.CELLS
     return register_model(
-        name, kind=NEURAL, extra=extra, needs=tuple(needs), output=output, source=SOURCE,
-        params={"features": features, **params}, test_params=TEST,
-        tasks=_SEEN_TASKS if features == "learned" else _ALL_TASKS, description=description)
+        name,
+        kind=NEURAL,
+        extra=extra,
+        needs=tuple(needs),
+        output=output,
+        source=SOURCE,
+        params={"features": features, **params},
+        test_params=TEST,
+        tasks=_SEEN_TASKS if features == "learned" else _ALL_TASKS,
+        description=description,
+    )
 
 
-@_variant("cvae_pseudobulk", "go", "conditional VAE on pseudobulk mini-bulks, GO-feature shifts", ("go",),
-          pseudobulk=True)
-@_variant("cvae_text", "text", "conditional VAE, shifts from text embeddings of the targets' GO terms", ("text",),
-          extra="text")
-@_variant("cvae_union", "union", "conditional VAE, shifts from GO + DepMap + co-essentiality + LINCS features",
-          inputs.UNION)
+@_variant(
+    "cvae_pseudobulk", "go", "conditional VAE on pseudobulk mini-bulks, GO-feature shifts", ("go",), pseudobulk=True
+)
+@_variant(
+    "cvae_text",
+    "text",
+    "conditional VAE, shifts from text embeddings of the targets' GO terms",
+    ("text",),
+    extra="text",
+)
+@_variant(
+    "cvae_union", "union", "conditional VAE, shifts from GO + DepMap + co-essentiality + LINCS features", inputs.UNION
+)
 @_variant("cvae_lincs", "lincs", "conditional VAE, shifts from the targets' LINCS knockdown z-scores", ("lincs",))
-@_variant("cvae_depmap", "depmap+coessentiality", "conditional VAE, shifts from DepMap Chronos and "
-          "co-essentiality embeddings", ("depmap", "coessentiality"))
-@_variant("cvae_go", "go", "conditional VAE over genes, perturbation shifts computed from GO embeddings of the "
-          "targets (unseen targets predicted)", ("go",))
-@_variant("cvae", "learned", "conditional VAE over genes, one learned latent shift per training target "
-          "(combinations add; unseen targets fall back)")
+@_variant(
+    "cvae_depmap",
+    "depmap+coessentiality",
+    "conditional VAE, shifts from DepMap Chronos and co-essentiality embeddings",
+    ("depmap", "coessentiality"),
+)
+@_variant(
+    "cvae_go",
+    "go",
+    "conditional VAE over genes, perturbation shifts computed from GO embeddings of the "
+    "targets (unseen targets predicted)",
+    ("go",),
+)
+@_variant(
+    "cvae",
+    "learned",
+    "conditional VAE over genes, one learned latent shift per training target "
+    "(combinations add; unseen targets fall back)",
+)
 class ConditionalVAE(Model):
     """Conditional VAE with an additive latent perturbation shift.
 
@@ -108,21 +145,69 @@ class ConditionalVAE(Model):
         Seed of everything random; ``auto|cpu|cuda``; progress bar; trainer checkpoints and resume.
     """
 
-    def __init__(self, spec, features="learned", loss="mse", pseudobulk=False, latent_dim=16, hidden_dim=128,
-                 n_layers=1, kl_weight=1e-3, basal_weight=1.0, cf_weight=1.0, distribution_weight=1.0,
-                 grn="trrust", grn_weight=1.0, minibulk_size=16, minibulks_per_group=8, epochs=50, batch_size=256,
-                 learning_rate=1e-3, patience=5, val_fraction=0.1, max_cells_per_group=0, n_basal=200, seed=0,
-                 device="auto", progress=True, checkpoint_dir="", resume=False, **params):
+    def __init__(
+        self,
+        spec,
+        features="learned",
+        loss="mse",
+        pseudobulk=False,
+        latent_dim=16,
+        hidden_dim=128,
+        n_layers=1,
+        kl_weight=1e-3,
+        basal_weight=1.0,
+        cf_weight=1.0,
+        distribution_weight=1.0,
+        grn="trrust",
+        grn_weight=1.0,
+        minibulk_size=16,
+        minibulks_per_group=8,
+        epochs=50,
+        batch_size=256,
+        learning_rate=1e-3,
+        patience=5,
+        val_fraction=0.1,
+        max_cells_per_group=0,
+        n_basal=200,
+        seed=0,
+        device="auto",
+        progress=True,
+        checkpoint_dir="",
+        resume=False,
+        **params,
+    ):
         parse_loss(loss)
         inputs.sources_of(features)
-        super().__init__(spec, features=features, loss=loss, pseudobulk=bool(pseudobulk), latent_dim=latent_dim,
-                         hidden_dim=hidden_dim, n_layers=n_layers, kl_weight=kl_weight, basal_weight=basal_weight,
-                         cf_weight=cf_weight, distribution_weight=distribution_weight, grn=grn,
-                         grn_weight=grn_weight, minibulk_size=minibulk_size, minibulks_per_group=minibulks_per_group,
-                         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, patience=patience,
-                         val_fraction=val_fraction, max_cells_per_group=max_cells_per_group, n_basal=n_basal,
-                         seed=seed, device=device, progress=progress, checkpoint_dir=checkpoint_dir, resume=resume,
-                         **params)
+        super().__init__(
+            spec,
+            features=features,
+            loss=loss,
+            pseudobulk=bool(pseudobulk),
+            latent_dim=latent_dim,
+            hidden_dim=hidden_dim,
+            n_layers=n_layers,
+            kl_weight=kl_weight,
+            basal_weight=basal_weight,
+            cf_weight=cf_weight,
+            distribution_weight=distribution_weight,
+            grn=grn,
+            grn_weight=grn_weight,
+            minibulk_size=minibulk_size,
+            minibulks_per_group=minibulks_per_group,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            patience=patience,
+            val_fraction=val_fraction,
+            max_cells_per_group=max_cells_per_group,
+            n_basal=n_basal,
+            seed=seed,
+            device=device,
+            progress=progress,
+            checkpoint_dir=checkpoint_dir,
+            resume=resume,
+            **params,
+        )
         self._network_cache = None
         self._val = None
 
@@ -159,12 +244,16 @@ class ConditionalVAE(Model):
             train, val = train[~held], (train[held] if held.any() else None)
         counts = objective["likelihood"] != "gaussian"
         if counts and p["pseudobulk"]:
-            raise inputs.NeuralInputError("pseudobulk mode trains on mean log1p profiles: use loss mse, gaussian "
-                                          "or wmse, not a count likelihood")
+            raise inputs.NeuralInputError(
+                "pseudobulk mode trains on mean log1p profiles: use loss mse, gaussian or wmse, not a count likelihood"
+            )
         groups: dict = {}
         cells = inputs.cell_samples(train, covariates, self._covariate_of, groups, self.control_label, counts)
-        val_cells = (inputs.cell_samples(val, covariates, self._covariate_of, groups, self.control_label, counts)
-                     if val is not None and val.n_obs else None)
+        val_cells = (
+            inputs.cell_samples(val, covariates, self._covariate_of, groups, self.control_label, counts)
+            if val is not None and val.n_obs
+            else None
+        )
         return objective, covariates, groups, cells, val_cells
 
     def _fit(self, train: AnnData, heldout) -> None:
@@ -174,8 +263,11 @@ class ConditionalVAE(Model):
         p = self.params
         seed = int(p["seed"])
         objective, covariates, groups, cells, val_cells = self._prepare(train)
-        weights = (inputs.dbd_weights(cells, groups, self.control_label) if objective["base"] == "wmse"
-                   else np.ones((len(groups), cells.x.shape[1]), dtype=np.float32))
+        weights = (
+            inputs.dbd_weights(cells, groups, self.control_label)
+            if objective["base"] == "wmse"
+            else np.ones((len(groups), cells.x.shape[1]), dtype=np.float32)
+        )
         if p["pseudobulk"]:
             size, per = int(p["minibulk_size"]), int(p["minibulks_per_group"])
             cells = inputs.minibulk_samples(cells, size, per, seed)
@@ -186,17 +278,31 @@ class ConditionalVAE(Model):
         self._covariates, self._vocabulary, self._sources = covariates, vocabulary, sources
         feature_table = self._fit_features(vocabulary) if sources else None
         self._scale = inputs.normalisation_scale(train) if objective["likelihood"] != "gaussian" else 1.0
-        trainer = Trainer(TrainerConfig(
-            max_epochs=int(p["epochs"]), batch_size=int(p["batch_size"]), learning_rate=float(p["learning_rate"]),
-            patience=int(p["patience"]), seed=seed, device=str(p["device"]), progress=bool(p["progress"]),
-            checkpoint_dir=str(p["checkpoint_dir"]), resume=bool(p["resume"])))
+        trainer = Trainer(
+            TrainerConfig(
+                max_epochs=int(p["epochs"]),
+                batch_size=int(p["batch_size"]),
+                learning_rate=float(p["learning_rate"]),
+                patience=int(p["patience"]),
+                seed=seed,
+                device=str(p["device"]),
+                progress=bool(p["progress"]),
+                checkpoint_dir=str(p["checkpoint_dir"]),
+                resume=bool(p["resume"]),
+            )
+        )
         trainer.seed_everything()
-        self._dims = {"n_genes": int(cells.x.shape[1]), "n_covariates": len(covariates),
-                      "n_targets": len(vocabulary), "feature_dim": 0 if feature_table is None else feature_table.shape[1]}
+        self._dims = {
+            "n_genes": int(cells.x.shape[1]),
+            "n_covariates": len(covariates),
+            "n_targets": len(vocabulary),
+            "feature_dim": 0 if feature_table is None else feature_table.shape[1],
+        }
         network = self._build_network(objective)
         self._set_buffers(torch, network, cells, weights, feature_table, objective)
-        history = trainer.fit(network, self._tensors(torch, cells), self._tensors(torch, val_cells)
-                              if val_cells is not None else None)
+        history = trainer.fit(
+            network, self._tensors(torch, cells), self._tensors(torch, val_cells) if val_cells is not None else None
+        )
         network.to("cpu")
         self._history = history.to_dict()
         self._network_cache = network
@@ -225,17 +331,28 @@ class ConditionalVAE(Model):
 
         p = self.params
         objective = objective or parse_loss(p["loss"])
-        weights = {"kl": float(p["kl_weight"]), "basal": float(p["basal_weight"]), "cf": float(p["cf_weight"]),
-                   "distribution": float(p["distribution_weight"]) if objective["distribution"] else 0.0,
-                   "distribution_kind": objective["distribution"],
-                   "grn": float(p["grn_weight"]) if objective["grn"] else 0.0,
-                   "cf_loss": "wmse" if objective["base"] == "wmse" else "mse",
-                   "learn_variance": objective["base"] == "gaussian"}
+        weights = {
+            "kl": float(p["kl_weight"]),
+            "basal": float(p["basal_weight"]),
+            "cf": float(p["cf_weight"]),
+            "distribution": float(p["distribution_weight"]) if objective["distribution"] else 0.0,
+            "distribution_kind": objective["distribution"],
+            "grn": float(p["grn_weight"]) if objective["grn"] else 0.0,
+            "cf_loss": "wmse" if objective["base"] == "wmse" else "mse",
+            "learn_variance": objective["base"] == "gaussian",
+        }
         return PerturbationVAE(
-            self._dims["n_genes"], self._dims["n_covariates"], self._dims["n_targets"],
-            latent_dim=int(p["latent_dim"]), hidden_dim=int(p["hidden_dim"]), n_layers=int(p["n_layers"]),
-            likelihood=objective["likelihood"], feature_dim=self._dims["feature_dim"], scale=self._scale,
-            weights=weights)
+            self._dims["n_genes"],
+            self._dims["n_covariates"],
+            self._dims["n_targets"],
+            latent_dim=int(p["latent_dim"]),
+            hidden_dim=int(p["hidden_dim"]),
+            n_layers=int(p["n_layers"]),
+            likelihood=objective["likelihood"],
+            feature_dim=self._dims["feature_dim"],
+            scale=self._scale,
+            weights=weights,
+        )
 
     def _set_buffers(self, torch, network, cells, weights, feature_table, objective) -> None:
         order = np.argsort(cells.covariate[cells.is_control], kind="stable")
@@ -255,15 +372,18 @@ class ConditionalVAE(Model):
             signs = inputs.grn_signs(regulators, self.var_names, network_table, self.perturbation_type)
             keep = [i for i, row in enumerate(signs) if row.any()]
             network.grn_signs = torch.from_numpy(signs[keep])
-            network.grn_targets = torch.tensor([self._vocabulary.index(regulators[i]) for i in keep],
-                                               dtype=torch.long)
+            network.grn_targets = torch.tensor([self._vocabulary.index(regulators[i]) for i in keep], dtype=torch.long)
             self._grn_regulators = [regulators[i] for i in keep]
 
     def _tensors(self, torch, samples: inputs.Samples) -> dict:
         targets, _ = inputs.target_matrix(samples.perturbation, self._vocabulary, self.control_label)
-        data = {"x": torch.from_numpy(samples.x), "covariate": torch.from_numpy(samples.covariate),
-                "group": torch.from_numpy(samples.group), "is_control": torch.from_numpy(samples.is_control),
-                "targets": torch.from_numpy(targets)}
+        data = {
+            "x": torch.from_numpy(samples.x),
+            "covariate": torch.from_numpy(samples.covariate),
+            "group": torch.from_numpy(samples.group),
+            "is_control": torch.from_numpy(samples.is_control),
+            "targets": torch.from_numpy(targets),
+        }
         if samples.counts is not None:
             data["counts"] = torch.from_numpy(samples.counts)
             data["library"] = torch.from_numpy(samples.library.astype(np.float32))
@@ -288,8 +408,9 @@ class ConditionalVAE(Model):
             labels = sorted(set(cells.perturbation) - {self.control_label})
             targets, _ = inputs.target_matrix(labels, self._vocabulary, self.control_label)
             shifts = torch.from_numpy(targets) @ network.target_shifts()
-            self._mean_shift = shifts.mean(0).numpy() if len(labels) else np.zeros(int(self.params["latent_dim"]),
-                                                                                     np.float32)
+            self._mean_shift = (
+                shifts.mean(0).numpy() if len(labels) else np.zeros(int(self.params["latent_dim"]), np.float32)
+            )
 
     # --- predicting --------------------------------------------------------------------------------------
     def _network(self):
@@ -346,17 +467,28 @@ class ConditionalVAE(Model):
                 raise ValueError(f"no training control cells for covariate {row.covariate!r}")
             basal, library = self._basal[row.covariate], self._library[row.covariate]
             n = max(int(row.n_cells), 1)
-            chosen = (np.arange(len(basal)) if self.params["pseudobulk"]
-                      else rng.permutation(len(basal))[np.arange(n) % len(basal)])
+            chosen = (
+                np.arange(len(basal))
+                if self.params["pseudobulk"]
+                else rng.permutation(len(basal))[np.arange(n) % len(basal)]
+            )
             index = self._covariates.index(row.covariate)
-            cells = network.predict(torch.from_numpy(basal[chosen]), torch.full((len(chosen),), index),
-                                    torch.from_numpy(shift)[None, :], torch.from_numpy(library[chosen]),
-                                    generator).numpy()
+            cells = network.predict(
+                torch.from_numpy(basal[chosen]),
+                torch.full((len(chosen),), index),
+                torch.from_numpy(shift)[None, :],
+                torch.from_numpy(library[chosen]),
+                generator,
+            ).numpy()
             blocks.append(np.repeat(cells.mean(0, keepdims=True), n, axis=0) if self.params["pseudobulk"] else cells)
         n = query["n_cells"].clip(lower=1).to_numpy()
-        obs = pd.DataFrame({"covariate": np.repeat(query["covariate"].to_numpy(), n),
-                            "perturbation": np.repeat(query["perturbation"].to_numpy(), n),
-                            "vcc_fallback": np.repeat(fallback, n)})
+        obs = pd.DataFrame(
+            {
+                "covariate": np.repeat(query["covariate"].to_numpy(), n),
+                "perturbation": np.repeat(query["perturbation"].to_numpy(), n),
+                "vcc_fallback": np.repeat(fallback, n),
+            }
+        )
         X = np.vstack(blocks) if blocks else np.zeros((0, len(self.var_names)), np.float32)
         return self._to_anndata(X, obs)
 
@@ -367,13 +499,24 @@ class ConditionalVAE(Model):
 
     # --- files -------------------------------------------------------------------------------------------
     def _extra_state(self):
-        state = {"weights": self._weights, "covariates": list(self._covariates), "vocabulary": list(self._vocabulary),
-                 "sources": list(self._sources), "dims": dict(self._dims), "scale": float(self._scale),
-                 "basal": dict(self._basal), "library": dict(self._library), "mean_shift": self._mean_shift,
-                 "history": self._history}
+        state = {
+            "weights": self._weights,
+            "covariates": list(self._covariates),
+            "vocabulary": list(self._vocabulary),
+            "sources": list(self._sources),
+            "dims": dict(self._dims),
+            "scale": float(self._scale),
+            "basal": dict(self._basal),
+            "library": dict(self._library),
+            "mean_shift": self._mean_shift,
+            "history": self._history,
+        }
         if self._sources:
-            state.update(feature_columns=list(self._feature_columns), feature_mean=self._feature_mean,
-                         feature_std=self._feature_std)
+            state.update(
+                feature_columns=list(self._feature_columns),
+                feature_mean=self._feature_mean,
+                feature_std=self._feature_std,
+            )
         return state
 
     def _set_extra_state(self, state):

@@ -63,12 +63,19 @@ class Work:
         import pandas as pd
 
         var_names = anndata.read_h5ad(self.folder / "train.h5ad", backed="r").var_names.astype(str)
-        obs = pd.DataFrame({"covariate": [q["covariate"] for q in query],
-                            "perturbation": [q["perturbation"] for q in query],
-                            "answered": np.asarray(answered, dtype=bool)},
-                           index=[str(i) for i in range(len(query))])
-        out = anndata.AnnData(X=np.asarray(profiles, dtype=np.float32).reshape(len(query), len(var_names)), obs=obs,
-                              var=pd.DataFrame(index=list(var_names)))
+        obs = pd.DataFrame(
+            {
+                "covariate": [q["covariate"] for q in query],
+                "perturbation": [q["perturbation"] for q in query],
+                "answered": np.asarray(answered, dtype=bool),
+            },
+            index=[str(i) for i in range(len(query))],
+        )
+        out = anndata.AnnData(
+            X=np.asarray(profiles, dtype=np.float32).reshape(len(query), len(var_names)),
+            obs=obs,
+            var=pd.DataFrame(index=list(var_names)),
+        )
         out.write_h5ad(self.folder / "prediction.h5ad")
 
 
@@ -103,6 +110,10 @@ def main(check, fit, predict, versions) -> None:
     work = Work(sys.argv[2])
     tick, cpu = time.perf_counter(), time.process_time()
     (fit if sys.argv[1] == "fit" else predict)(work)
-    report = {"seconds": time.perf_counter() - tick, "cpu_s": time.process_time() - cpu, "peak_rss_mb": peak_rss_mb(),
-              "versions": versions()}
+    report = {
+        "seconds": time.perf_counter() - tick,
+        "cpu_s": time.process_time() - cpu,
+        "peak_rss_mb": peak_rss_mb(),
+        "versions": versions(),
+    }
     (work.folder / "run.json").write_text(json.dumps(report, indent=1))

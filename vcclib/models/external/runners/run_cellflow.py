@@ -74,17 +74,27 @@ def _model(work: _exchange.Work, pca: tuple[np.ndarray, np.ndarray] | None = Non
     adata.uns["gene_embeddings"] = embeddings
     split = ["covariate"] if adata.obs["covariate"].nunique() > 1 else None
     model = CellFlow(adata, solver="otfm")
-    model.prepare_data(sample_rep="X_pca", control_key="control",
-                       perturbation_covariates={"genes": ("gene_1", "gene_2")},
-                       perturbation_covariate_reps={"genes": "gene_embeddings"}, split_covariates=split,
-                       max_combination_length=2)
+    model.prepare_data(
+        sample_rep="X_pca",
+        control_key="control",
+        perturbation_covariates={"genes": ("gene_1", "gene_2")},
+        perturbation_covariate_reps={"genes": "gene_embeddings"},
+        split_covariates=split,
+        max_combination_length=2,
+    )
     width = int(work.params["hidden"])
     depth = int(work.params["layers"])
-    model.prepare_model(condition_embedding_dim=int(work.params["condition_dim"]), pooling="mean",
-                        time_freqs=int(work.params["time_freqs"]), time_encoder_dims=(width,) * depth,
-                        hidden_dims=(width,) * depth, decoder_dims=(width,) * depth,
-                        cond_output_dropout=float(work.params["cond_dropout"]),
-                        optimizer=optax.adam(float(work.params["lr"])), seed=work.seed)
+    model.prepare_model(
+        condition_embedding_dim=int(work.params["condition_dim"]),
+        pooling="mean",
+        time_freqs=int(work.params["time_freqs"]),
+        time_encoder_dims=(width,) * depth,
+        hidden_dims=(width,) * depth,
+        decoder_dims=(width,) * depth,
+        cond_output_dropout=float(work.params["cond_dropout"]),
+        optimizer=optax.adam(float(work.params["lr"])),
+        seed=work.seed,
+    )
     return model, adata, (mean, components)
 
 
@@ -108,8 +118,9 @@ def predict(work: _exchange.Work) -> None:
 
     weights = work.weights()
     model, adata, (mean, components) = _model(work, (weights["pca/mean"], weights["pca/components"]))
-    params = traverse_util.unflatten_dict({k[3:]: jnp.asarray(v) for k, v in weights.items() if k.startswith("vf/")},
-                                          sep="/")
+    params = traverse_util.unflatten_dict(
+        {k[3:]: jnp.asarray(v) for k, v in weights.items() if k.startswith("vf/")}, sep="/"
+    )
     model.solver.vf_state = model.solver.vf_state.replace(params=params)
     model.solver.vf_state_inference = model.solver.vf_state_inference.replace(params=params)
     model.solver.is_trained = True
@@ -118,16 +129,22 @@ def predict(work: _exchange.Work) -> None:
     rows, answered = [], []
     for i, group in enumerate(query):
         slots = _slots(group["perturbation"], work.control)
-        controls = adata[(adata.obs["covariate"].astype(str) == group["covariate"]).to_numpy()
-                         & adata.obs["control"].to_numpy()].copy()
+        controls = adata[
+            (adata.obs["covariate"].astype(str) == group["covariate"]).to_numpy() & adata.obs["control"].to_numpy()
+        ].copy()
         if slots is None or not all(s in embeddings for s in slots) or controls.n_obs == 0:
             rows.append(np.zeros(adata.n_vars, np.float32))
             answered.append(False)
             continue
-        condition = pd.DataFrame({"gene_1": [slots[0]], "gene_2": [slots[1]], "control": [False],
-                                  "covariate": pd.Categorical([group["covariate"]],
-                                                              categories=adata.obs["covariate"].cat.categories),
-                                  "condition": [f"q{i}"]})
+        condition = pd.DataFrame(
+            {
+                "gene_1": [slots[0]],
+                "gene_2": [slots[1]],
+                "control": [False],
+                "covariate": pd.Categorical([group["covariate"]], categories=adata.obs["covariate"].cat.categories),
+                "condition": [f"q{i}"],
+            }
+        )
         pushed = model.predict(controls, covariate_data=condition, sample_rep="X_pca", condition_id_key="condition")
         cells = np.asarray(next(iter(pushed.values())), dtype=np.float32)
         rows.append(np.clip(cells.mean(0) @ components + mean, 0, None))

@@ -17,12 +17,42 @@ from __future__ import annotations
 
 import _exchange
 
-MODULE_KEYS = ("n_latent", "recon_loss", "doser_type", "n_hidden_encoder", "n_layers_encoder", "n_hidden_decoder",
-               "n_layers_decoder", "use_batch_norm_encoder", "use_layer_norm_encoder", "use_batch_norm_decoder",
-               "use_layer_norm_decoder", "dropout_rate_encoder", "dropout_rate_decoder", "variational")
-PLAN_KEYS = ("lr", "wd", "n_epochs_pretrain_ae", "n_epochs_adv_warmup", "n_epochs_mixup_warmup", "mixup_alpha",
-             "adv_steps", "reg_adv", "pen_adv", "adv_lr", "adv_wd", "n_layers_adv", "n_hidden_adv",
-             "dropout_rate_adv", "step_size_lr", "do_clip_grad", "gradient_clip_value", "adv_loss")
+MODULE_KEYS = (
+    "n_latent",
+    "recon_loss",
+    "doser_type",
+    "n_hidden_encoder",
+    "n_layers_encoder",
+    "n_hidden_decoder",
+    "n_layers_decoder",
+    "use_batch_norm_encoder",
+    "use_layer_norm_encoder",
+    "use_batch_norm_decoder",
+    "use_layer_norm_decoder",
+    "dropout_rate_encoder",
+    "dropout_rate_decoder",
+    "variational",
+)
+PLAN_KEYS = (
+    "lr",
+    "wd",
+    "n_epochs_pretrain_ae",
+    "n_epochs_adv_warmup",
+    "n_epochs_mixup_warmup",
+    "mixup_alpha",
+    "adv_steps",
+    "reg_adv",
+    "pen_adv",
+    "adv_lr",
+    "adv_wd",
+    "n_layers_adv",
+    "n_hidden_adv",
+    "dropout_rate_adv",
+    "step_size_lr",
+    "do_clip_grad",
+    "gradient_clip_value",
+    "adv_loss",
+)
 
 
 def versions() -> dict:
@@ -42,8 +72,15 @@ def _model(work: _exchange.Work):
     torch.manual_seed(work.seed)
     adata = work.cells()
     adata.obs["condition"] = adata.obs["perturbation"].astype(str).astype("category")
-    cpa.CPA.setup_anndata(adata, perturbation_key="condition", control_group=work.control, dosage_key=None,
-                          is_count_data=False, categorical_covariate_keys=["covariate"], max_comb_len=2)
+    cpa.CPA.setup_anndata(
+        adata,
+        perturbation_key="condition",
+        control_group=work.control,
+        dosage_key=None,
+        is_count_data=False,
+        categorical_covariate_keys=["covariate"],
+        max_comb_len=2,
+    )
     module = {k: work.params[k] for k in MODULE_KEYS if k in work.params}
     return cpa.CPA(adata, seed=work.seed, **module), adata
 
@@ -57,11 +94,18 @@ def fit(work: _exchange.Work) -> None:
     torch.set_num_threads(max(1, int(work.params.get("threads") or torch.get_num_threads())))
     model, _ = _model(work)
     plan = {k: work.params[k] for k in PLAN_KEYS if k in work.params}
-    model.train(max_epochs=int(work.params["max_epochs"]), use_gpu=work.config["device"] == "cuda",
-                batch_size=int(work.params["batch_size"]), plan_kwargs=plan, save_path=False,
-                early_stopping_patience=int(work.params["early_stopping_patience"]),
-                check_val_every_n_epoch=int(work.params["check_val_every_n_epoch"]),
-                enable_progress_bar=False, logger=False, enable_checkpointing=False)
+    model.train(
+        max_epochs=int(work.params["max_epochs"]),
+        use_gpu=work.config["device"] == "cuda",
+        batch_size=int(work.params["batch_size"]),
+        plan_kwargs=plan,
+        save_path=False,
+        early_stopping_patience=int(work.params["early_stopping_patience"]),
+        check_val_every_n_epoch=int(work.params["check_val_every_n_epoch"]),
+        enable_progress_bar=False,
+        logger=False,
+        enable_checkpointing=False,
+    )
     work.write_weights({k: v.detach().cpu().numpy() for k, v in model.module.state_dict().items()})
 
 
@@ -82,8 +126,13 @@ def predict(work: _exchange.Work) -> None:
     for group in query:
         targets = _exchange.split_targets(group["perturbation"])
         controls = ((obs["covariate"].astype(str) == group["covariate"]) & obs["is_control"]).to_numpy()
-        if not targets or len(targets) > 2 or not all(t in perts for t in targets) or \
-                group["covariate"] not in covars or not controls.any():
+        if (
+            not targets
+            or len(targets) > 2
+            or not all(t in perts for t in targets)
+            or group["covariate"] not in covars
+            or not controls.any()
+        ):
             rows.append(np.zeros(adata.n_vars, dtype=np.float32))
             answered.append(False)
             continue

@@ -33,9 +33,14 @@ def _model(work: _exchange.Work, n_genes: int):
     from scpram.models import SCPRAM
 
     torch.manual_seed(work.seed)
-    return SCPRAM(input_dim=n_genes, latent_dim=int(work.params["latent_dim"]),
-                  hidden_dim=int(work.params["hidden_dim"]), noise_rate=float(work.params["noise_rate"]),
-                  kl_weight=float(work.params["kl_weight"]), device=torch.device("cpu"))
+    return SCPRAM(
+        input_dim=n_genes,
+        latent_dim=int(work.params["latent_dim"]),
+        hidden_dim=int(work.params["hidden_dim"]),
+        noise_rate=float(work.params["noise_rate"]),
+        kl_weight=float(work.params["kl_weight"]),
+        device=torch.device("cpu"),
+    )
 
 
 def fit(work: _exchange.Work) -> None:
@@ -46,8 +51,9 @@ def fit(work: _exchange.Work) -> None:
     np.random.seed(work.seed)
     adata = work.cells()
     model = _model(work, adata.n_vars)
-    model.train_SCPRAM(adata, epochs=int(work.params["epochs"]), batch_size=int(work.params["batch_size"]),
-                       lr=float(work.params["lr"]))
+    model.train_SCPRAM(
+        adata, epochs=int(work.params["epochs"]), batch_size=int(work.params["batch_size"]), lr=float(work.params["lr"])
+    )
     work.write_weights({k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
 
 
@@ -68,14 +74,23 @@ def predict(work: _exchange.Work) -> None:
         here, pert = covariate == group["covariate"], group["perturbation"]
         elsewhere = ~here & control
         stim = (perturbation == pert) & ~here
-        if pert == work.control or not (here & control).any() or not stim.any() or \
-                not set(covariate[stim]) & set(covariate[elsewhere]):
+        if (
+            pert == work.control
+            or not (here & control).any()
+            or not stim.any()
+            or not set(covariate[stim]) & set(covariate[elsewhere])
+        ):
             rows.append(np.zeros(adata.n_vars, np.float32))
             answered.append(False)
             continue
         cells = adata[control | stim].copy()
-        key_dic = {"condition_key": "perturbation", "cell_type_key": "covariate", "ctrl_key": work.control,
-                   "stim_key": pert, "pred_key": "predicted"}
+        key_dic = {
+            "condition_key": "perturbation",
+            "cell_type_key": "covariate",
+            "ctrl_key": work.control,
+            "stim_key": pert,
+            "pred_key": "predicted",
+        }
         torch.manual_seed(work.seed)
         np.random.seed(work.seed)
         with torch.no_grad():
