@@ -250,3 +250,19 @@ def test_tasks_file_errors_are_one_line_vcc_errors(tmp_path):
     good.write_text(json.dumps({"datasets": {"x": [{"split": "covariate_transfer", "label": "mine"}]}}))
     assert default_tasks(["x"], path=good) == [Task("x", "covariate_transfer", label="mine")]
     assert default_tasks(["y"], path=good) == []  # no default section: nothing for unlisted datasets
+
+
+def test_metric_order_does_not_depend_on_which_module_was_imported_first():
+    """Importing a late metrics module before the registry loads keeps the declared order (docs table, listings)."""
+    import subprocess
+    import sys
+
+    code = "{pre}from vcclib.metrics.registry import METRICS; print(','.join(METRICS.names()))"
+    plain = subprocess.run([sys.executable, "-c", code.format(pre="")], capture_output=True, text=True, check=True)
+    early = subprocess.run(
+        [sys.executable, "-c", code.format(pre="import vcclib.metrics.vcc2026, vcclib.metrics.field; ")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert plain.stdout.strip() and early.stdout == plain.stdout

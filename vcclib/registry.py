@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import sys
 from collections.abc import Callable, Iterator
 from importlib import import_module
 from typing import Any, Generic, TypeVar
@@ -97,6 +98,7 @@ class Registry(Generic[SpecT]):
         self._modules = tuple(modules)
         self._loaded = not modules
         self._specs: dict[str, SpecT] = {}
+        self._order: dict[str, tuple[int, int]] = {}
 
     # --- filling ---------------------------------------------------------------------------------------------
     def add(self, spec: SpecT) -> SpecT:
@@ -105,7 +107,25 @@ class Registry(Generic[SpecT]):
         if name in self._specs:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         self._specs[name] = spec
+        self._order[name] = (self._declaring_module_index(), len(self._order))
         return spec
+
+    def _declaring_module_index(self) -> int:
+        """Index in ``modules`` of the module whose import is registering now (``len(modules)`` for any other).
+
+        Registration order is the declared module order, whatever imported a module first: a module imported
+        directly before the registry loads the others would otherwise register first and reorder listings.
+        """
+        frame = sys._getframe(2)
+        while frame is not None:
+            module = frame.f_globals.get("__name__")
+            if module in self._modules:
+                return self._modules.index(module)
+            frame = frame.f_back
+        return len(self._modules)
+
+    def _ordered(self) -> list[str]:
+        return sorted(self._specs, key=self._order.__getitem__)
 
     def decorator(self, make_spec: Callable[[Any], SpecT]) -> Callable[[Any], Any]:
         """A decorator that registers ``make_spec(obj)`` and returns ``obj`` unchanged."""
@@ -134,14 +154,14 @@ class Registry(Generic[SpecT]):
             ) from None
 
     def names(self) -> list[str]:
-        """Registered names, in registration order."""
+        """Registered names: by declared module, then in registration order within a module."""
         self._ensure_loaded()
-        return list(self._specs)
+        return self._ordered()
 
     def specs(self) -> list[SpecT]:
-        """Registered specs, in registration order."""
+        """Registered specs, in the order of :meth:`names`."""
         self._ensure_loaded()
-        return list(self._specs.values())
+        return [self._specs[name] for name in self._ordered()]
 
     def where(self, **fields: Any) -> list[SpecT]:
         """Specs whose fields equal ``fields`` (``MODELS.where(kind=ModelKind.MAX_REFERENCE)``)."""
