@@ -146,6 +146,25 @@ def test_a_runner_failing_in_its_environment_is_a_one_line_error(no_envs, tmp_pa
     assert "Traceback" in (work / "runner.log").read_text()
 
 
+def test_runner_environment_drops_a_notebook_plotting_backend(no_envs, tmp_path, monkeypatch):
+    """A Jupyter kernel's MPLBACKEND (its inline backend, absent from the own environment) is not inherited."""
+    env = no_envs / "cpa"
+    (env / "bin").mkdir(parents=True)
+    (env / "bin" / "python").symlink_to(sys.executable)
+    (env / ".installed").touch()
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    seen = {}
+
+    def fake_run(args, **kwargs):
+        seen.update(kwargs["env"])
+        (tmp_path / "run.json").write_text("{}")
+        return subprocess.CompletedProcess(args, 0)
+
+    monkeypatch.setattr(ownenv.subprocess, "run", fake_run)
+    ownenv.run_runner("cpa", "fit", tmp_path, purpose="CPA")
+    assert seen["MPLBACKEND"] == "Agg"
+
+
 # --- opt-in: the real environments ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def norman():

@@ -157,6 +157,8 @@ def run_runner(environment: str, command: str, work: Path, *, purpose: str, thre
         "PYTHONNOUSERSITE": "1",
         "PYTHONWARNINGS": "ignore",
         "JAX_PLATFORMS": "cpu",
+        # a Jupyter kernel sets MPLBACKEND to its inline backend, which the own environment lacks
+        "MPLBACKEND": "Agg",
     }
     env.pop("PYTHONPATH", None)
     env.pop("VIRTUAL_ENV", None)
