@@ -197,9 +197,10 @@ def settings_table(models, overrides: dict) -> pd.DataFrame:
 
 def placement_figure(summary: pd.DataFrame, metrics=("pearson_delta", "discrimination_score_l1")):
     """Placement per task and model with its interval, one panel per metric (numbers: ``placement_summary``)."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
+    fig = Figure(figsize=(5 * len(metrics), 3.6))
+    axes = fig.subplots(1, len(metrics), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         block = summary[summary["metric"] == metric].reset_index(drop=True)
         labels = [f"{t} · {m}" for t, m in zip(block["task"], block["model"])]
@@ -218,10 +219,11 @@ def placement_figure(summary: pd.DataFrame, metrics=("pearson_delta", "discrimin
 
 def cost_figure(cost: pd.DataFrame):
     """Training seconds and peak resident memory per model, the largest over tasks and seeds (numbers: ``cost``)."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     worst = cost.groupby("model", sort=False)[["train_s", "predict_s", "peak_rss_mb"]].max()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 0.5 + 0.45 * max(len(worst), 2)), squeeze=False)
+    fig = Figure(figsize=(9, 0.5 + 0.45 * max(len(worst), 2)))
+    axes = fig.subplots(1, 2, squeeze=False)
     y = np.arange(len(worst))
     axes[0][0].barh(y, worst["train_s"], color="#33658a", label="fit")
     axes[0][0].barh(y, worst["predict_s"], left=worst["train_s"], color="#86bbd8", label="predict")

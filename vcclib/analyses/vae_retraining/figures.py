@@ -10,12 +10,11 @@ from vcclib.analyses.vae_retraining.experiments import DEFAULT, REFERENCE
 
 def plot_variants(table: pd.DataFrame, title: str):
     """Placements with 95% intervals: one panel per metric, one bar per variant (0 = mean baseline, 1 = ceiling)."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     metrics = list(dict.fromkeys(table["metric"]))
-    fig, axes = plt.subplots(
-        1, max(len(metrics), 1), figsize=(2.6 * max(len(metrics), 1), 3.2), sharey=True, squeeze=False
-    )
+    fig = Figure(figsize=(2.6 * max(len(metrics), 1), 3.2))
+    axes = fig.subplots(1, max(len(metrics), 1), sharey=True, squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         rows = table[table["metric"] == metric]
         labels = rows["model"].where(rows["variant"].isin([REFERENCE, DEFAULT]), rows["variant"])
@@ -40,9 +39,10 @@ def plot_variants(table: pd.DataFrame, title: str):
 
 def plot_learning_curve(curve: pd.DataFrame):
     """Mean placement against the share of training perturbations, one line per learner."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    fig, ax = plt.subplots(figsize=(4, 3))
+    fig = Figure(figsize=(4, 3))
+    ax = fig.subplots()
     for learner, rows in curve.groupby("learner"):
         ax.plot(rows["fraction"], rows["mean"], marker="o", label=learner)
         ax.fill_between(rows["fraction"], rows["low"], rows["high"], alpha=0.2)
@@ -56,7 +56,7 @@ def plot_learning_curve(curve: pd.DataFrame):
 
 def plot_diversity(info: pd.DataFrame):
     """Predicted/real spread of perturbation effects per model and variant (1 = real diversity, 0 = collapsed)."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     table = (
         info[~info["variant"].str.contains("train_fraction|added=")]
@@ -65,7 +65,8 @@ def plot_diversity(info: pd.DataFrame):
         .reset_index()
         .sort_values("mean")
     )
-    fig, ax = plt.subplots(figsize=(5, 0.22 * len(table) + 1))
+    fig = Figure(figsize=(5, 0.22 * len(table) + 1))
+    ax = fig.subplots()
     y = np.arange(len(table))
     ax.barh(
         y,
@@ -84,9 +85,10 @@ def plot_diversity(info: pd.DataFrame):
 
 def plot_added_data(table: pd.DataFrame):
     """Mean placement against the number of added cell lines, one line per learner (bands: 95% intervals)."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    fig, ax = plt.subplots(figsize=(4.4, 3))
+    fig = Figure(figsize=(4.4, 3))
+    ax = fig.subplots()
     for learner, rows in table.groupby("learner"):
         ax.plot(rows["n_added"], rows["mean"], marker="o", label=learner)
         ax.fill_between(rows["n_added"], rows["low"], rows["high"], alpha=0.2)
