@@ -13,7 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from anndata import AnnData  # noqa: E402
+from vae_fixtures import additive_shifts  # noqa: E402
 
 from vcclib.models import get_model  # noqa: E402
 from vcclib.models.neural import inputs, likelihoods, losses  # noqa: E402
@@ -98,38 +98,8 @@ def test_loss_specs_are_parsed_and_bad_ones_refused():
         get_model("cvae", features="go+nonsense")
 
 
-def _synthetic(seed=0, n_per=60, genes=40):
-    """Known truth: controls ~ 1 + noise; A raises genes 0–9 by 1.5, B lowers genes 10–19 by 1, and the
-    combination A+B does both (additive)."""
-    rng = np.random.default_rng(seed)
-    effect = {"ctrl": np.zeros(genes), "A": np.zeros(genes), "B": np.zeros(genes)}
-    effect["A"][:10], effect["B"][10:20] = 1.5, -1.0
-    effect["A+B"] = effect["A"] + effect["B"]
-    labels = ["ctrl"] * (3 * n_per) + ["A"] * n_per + ["B"] * n_per + ["A+B"] * n_per
-    X = np.clip(1.5 + np.vstack([effect[p] for p in labels]) + rng.normal(0, 0.3, (len(labels), genes)), 0, None)
-    obs = pd.DataFrame(
-        {
-            "perturbation": labels,
-            "cell_line": "synthetic",
-            "is_control": [p == "ctrl" for p in labels],
-            "dataset": "synthetic",
-            "perturbation_type": "CRISPRi",
-        },
-        index=[f"c{i}" for i in range(len(labels))],
-    )
-    adata = AnnData(X.astype(np.float32), obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(genes)]))
-    adata.uns["vcc"] = {
-        "control_label": "ctrl",
-        "dataset": "synthetic",
-        "x_scale": "log1p",
-        "organism": "human",
-        "normalisation": "synthetic log1p-like values",
-    }
-    return adata, effect
-
-
 def test_the_learned_vae_recovers_known_shifts_and_adds_them_for_a_combination():
-    adata, effect = _synthetic()
+    adata, effect = additive_shifts()
     train = adata[adata.obs["perturbation"] != "A+B"].copy()
     model = get_model("cvae", epochs=200, patience=30, seed=0, **FAST).fit(train)
     query = pd.DataFrame({"covariate": "synthetic", "perturbation": ["A", "B", "A+B", "C"], "n_cells": 50})
