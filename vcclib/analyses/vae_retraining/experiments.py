@@ -377,20 +377,18 @@ def run_experiments(
     runner = Runner(settings)
     runner._data.update(task_data or {})
     with torch_threads(settings.cpu_threads if settings.device == "cpu" else 0):
-        _all_experiments(
-            runner,
-            settings,
-            compare_tasks,
-            loss_task,
-            feature_task,
-            curve_task,
-            losses,
-            sources,
-            fractions,
-            compare_models,
-            added_stages,
-            hypothesis_tasks,
-        )
+        for seed in settings.seeds:
+            for task in compare_tasks:
+                variants = {DEFAULT if i == 0 else f"{DEFAULT}:{m}": (m, {}) for i, m in enumerate(compare_models)}
+                runner.vae_runs(task, seed, variants)
+            runner.vae_runs(feature_task, seed, feature_variants(sources))
+            if loss_task is not None:
+                runner.vae_runs(loss_task, seed, loss_variants(losses))
+            more_data_runs(runner, curve_task, seed, fractions)
+            if added_stages:
+                added_data_runs(runner, seed, added_stages)
+            for task in hypothesis_tasks:
+                hypothesis_runs(runner, task, seed)
     return runner
 
 
@@ -410,32 +408,3 @@ def torch_threads(n: int):
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def _all_experiments(
-    runner,
-    settings,
-    compare_tasks,
-    loss_task,
-    feature_task,
-    curve_task,
-    losses,
-    sources,
-    fractions,
-    compare_models,
-    added_stages,
-    hypothesis_tasks,
-) -> None:
-    for seed in settings.seeds:
-        for task in compare_tasks:
-            runner.vae_runs(
-                task, seed, {DEFAULT if i == 0 else f"{DEFAULT}:{m}": (m, {}) for i, m in enumerate(compare_models)}
-            )
-        runner.vae_runs(feature_task, seed, feature_variants(sources))
-        if loss_task is not None:
-            runner.vae_runs(loss_task, seed, loss_variants(losses))
-        more_data_runs(runner, curve_task, seed, fractions)
-        if added_stages:
-            added_data_runs(runner, seed, added_stages)
-        for task in hypothesis_tasks:
-            hypothesis_runs(runner, task, seed)
