@@ -18,10 +18,16 @@ PYTHON="${PYTHON:-python3.11}"
 UV="${UV:-$ROOT/.venv/bin/uv}"
 STAMP="$ENV_DIR/.installed"
 export UV_CACHE_DIR="${UV_CACHE_DIR:-$ROOT/.cache/uv}"
-# A local wheel directory (WHEELS, default /opt/wheels: the CPU-only torch the scPRAM lock pins) when present.
+# The CPU-only torch the CPA and scPRAM locks pin (torch==2.13.0+cpu) comes from a local wheel directory (WHEELS,
+# default /opt/wheels) when the machine has one, otherwise from PyTorch's CPU index (TORCH_CPU_INDEX).
 WHEELS="${WHEELS:-/opt/wheels}"
+TORCH_CPU_INDEX="${TORCH_CPU_INDEX:-https://download.pytorch.org/whl/cpu}"
 LINKS=()
-[[ -d "$WHEELS" ]] && LINKS=(--find-links "$WHEELS")
+if [[ -d "$WHEELS" ]]; then
+  LINKS=(--find-links "$WHEELS")
+elif grep -q '^torch==[^ ]*+cpu' "$ROOT/envs/$MODEL.txt" 2>/dev/null; then
+  LINKS=(--extra-index-url "$TORCH_CPU_INDEX" --index-strategy unsafe-best-match)
+fi
 if [[ ! -f "$LOCK" ]]; then
   echo "no lock file envs/$MODEL.txt; models with their own environment: $(cd "$ROOT/envs" && ls ./*.txt | sed 's|^\./||; s/\.txt$//' | tr '\n' ' ')" >&2
   exit 2

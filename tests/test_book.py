@@ -12,6 +12,7 @@ import re
 import zipfile
 
 import nbformat
+import pandas as pd
 import pytest
 from conftest import PROJECT
 
@@ -125,3 +126,40 @@ def test_answer_first_moves_the_takeaways_cell_above_every_other_output():
     assert answer_first(nb)
     assert [c.source for c in nb.cells] == ["# Title", "show", "x"]
     assert not answer_first(nb)  # already first: nothing moves
+
+
+def test_chapters_run_two_at_a_time_by_default_and_the_setting_is_checked(monkeypatch):
+    from vcclib.pipeline.book import BookBuildError, default_jobs
+
+    monkeypatch.delenv("VCC_BOOK_JOBS", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert default_jobs() == 2
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert default_jobs() == 1
+    monkeypatch.setenv("VCC_BOOK_JOBS", "3")
+    assert default_jobs() == 3
+    for bad in ("two", "0"):
+        monkeypatch.setenv("VCC_BOOK_JOBS", bad)
+        with pytest.raises(BookBuildError, match="VCC_BOOK_JOBS"):
+            default_jobs()
+
+
+def test_longest_chapters_are_known_from_the_newest_build_of_the_same_kind(tmp_path, monkeypatch):
+    from vcclib.pipeline.book import CHAPTER_SECONDS, book_chapters, expected_seconds
+
+    kept = pd.read_csv(PROJECT / CHAPTER_SECONDS)
+    assert sorted(kept["chapter"]) == sorted(book_chapters()), "book/chapter_seconds.csv must list every chapter"
+    monkeypatch.setenv("VCC_RUNS_DIR", str(tmp_path))
+    assert expected_seconds(["grn"]) == {"grn": float(kept.set_index("chapter").loc["grn", "seconds"])}
+    for build, seconds in (("20260101T000000Z-aaaaaa", 5.0), ("20260102T000000Z-bbbbbb", 7.0)):
+        (tmp_path / "book" / build).mkdir(parents=True)
+        pd.DataFrame({"chapter": ["grn"], "seconds": [seconds], "status": ["ok"]}).to_csv(
+            tmp_path / "book" / build / "timings.csv", index=False
+        )
+    smoke = tmp_path / "book" / "20260103T000000Z-smoke-cccccc"
+    smoke.mkdir()
+    pd.DataFrame({"chapter": ["grn", "guides"], "seconds": [1.0, 2.0], "status": ["ok", "ok"]}).to_csv(
+        smoke / "timings.csv", index=False
+    )
+    assert expected_seconds(["grn", "unknown"]) == {"grn": 7.0, "unknown": 0.0}
+    assert expected_seconds(["grn", "guides"], smoke=True) == {"grn": 1.0, "guides": 2.0}

@@ -16,12 +16,15 @@ one bibliography, ``book/references.bib``, generated from the dataset manifests 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import re
 import shutil
 import subprocess
 import sys
 import time
 import zipfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +50,8 @@ VISIBILITY_TAGS = {"hide-input", "hide-cell", "remove-input", "remove-cell", "hi
 DOWNLOADS = "downloads"
 BIBLIOGRAPHY = "book/references.bib"
 METHODS = "book/methods.yaml"
+#: each chapter's measured seconds at book settings, kept with the book to schedule a fresh build longest first
+CHAPTER_SECONDS = "book/chapter_seconds.csv"
 
 
 class BookBuildError(VccError, RuntimeError):
@@ -95,10 +100,100 @@ def chapter_parameters(name: str, smoke: bool = False) -> dict:
     return load_parameter_file(path) if path.exists() else {}
 
 
+def default_jobs() -> int:
+    """How many chapters run at once: ``VCC_BOOK_JOBS``, else the machine's cores, at most 2.
+
+    Chapters are mostly single-threaded Python, so two at a time use a 2-core machine twice as well; more would
+    only share the same cores (and add the memory of another kernel).
+    """
+    configured = os.environ.get("VCC_BOOK_JOBS")
+    if configured:
+        try:
+            jobs = int(configured)
+        except ValueError:
+            raise BookBuildError(f"VCC_BOOK_JOBS={configured!r} is not a whole number of chapters") from None
+        if jobs < 1:
+            raise BookBuildError(f"VCC_BOOK_JOBS={configured!r}: at least one chapter must run at a time")
+        return jobs
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def expected_seconds(chapters: list[str], smoke: bool = False) -> dict[str, float]:
+    """Each chapter's seconds in the newest earlier build (``runs/book/*/timings.csv``), else ``book/chapter_seconds.csv``.
+
+    Only builds of the same kind (smoke or book settings) count; chapters never timed get 0.
+
+    Used only to start the longest chapters first when several run at once.
+    """
+    root = config.project_root()
+    seconds: dict[str, float] = {}
+    builds = [
+        timings
+        for timings in sorted((config.runs_dir() / "book").glob("*/timings.csv"), reverse=True)
+        if ("-smoke-" in timings.parent.name) == smoke
+    ]
+    for source in [*builds, *([] if smoke else [root / CHAPTER_SECONDS])]:
+        if not source.is_file():
+            continue
+        table = pd.read_csv(source)
+        for row in table.itertuples():
+            if row.chapter in chapters and row.chapter not in seconds and getattr(row, "status", "ok") == "ok":
+                seconds[str(row.chapter)] = float(row.seconds)
+    return {name: seconds.get(name, 0.0) for name in chapters}
+
+
+def _run_chapter(name: str, smoke: bool, build_dir: Path, target_dir: Path, progress: bool):
+    """Run one chapter into ``build_dir/name`` and copy it into the book; returns (timing, failures, messages)."""
+    notebook = config.project_root() / "notebooks" / f"{name}.ipynb"
+    start = time.perf_counter()
+    failures, messages = [], []
+    try:
+        record = run_notebook(notebook, chapter_parameters(name, smoke), run_dir=build_dir / name, progress=progress)
+        errors = error_outputs(record.executed_notebook)
+        status = "ok" if not errors else "error output"
+        if errors:
+            failures.append(f"{name}: error outputs: {errors}")
+        missing = figures_without_table(record.run_dir)
+        if missing:
+            status = "figure without table"
+            failures.append(
+                f"{name}: figures {missing} name no table of their numbers (Results.figure(..., table=NAME))"
+            )
+        report = prepare_chapter(record.executed_notebook, record.run_dir, target_dir / f"{name}.ipynb")
+        if report["stderr_removed"] or report["warnings"]:
+            messages.append(
+                f"[book] {name}: {report['stderr_removed']} stderr output(s) removed, {report['warnings']} "
+                f"warning line(s) kept in {Path(record.run_dir) / 'warnings.log'}"
+            )
+    except NotebookRunError as error:
+        status = "failed"
+        failures.append(str(error))
+    seconds = round(time.perf_counter() - start, 1)
+    return ChapterTiming(name, seconds, status, str(build_dir / name)), failures, messages
+
+
 def run_chapters(
-    chapters: list[str] | None = None, *, smoke: bool = False, progress: bool = True
+    chapters: list[str] | None = None, *, smoke: bool = False, progress: bool = True, jobs: int | None = None
 ) -> list[ChapterTiming]:
     """Execute the chapters into ``runs/book/<build id>/`` and copy the executed notebooks into ``book/chapters``.
+
+    Parameters
+    ----------
+    chapters
+        Chapter names (default: every chapter of ``_toc.yml``).
+    smoke
+        Use each chapter's ``.smoke.yaml`` parameters.
+    progress
+        Show papermill's progress bar (when one chapter runs at a time; with several, one line per start and end).
+    jobs
+        Chapters run at once, each in its own process and kernel (default :func:`default_jobs`). With more than
+        one, the chapters that took longest before start first (:func:`expected_seconds`). Chapters share nothing
+        but caches, which are written atomically.
+
+    Returns
+    -------
+    list of ChapterTiming
+        In table-of-contents order; also written to ``timings.csv`` in the build folder.
 
     Raises
     ------
@@ -107,41 +202,36 @@ def run_chapters(
     """
     root = config.project_root()
     chapters = chapters or book_chapters()
+    jobs = default_jobs() if jobs is None else jobs
     build_dir = new_run_dir("book", label="smoke" if smoke else "")
     target_dir = root / "book" / "chapters"
     target_dir.mkdir(parents=True, exist_ok=True)
-    timings, failures = [], []
-    for name in chapters:
-        notebook = root / "notebooks" / f"{name}.ipynb"
-        print(f"[book] running {name} ...", flush=True)
-        start = time.perf_counter()
-        try:
-            record = run_notebook(
-                notebook, chapter_parameters(name, smoke), run_dir=build_dir / name, progress=progress
-            )
-            errors = error_outputs(record.executed_notebook)
-            status = "ok" if not errors else "error output"
-            if errors:
-                failures.append(f"{name}: error outputs: {errors}")
-            missing = figures_without_table(record.run_dir)
-            if missing:
-                status = "figure without table"
-                failures.append(
-                    f"{name}: figures {missing} name no table of their numbers (Results.figure(..., table=NAME))"
-                )
-            report = prepare_chapter(record.executed_notebook, record.run_dir, target_dir / f"{name}.ipynb")
-            if report["stderr_removed"] or report["warnings"]:
-                print(
-                    f"[book] {name}: {report['stderr_removed']} stderr output(s) removed, {report['warnings']} "
-                    f"warning line(s) kept in {Path(record.run_dir) / 'warnings.log'}",
-                    flush=True,
-                )
-        except NotebookRunError as error:
-            status = "failed"
-            failures.append(str(error))
-        seconds = round(time.perf_counter() - start, 1)
-        timings.append(ChapterTiming(name, seconds, status, str(build_dir / name)))
-        print(f"[book] {name}: {status} in {seconds:.1f} s", flush=True)
+    results: dict[str, tuple] = {}
+
+    def report(name: str, result) -> None:
+        results[name] = result
+        timing, _, messages = result
+        for message in messages:
+            print(message, flush=True)
+        print(f"[book] {name}: {timing.status} in {timing.seconds:.1f} s", flush=True)
+
+    if jobs <= 1 or len(chapters) <= 1:
+        for name in chapters:
+            print(f"[book] running {name} ...", flush=True)
+            report(name, _run_chapter(name, smoke, build_dir, target_dir, progress))
+    else:
+        expected = expected_seconds(chapters, smoke)
+        order = sorted(chapters, key=lambda name: -expected[name])
+        print(f"[book] running {len(chapters)} chapters, {jobs} at a time (longest first)", flush=True)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = {}
+            for name in order:
+                futures[pool.submit(_run_chapter, name, smoke, build_dir, target_dir, False)] = name
+            for future in as_completed(futures):
+                report(futures[future], future.result())
+    timings = [results[name][0] for name in chapters]
+    failures = [failure for name in chapters for failure in results[name][1]]
     pd.DataFrame([t.__dict__ for t in timings]).to_csv(build_dir / "timings.csv", index=False)
     if failures:
         raise BookBuildError("chapters failed:\n" + "\n".join(failures))
@@ -160,16 +250,21 @@ def render(builder: str = "html") -> Path:
     return root / "_build" / builder
 
 
-def build_book(chapters: list[str] | None = None, *, smoke: bool = False, render_only: bool = False) -> Path:
-    """Run every chapter and render the book; prints each step's time. Returns the HTML folder."""
+def build_book(
+    chapters: list[str] | None = None, *, smoke: bool = False, render_only: bool = False, jobs: int | None = None
+) -> Path:
+    """Run every chapter (``jobs`` at a time, see :func:`run_chapters`) and render the book; returns the HTML folder.
+
+    Prints each step's time and the whole build's (chapters run at once each take longer than alone).
+    """
     contain_tool_state()
     start = time.perf_counter()
-    timings = [] if render_only else run_chapters(chapters, smoke=smoke)
+    timings = [] if render_only else run_chapters(chapters, smoke=smoke, jobs=jobs)
     write_bibliography()
     render_start = time.perf_counter()
     html = render()
     render_seconds = time.perf_counter() - render_start
-    print("\n[book] timings (2-core machine budget: 20 minutes for the whole book)")
+    print(f"\n[book] timings ({jobs or default_jobs()} chapter(s) at a time; 2-core budget: 20 minutes in all)")
     for timing in timings:
         print(f"  {timing.chapter:32} {timing.seconds:8.1f} s  {timing.status}")
     print(f"  {'jupyter-book build':32} {render_seconds:8.1f} s")

@@ -45,6 +45,7 @@ from vcclib.registry import ModelKind
         "lr": 1e-4,
         "iterations": 1000,
         "batch_size": 256,
+        "ode_steps": 20,
         "threads": 2,
         "seed": 0,
         "device": "auto",

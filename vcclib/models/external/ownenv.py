@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from vcclib import config
 from vcclib.errors import OptionalDependencyError, VccError
 from vcclib.models.base import normalise_query
 from vcclib.models.external._common import ExternalModel, compact_cells
@@ -157,6 +158,9 @@ def run_runner(environment: str, command: str, work: Path, *, purpose: str, thre
         "PYTHONNOUSERSITE": "1",
         "PYTHONWARNINGS": "ignore",
         "JAX_PLATFORMS": "cpu",
+        # JAX's own persistent compilation cache: fit, predict and later tasks reuse what an earlier process compiled
+        "JAX_COMPILATION_CACHE_DIR": str(config.cache_dir() / "tool-state" / "jax"),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
         # a Jupyter kernel sets MPLBACKEND to its inline backend, which the own environment lacks
         "MPLBACKEND": "Agg",
     }

@@ -10,8 +10,8 @@ the pad and the controls a zero vector; several covariates split the controls in
 (CellFlow's ``split_covariates``). ``CellFlow.prepare_model`` gets CPU-sized layers and a plain Adam; the flax
 parameters are written as arrays (CellFlow's own ``save`` cloudpickles the object, which is not used).
 
-Predict: the same data and model rebuilt, the parameters loaded; for each query CellFlow's ``predict`` pushes
-the covariate's training control cells through the flow; the mean of the pushed cells is mapped back to genes
+Predict: the same data and model rebuilt, the parameters loaded; one CellFlow ``predict`` per covariate pushes
+its training control cells through the flow under every query's condition; the mean of the pushed cells is mapped back to genes
 through the PCA. A query with a target the embedding lacks is not answered.
 """
 
@@ -98,6 +98,19 @@ def _model(work: _exchange.Work, pca: tuple[np.ndarray, np.ndarray] | None = Non
     return model, adata, (mean, components)
 
 
+def _ode_solver(steps: int) -> dict:
+    """Settings of the flow's ODE (diffrax): ``steps`` fixed Tsit5 steps from t = 0 to 1.
+
+    0 steps keeps CellFlow's default, an adaptive Tsit5 at rtol = atol = 1e-5, which takes about 2 s per
+    condition on 64 cells on a CPU (about 20 fixed steps' worth many times over).
+    """
+    if steps <= 0:
+        return {}
+    import diffrax
+
+    return {"solver": diffrax.Tsit5(), "dt0": 1.0 / steps, "stepsize_controller": diffrax.ConstantStepSize()}
+
+
 def fit(work: _exchange.Work) -> None:
     """Train on ``work``'s training cells; write ``weights.npz``."""
     from flax import traverse_util
@@ -126,30 +139,37 @@ def predict(work: _exchange.Work) -> None:
     model.solver.is_trained = True
     embeddings = adata.uns["gene_embeddings"]
     query = work.query()
-    rows, answered = [], []
-    for i, group in enumerate(query):
-        slots = _slots(group["perturbation"], work.control)
-        controls = adata[
-            (adata.obs["covariate"].astype(str) == group["covariate"]).to_numpy() & adata.obs["control"].to_numpy()
-        ].copy()
-        if slots is None or not all(s in embeddings for s in slots) or controls.n_obs == 0:
-            rows.append(np.zeros(adata.n_vars, np.float32))
-            answered.append(False)
+    rows = np.zeros((len(query), adata.n_vars), np.float32)
+    answered = np.zeros(len(query), bool)
+    categories = adata.obs["covariate"].cat.categories
+    solver = _ode_solver(int(work.params.get("ode_steps", 0)))
+    # one ``predict`` per covariate, all its queries at once (CellFlow pushes the controls once per condition)
+    for covariate in sorted({str(group["covariate"]) for group in query}):
+        controls = adata[(adata.obs["covariate"].astype(str) == covariate).to_numpy() & adata.obs["control"].to_numpy()]
+        asked = []
+        for i, group in enumerate(query):
+            slots = _slots(group["perturbation"], work.control)
+            if str(group["covariate"]) == covariate and slots is not None and all(s in embeddings for s in slots):
+                asked.append((i, slots))
+        if not asked or controls.n_obs == 0:
             continue
         condition = pd.DataFrame(
             {
-                "gene_1": [slots[0]],
-                "gene_2": [slots[1]],
-                "control": [False],
-                "covariate": pd.Categorical([group["covariate"]], categories=adata.obs["covariate"].cat.categories),
-                "condition": [f"q{i}"],
+                "gene_1": [slots[0] for _, slots in asked],
+                "gene_2": [slots[1] for _, slots in asked],
+                "control": False,
+                "covariate": pd.Categorical([covariate] * len(asked), categories=categories),
+                "condition": [f"q{i}" for i, _ in asked],
             }
         )
-        pushed = model.predict(controls, covariate_data=condition, sample_rep="X_pca", condition_id_key="condition")
-        cells = np.asarray(next(iter(pushed.values())), dtype=np.float32)
-        rows.append(np.clip(cells.mean(0) @ components + mean, 0, None))
-        answered.append(True)
-    work.write_prediction(query, np.vstack(rows) if rows else np.zeros((0, adata.n_vars)), answered)
+        pushed = model.predict(
+            controls.copy(), covariate_data=condition, sample_rep="X_pca", condition_id_key="condition", **solver
+        )
+        for i, _ in asked:
+            cells = np.asarray(pushed[f"q{i}"], dtype=np.float32)
+            rows[i] = np.clip(cells.mean(0) @ components + mean, 0, None)
+            answered[i] = True
+    work.write_prediction(query, rows, answered.tolist())
 
 
 if __name__ == "__main__":
