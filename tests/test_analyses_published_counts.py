@@ -82,7 +82,9 @@ def test_suite_summary_counts_defined_scores_and_names_the_best_learned_model():
     for model, values in (("gears", [0.4, 0.6]), (chapter.PROJECT_VAE, [0.2, np.nan]), ("perturbed_mean", [0, 0])):
         for metric, s in zip(("pds_cosine", "de_wilcoxon_sig_jaccard"), values):
             rows.append({"task": "t", "seed": 0, "model": model, "covariate": "all", "metric": metric, "score": s})
-        rows.append({"task": "t", "seed": 0, "model": model, "covariate": "all", "metric": "avg_score", "score": np.nan})
+        rows.append(
+            {"task": "t", "seed": 0, "model": model, "covariate": "all", "metric": "avg_score", "score": np.nan}
+        )
     summary = chapter.vcc2026_summary(pd.DataFrame(rows))
     gears = summary.set_index("model").loc["gears"]
     assert (gears["defined"], gears["pairs"]) == (2, 2) and gears["mean_defined_score"] == pytest.approx(0.5)
