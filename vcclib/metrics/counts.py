@@ -103,14 +103,6 @@ def _series_coefficients(n_terms: int) -> tuple[np.ndarray, np.ndarray]:
     return alpha, beta
 
 
-def _horner(coef: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """``Σ_k coef_k c^k`` (k from 1), elementwise in c."""
-    out = np.zeros_like(c)
-    for value in coef[::-1]:
-        out = (out + value) * c
-    return out
-
-
 def jackknife_sparse(
     X, rows: np.ndarray, target_sum: float = BULK_TARGET_SUM, max_argument: float = SERIES_MAX_ARGUMENT
 ) -> float:

@@ -43,22 +43,32 @@ class CountsDE:
     def significant(self, alpha: float = ALPHA) -> np.ndarray:
         return self.p_adj < alpha  # NaN compares False
 
-    def to_frame(self):
-        """Long table (target, feature, target_mean, ref_mean, log2_fold_change, p_value, p_adj)."""
-        import pandas as pd
+    def columns(self) -> dict:
+        """Columns of :meth:`to_frame` (labels as :class:`~vcclib.metrics.de.Labels`), in its order."""
+        from vcclib.metrics.de import Labels
 
         n_t, n_g = self.p_value.shape
-        return pd.DataFrame(
-            {
-                "target": np.repeat(self.targets, n_g),
-                "feature": np.tile(self.genes, n_t),
-                "target_mean": self.target_mean.ravel(),
-                "ref_mean": np.tile(self.ref_mean, n_t),
-                "log2_fold_change": self.log2_fold_change.ravel(),
-                "p_value": self.p_value.ravel(),
-                "p_adj": self.p_adj.ravel(),
-            }
-        )
+        return {
+            "target": Labels.rows(self.targets, n_g),
+            "feature": Labels.tiled(self.genes, n_t),
+            "target_mean": self.target_mean.ravel(),
+            "ref_mean": np.tile(self.ref_mean, n_t),
+            "log2_fold_change": self.log2_fold_change.ravel(),
+            "p_value": self.p_value.ravel(),
+            "p_adj": self.p_adj.ravel(),
+        }
+
+    def to_frame(self):
+        """Long table (target, feature, target_mean, ref_mean, log2_fold_change, p_value, p_adj)."""
+        from vcclib.metrics.de import long_frame
+
+        return long_frame(self.columns())
+
+    def to_arrow(self):
+        """:meth:`to_frame` as a pyarrow Table, built from the arrays."""
+        from vcclib.metrics.de import long_arrow
+
+        return long_arrow(self.columns())
 
 
 def cpm(X) -> sp.csr_matrix:
