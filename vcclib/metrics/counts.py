@@ -126,24 +126,20 @@ def jackknife_sparse(
 
 def _sparse_groups(X, order, starts, groups, target_sum, max_argument=SERIES_MAX_ARGUMENT) -> np.ndarray:
     """``C_p`` of the groups ``groups`` of a sparse X (cells ``order[starts[g] : starts[g + 1]]``, ascending)."""
+    import numba
+
     from vcclib.metrics._counts_kernel import jackknife_sums_csr
     from vcclib.metrics.pseudobulk import as_float_matrix
 
     X = as_float_matrix(X)
     alpha, beta = _series_coefficients(SERIES_TERMS)
-    s1, s2, n = jackknife_sums_csr(
-        X.indptr,
-        X.indices,
-        X.data,
-        order,
-        starts,
-        groups,
-        X.shape[1],
-        float(target_sum),
-        float(max_argument),
-        alpha,
-        beta,
-    )
+    args = (X.indptr, X.indices, X.data, order, starts, groups, X.shape[1], float(target_sum), float(max_argument))
+    # the groups differ in size (the control is large): hand them to the threads one by one, not in halves
+    previous = numba.set_parallel_chunksize(1)
+    try:
+        s1, s2, n = jackknife_sums_csr(*args, alpha, beta)
+    finally:
+        numba.set_parallel_chunksize(previous)
     return np.array([_finish(s1[k], s2[k], int(n[k])) if n[k] >= 2 else 0.0 for k in range(groups.size)])
 
 
