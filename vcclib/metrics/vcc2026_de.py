@@ -72,7 +72,8 @@ class CountsDE:
 
 
 def cpm(X) -> sp.csr_matrix:
-    """Counts normalised to 1e6 per cell, float64 CSR (zero-count cells stay zero); X is not modified."""
+    """Counts normalised to 1e6 per cell, float64 CSR (zero-count cells stay zero); X is not modified (the
+    result shares its index arrays)."""
     from vcclib.metrics import _counts_kernel as kernel
     from vcclib.metrics.pseudobulk import as_float_matrix
 
@@ -80,9 +81,8 @@ def cpm(X) -> sp.csr_matrix:
     lib = kernel.row_sums(X.indptr, X.data)
     factor = lib / TARGET_SUM
     factor = factor + (factor == 0)
-    out = sp.csr_matrix(
-        (kernel.scaled_rows(X.indptr, X.data, factor), X.indices.copy(), X.indptr.copy()), shape=X.shape
-    )
+    # the index arrays are shared with X (read only: the result is canonical and only its values change)
+    out = sp.csr_matrix((kernel.scaled_rows(X.indptr, X.data, factor), X.indices, X.indptr), shape=X.shape)
     out.has_canonical_format = True
     return out
 
