@@ -8,6 +8,7 @@ numba's, are warm for all). Prints wall time, peak RSS, the machine's load avera
 the ratios (ours and the peer's from this one run, on the same files).
 
     .venv/bin/python benchmarks/whole_process.py --size medium      # 50 × 300 + 3,000 control × 8,000 genes
+    .venv/bin/python benchmarks/whole_process.py --size medium --inputs DIR   # reuse files of a --keep run
 """
 
 from __future__ import annotations
@@ -112,6 +113,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="medium", choices=[s for s in SIZES if s != WARM])
     parser.add_argument("--keep", default=None, help="keep inputs and outputs in this folder")
+    parser.add_argument(
+        "--inputs",
+        default=None,
+        help="read the design's four {size}_{real,pred}_{counts,log1p}.h5ad from this folder (as written by an "
+        "earlier run with --keep) instead of generating them",
+    )
     args = parser.parse_args(argv)
     folder = Path(args.keep or tempfile.mkdtemp(prefix="vcc-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -119,7 +126,14 @@ def main(argv=None) -> int:
     for name, cmd in commands(write_inputs(folder, WARM), folder, WARM).items():
         wall, _, code, err = timed(cmd, env)
         print(f"warm-up {name}: {wall:.1f} s (exit {code})" + (f"\n  {err}" if code else ""))
-    paths = write_inputs(folder, args.size)
+    if args.inputs:
+        names = ("real_counts", "pred_counts", "real_log1p", "pred_log1p")
+        paths = {name: Path(args.inputs) / f"{args.size}_{name}.h5ad" for name in names}
+        missing = [str(p) for p in paths.values() if not p.is_file()]
+        if missing:
+            parser.error(f"--inputs: missing {', '.join(missing)}")
+    else:
+        paths = write_inputs(folder, args.size)
     n_perts, n_cells, n_ctrl, n_genes = SIZES[args.size]
     print(
         f"[{args.size}] {n_perts} perturbations × {n_cells} cells + {n_ctrl} control × {n_genes} genes; "

@@ -99,3 +99,22 @@ def test_counts_de_ranks_only_what_the_kept_genes_need():
     keep = np.flatnonzero(cells.names != "ctrl")
     p = mwu_pvalues(U[keep], T[keep], cells.sizes[keep], float(cells.sizes[cells.control_index]))
     assert np.array_equal(de.p_value, p)
+
+
+def test_jackknife_of_every_group_in_one_kernel_call_equals_each_group_alone():
+    """jackknife_groups on a sparse X (one parallel kernel over all groups, order unsorted within groups, a
+    group of one cell, an empty group, a subset of groups) gives the dense definition group by group."""
+    rng = np.random.default_rng(11)
+    D = rng.poisson(rng.gamma(0.3, 2.0, size=(1, 80)), size=(130, 80)).astype(np.float32)
+    D[5] *= 300  # a dominant cell: its group takes the gene-by-gene path for that cell
+    codes = np.concatenate([np.zeros(60, int), np.ones(1, int), np.full(69, 3)])  # group 2 is empty
+    rng.shuffle(codes)
+    order = np.concatenate([rng.permutation(np.flatnonzero(codes == g)) for g in range(4)])
+    starts = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=4))])
+    X = sp.csr_matrix(D)
+    got = counts.jackknife_groups(X, order, starts)
+    want = np.array([counts.jackknife(D, np.flatnonzero(codes == g)) for g in range(4)])
+    assert got[1] == 0.0 and got[2] == 0.0
+    assert got == pytest.approx(want, rel=1e-11, abs=1e-12)
+    subset = counts.jackknife_groups(X, order, starts, groups=[3])
+    assert subset[3] == got[3] and subset[0] == 0.0

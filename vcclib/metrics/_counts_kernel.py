@@ -32,3 +32,115 @@ def row_sums(indptr, data):  # pragma: no cover - compiled
             s += np.float64(data[p])
         out[r] = s
     return out
+
+
+@nb.njit(parallel=True, cache=True)
+def jackknife_sums_csr(
+    indptr, indices, data, order, starts, groups, n_genes, target_sum, max_argument, alpha, beta
+):  # pragma: no cover - compiled
+    """Per-gene sums Σ_i v_ig and Σ_i v_ig² of the delete-one jackknife of each group in ``groups``.
+
+    The arithmetic of :func:`vcclib.metrics.counts.jackknife_sparse` (see there), run for every group at once
+    in parallel over groups, reading the CSR arrays in place (no row subset is copied). Group g's cells are
+    ``order[starts[g] : starts[g + 1]]`` (ascending). ``alpha``, ``beta``: the log1p series coefficients.
+
+    Returns
+    -------
+    s1, s2 : (len(groups), n_genes) float64; a row is all zero for a group of < 2 cells or without counts.
+    n_cells : (len(groups),) int64, each group's cell count.
+    """
+    n_out = groups.size
+    n_terms = alpha.size
+    S1 = np.zeros((n_out, n_genes))
+    S2 = np.zeros((n_out, n_genes))
+    n_cells = np.zeros(n_out, dtype=np.int64)
+    for k in nb.prange(n_out):
+        g = groups[k]
+        lo = starts[g]
+        n = starts[g + 1] - lo
+        n_cells[k] = n
+        if n < 2:
+            continue
+        P = np.zeros(n_genes)
+        lib = np.zeros(n)
+        for q in range(n):
+            r = order[lo + q]
+            s = 0.0
+            for p in range(indptr[r], indptr[r + 1]):
+                y = np.float64(data[p])
+                s += y
+                P[indices[p]] += y
+            lib[q] = s
+        total = 0.0
+        for j in range(n_genes):
+            total += P[j]
+        if total <= 0.0:
+            continue
+        b = np.empty(n_genes)
+        c = np.empty(n_genes)
+        c_max = -np.inf
+        for j in range(n_genes):
+            x = target_sum * P[j] / total
+            b[j] = np.log1p(x)
+            c[j] = x / (1.0 + x)
+            c_max = max(c_max, c[j])
+        rem = np.empty(n)
+        delta = np.empty(n)
+        series = np.zeros(n, dtype=np.bool_)
+        moments = np.zeros(n_terms)
+        for q in range(n):
+            rem[q] = total - lib[q]
+            if rem[q] > 0:
+                delta[q] = lib[q] / rem[q]
+                series[q] = c_max * delta[q] <= max_argument
+            else:
+                delta[q] = np.inf
+            if series[q]:
+                for t in range(n_terms):
+                    moments[t] += delta[q] ** np.float64(t + 1)
+        s1 = S1[k]
+        s2 = S2[k]
+        for j in range(n_genes):  # Horner: Σ_t coef_t c^t, t from 1
+            o1 = 0.0
+            o2 = 0.0
+            for t in range(n_terms - 1, -1, -1):
+                o1 = (o1 + alpha[t] * moments[t]) * c[j]
+                o2 = (o2 + beta[t] * moments[t]) * c[j]
+            s1[j] = o1
+            s2[j] = o2
+        a1 = np.zeros(n_genes)
+        a2 = np.zeros(n_genes)
+        for q in range(n):  # each stored count of a series cell replaces its zero-count term
+            if not series[q]:
+                continue
+            r = order[lo + q]
+            for p in range(indptr[r], indptr[r + 1]):
+                y = np.float64(data[p])
+                if y != 0.0:
+                    j = indices[p]
+                    v = np.log1p(target_sum * (P[j] - y) / rem[q]) - b[j]
+                    d = np.log1p(c[j] * delta[q])
+                    a1[j] += v - d
+                    a2[j] += v * v - d * d
+        for j in range(n_genes):
+            s1[j] += a1[j]
+            s2[j] += a2[j]
+        y_row = np.zeros(n_genes)
+        for q in range(n):  # the remaining cells, gene by gene
+            if series[q]:
+                continue
+            r = order[lo + q]
+            if rem[q] > 0:
+                for p in range(indptr[r], indptr[r + 1]):
+                    y_row[indices[p]] = np.float64(data[p])
+                for j in range(n_genes):
+                    v = np.log1p(target_sum * (P[j] - y_row[j]) / rem[q]) - b[j]
+                    s1[j] += v
+                    s2[j] += v * v
+                for p in range(indptr[r], indptr[r + 1]):
+                    y_row[indices[p]] = 0.0
+            else:
+                for j in range(n_genes):
+                    s1[j] += -b[j]
+                    s2[j] += b[j] * b[j]
+    return S1, S2, n_cells

@@ -103,14 +103,6 @@ def _series_coefficients(n_terms: int) -> tuple[np.ndarray, np.ndarray]:
     return alpha, beta
 
 
-def _horner(coef: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """``Σ_k coef_k c^k`` (k from 1), elementwise in c."""
-    out = np.zeros_like(c)
-    for value in coef[::-1]:
-        out = (out + value) * c
-    return out
-
-
 def jackknife_sparse(
     X, rows: np.ndarray, target_sum: float = BULK_TARGET_SUM, max_argument: float = SERIES_MAX_ARGUMENT
 ) -> float:
@@ -124,49 +116,31 @@ def jackknife_sparse(
     its zero-count term by its own deviation, and the remaining cells are evaluated gene by gene. The result
     equals the dense computation to float rounding (≈1e-12 relative; the deviations are formed without the
     cancellation of ``log1p(a) − log1p(b)``, so this is the more accurate of the two).
+
+    The sums run in a numba kernel over the CSR arrays (:func:`vcclib.metrics._counts_kernel.jackknife_sums_csr`).
     """
+    rows = np.sort(np.asarray(rows, dtype=np.int64))
+    starts = np.array([0, rows.size], dtype=np.int64)
+    return float(_sparse_groups(X, rows, starts, np.zeros(1, dtype=np.int64), target_sum, max_argument)[0])
+
+
+def _sparse_groups(X, order, starts, groups, target_sum, max_argument=SERIES_MAX_ARGUMENT) -> np.ndarray:
+    """``C_p`` of the groups ``groups`` of a sparse X (cells ``order[starts[g] : starts[g + 1]]``, ascending)."""
+    import numba
+
+    from vcclib.metrics._counts_kernel import jackknife_sums_csr
     from vcclib.metrics.pseudobulk import as_float_matrix
 
-    n = rows.size
-    if n < 2:
-        return 0.0
-    sub = as_float_matrix(X)[np.asarray(rows)]
-    n_genes = sub.shape[1]
-    data = sub.data.astype(np.float64)
-    genes = sub.indices
-    cell = np.repeat(np.arange(n), np.diff(sub.indptr))
-    lib = np.bincount(cell, weights=data, minlength=n)
-    P = np.bincount(genes, weights=data, minlength=n_genes)
-    total = float(P.sum())
-    if total <= 0.0:
-        return 0.0
-    x = target_sum * P / total
-    b = np.log1p(x)
-    c = x / (1.0 + x)
-    rem = total - lib
-    ok = rem > 0
-    delta = np.divide(lib, rem, out=np.full(n, np.inf), where=ok)
-    series = ok & (float(c.max()) * delta <= max_argument)
+    X = as_float_matrix(X)
     alpha, beta = _series_coefficients(SERIES_TERMS)
-    powers = delta[series][:, None] ** np.arange(1, SERIES_TERMS + 1)[None, :]
-    moments = powers.sum(axis=0)
-    s1 = _horner(alpha * moments, c)
-    s2 = _horner(beta * moments, c)
-    stored = series[cell] & (data != 0)
-    g, i = genes[stored], cell[stored]
-    v = np.log1p(target_sum * (P[g] - data[stored]) / rem[i]) - b[g]
-    d = np.log1p(c[g] * delta[i])
-    s1 += np.bincount(g, weights=v - d, minlength=n_genes)
-    s2 += np.bincount(g, weights=v * v - d * d, minlength=n_genes)
-    for row in np.flatnonzero(~series):
-        if ok[row]:
-            y = sub[row].toarray().ravel().astype(np.float64)
-            V = np.log1p(target_sum * (P - y) / rem[row]) - b
-        else:
-            V = -b
-        s1 += V
-        s2 += V * V
-    return _finish(s1, s2, n)
+    args = (X.indptr, X.indices, X.data, order, starts, groups, X.shape[1], float(target_sum), float(max_argument))
+    # the groups differ in size (the control is large): hand them to the threads one by one, not in halves
+    previous = numba.set_parallel_chunksize(1)
+    try:
+        s1, s2, n = jackknife_sums_csr(*args, alpha, beta)
+    finally:
+        numba.set_parallel_chunksize(previous)
+    return np.array([_finish(s1[k], s2[k], int(n[k])) if n[k] >= 2 else 0.0 for k in range(groups.size)])
 
 
 def jackknife_groups(
@@ -175,6 +149,13 @@ def jackknife_groups(
     """``C_p`` of every group (or of ``groups``, indices), from the group order of :func:`group_order`."""
     n_groups = starts.size - 1
     out = np.zeros(n_groups)
-    for g in range(n_groups) if groups is None else groups:
+    wanted = np.arange(n_groups) if groups is None else np.asarray(groups, dtype=np.int64)
+    if sp.issparse(X):  # every group in one parallel kernel call
+        order = np.asarray(order, dtype=np.int64).copy()
+        for g in wanted:  # ascending within each group (group_order's already is)
+            order[starts[g] : starts[g + 1]].sort()
+        out[wanted] = _sparse_groups(X, order, np.asarray(starts, dtype=np.int64), wanted, target_sum)
+        return out
+    for g in wanted:
         out[g] = jackknife(X, np.sort(order[starts[g] : starts[g + 1]]), target_sum)
     return out

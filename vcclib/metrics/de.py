@@ -35,6 +35,45 @@ GENE_CHUNK = 1024
 GATHER_CHUNK = 512
 
 
+@dataclass(frozen=True)
+class Labels:
+    """A label column of a long table: ``names[codes]``, kept as codes until a table is built."""
+
+    names: np.ndarray
+    codes: np.ndarray
+
+    @classmethod
+    def rows(cls, names, n_cols: int) -> Labels:
+        """Each name repeated ``n_cols`` times (the row label of a rows × cols array, raveled)."""
+        return cls(np.asarray(names).astype(str), np.repeat(np.arange(len(names)), n_cols))
+
+    @classmethod
+    def tiled(cls, names, n_rows: int) -> Labels:
+        """The names tiled ``n_rows`` times (the column label of a rows × cols array, raveled)."""
+        return cls(np.asarray(names).astype(str), np.tile(np.arange(len(names)), n_rows))
+
+
+def long_frame(columns: dict) -> pd.DataFrame:
+    """DataFrame of ``columns`` (arrays, or :class:`Labels` expanded to strings)."""
+    return pd.DataFrame({k: v.names[v.codes] if isinstance(v, Labels) else v for k, v in columns.items()})
+
+
+def long_arrow(columns: dict):
+    """pyarrow Table of ``columns``, the same values and types as ``pa.Table.from_pandas(long_frame(columns))``
+    (labels become plain strings, decoded from a dictionary in arrow itself)."""
+    import pyarrow as pa
+
+    arrays = {}
+    for name, value in columns.items():
+        if isinstance(value, Labels):
+            dictionary = pa.array(value.names.tolist(), type=pa.string())
+            value = pa.DictionaryArray.from_arrays(pa.array(value.codes.astype(np.int32)), dictionary)
+            arrays[name] = value.cast(pa.string())
+        else:
+            arrays[name] = pa.array(value)
+    return pa.table(arrays)
+
+
 @dataclass
 class DEArrays:
     """DE of every perturbation against control, as (perturbations × genes) arrays.
@@ -56,25 +95,31 @@ class DEArrays:
     fdr: np.ndarray
     convention: str
 
+    def columns(self) -> dict:
+        """Columns of :meth:`to_frame` (labels as :class:`Labels`), in its order."""
+        n_t, n_g = self.p_value.shape
+        return {
+            "target": Labels.rows(self.targets, n_g),
+            "feature": Labels.tiled(self.genes, n_t),
+            "target_mean": self.target_mean.ravel(),
+            "ref_mean": np.tile(self.ref_mean, n_t),
+            "target_membership": np.repeat(self.target_membership, n_g),
+            "ref_membership": np.full(n_t * n_g, self.ref_membership, dtype=np.int64),
+            "fold_change": self.fold_change.ravel(),
+            "log2_fold_change": self.log2_fold_change.ravel(),
+            "percent_change": self.percent_change.ravel(),
+            "p_value": self.p_value.ravel(),
+            "statistic": self.statistic.ravel(),
+            "fdr": self.fdr.ravel(),
+        }
+
     def to_frame(self) -> pd.DataFrame:
         """Long table like pdex: one row per (target, feature), targets sorted, features in var order."""
-        n_t, n_g = self.p_value.shape
-        return pd.DataFrame(
-            {
-                "target": np.repeat(self.targets, n_g),
-                "feature": np.tile(self.genes, n_t),
-                "target_mean": self.target_mean.ravel(),
-                "ref_mean": np.tile(self.ref_mean, n_t),
-                "target_membership": np.repeat(self.target_membership, n_g),
-                "ref_membership": self.ref_membership,
-                "fold_change": self.fold_change.ravel(),
-                "log2_fold_change": self.log2_fold_change.ravel(),
-                "percent_change": self.percent_change.ravel(),
-                "p_value": self.p_value.ravel(),
-                "statistic": self.statistic.ravel(),
-                "fdr": self.fdr.ravel(),
-            }
-        )
+        return long_frame(self.columns())
+
+    def to_arrow(self):
+        """:meth:`to_frame` as a pyarrow Table, built from the arrays (no Python string per row)."""
+        return long_arrow(self.columns())
 
     def significant(self, threshold: float = 0.05) -> np.ndarray:
         """Boolean (targets × genes) mask of fdr < threshold, compared in float32 as cell-eval stores it."""

@@ -11,7 +11,7 @@ import pandas as pd
 
 from vcclib.metrics import inputs
 from vcclib.metrics.context import EvalContext
-from vcclib.metrics.pseudobulk import GroupedCells
+from vcclib.metrics.pseudobulk import GroupedCells, stack_rows
 from vcclib.metrics.registry import REGISTRY
 
 DE_FORMATS = ("parquet", "csv")
@@ -78,16 +78,25 @@ class EvaluationResult:
         out.mkdir(parents=True, exist_ok=True)
         self.results.to_csv(out / "results.csv", index=False)
         self.agg.to_csv(out / "agg_results.csv", index=False)
-        for name, table in (("real_de", self.de_real), ("pred_de", self.de_pred)):
-            if table is None:
+        for name, attribute in (("real_de", "de_real"), ("pred_de", "de_pred")):
+            raw = self.__dict__.get("_" + attribute)  # the DE result itself, before _LazyFrame makes it a DataFrame
+            if raw is None:
                 continue
             if de_format == "parquet":
                 # dictionary-encode the label columns only: trying it on float columns of unique values costs
                 # most of the write and saves nothing
-                labels = [c for c in ("target", "feature") if c in table.columns]
-                table.to_parquet(out / f"{name}.parquet", index=False, use_dictionary=labels)
+                if isinstance(raw, pd.DataFrame) or not hasattr(raw, "to_arrow"):
+                    table = getattr(self, attribute)
+                    labels = [c for c in ("target", "feature") if c in table.columns]
+                    table.to_parquet(out / f"{name}.parquet", index=False, use_dictionary=labels)
+                else:  # straight from the arrays: no DataFrame, no Python string per row
+                    import pyarrow.parquet as pq
+
+                    table = raw.to_arrow()
+                    labels = [c for c in ("target", "feature") if c in table.column_names]
+                    pq.write_table(table, out / f"{name}.parquet", use_dictionary=labels)
             else:
-                table.to_csv(out / f"{name}.csv", index=False)
+                getattr(self, attribute).to_csv(out / f"{name}.csv", index=False)
         for key, column in (("vcc2025", "from_baseline"), ("vcc2026", "score")):
             values = self.scores.get(key)
             if values:
@@ -220,10 +229,11 @@ def with_real_controls(pred: GroupedCells, real: GroupedCells) -> GroupedCells:
 
     keep = np.flatnonzero(pred.codes != pred.control_index)
     labels = np.concatenate([pred.names[pred.codes[keep]], np.full(real.rows(real.control).size, real.control)])
-    a, b = pred.X[keep], real.X[real.rows(real.control)]
-    if sp.issparse(a) or sp.issparse(b):
-        X = sp.vstack([sp.csr_matrix(a), sp.csr_matrix(b).astype(a.dtype)]).tocsr()
+    control_rows = np.sort(real.rows(real.control))
+    if sp.issparse(pred.X) or sp.issparse(real.X):
+        X = stack_rows([(pred.X, keep), (real.X, control_rows)])
     else:
+        a, b = pred.X[keep], real.X[control_rows]
         X = np.vstack([a, np.asarray(b, dtype=a.dtype)])
     return GroupedCells.from_labels(X, labels, real.control)
 

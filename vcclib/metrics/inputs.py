@@ -179,11 +179,22 @@ def row_totals(X) -> np.ndarray:
     return np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
 
 
+def _has_fraction(values: np.ndarray, chunk: int = 1 << 18) -> bool:
+    """Whether some value is not an integer, in cache-sized chunks (no full-size temporaries; stops early)."""
+    buf = np.empty(min(chunk, values.size), dtype=values.dtype)
+    for lo in range(0, values.size, chunk):
+        part = values[lo : lo + chunk]
+        rounded = np.round(part, out=buf[: part.size])
+        if not np.array_equal(rounded, part):
+            return True
+    return False
+
+
 def check_counts(X, what: str, *, allow_fractional: bool = False, max_per_cell: float = MAX_COUNTS_PER_CELL) -> None:
     """Refuse anything but raw counts: finite, non-negative, integral, at most ``max_per_cell`` per cell."""
     check_values(X, what)
     values = _values(X)
-    if not allow_fractional and values.size:
+    if not allow_fractional and values.size and _has_fraction(values):
         frac = values != np.round(values)
         if frac.any():
             raise InputError(

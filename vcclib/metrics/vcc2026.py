@@ -91,6 +91,11 @@ class CountsContext:
     def _pred_sums(self) -> np.ndarray:
         return group_sums(self.pred.X, self.pred.codes, self.pred.names.size)
 
+    def share_means(self) -> None:
+        """Give ``pred`` and ``real`` their pseudobulk means (``GroupedCells.means``) from the group sums."""
+        for cells, sums in ((self.pred, self._pred_sums), (self.real, self._real_sums)):
+            cells.set_means(sums / np.maximum(cells.sizes, 1)[:, None])
+
     @cached_property
     def bulk_real(self) -> np.ndarray:
         return bulk_lognorm(self._real_sums[np.searchsorted(self.real.names, self.perts)])

@@ -43,26 +43,37 @@ class CountsDE:
     def significant(self, alpha: float = ALPHA) -> np.ndarray:
         return self.p_adj < alpha  # NaN compares False
 
-    def to_frame(self):
-        """Long table (target, feature, target_mean, ref_mean, log2_fold_change, p_value, p_adj)."""
-        import pandas as pd
+    def columns(self) -> dict:
+        """Columns of :meth:`to_frame` (labels as :class:`~vcclib.metrics.de.Labels`), in its order."""
+        from vcclib.metrics.de import Labels
 
         n_t, n_g = self.p_value.shape
-        return pd.DataFrame(
-            {
-                "target": np.repeat(self.targets, n_g),
-                "feature": np.tile(self.genes, n_t),
-                "target_mean": self.target_mean.ravel(),
-                "ref_mean": np.tile(self.ref_mean, n_t),
-                "log2_fold_change": self.log2_fold_change.ravel(),
-                "p_value": self.p_value.ravel(),
-                "p_adj": self.p_adj.ravel(),
-            }
-        )
+        return {
+            "target": Labels.rows(self.targets, n_g),
+            "feature": Labels.tiled(self.genes, n_t),
+            "target_mean": self.target_mean.ravel(),
+            "ref_mean": np.tile(self.ref_mean, n_t),
+            "log2_fold_change": self.log2_fold_change.ravel(),
+            "p_value": self.p_value.ravel(),
+            "p_adj": self.p_adj.ravel(),
+        }
+
+    def to_frame(self):
+        """Long table (target, feature, target_mean, ref_mean, log2_fold_change, p_value, p_adj)."""
+        from vcclib.metrics.de import long_frame
+
+        return long_frame(self.columns())
+
+    def to_arrow(self):
+        """:meth:`to_frame` as a pyarrow Table, built from the arrays."""
+        from vcclib.metrics.de import long_arrow
+
+        return long_arrow(self.columns())
 
 
 def cpm(X) -> sp.csr_matrix:
-    """Counts normalised to 1e6 per cell, float64 CSR (zero-count cells stay zero); X is not modified."""
+    """Counts normalised to 1e6 per cell, float64 CSR (zero-count cells stay zero); X is not modified (the
+    result shares its index arrays)."""
     from vcclib.metrics import _counts_kernel as kernel
     from vcclib.metrics.pseudobulk import as_float_matrix
 
@@ -70,9 +81,8 @@ def cpm(X) -> sp.csr_matrix:
     lib = kernel.row_sums(X.indptr, X.data)
     factor = lib / TARGET_SUM
     factor = factor + (factor == 0)
-    out = sp.csr_matrix(
-        (kernel.scaled_rows(X.indptr, X.data, factor), X.indices.copy(), X.indptr.copy()), shape=X.shape
-    )
+    # the index arrays are shared with X (read only: the result is canonical and only its values change)
+    out = sp.csr_matrix((kernel.scaled_rows(X.indptr, X.data, factor), X.indices, X.indptr), shape=X.shape)
     out.has_canonical_format = True
     return out
 

@@ -30,9 +30,9 @@ CLAMPS = {"expr_mse_unbiased_capped_norm": (0.0, 1.0), "de_wilcoxon_lfc_nmae": (
 def _grouped(adata, column: str, control: str):
     from vcclib.metrics.pseudobulk import GroupedCells
 
-    X = adata.X
-    X = sp.csr_matrix(X, dtype=np.float64) if sp.issparse(X) else np.asarray(X, dtype=np.float64)
-    return GroupedCells.from_labels(X, adata.obs[column].astype(str).to_numpy(), control)
+    # X keeps its float dtype (float32 counts are exact integers; every kernel accumulates in float64), so the
+    # matrix is not copied
+    return GroupedCells.from_labels(adata.X, adata.obs[column].astype(str).to_numpy(), control)
 
 
 def context(pred, real, column: str, control: str, *, control_source: str = "real"):
