@@ -178,3 +178,17 @@ def test_predicted_control_cells_are_never_read():
     tampered.X = sp.csr_matrix(X)
     a, b = _ours(pred, real).results, _ours(tampered, real).results
     assert a.equals(b)
+
+
+def test_a_degenerate_scale_gives_no_score_instead_of_failing():
+    """Synthetic aggregates: baseline and replicate tie on one metric and the replicate is undefined on another."""
+    from vcclib.metrics import vcc2026_score as vs
+
+    model = {name: 0.5 for name in vs.SCORED}
+    baseline = {name: 0.2 for name in vs.SCORED}
+    replicate = {name: 0.8 for name in vs.SCORED}
+    replicate["de_wilcoxon_sig_jaccard"] = 0.2  # r == b
+    replicate["pds_cosine"] = float("nan")
+    out = vs.score(model, baseline, replicate)
+    assert np.isnan(out["de_wilcoxon_sig_jaccard"]) and np.isnan(out["pds_cosine"])
+    assert out["expr_mse_unbiased_capped_norm"] == pytest.approx(0.5)

@@ -164,12 +164,19 @@ def replicate_anchor(
 
 
 def score(model: dict, baseline: dict, replicate: dict) -> dict[str, float]:
-    """s = (u − b)/(r − b) per scored metric (clamps as cell-eval2) and ``avg_score``, their mean."""
+    """s = (u − b)/(r − b) per scored metric (clamps as cell-eval2) and ``avg_score``, their mean.
+
+    A metric whose scale is degenerate (r − b zero or not finite: baseline and replicate tie, or either is
+    undefined) has no s: it is NaN here, where cell-eval2's ``score`` refuses the baseline.
+    """
     out = {}
     for name in SCORED:
         if name not in model or name not in baseline or name not in replicate:
             continue
         u, b, r = model[name], baseline[name], replicate[name]
+        if not np.isfinite(np.float64(r) - b) or np.float64(r) - b == 0:
+            out[name] = float("nan")
+            continue
         low, high = CLAMPS.get(name, (None, None))
         with np.errstate(divide="ignore", invalid="ignore"):
             s = (np.float64(u) - b) / (np.float64(r) - b)
