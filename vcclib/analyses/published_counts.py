@@ -66,15 +66,18 @@ def recovered_counts(adata, units: np.ndarray | None = None):
     return _with_counts(adata, counts)
 
 
-def predicted_counts(prediction, real, column: str | None, control: str, *, seed: int):
+def predicted_counts(
+    prediction, real, column: str | None, control: str, *, seed: int, control_units: np.ndarray | None = None
+):
     """Counts drawn from a log1p prediction: ``Poisson(expm1(x̂)/u)``, ``u`` a random same-covariate control unit.
 
     The prediction's control rows are real cells: their counts are recovered (:func:`recovered_counts`).
+    ``control_units``: :func:`count_units` of ``real``'s control cells, when the caller has them already.
     """
     rng = np.random.default_rng(seed)
     is_control = (prediction.obs["perturbation"].astype(str) == control).to_numpy()
     real_control = (real.obs["perturbation"].astype(str) == control).to_numpy()
-    control_units = count_units(real.X[real_control])
+    control_units = count_units(real.X[real_control]) if control_units is None else control_units
     control_cov = (
         np.zeros(control_units.size, dtype=object)
         if column is None

@@ -40,6 +40,7 @@ from vcclib.models.base import group_means
 from vcclib.models.benchmark import (
     MAX_ANCHOR,
     MIN_ANCHOR,
+    covariate_parts,
     evaluate_by_covariate,
     load_task_data,
     placement,
@@ -454,28 +455,34 @@ def vcc2026_scores(out: dict, column: str | None, control: str, references: dict
     """The VCC 2026 suite on one model's held-out cells, per covariate (:mod:`vcclib.analyses.published_counts`).
 
     Real counts are recovered from the log1p data; the technical duplicate's cells are real, so recovered too;
-    every other prediction is drawn as counts (seeded). ``references`` caches the suite's b and r per covariate.
-    One row per covariate and metric: ``value`` (u), ``baseline`` (b), ``replicate`` (r), ``score`` (s), and
-    ``avg_score`` (the suite's mean s; NaN when a metric is undefined at this many cells).
+    every other prediction is drawn as counts (seeded). ``references`` caches, per covariate, what depends only on
+    the real held-out cells (shared by every model of a task and seed): their counts and control units, and the
+    suite's b and r. One row per covariate and metric: ``value`` (u), ``baseline`` (b), ``replicate`` (r),
+    ``score`` (s), and ``avg_score`` (the suite's mean s; NaN when a metric is undefined at this many cells).
     """
     from vcclib.analyses import published_counts as counts
 
-    prediction, real = out["prediction"], out["real"]
     frames = []
-    values = ["all"] if column is None else sorted(prediction.obs[column].astype(str).unique())
-    for value in values:
-        pred = prediction if column is None else prediction[(prediction.obs[column].astype(str) == value).to_numpy()]
-        ref = real if column is None else real[(real.obs[column].astype(str) == value).to_numpy()]
-        real_counts = counts.recovered_counts(ref)
+    for value, pred, ref in covariate_parts(out["prediction"], out["real"], column):
         if value not in references:
-            references[value] = counts.suite_references(real_counts, control)
+            units = counts.count_units(ref.X)
+            real_counts = counts.recovered_counts(ref, units)
+            is_control = (ref.obs["perturbation"].astype(str) == control).to_numpy()
+            references[value] = {
+                "counts": real_counts,
+                "control_units": units[is_control],
+                **counts.suite_references(real_counts, control),
+            }
+        cached = references[value]
         if out["model"] == MAX_ANCHOR:
             pred_counts = counts.recovered_counts(pred)
         else:
-            pred_counts = counts.predicted_counts(pred, ref, None, control, seed=seed)
+            pred_counts = counts.predicted_counts(
+                pred, ref, None, control, seed=seed, control_units=cached["control_units"]
+            )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            table = counts.suite_scores(pred_counts, real_counts, control, references[value])
+            table = counts.suite_scores(pred_counts, cached["counts"], control, cached)
         frames.append(table.assign(covariate=value))
     return pd.concat(frames, ignore_index=True)
 

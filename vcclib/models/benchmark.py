@@ -61,6 +61,19 @@ def load_task_data(task: Task, max_cells_per_perturbation: int = 0, seed: int = 
     return subsample(adata, max_cells_per_perturbation, seed=seed, column=covariate_column(adata))
 
 
+def covariate_parts(prediction: AnnData, real: AnnData, column: str | None):
+    """Yield ``(value, prediction part, real part)`` per covariate value of the prediction (``"all"`` without one)."""
+    if column is None:
+        yield "all", prediction, real
+        return
+    for value in sorted(prediction.obs[column].astype(str).unique()):
+        yield (
+            value,
+            prediction[(prediction.obs[column].astype(str) == value).to_numpy()],
+            real[(real.obs[column].astype(str) == value).to_numpy()],
+        )
+
+
 def evaluate_by_covariate(
     prediction: AnnData, real: AnnData, column: str | None, *, profile: str = "full", control: str, metrics=None
 ) -> pd.DataFrame:
@@ -74,13 +87,7 @@ def evaluate_by_covariate(
     from vcclib.metrics.profiles import resolve
 
     frames = []
-    values = ["all"] if column is None else sorted(prediction.obs[column].astype(str).unique())
-    for value in values:
-        if column is None:
-            pred, ref = prediction, real
-        else:
-            pred = prediction[(prediction.obs[column].astype(str) == value).to_numpy()]
-            ref = real[(real.obs[column].astype(str) == value).to_numpy()]
+    for value, pred, ref in covariate_parts(prediction, real, column):
         names = list(resolve(profile, metrics))
         n_perts = ref.obs.loc[ref.obs["perturbation"].astype(str) != control, "perturbation"].nunique()
         names = [n for n in names if METRICS.get(n).min_perturbations <= n_perts]
