@@ -163,3 +163,16 @@ def test_longest_chapters_are_known_from_the_newest_build_of_the_same_kind(tmp_p
     )
     assert expected_seconds(["grn", "unknown"]) == {"grn": 7.0, "unknown": 0.0}
     assert expected_seconds(["grn", "guides"], smoke=True) == {"grn": 1.0, "guides": 2.0}
+
+
+def test_parallel_chapters_share_the_cores_and_keep_the_users_thread_settings(monkeypatch):
+    from vcclib.pipeline import book
+
+    monkeypatch.setattr(book.os, "cpu_count", lambda: 2)
+    assert book.threads_per_chapter(2) == 1 and book.threads_per_chapter(1) == 2 and book.threads_per_chapter(4) == 1
+    for name in book.THREAD_VARIABLES:
+        monkeypatch.setenv(name, "")  # unset for share_cores, and restored after the test
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's choice
+    book.share_cores(1)
+    assert book.os.environ["OMP_NUM_THREADS"] == "3"
+    assert all(book.os.environ[name] == "1" for name in book.THREAD_VARIABLES if name != "OMP_NUM_THREADS")

@@ -9,7 +9,9 @@ cells in group order, into a small per-chunk CSC buffer (memory O(cells × chunk
 materialised: they are one tie group per (group, gene) handled analytically. Per gene the stored values are
 radix-sorted once (on order-preserving integer images of their bits) and given dense value ids; the control's
 count per id and its running total give, for every value x of any group, #control < x and #control == x in
-O(1), so the control values are ranked once and reused for every group.
+O(1), so the control values are ranked once and reused for every group. The rows may come from two CSR
+matrices of the same genes (rows ``≥ n_rows_a`` of ``order`` are rows of the second): the groups of a prediction
+are then ranked against the reference's control cells without stacking the two matrices.
 """
 
 from __future__ import annotations
@@ -117,9 +119,38 @@ def _gene_stats(
         T[g, j] = tie
 
 
+@nb.njit(cache=True)
+def _gather(indices, bits, e, end, ghi, glo, value_mask, fill, keys):  # pragma: no cover - compiled
+    """Copy one row's stored non-zero values of columns < ``ghi`` from position ``e`` into ``keys``; returns the
+    row's new cursor."""
+    while e < end and indices[e] < ghi:
+        if np.uint64(bits[e]) & value_mask:
+            jj = indices[e] - glo
+            d = fill[jj]
+            fill[jj] = d + 1
+            keys[d] = bits[e]
+        e += 1
+    return e
+
+
 @nb.njit(parallel=True, cache=True)
 def mwu_rank_stats_csr(
-    indptr, indices, bits, signbit, n_pass, order, starts, ref, n_genes, chunk, stripes, col_nnz
+    indptr,
+    indices,
+    bits,
+    indptr_b,
+    indices_b,
+    bits_b,
+    n_rows_a,
+    signbit,
+    n_pass,
+    order,
+    starts,
+    ref,
+    n_genes,
+    chunk,
+    stripes,
+    col_nnz,
 ):  # pragma: no cover - compiled
     """U statistic of each group (as sample x) and the tie term Σ(t³ − t) of the combined sample.
 
@@ -128,6 +159,9 @@ def mwu_rank_stats_csr(
     indptr, indices, bits
         CSR arrays (sorted column indices) of a (cells × genes) matrix; ``bits`` is the data viewed as unsigned
         integers of its width (``float32`` → ``uint32``, ``float64`` → ``uint64``). Stored zeros are ignored.
+    indptr_b, indices_b, bits_b, n_rows_a
+        A second CSR matrix of the same genes and dtypes: a row ``r ≥ n_rows_a`` of ``order`` is its row
+        ``r − n_rows_a`` (one matrix: pass the first again with ``n_rows_a`` its number of rows).
     signbit
         The sign bit of that width as ``uint64``.
     n_pass
@@ -144,7 +178,7 @@ def mwu_rank_stats_csr(
         Column boundaries of the stripes processed in parallel (each walks its columns chunk by chunk with one
         cursor per row), e.g. balanced by stored values.
     col_nnz
-        Number of stored non-zero values of each column (:func:`column_nnz`).
+        Number of stored non-zero values of each column over the rows of ``order`` (:func:`column_nnz`).
 
     Returns
     -------
@@ -160,11 +194,18 @@ def mwu_rank_stats_csr(
         s_hi = stripes[st + 1]
         cursor = np.empty(n_rows, dtype=np.int64)
         row_end = np.empty(n_rows, dtype=np.int64)
+        second = np.empty(n_rows, dtype=np.bool_)
         for q in range(n_rows):
             r = order[q]
-            a = indptr[r]
-            b = indptr[r + 1]
-            cursor[q] = a + np.searchsorted(indices[a:b], s_lo)
+            second[q] = r >= n_rows_a
+            if second[q]:
+                a = indptr_b[r - n_rows_a]
+                b = indptr_b[r - n_rows_a + 1]
+                cursor[q] = a + np.searchsorted(indices_b[a:b], s_lo)
+            else:
+                a = indptr[r]
+                b = indptr[r + 1]
+                cursor[q] = a + np.searchsorted(indices[a:b], s_lo)
             row_end[q] = b
         bnd = np.empty((chunk, n_groups + 1), dtype=np.int64)
         cnt = np.empty(n_pass * RADIX_SIZE, dtype=np.int64)
@@ -192,15 +233,10 @@ def mwu_rank_stats_csr(
                 for jj in range(width):  # where group g starts among each column's stored values
                     bnd[jj, g] = fill[jj] - cptr[jj]
                 for q in range(starts[g], starts[g + 1]):
-                    e = cursor[q]
-                    b = row_end[q]
-                    while e < b and indices[e] < ghi:
-                        if np.uint64(bits[e]) & value_mask:
-                            jj = indices[e] - glo
-                            d = fill[jj]
-                            fill[jj] = d + 1
-                            keys[d] = bits[e]
-                        e += 1
+                    if second[q]:
+                        e = _gather(indices_b, bits_b, cursor[q], row_end[q], ghi, glo, value_mask, fill, keys)
+                    else:
+                        e = _gather(indices, bits, cursor[q], row_end[q], ghi, glo, value_mask, fill, keys)
                     cursor[q] = e
             for jj in range(width):
                 bnd[jj, n_groups] = fill[jj] - cptr[jj]

@@ -168,21 +168,49 @@ def _stripes(col_nnz: np.ndarray, n_parts: int) -> np.ndarray:
     return np.unique(bounds).astype(np.int64)
 
 
-def _csr_rank_sums(X, order, starts, ref, U, T, offset: int = 0) -> None:
-    """Fill U, T[:, offset : offset + X.shape[1]] from a canonical CSR X (see :mod:`~vcclib.metrics._mwu_kernel`)."""
+def _csr_rank_sums(X, order, starts, ref, U, T, offset: int = 0, second=None) -> None:
+    """Fill U, T[:, offset : offset + X.shape[1]] from a canonical CSR X (see :mod:`~vcclib.metrics._mwu_kernel`).
+
+    ``second``: another canonical CSR matrix of the same genes and dtype whose rows are rows
+    ``X.shape[0] + i`` of ``order``.
+    """
     import numba
 
     from vcclib.metrics._mwu_kernel import RADIX_BITS, column_nnz, mwu_rank_stats_csr
 
     n_genes = X.shape[1]
     width = X.dtype.itemsize * 8
-    bits = X.data.view(np.uint32 if width == 32 else np.uint64)
+    kind = np.uint32 if width == 32 else np.uint64
     signbit = np.uint64(1 << (width - 1))
     n_pass = -(-width // RADIX_BITS)
-    col_nnz = column_nnz(X.indices, bits, signbit, n_genes)
+    B = X if second is None else second
+    if B.dtype != X.dtype:
+        raise ValueError(f"rank sums of two matrices need one dtype, got {X.dtype} and {B.dtype}")
+    arrays = [X.indptr, X.indices, B.indptr, B.indices]
+    if len({a.dtype for a in arrays}) > 1:  # one index type for the kernel's two sources
+        arrays = [a.astype(np.int64) for a in arrays]
+    bits, bits_b = X.data.view(kind), B.data.view(kind)
+    col_nnz = column_nnz(arrays[1], bits, signbit, n_genes)
+    if second is not None:
+        col_nnz = col_nnz + column_nnz(arrays[3], bits_b, signbit, n_genes)
     stripes = _stripes(col_nnz, 4 * numba.get_num_threads())
     u, t = mwu_rank_stats_csr(
-        X.indptr, X.indices, bits, signbit, n_pass, order, starts, int(ref), n_genes, GATHER_CHUNK, stripes, col_nnz
+        arrays[0],
+        arrays[1],
+        bits,
+        arrays[2],
+        arrays[3],
+        bits_b,
+        X.shape[0],
+        signbit,
+        n_pass,
+        order,
+        starts,
+        int(ref),
+        n_genes,
+        GATHER_CHUNK,
+        stripes,
+        col_nnz,
     )
     U[:, offset : offset + n_genes] = u
     T[:, offset : offset + n_genes] = t
@@ -208,6 +236,27 @@ def rank_sums(X, codes: np.ndarray, n_groups: int, ref: int, order=None, starts=
         chunk = sp.csr_matrix(np.asarray(X[:, lo : lo + GENE_CHUNK]))
         chunk.sort_indices()
         _csr_rank_sums(chunk, order, starts, ref, U, T, offset=lo)
+    return U, T
+
+
+def rank_sums_against(
+    X, codes: np.ndarray, n_groups: int, ref: int, other, other_codes: np.ndarray, n_other: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`rank_sums` of the groups of X and of the groups of ``other`` (same genes), all against X's group
+    ``ref``: (n_groups + n_other) × genes, X's groups first.
+
+    Both matrices are sparse CSR of one float dtype, read in place (not stacked); the reference's values are
+    ranked once per gene for both. The result equals :func:`rank_sums` of the two matrices stacked.
+    """
+    from vcclib.metrics.pseudobulk import as_float_matrix, group_order
+
+    X, other = as_float_matrix(X), as_float_matrix(other)
+    if not (sp.issparse(X) and sp.issparse(other)):
+        raise ValueError("rank_sums_against reads two sparse CSR matrices")
+    order, starts = group_order(np.concatenate([codes, np.asarray(other_codes) + n_groups]), n_groups + n_other)
+    U = np.zeros((n_groups + n_other, X.shape[1]))
+    T = np.zeros((n_groups + n_other, X.shape[1]))
+    _csr_rank_sums(X, order, starts, ref, U, T, second=other)
     return U, T
 
 

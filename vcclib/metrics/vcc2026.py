@@ -30,7 +30,7 @@ import pandas as pd
 
 from vcclib.metrics.counts import bulk_lognorm, group_sums, jackknife_groups
 from vcclib.metrics.registry import register
-from vcclib.metrics.vcc2026_de import ALPHA, counts_de
+from vcclib.metrics.vcc2026_de import ALPHA, counts_de, counts_de_pair
 
 FAMILY = "vcc2026"
 SOURCE = "cell-eval2 0.20.0 (docs/vcc2026_metrics/, metrics/{discrimination,delta,direction,de}.py)"
@@ -125,16 +125,17 @@ class CountsContext:
 
     # DE ----------------------------------------------------------------------------------------------
     @cached_property
+    def _de_pair(self):
+        """(real DE, predicted DE) against the real control cells, from one rank-sum pass."""
+        return counts_de_pair(self.pred, self.real, self.genes)
+
+    @cached_property
     def de_real(self):
-        return counts_de(self.real, self.genes)
+        return self._de_pair[0] if self.control_source == "real" else counts_de(self.real, self.genes)
 
     @cached_property
     def de_pred(self):
-        if self.control_source == "pred":
-            return counts_de(self.pred, self.genes)
-        from vcclib.metrics.evaluate import with_real_controls
-
-        return counts_de(with_real_controls(self.pred, self.real), self.genes)
+        return self._de_pair[1] if self.control_source == "real" else counts_de(self.pred, self.genes)
 
     @cached_property
     def own_gene_de(self) -> np.ndarray:

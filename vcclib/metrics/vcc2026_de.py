@@ -11,7 +11,8 @@ For every perturbation against the **reference's** control cells (on both sides)
 - Benjamini–Hochberg within each perturbation over the kept genes (NaN p-values held out).
 
 The rank sums come from the engine's CSR kernel (:func:`vcclib.metrics.de.rank_sums`): control values are
-ranked once per gene and reused for every perturbation.
+ranked once per gene and reused for every perturbation, of the reference and of the prediction alike
+(:func:`counts_de_pair`, which reads the two matrices in place).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+
+from vcclib.metrics.de import mwu_pvalues, rank_sums
 
 TARGET_SUM = 1e6
 EPSILON = 1e-9
@@ -101,28 +104,14 @@ def bh_rows(p: np.ndarray) -> np.ndarray:
     return out
 
 
-def counts_de(cells, genes, min_cpm: float = MIN_CPM) -> CountsDE:
-    """DE of every non-control group of ``cells`` (:class:`~vcclib.metrics.pseudobulk.GroupedCells` of raw
-    counts) against its control group; see the module docstring."""
-    from vcclib.metrics.de import mwu_pvalues, rank_sums
-    from vcclib.metrics.pseudobulk import group_means
-
-    ref = cells.control_index
-    sizes = cells.sizes
-    keep_groups = np.flatnonzero(np.arange(cells.names.size) != ref)
-    linear = cpm(cells.X)
-    means = group_means(linear, cells.codes, cells.names.size)
-    kept = np.flatnonzero(means[ref] > min_cpm)
-    # rank sums of every gene, then the kept columns: each gene's test reads that gene only, and a column
-    # selection of the matrix costs more than ranking the (sparse, lowly expressed) genes left out
-    np.log1p(linear.data, out=linear.data)  # linear is this function's own copy
-    U, T = rank_sums(linear, cells.codes, cells.names.size, ref, *cells.order())
-    U, T = U[np.ix_(keep_groups, kept)], T[np.ix_(keep_groups, kept)]
-    p = mwu_pvalues(U, T, sizes[keep_groups], float(sizes[ref]))
-    target_mean, ref_mean = means[keep_groups][:, kept], means[ref, kept]
+def _table(names, groups, U, T, sizes, means, n_ref: float, ref_mean, kept, genes) -> CountsDE:
+    """The :class:`CountsDE` of the groups ``groups`` (rows of U, T, sizes and means) over the kept genes."""
+    U, T = U[np.ix_(groups, kept)], T[np.ix_(groups, kept)]
+    p = mwu_pvalues(U, T, sizes[groups], n_ref)
+    target_mean = means[groups][:, kept]
     lfc = np.log2((target_mean + EPSILON) / (ref_mean + EPSILON))
     return CountsDE(
-        targets=cells.names[keep_groups],
+        targets=names[groups],
         genes=np.asarray(genes).astype(str)[kept],
         kept=kept,
         log2_fold_change=lfc,
@@ -131,3 +120,52 @@ def counts_de(cells, genes, min_cpm: float = MIN_CPM) -> CountsDE:
         target_mean=target_mean,
         ref_mean=ref_mean,
     )
+
+
+def _normalised(cells):
+    """(CPM matrix, its group means, log1p CPM matrix): the last is the first's values, logged in place."""
+    from vcclib.metrics.pseudobulk import group_means
+
+    linear = cpm(cells.X)
+    means = group_means(linear, cells.codes, cells.names.size)
+    np.log1p(linear.data, out=linear.data)  # linear is this module's own copy
+    return linear, means
+
+
+def counts_de(cells, genes, min_cpm: float = MIN_CPM) -> CountsDE:
+    """DE of every non-control group of ``cells`` (:class:`~vcclib.metrics.pseudobulk.GroupedCells` of raw
+    counts) against its control group; see the module docstring."""
+    ref = cells.control_index
+    logged, means = _normalised(cells)
+    kept = np.flatnonzero(means[ref] > min_cpm)
+    # rank sums of every gene, then the kept columns: each gene's test reads that gene only, and a column
+    # selection of the matrix costs more than ranking the (sparse, lowly expressed) genes left out
+    U, T = rank_sums(logged, cells.codes, cells.names.size, ref, *cells.order())
+    groups = np.flatnonzero(np.arange(cells.names.size) != ref)
+    sizes = cells.sizes
+    return _table(cells.names, groups, U, T, sizes, means, float(sizes[ref]), means[ref, kept], kept, genes)
+
+
+def counts_de_pair(pred, real, genes, min_cpm: float = MIN_CPM) -> tuple[CountsDE, CountsDE]:
+    """(DE of ``real``, DE of ``pred``), both against the **real** control cells, from one rank-sum pass.
+
+    Equals ``counts_de(real)`` and ``counts_de`` of ``pred`` with its control cells replaced by the real ones
+    (:func:`vcclib.metrics.evaluate.with_real_controls`), without stacking the two matrices: the real control's
+    values are ranked once per gene for both sides, and the prediction's own control cells are never read.
+    """
+    from vcclib.metrics.de import rank_sums_against
+
+    ref = real.control_index
+    real_logged, real_means = _normalised(real)
+    pred_logged, pred_means = _normalised(pred)
+    kept = np.flatnonzero(real_means[ref] > min_cpm)
+    n_real = real.names.size
+    U, T = rank_sums_against(real_logged, real.codes, n_real, ref, pred_logged, pred.codes, pred.names.size)
+    n_ref, ref_mean = float(real.sizes[ref]), real_means[ref, kept]
+    real_groups = np.flatnonzero(np.arange(n_real) != ref)
+    pred_groups = np.flatnonzero(np.arange(pred.names.size) != pred.control_index)
+    de_real = _table(real.names, real_groups, U, T, real.sizes, real_means, n_ref, ref_mean, kept, genes)
+    de_pred = _table(
+        pred.names, pred_groups, U[n_real:], T[n_real:], pred.sizes, pred_means, n_ref, ref_mean, kept, genes
+    )
+    return de_real, de_pred
