@@ -5,8 +5,9 @@ Synthetic inputs (``_inputs.py``: Poisson counts with per-perturbation effects; 
 library-size normalised log1p of the same counts), sparse CSR, written once to a temporary folder. Every
 command runs once after a tiny warm-up of each tool (so caches that persist between processes, such as
 numba's, are warm for all), and the input files are read once before the timed runs, so every command finds
-them in the operating system's page cache (otherwise the first command to read a file also pays the disk). Prints wall time, peak RSS, the machine's load average at each command's end, and
-the ratios (ours and the peer's from this one run, on the same files).
+them in the operating system's page cache (otherwise the first command to read a file also pays the disk).
+Prints wall time, peak RSS, the machine's load average at each command's end, and the ratios (ours and the
+peer's from this one run, on the same files).
 
     .venv/bin/python benchmarks/whole_process.py --size medium      # 50 × 300 + 3,000 control × 8,000 genes
     .venv/bin/python benchmarks/whole_process.py --size medium --inputs DIR   # reuse files of a --keep run

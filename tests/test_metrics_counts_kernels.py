@@ -123,8 +123,10 @@ def test_jackknife_of_every_group_in_one_kernel_call_equals_each_group_alone():
 def test_counts_de_pair_equals_the_stacked_tables_bit_for_bit():
     """One rank-sum pass over the real and the predicted matrix (read in place) gives exactly the tables of the
     real cells alone and of the prediction stacked onto the real control cells (the path it replaces), also with
-    the prediction's controls interleaved among its cells, in another label order and with 64-bit indices."""
+    the prediction's controls interleaved among its cells, in another label order and with 64-bit indices; and
+    so does the pass over the real control cells alone (what the baseline's context ranks)."""
     from vcclib.metrics.evaluate import with_real_controls
+    from vcclib.metrics.vcc2026 import _control_only
     from vcclib.metrics.vcc2026_de import counts_de_pair
 
     rng = np.random.default_rng(11)
@@ -140,8 +142,9 @@ def test_counts_de_pair_equals_the_stacked_tables_bit_for_bit():
     pred_labels = np.array([("ctrl" if i % 6 == 0 else f"P{(i * 7) % 5}") for i in range(420)])
     pred = GroupedCells.from_labels(pred_X, pred_labels, "ctrl")
     de_real, de_pred = counts_de_pair(pred, real, genes)
+    _, against_controls = counts_de_pair(pred, _control_only(real), genes)  # the baseline context's path
     alone, stacked = counts_de(real, genes), counts_de(with_real_controls(pred, real), genes)
-    for ours, truth in ((de_real, alone), (de_pred, stacked)):
+    for ours, truth in ((de_real, alone), (de_pred, stacked), (against_controls, stacked)):
         assert np.array_equal(ours.targets, truth.targets) and np.array_equal(ours.kept, truth.kept)
         for name in ("p_value", "p_adj", "log2_fold_change", "target_mean", "ref_mean"):
             assert np.array_equal(getattr(ours, name), getattr(truth, name), equal_nan=True), name

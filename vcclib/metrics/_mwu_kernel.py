@@ -194,11 +194,9 @@ def mwu_rank_stats_csr(
         s_hi = stripes[st + 1]
         cursor = np.empty(n_rows, dtype=np.int64)
         row_end = np.empty(n_rows, dtype=np.int64)
-        second = np.empty(n_rows, dtype=np.bool_)
         for q in range(n_rows):
             r = order[q]
-            second[q] = r >= n_rows_a
-            if second[q]:
+            if r >= n_rows_a:
                 a = indptr_b[r - n_rows_a]
                 b = indptr_b[r - n_rows_a + 1]
                 cursor[q] = a + np.searchsorted(indices_b[a:b], s_lo)
@@ -233,7 +231,7 @@ def mwu_rank_stats_csr(
                 for jj in range(width):  # where group g starts among each column's stored values
                     bnd[jj, g] = fill[jj] - cptr[jj]
                 for q in range(starts[g], starts[g + 1]):
-                    if second[q]:
+                    if order[q] >= n_rows_a:
                         e = _gather(indices_b, bits_b, cursor[q], row_end[q], ghi, glo, value_mask, fill, keys)
                     else:
                         e = _gather(indices, bits, cursor[q], row_end[q], ghi, glo, value_mask, fill, keys)

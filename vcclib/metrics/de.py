@@ -186,20 +186,21 @@ def _csr_rank_sums(X, order, starts, ref, U, T, offset: int = 0, second=None) ->
     B = X if second is None else second
     if B.dtype != X.dtype:
         raise ValueError(f"rank sums of two matrices need one dtype, got {X.dtype} and {B.dtype}")
-    arrays = [X.indptr, X.indices, B.indptr, B.indices]
-    if len({a.dtype for a in arrays}) > 1:  # one index type for the kernel's two sources
-        arrays = [a.astype(np.int64) for a in arrays]
+    index_arrays = [X.indptr, X.indices, B.indptr, B.indices]
+    if len({a.dtype for a in index_arrays}) > 1:  # one index type for the kernel's two sources
+        index_arrays = [a.astype(np.int64) for a in index_arrays]
+    indptr, indices, indptr_b, indices_b = index_arrays
     bits, bits_b = X.data.view(kind), B.data.view(kind)
-    col_nnz = column_nnz(arrays[1], bits, signbit, n_genes)
+    col_nnz = column_nnz(indices, bits, signbit, n_genes)
     if second is not None:
-        col_nnz = col_nnz + column_nnz(arrays[3], bits_b, signbit, n_genes)
+        col_nnz = col_nnz + column_nnz(indices_b, bits_b, signbit, n_genes)
     stripes = _stripes(col_nnz, 4 * numba.get_num_threads())
     u, t = mwu_rank_stats_csr(
-        arrays[0],
-        arrays[1],
+        indptr,
+        indices,
         bits,
-        arrays[2],
-        arrays[3],
+        indptr_b,
+        indices_b,
         bits_b,
         X.shape[0],
         signbit,

@@ -126,8 +126,14 @@ class CountsContext:
     # DE ----------------------------------------------------------------------------------------------
     @cached_property
     def _de_pair(self):
-        """(real DE, predicted DE) against the real control cells, from one rank-sum pass."""
-        return counts_de_pair(self.pred, self.real, self.genes)
+        """(real DE, predicted DE) against the real control cells, from one rank-sum pass.
+
+        When :attr:`de_real` is given already (the baseline's context reuses the submission's), only the real
+        control cells are ranked with the prediction: the same predicted table, without ranking the real
+        perturbations again.
+        """
+        real = _control_only(self.real) if "de_real" in self.__dict__ else self.real
+        return counts_de_pair(self.pred, real, self.genes)
 
     @cached_property
     def de_real(self):
@@ -142,6 +148,14 @@ class CountsContext:
         """(perts × kept genes) True at each perturbation's own target gene."""
         kept = self.de_real.kept
         return kept[None, :] == self.target_col[:, None]
+
+
+def _control_only(cells):
+    """``cells`` reduced to its control cells (a :class:`~vcclib.metrics.pseudobulk.GroupedCells` of one group)."""
+    from vcclib.metrics.pseudobulk import GroupedCells, stack_rows
+
+    rows = np.sort(cells.rows(cells.control))
+    return GroupedCells.from_labels(stack_rows([(cells.X, rows)]), np.full(rows.size, cells.control), cells.control)
 
 
 # pds_cosine ----------------------------------------------------------------------------------------------

@@ -123,12 +123,12 @@ def _table(names, groups, U, T, sizes, means, n_ref: float, ref_mean, kept, gene
 
 
 def _normalised(cells):
-    """(CPM matrix, its group means, log1p CPM matrix): the last is the first's values, logged in place."""
+    """(log1p of the CPM matrix, the CPM matrix's group means): one CPM copy, logged in place after the means."""
     from vcclib.metrics.pseudobulk import group_means
 
     linear = cpm(cells.X)
     means = group_means(linear, cells.codes, cells.names.size)
-    np.log1p(linear.data, out=linear.data)  # linear is this module's own copy
+    np.log1p(linear.data, out=linear.data)  # linear is this function's own copy
     return linear, means
 
 
