@@ -254,3 +254,23 @@ def test_metric_modules_register_on_first_lookup():
     assert done.returncode == 0, done.stderr[-2000:]
     early, n, *flags = done.stdout.split()  # "[] 93 True True True" when nothing was imported early
     assert early == "[]" and int(n) > 50 and flags == ["True", "True", "True"], done.stdout
+
+
+@pytest.mark.parametrize(("user_setting", "huge_pages_after"), [(None, False), ("1", True), ("0", False)])
+def test_eval_uses_small_pages_unless_the_user_chose(user_setting, huge_pages_after):
+    """`vcc eval` turns numpy's huge-page advice off for its own process; a NUMPY_MADVISE_HUGEPAGE set is kept."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    if user_setting is not None:
+        env["NUMPY_MADVISE_HUGEPAGE"] = user_setting
+    code = (
+        "from numpy._core.multiarray import _set_madvise_hugepage as switch\n"
+        "from vcclib.cli.eval_cmd import _small_pages\n"
+        "_small_pages()\n"
+        "print(switch(True))"  # returns the setting before this call
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(huge_pages_after)
