@@ -123,6 +123,13 @@ def main(argv=None) -> int:
         help="read the design's four {size}_{real,pred}_{counts,log1p}.h5ad from this folder (as written by an "
         "earlier run with --keep) instead of generating them",
     )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=5.0,
+        help="seconds idle before each timed command, so each starts from the same memory state: a virtual "
+        "machine that hands freed memory back to its host does so within seconds (default 5)",
+    )
     args = parser.parse_args(argv)
     folder = Path(args.keep or tempfile.mkdtemp(prefix="vcc-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -155,6 +162,7 @@ def main(argv=None) -> int:
         # installed and again with numpy's same setting, and its faster run is the one the ratio uses
         settings = [("", env)] if name.startswith("vcc eval") else [("", env), (" small pages", small_pages)]
         for label, run_env in settings:
+            time.sleep(args.settle)
             wall, rss, code, err = timed(cmd, run_env)
             walls[name] = min(wall, walls.get(name, wall))
             print(
