@@ -5,7 +5,8 @@ Synthetic inputs (``_inputs.py``: Poisson counts with per-perturbation effects; 
 library-size normalised log1p of the same counts), sparse CSR, written once to a temporary folder. Every
 command runs once after a tiny warm-up of each tool (so caches that persist between processes, such as
 numba's, are warm for all), and the input files are read once before the timed runs, so every command finds
-them in the operating system's page cache (otherwise the first command to read a file also pays the disk).
+them in the operating system's page cache (otherwise the first command to read a file also pays the disk), and
+each timed command starts after ``--settle`` seconds idle, so all start from the same memory state.
 Each peer runs twice, as installed and with ``NUMPY_MADVISE_HUGEPAGE=0`` (the small pages ``vcc eval`` uses,
 see ``vcclib.cli.eval_cmd._small_pages``); its faster run is the one the ratio uses. Prints wall time, peak RSS,
 the machine's load average at each command's end, the ratios (ours and the peer's from this one run, on the same
@@ -175,14 +176,14 @@ def main(argv=None) -> int:
         ("vcc eval (vcc2026)", "cell-eval2 0.20.0 (vcc2026)"),
     ):
         print(f"  ratio {peer} / {ours}: {walls[peer] / walls[ours]:.1f}×")
-    huge, small = fresh_memory_seconds(huge_pages=True), fresh_memory_seconds(huge_pages=False)
+    huge, small = (fresh_memory_seconds(huge_pages=h, settle=args.settle) for h in (True, False))
     print(f"  a fresh GiB first written by a new process: {huge:.2f} s in huge pages, {small:.2f} s in small pages")
     if not args.keep:
         shutil.rmtree(folder, ignore_errors=True)
     return 0
 
 
-def fresh_memory_seconds(huge_pages: bool, gib: float = 1.0, settle: float = 5.0) -> float:
+def fresh_memory_seconds(huge_pages: bool, settle: float, gib: float = 1.0) -> float:
     """Seconds a new process takes to first write ``gib`` GiB after ``settle`` s idle, per GiB, with numpy's
     huge-page advice on (numpy's default) or off (``vcc eval``'s).
 

@@ -147,7 +147,7 @@ def _small_pages() -> None:
     numpy asks the kernel for huge pages on every array of 4 MiB or more (``madvise``). Where the kernel reports
     freed memory to a virtual machine's host (virtio-balloon free-page reporting, as on the 2-core machine the
     budgets are set on), those huge pages are taken from reported memory, and each first touch faults it back
-    in from the host: a fresh GiB cost 3.1 s there in huge pages against 0.5–0.8 s in small ones, most of a
+    in from the host: a fresh GiB cost 3.1–3.7 s there in huge pages against 0.5–0.8 s in small ones, most of a
     ``vcc eval`` run's wall time. On a bare machine huge pages save little at these sizes. A
     ``NUMPY_MADVISE_HUGEPAGE`` the user set is kept; the switch is numpy's own and lasts for this process only.
     """

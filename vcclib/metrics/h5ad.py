@@ -134,10 +134,10 @@ def _raw_extents(dataset) -> list[tuple[int, int, int]] | None:
     if dataset.chunks is None or dataset.ndim != 1 or not hasattr(dsid, "chunk_iter"):  # chunk_iter: HDF5 1.12.3
         return None
     pieces = []
-    dsid.chunk_iter(lambda info: pieces.append(info))
-    span = dataset.chunks[0] * dataset.dtype.itemsize
+    dsid.chunk_iter(pieces.append)
     if len(pieces) != -(-dataset.shape[0] // dataset.chunks[0]) or any(info.filter_mask for info in pieces):
         return None  # unwritten chunks read as the fill value, which h5py supplies
+    span = dataset.chunks[0] * dataset.dtype.itemsize
     starts = [info.chunk_offset[0] * dataset.dtype.itemsize for info in pieces]
     return [(start, start + span, info.byte_offset) for start, info in zip(starts, pieces)]
 
