@@ -274,3 +274,26 @@ def test_eval_uses_small_pages_unless_the_user_chose(user_setting, huge_pages_af
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == str(huge_pages_after)
+
+
+def test_eval_reads_its_files_ahead_and_scores_the_same(files, monkeypatch):
+    """`vcc eval` reads both files' X in a background thread while it imports; the numbers are those of the
+    plain read (the read-ahead disabled: every future gives None, so the command reads the files itself)."""
+    import vcclib.h5read as h5read
+
+    read, seen = h5read._read_x_or_none, []
+
+    def recording(path):
+        seen.append(str(path))
+        return read(path)
+
+    args = ["eval", "-ap", str(files / "pred.h5ad"), "-ar", str(files / "real.h5ad"), "--profile", "vcc"]
+    monkeypatch.setattr(h5read, "_read_x_or_none", recording)
+    assert main([*args, "-o", str(files / "ahead")]) == 0
+    assert seen == [str(files / "real.h5ad"), str(files / "pred.h5ad")]
+    monkeypatch.setattr(h5read, "_read_x_or_none", lambda path: None)
+    assert main([*args, "-o", str(files / "plain")]) == 0
+    for name in ("results.csv", "agg_results.csv"):
+        assert (files / "ahead" / name).read_bytes() == (files / "plain" / name).read_bytes()
+    for name in ("real_de.parquet", "pred_de.parquet"):
+        assert pd.read_parquet(files / "ahead" / name).equals(pd.read_parquet(files / "plain" / name))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import MIRROR
 
-from vcclib.metrics.h5ad import _raw_extents, read_array
+from vcclib.h5read import _raw_extents, read_array
 
 RNG = np.random.default_rng(7)
 VALUES = RNG.standard_normal(10_007).astype(np.float32)  # not a multiple of any chunk size below
@@ -67,3 +67,39 @@ def test_read_array_on_the_mirror(tmp_path, name):
         assert _raw_extents(f["X"]["data"]) is not None
     light, full = read_cells(tmp_path / "plain.h5ad"), ad.read_h5ad(source)
     assert (light.X != full.X).nnz == 0
+
+
+def test_chunks_that_follow_in_the_file_are_read_in_one_call(tmp_path):
+    """A read-ahead thread re-acquires the GIL after every ``preadv``: chunks stored one after another are
+    merged into one extent (HDF5 writes index nodes between runs of chunks, so a few runs remain)."""
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f.create_dataset("x", data=VALUES, chunks=(100,))
+    with h5py.File(tmp_path / "x.h5", "r") as f:
+        extents = _raw_extents(f["x"])
+        n_chunks = f["x"].id.get_num_chunks()
+        got = read_array(f["x"])
+    assert len(extents) < n_chunks / 5
+    assert extents[0][0] == 0 and all(a[1] == b[0] for a, b in zip(extents, extents[1:]))  # the whole array
+    assert np.array_equal(got, VALUES)
+
+
+def test_read_ahead_gives_each_files_x_or_leaves_it_to_the_caller(tmp_path):
+    import anndata as ad
+    import scipy.sparse as sp
+
+    from vcclib.h5read import StoredX, read_ahead
+    from vcclib.metrics.evaluate import read_cells
+
+    X = sp.random(40, 30, density=0.2, format="csr", dtype=np.float32, random_state=1)
+    ad.AnnData(X).write_h5ad(tmp_path / "csr.h5ad")
+    ad.AnnData(X.tocsc()).write_h5ad(tmp_path / "csc.h5ad")  # an encoding read_x leaves to anndata
+    (tmp_path / "broken.h5ad").write_bytes(b"not an HDF5 file")
+    paths = [tmp_path / n for n in ("csr.h5ad", "csc.h5ad", "broken.h5ad", "missing.h5ad")]
+    ahead = read_ahead(paths)
+    assert sorted(ahead) == sorted(str(p) for p in paths[:3])  # a missing file is not read ahead
+    stored = ahead[str(paths[0])].result()
+    assert isinstance(stored, StoredX) and stored.encoding == "csr_matrix" and stored.shape == (40, 30)
+    assert ahead[str(paths[1])].result() is None and ahead[str(paths[2])].result() is None
+    light = read_cells(paths[0], ahead[str(paths[0])])
+    assert (light.X != X).nnz == 0
+    assert (read_cells(paths[1], ahead[str(paths[1])]).X != X).nnz == 0  # read by anndata instead

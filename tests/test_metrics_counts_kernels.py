@@ -83,6 +83,19 @@ def test_group_sums_and_cpm_are_the_scipy_expressions_bit_for_bit():
     assert np.array_equal(X.toarray(), D)  # the input is left as it was
 
 
+def test_parallel_log1p_is_numpys_bit_for_bit():
+    """The DE's log1p of CPM values runs in a numba kernel; cell-eval2 (scanpy) takes numpy's: any ulp of
+    difference would change ties and ranks."""
+    from vcclib.metrics._counts_kernel import log1p_inplace
+
+    rng = np.random.default_rng(4)
+    counts_ = rng.poisson(rng.gamma(0.5, 4.0, 200_000)) + 1.0
+    values = np.concatenate([counts_ / rng.uniform(1e-4, 0.05, counts_.size), [0.0, 1e-300, 5e-324, 1e300]])
+    got = values.copy()
+    log1p_inplace(got)
+    assert np.array_equal(got, np.log1p(values))
+
+
 def test_counts_de_ranks_only_what_the_kept_genes_need():
     """Ranking every gene and then keeping the > 5 CPM ones gives the table of ranking the kept columns alone."""
     from vcclib.metrics.de import mwu_pvalues, rank_sums

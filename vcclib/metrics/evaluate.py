@@ -70,6 +70,29 @@ class EvaluationResult:
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
+    def _de(self, attribute: str):
+        """The DE result itself (``de_real``/``de_pred``), before :class:`_LazyFrame` makes it a DataFrame."""
+        return self.__dict__.get("_" + attribute)
+
+    def _write_de(self, out: Path, name: str, attribute: str, de_format: str) -> None:
+        """Write one DE table as ``out/name.parquet`` (or ``.csv``)."""
+        raw = self._de(attribute)
+        if de_format != "parquet":
+            getattr(self, attribute).to_csv(out / f"{name}.csv", index=False)
+            return
+        # dictionary-encode the label columns only: trying it on float columns of unique values costs most of
+        # the write and saves nothing
+        if isinstance(raw, pd.DataFrame) or not hasattr(raw, "to_arrow"):
+            table = getattr(self, attribute)
+            labels = [c for c in ("target", "feature") if c in table.columns]
+            table.to_parquet(out / f"{name}.parquet", index=False, use_dictionary=labels)
+        else:  # straight from the arrays: no DataFrame, no Python string per row
+            import pyarrow.parquet as pq
+
+            table = raw.to_arrow()
+            labels = [c for c in ("target", "feature") if c in table.column_names]
+            pq.write_table(table, out / f"{name}.parquet", use_dictionary=labels)
+
     def write(self, outdir, de_format: str = "parquet") -> Path:
         """Write results.csv, agg_results.csv, the DE tables (real_de/pred_de, parquet or csv) and scores."""
         if de_format not in DE_FORMATS:
@@ -78,25 +101,17 @@ class EvaluationResult:
         out.mkdir(parents=True, exist_ok=True)
         self.results.to_csv(out / "results.csv", index=False)
         self.agg.to_csv(out / "agg_results.csv", index=False)
-        for name, attribute in (("real_de", "de_real"), ("pred_de", "de_pred")):
-            raw = self.__dict__.get("_" + attribute)  # the DE result itself, before _LazyFrame makes it a DataFrame
-            if raw is None:
-                continue
-            if de_format == "parquet":
-                # dictionary-encode the label columns only: trying it on float columns of unique values costs
-                # most of the write and saves nothing
-                if isinstance(raw, pd.DataFrame) or not hasattr(raw, "to_arrow"):
-                    table = getattr(self, attribute)
-                    labels = [c for c in ("target", "feature") if c in table.columns]
-                    table.to_parquet(out / f"{name}.parquet", index=False, use_dictionary=labels)
-                else:  # straight from the arrays: no DataFrame, no Python string per row
-                    import pyarrow.parquet as pq
+        tables = [(name, attr) for name, attr in (("real_de", "de_real"), ("pred_de", "de_pred")) if self._de(attr)]
+        if de_format == "parquet" and len(tables) > 1:
+            # pyarrow encodes and writes without the GIL: the two tables are written at the same time
+            from concurrent.futures import ThreadPoolExecutor
 
-                    table = raw.to_arrow()
-                    labels = [c for c in ("target", "feature") if c in table.column_names]
-                    pq.write_table(table, out / f"{name}.parquet", use_dictionary=labels)
-            else:
-                getattr(self, attribute).to_csv(out / f"{name}.csv", index=False)
+            with ThreadPoolExecutor(max_workers=len(tables)) as pool:
+                for job in [pool.submit(self._write_de, out, name, attr, de_format) for name, attr in tables]:
+                    job.result()
+        else:
+            for name, attr in tables:
+                self._write_de(out, name, attr, de_format)
         for key, column in (("vcc2025", "from_baseline"), ("vcc2026", "score")):
             values = self.scores.get(key)
             if values:
@@ -147,16 +162,19 @@ def read_adata(path, backed: bool = False):
     return ad.read_h5ad(path, backed="r" if backed else None)
 
 
-def read_cells(path):
+def read_cells(path, ahead=None):
     """What evaluation reads of a file, with h5py alone when it can (see :mod:`vcclib.metrics.h5ad`), else
-    with anndata (zarr, encodings the light reader does not know)."""
+    with anndata (zarr, encodings the light reader does not know).
+
+    ``ahead``: a future of the file's X from :func:`vcclib.h5read.read_ahead` (its ``None`` result: read here).
+    """
     from vcclib.metrics.h5ad import UnsupportedEncoding
     from vcclib.metrics.h5ad import read_cells as read_h5ad_cells
 
     path = Path(path)
     if path.suffix == ".h5ad" and path.is_file():
         try:
-            return read_h5ad_cells(path)
+            return read_h5ad_cells(path, ahead.result() if ahead is not None else None)
         except (UnsupportedEncoding, KeyError):
             pass
     return read_adata(path)

@@ -1,7 +1,7 @@
 """A minimal reader of the parts of an ``.h5ad`` file that evaluation reads: X, obs columns, names, uns['vcc'].
 
 ``import anndata`` pulls in zarr and dask.array (seconds of a command's start-up on a busy machine); h5py
-reads the same bytes. :func:`read_cells` returns :class:`Cells`, which offers the AnnData attributes the
+reads the same bytes (X through :mod:`vcclib.h5read`, straight from the file's offsets). :func:`read_cells` returns :class:`Cells`, which offers the AnnData attributes the
 metrics engine uses (``X``, ``obs``, ``var``, ``var_names``, ``obs_names``, ``uns``, ``n_obs``, ``n_vars``,
 row selection, ``copy``). A file using an encoding this reader does not know (a CSC X, nullable or
 non-string obs columns other than numbers, ...) is read with anndata instead, so nothing is lost.
@@ -9,12 +9,13 @@ non-string obs columns other than numbers, ...) is read with anndata instead, so
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
+from vcclib.h5read import StoredX, UnsupportedX, read_x
 
 
 class UnsupportedEncoding(Exception):
@@ -96,63 +97,10 @@ def _frame(group, columns=None) -> pd.DataFrame:
     return pd.DataFrame({c: _column(group[c]) for c in names}, index=index)
 
 
-def read_array(dataset) -> np.ndarray:
-    """The whole of an h5py dataset as a numpy array, read straight from the file where HDF5 adds nothing.
-
-    An unfiltered dataset (no compression, no checksum: how anndata writes by default) is stored as raw bytes,
-    contiguous or in chunks at known file offsets. Those bytes are read with ``os.preadv`` into one array, one
-    call per extent; HDF5's own path copies every chunk through its chunk cache first, which costs a command
-    about 0.2 s per 140 MB array on the 2-core machine. Anything else (filters, a dense chunked matrix, a
-    non-native byte order, unwritten chunks, a file not on the default driver) is read by h5py, so the result
-    is the same array either way (tested against h5py).
-    """
-    extents = _raw_extents(dataset)
-    if extents is None:
-        return dataset[()]
-    array = np.empty(dataset.shape, dataset.dtype)
-    flat = array.reshape(-1).view(np.uint8)
-    fd = os.open(dataset.file.filename, os.O_RDONLY)
-    try:
-        for start, stop, byte_offset in extents:
-            part = flat[start : min(stop, flat.size)]
-            if os.preadv(fd, [part], byte_offset) != part.size:
-                return dataset[()]
-    finally:
-        os.close(fd)
-    return array
-
-
-def _raw_extents(dataset) -> list[tuple[int, int, int]] | None:
-    """(first byte, end byte in the array, file offset) of every stored piece, or None where h5py must read."""
-    dsid = dataset.id
-    plain = dataset.dtype.isnative and dataset.dtype.kind in "biuf" and dataset.file.driver == "sec2"
-    if not plain or dataset.size == 0 or dsid.get_create_plist().get_nfilters() != 0:
-        return None
-    offset = dsid.get_offset()  # a contiguous dataset's file offset; None when chunked or not allocated
-    if offset is not None:
-        return [(0, dataset.nbytes, offset)]
-    if dataset.chunks is None or dataset.ndim != 1 or not hasattr(dsid, "chunk_iter"):  # chunk_iter: HDF5 1.12.3
-        return None
-    pieces = []
-    dsid.chunk_iter(pieces.append)
-    if len(pieces) != -(-dataset.shape[0] // dataset.chunks[0]) or any(info.filter_mask for info in pieces):
-        return None  # unwritten chunks read as the fill value, which h5py supplies
-    span = dataset.chunks[0] * dataset.dtype.itemsize
-    starts = [info.chunk_offset[0] * dataset.dtype.itemsize for info in pieces]
-    return [(start, start + span, info.byte_offset) for start, info in zip(starts, pieces)]
-
-
-def _matrix(node):
-    import h5py
-
-    if isinstance(node, h5py.Dataset):
-        return read_array(node)
-    kind = node.attrs.get("encoding-type", "")
-    if kind != "csr_matrix":
-        raise UnsupportedEncoding(f"X encoding {kind!r}")
-    shape = tuple(node.attrs["shape"])
-    arrays = (read_array(node["data"]), read_array(node["indices"]), read_array(node["indptr"]))
-    X = sp.csr_matrix(arrays, shape=shape)
+def _matrix(stored: StoredX):
+    if stored.encoding == "array":
+        return stored.arrays[0]
+    X = sp.csr_matrix(stored.arrays, shape=stored.shape)
     if not X.has_canonical_format:  # the arrays are this reader's own: sorted in place, not copied
         X.sum_duplicates()
     return X
@@ -173,11 +121,19 @@ def read_head(f) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     return obs, var, uns
 
 
-def read_cells(path) -> Cells:
-    """X, obs, var and uns['vcc'] of an h5ad file (raises :class:`UnsupportedEncoding` for other encodings)."""
+def read_cells(path, stored: StoredX | None = None) -> Cells:
+    """X, obs, var and uns['vcc'] of an h5ad file (raises :class:`UnsupportedEncoding` for other encodings).
+
+    ``stored``: the file's X as already read (by :func:`vcclib.h5read.read_ahead`); otherwise X is read here.
+    """
     import h5py
 
     with h5py.File(path, "r") as f:
-        X = _matrix(f["X"])
+        if stored is None:
+            try:
+                stored = read_x(f["X"])
+            except UnsupportedX as error:
+                raise UnsupportedEncoding(str(error)) from None
+        X = _matrix(stored)
         obs, var, uns = read_head(f)
     return Cells(X, obs, var, uns)

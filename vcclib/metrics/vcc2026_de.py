@@ -124,11 +124,12 @@ def _table(names, groups, U, T, sizes, means, n_ref: float, ref_mean, kept, gene
 
 def _normalised(cells):
     """(log1p of the CPM matrix, the CPM matrix's group means): one CPM copy, logged in place after the means."""
+    from vcclib.metrics._counts_kernel import log1p_inplace
     from vcclib.metrics.pseudobulk import group_means
 
     linear = cpm(cells.X)
     means = group_means(linear, cells.codes, cells.names.size)
-    np.log1p(linear.data, out=linear.data)  # linear is this function's own copy
+    log1p_inplace(linear.data)  # linear is this function's own copy
     return linear, means
 
 
