@@ -297,3 +297,28 @@ def test_eval_reads_its_files_ahead_and_scores_the_same(files, monkeypatch):
         assert (files / "ahead" / name).read_bytes() == (files / "plain" / name).read_bytes()
     for name in ("real_de.parquet", "pred_de.parquet"):
         assert pd.read_parquet(files / "ahead" / name).equals(pd.read_parquet(files / "plain" / name))
+
+
+def test_numba_is_set_up_ahead_only_where_the_kernels_run(tmp_path):
+    """numba's target is set up during the read-ahead for a sparse X (every profile runs its kernels there);
+    a dense X with pseudobulk metrics alone (no DE) never loads numba."""
+    import subprocess
+    import sys
+
+    pred, real = make_pair(n_perts=4, n_genes=20)
+    for adata, name in ((pred, "pred"), (real, "real")):
+        adata.X = np.asarray(adata.X.toarray() if hasattr(adata.X, "toarray") else adata.X, dtype=np.float32)
+        adata.write_h5ad(tmp_path / f"{name}.h5ad")
+    argv = ["eval", "-ap", str(tmp_path / "pred.h5ad"), "-ar", str(tmp_path / "real.h5ad")]
+    argv += ["--metrics", "mae,pearson_delta", "-o", str(tmp_path / "out")]
+    body = (
+        f"import sys\nfrom vcclib.cli import main\ncode = main({argv!r})\n"
+        "print('NUMBA=' + str('numba' in sys.modules))\nraise SystemExit(code)"
+    )
+    done = subprocess.run([sys.executable, "-c", body], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "NUMBA=False"
+    from vcclib.h5read import stored_encoding
+
+    assert stored_encoding(tmp_path / "real.h5ad") == "array"
+    assert stored_encoding(tmp_path / "missing.h5ad") is None

@@ -99,6 +99,22 @@ def read_x(node) -> StoredX:
     return StoredX("csr_matrix", arrays, tuple(int(n) for n in node.attrs["shape"]))
 
 
+def stored_encoding(path) -> str | None:
+    """How an h5ad stores X.
+
+    ``"array"`` (a dense dataset), its ``encoding-type`` (``"csr_matrix"``, ...), or None where the file cannot
+    be opened as HDF5 (the caller's own read then reports why).
+    """
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            node = f["X"]
+            return "array" if isinstance(node, h5py.Dataset) else str(node.attrs.get("encoding-type", ""))
+    except Exception:  # noqa: BLE001 - anything: the caller's own read reports it
+        return None
+
+
 def read_ahead(paths) -> dict:
     """Start reading the X of each existing ``.h5ad`` of ``paths``, in order, in one background thread.
 

@@ -179,10 +179,11 @@ def _evaluate(args):
     on_disk = args.on_disk or args.dask or args.scheduler_address
     ahead = {}
     if not on_disk:
-        from vcclib.h5read import read_ahead
+        from vcclib.h5read import read_ahead, stored_encoding
 
         ahead = read_ahead([args.real, args.pred])  # read on a second core while the main thread imports
-        _start_numba()
+        if stored_encoding(args.real) == "csr_matrix":  # every profile runs numba kernels on a sparse X
+            _start_numba()
     from vcclib.metrics import evaluate
     from vcclib.metrics.evaluate import read_cells
 
