@@ -322,3 +322,21 @@ def test_numba_is_set_up_ahead_only_where_the_kernels_run(tmp_path):
 
     assert stored_encoding(tmp_path / "real.h5ad") == "array"
     assert stored_encoding(tmp_path / "missing.h5ad") is None
+
+
+def test_a_de_table_read_before_writing_is_written_all_the_same(tmp_path):
+    """Reading ``result.de_real`` turns it into a DataFrame (``_LazyFrame``); writing afterwards still writes both
+    DE tables, the same as without the read."""
+    import warnings
+
+    from vcclib.metrics import evaluate
+
+    pred, real = make_pair(n_perts=4, n_genes=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result, fresh = evaluate(pred, real, profile="vcc"), evaluate(pred, real, profile="vcc")
+    assert len(result.de_real) == 4 * 20
+    result.write(tmp_path / "read", de_format="parquet")
+    fresh.write(tmp_path / "fresh", de_format="parquet")
+    for name in ("real_de.parquet", "pred_de.parquet"):
+        assert pd.read_parquet(tmp_path / "read" / name).equals(pd.read_parquet(tmp_path / "fresh" / name))

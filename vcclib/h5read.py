@@ -21,10 +21,10 @@ def read_array(dataset) -> np.ndarray:
     An unfiltered dataset (no compression, no checksum: how anndata writes by default) is stored as raw bytes,
     contiguous or in chunks at known file offsets. Those bytes are read with ``os.preadv`` into one array, one
     call per run of chunks that lie one after another in the file (a few dozen calls per array, not one per
-    chunk, so a read in a background thread waits for the GIL seldom); HDF5's own path copies every chunk through its chunk cache first, which costs a command
-    about 0.2 s per 140 MB array on the 2-core machine. Anything else (filters, a dense chunked matrix, a
-    non-native byte order, unwritten chunks, a file not on the default driver) is read by h5py, so the result
-    is the same array either way (tested against h5py).
+    chunk, so a read in a background thread seldom waits for the GIL); HDF5's own path copies every chunk
+    through its chunk cache first, which costs a command about 0.2 s per 140 MB array on the 2-core machine.
+    Anything else (filters, a dense chunked matrix, a non-native byte order, unwritten chunks, a file not on
+    the default driver) is read by h5py, so the result is the same array either way (tested against h5py).
     """
     extents = _raw_extents(dataset)
     if extents is None:
@@ -82,35 +82,41 @@ class StoredX:
     shape: tuple
 
 
-class UnsupportedX(Exception):
-    """X is stored in an encoding :func:`read_x` does not read (a CSC matrix, a dataframe, ...)."""
+class UnsupportedEncoding(Exception):
+    """The file uses an encoding the light reader does not read (the caller falls back to anndata).
+
+    A CSC or other non-CSR sparse X, a nullable obs column, ...
+    """
+
+
+def _encoding(node) -> str:
+    """``"array"`` for a dense dataset, else the group's ``encoding-type`` (``"csr_matrix"``, ...)."""
+    import h5py
+
+    return "array" if isinstance(node, h5py.Dataset) else str(node.attrs.get("encoding-type", ""))
 
 
 def read_x(node) -> StoredX:
     """The X of an open h5ad (``node`` is ``file["X"]``) as stored, every array read by :func:`read_array`."""
-    import h5py
-
-    if isinstance(node, h5py.Dataset):
+    kind = _encoding(node)
+    if kind == "array":
         return StoredX("array", (read_array(node),), tuple(node.shape))
-    kind = node.attrs.get("encoding-type", "")
     if kind != "csr_matrix":
-        raise UnsupportedX(f"X encoding {kind!r}")
+        raise UnsupportedEncoding(f"X encoding {kind!r}")
     arrays = tuple(read_array(node[key]) for key in ("data", "indices", "indptr"))
     return StoredX("csr_matrix", arrays, tuple(int(n) for n in node.attrs["shape"]))
 
 
 def stored_encoding(path) -> str | None:
-    """How an h5ad stores X.
+    """How an h5ad stores X (see :func:`_encoding`).
 
-    ``"array"`` (a dense dataset), its ``encoding-type`` (``"csr_matrix"``, ...), or None where the file cannot
-    be opened as HDF5 (the caller's own read then reports why).
+    None where the file cannot be opened as HDF5 (the caller's own read then reports why).
     """
     import h5py
 
     try:
         with h5py.File(path, "r") as f:
-            node = f["X"]
-            return "array" if isinstance(node, h5py.Dataset) else str(node.attrs.get("encoding-type", ""))
+            return _encoding(f["X"])
     except Exception:  # noqa: BLE001 - anything: the caller's own read reports it
         return None
 
@@ -123,7 +129,7 @@ def read_ahead(paths) -> dict:
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    wanted = [p for p in paths if str(p).endswith(".h5ad") and Path(p).is_file()]
+    wanted = [p for p in paths if Path(p).suffix == ".h5ad" and Path(p).is_file()]
     if not wanted:
         return {}
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vcc-read-ahead")

@@ -101,7 +101,8 @@ class EvaluationResult:
         out.mkdir(parents=True, exist_ok=True)
         self.results.to_csv(out / "results.csv", index=False)
         self.agg.to_csv(out / "agg_results.csv", index=False)
-        tables = [(name, attr) for name, attr in (("real_de", "de_real"), ("pred_de", "de_pred")) if self._de(attr)]
+        pairs = (("real_de", "de_real"), ("pred_de", "de_pred"))
+        tables = [(name, attr) for name, attr in pairs if self._de(attr) is not None]
         if de_format == "parquet" and len(tables) > 1:
             # pyarrow encodes and writes without the GIL: the two tables are written at the same time
             from concurrent.futures import ThreadPoolExecutor

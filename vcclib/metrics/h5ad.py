@@ -1,10 +1,11 @@
 """A minimal reader of the parts of an ``.h5ad`` file that evaluation reads: X, obs columns, names, uns['vcc'].
 
 ``import anndata`` pulls in zarr and dask.array (seconds of a command's start-up on a busy machine); h5py
-reads the same bytes (X through :mod:`vcclib.h5read`, straight from the file's offsets). :func:`read_cells` returns :class:`Cells`, which offers the AnnData attributes the
-metrics engine uses (``X``, ``obs``, ``var``, ``var_names``, ``obs_names``, ``uns``, ``n_obs``, ``n_vars``,
-row selection, ``copy``). A file using an encoding this reader does not know (a CSC X, nullable or
-non-string obs columns other than numbers, ...) is read with anndata instead, so nothing is lost.
+reads the same bytes (X through :mod:`vcclib.h5read`, straight from the file's offsets). :func:`read_cells`
+returns :class:`Cells`, which offers the AnnData attributes the metrics engine uses (``X``, ``obs``, ``var``,
+``var_names``, ``obs_names``, ``uns``, ``n_obs``, ``n_vars``, row selection, ``copy``). A file using an
+encoding this reader does not know (a CSC X, nullable or non-string obs columns other than numbers, ...) is
+read with anndata instead, so nothing is lost.
 """
 
 from __future__ import annotations
@@ -15,11 +16,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from vcclib.h5read import StoredX, UnsupportedX, read_x
-
-
-class UnsupportedEncoding(Exception):
-    """The file uses an encoding this reader does not read (the caller falls back to anndata)."""
+from vcclib.h5read import StoredX, UnsupportedEncoding, read_x
 
 
 class AnnDataLike:
@@ -129,11 +126,6 @@ def read_cells(path, stored: StoredX | None = None) -> Cells:
     import h5py
 
     with h5py.File(path, "r") as f:
-        if stored is None:
-            try:
-                stored = read_x(f["X"])
-            except UnsupportedX as error:
-                raise UnsupportedEncoding(str(error)) from None
-        X = _matrix(stored)
+        X = _matrix(read_x(f["X"]) if stored is None else stored)
         obs, var, uns = read_head(f)
     return Cells(X, obs, var, uns)
