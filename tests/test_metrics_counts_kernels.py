@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from vcclib.metrics import counts
 from vcclib.metrics.pseudobulk import GroupedCells
-from vcclib.metrics.vcc2026_de import TARGET_SUM, counts_de, cpm
+from vcclib.metrics.vcc2026_de import TARGET_SUM, counts_de, cpm, cpm_factor
 
 
 def _adversarial(rng, case: str) -> np.ndarray:
@@ -83,17 +83,28 @@ def test_group_sums_and_cpm_are_the_scipy_expressions_bit_for_bit():
     assert np.array_equal(X.toarray(), D)  # the input is left as it was
 
 
-def test_parallel_log1p_is_numpys_bit_for_bit():
-    """The DE's log1p of CPM values runs in a numba kernel; cell-eval2 (scanpy) takes numpy's: any ulp of
-    difference would change ties and ranks."""
-    from vcclib.metrics._counts_kernel import log1p_inplace
+def test_rank_sums_of_scaled_counts_are_those_of_the_logged_cpm_matrix_bit_for_bit():
+    """The DE ranks log1p(x / factor) computed as the kernel gathers the counts; cell-eval2 (scanpy) ranks
+    numpy's log1p of the CPM matrix: any ulp of difference would change ties. Cells whose factors differ by a
+    few ulps give CPM values that are distinct but whose log1p coincide (ties only in log space)."""
+    from vcclib.metrics.de import rank_sums, rank_sums_against
 
     rng = np.random.default_rng(4)
-    counts_ = rng.poisson(rng.gamma(0.5, 4.0, 200_000)) + 1.0
-    values = np.concatenate([counts_ / rng.uniform(1e-4, 0.05, counts_.size), [0.0, 1e-300, 5e-324, 1e300]])
-    got = values.copy()
-    log1p_inplace(got)
-    assert np.array_equal(got, np.log1p(values))
+    D = rng.poisson(rng.gamma(0.5, 4.0, size=(1, 60)), size=(400, 60)).astype(np.float32)
+    codes = np.repeat(np.arange(5), 80)
+    X, factor = cpm_factor(sp.csr_matrix(D))
+    factor[1::2] = factor[::2] * (1 + 4e-16 * rng.integers(0, 8, 200))  # near-equal factors in pairs
+    logged = sp.csr_matrix((np.log1p(X.data / np.repeat(factor, np.diff(X.indptr))), X.indices, X.indptr))
+    assert np.unique(logged.data).size < np.unique(X.data / np.repeat(factor, np.diff(X.indptr))).size
+    want = rank_sums(logged, codes, 5, 0)
+    got = rank_sums(X, codes, 5, 0, factor=factor)
+    assert all(np.array_equal(w, g) for w, g in zip(want, got))
+    # against a second matrix, its group 0 left out: the other groups' statistics are those of the stack
+    stacked = rank_sums(sp.vstack([logged, logged[:240]]).tocsr(), np.concatenate([codes, codes[:240] + 5]), 8, 0)
+    U, T = rank_sums_against(X, codes, 5, 0, X[:240], codes[:240], 3, factors=(factor, factor[:240]), skip_other=0)
+    assert np.array_equal(U[[1, 2, 3, 4, 6, 7]], stacked[0][[1, 2, 3, 4, 6, 7]])
+    assert np.array_equal(T[[1, 2, 3, 4, 6, 7]], stacked[1][[1, 2, 3, 4, 6, 7]])
+    assert not U[5].any() and not T[5].any()
 
 
 def test_counts_de_ranks_only_what_the_kept_genes_need():

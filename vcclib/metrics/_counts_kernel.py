@@ -23,10 +23,22 @@ def scaled_rows(indptr, data, factor):  # pragma: no cover - compiled
 
 
 @nb.njit(parallel=True, cache=True)
-def log1p_inplace(values):  # pragma: no cover - compiled
-    """``np.log1p(values, out=values)`` on both cores (the same libm log1p per value: bit-identical, tested)."""
-    for i in nb.prange(values.size):
-        values[i] = np.log1p(values[i])
+def scaled_group_means(indptr, indices, data, factor, order, starts, n_genes):  # pragma: no cover - compiled
+    """float64 mean per group of ``data / factor[row]`` (the CPM matrix's group means, without the matrix):
+    ``Σ_cells (1/n_g) · (x / f)`` in cell order, the arithmetic of ``group_means`` of :func:`scaled_rows`."""
+    n_groups = starts.size - 1
+    out = np.zeros((n_groups, n_genes))
+    for g in nb.prange(n_groups):
+        n = starts[g + 1] - starts[g]
+        if n == 0:
+            continue
+        w = 1.0 / n
+        for q in range(starts[g], starts[g + 1]):
+            r = order[q]
+            f = factor[r]
+            for p in range(indptr[r], indptr[r + 1]):
+                out[g, indices[p]] += w * (np.float64(data[p]) / f)
+    return out
 
 
 @nb.njit(parallel=True, cache=True)

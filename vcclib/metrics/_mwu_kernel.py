@@ -133,6 +133,21 @@ def _gather(indices, bits, e, end, ghi, glo, value_mask, fill, keys):  # pragma:
     return e
 
 
+@nb.njit(cache=True)
+def _gather_log_scaled(indices, values, e, end, ghi, glo, f, fill, keys_f):  # pragma: no cover - compiled
+    """:func:`_gather` of ``log1p(x / f)`` for one row's stored non-zero counts ``x`` (``f``: the row's factor),
+    written as float64 into ``keys_f`` (a float64 view of the keys)."""
+    while e < end and indices[e] < ghi:
+        x = values[e]
+        if x != 0:
+            jj = indices[e] - glo
+            d = fill[jj]
+            fill[jj] = d + 1
+            keys_f[d] = np.log1p(np.float64(x) / f)
+        e += 1
+    return e
+
+
 @nb.njit(parallel=True, cache=True)
 def mwu_rank_stats_csr(
     indptr,
@@ -151,6 +166,11 @@ def mwu_rank_stats_csr(
     chunk,
     stripes,
     col_nnz,
+    values,
+    values_b,
+    factor,
+    factor_b,
+    key_proto,
 ):  # pragma: no cover - compiled
     """U statistic of each group (as sample x) and the tie term Σ(t³ − t) of the combined sample.
 
@@ -179,6 +199,13 @@ def mwu_rank_stats_csr(
         cursor per row), e.g. balanced by stored values.
     col_nnz
         Number of stored non-zero values of each column over the rows of ``order`` (:func:`column_nnz`).
+    values, values_b, factor, factor_b
+        Empty arrays to rank the stored values as they are. Otherwise the two matrices' data (counts) and a
+        factor per row of each: the values ranked are then ``log1p(float64(x) / factor[row])`` (the DE of the
+        VCC 2026 suite: log1p of counts per million), computed as they are gathered; ``signbit`` and
+        ``n_pass`` are then those of float64.
+    key_proto
+        An empty array of the keys' dtype: ``bits.dtype``, or ``uint64`` for the scaled values.
 
     Returns
     -------
@@ -189,6 +216,7 @@ def mwu_rank_stats_csr(
     U = np.zeros((n_groups, n_genes))
     T = np.zeros((n_groups, n_genes))
     value_mask = np.uint64(signbit - np.uint64(1))  # every bit but the sign bit (of the data's width)
+    scaled = factor.size > 0
     for st in nb.prange(stripes.size - 1):
         s_lo = stripes[st]
         s_hi = stripes[st + 1]
@@ -208,8 +236,8 @@ def mwu_rank_stats_csr(
         bnd = np.empty((chunk, n_groups + 1), dtype=np.int64)
         cnt = np.empty(n_pass * RADIX_SIZE, dtype=np.int64)
         cap = 0
-        ws_a = np.empty(0, dtype=bits.dtype)
-        ws_b = np.empty(0, dtype=bits.dtype)
+        ws_a = np.empty(0, dtype=key_proto.dtype)
+        ws_b = np.empty(0, dtype=key_proto.dtype)
         ia = np.empty(0, dtype=np.int32)
         ib = np.empty(0, dtype=np.int32)
         ids = np.empty(0, dtype=np.int32)
@@ -225,13 +253,21 @@ def mwu_rank_stats_csr(
             for jj in range(width):
                 cptr[jj + 1] = cptr[jj] + col_nnz[glo + jj]
             nnz = cptr[width]
-            keys = np.empty(nnz, dtype=bits.dtype)
+            keys = np.empty(nnz, dtype=key_proto.dtype)
+            keys_f = keys.view(np.float64) if scaled else np.empty(0)
             fill = cptr[:width].copy()
             for g in range(n_groups):
                 for jj in range(width):  # where group g starts among each column's stored values
                     bnd[jj, g] = fill[jj] - cptr[jj]
                 for q in range(starts[g], starts[g + 1]):
-                    if order[q] >= n_rows_a:
+                    r = order[q]
+                    if scaled and r >= n_rows_a:
+                        f = factor_b[r - n_rows_a]
+                        e = _gather_log_scaled(indices_b, values_b, cursor[q], row_end[q], ghi, glo, f, fill, keys_f)
+                    elif scaled:
+                        f = factor[r]
+                        e = _gather_log_scaled(indices, values, cursor[q], row_end[q], ghi, glo, f, fill, keys_f)
+                    elif r >= n_rows_a:
                         e = _gather(indices_b, bits_b, cursor[q], row_end[q], ghi, glo, value_mask, fill, keys)
                     else:
                         e = _gather(indices, bits, cursor[q], row_end[q], ghi, glo, value_mask, fill, keys)
@@ -243,8 +279,8 @@ def mwu_rank_stats_csr(
                 max_nnz = max(max_nnz, cptr[jj + 1] - cptr[jj])
             if max_nnz > cap:
                 cap = max_nnz
-                ws_a = np.empty(cap, dtype=bits.dtype)
-                ws_b = np.empty(cap, dtype=bits.dtype)
+                ws_a = np.empty(cap, dtype=key_proto.dtype)
+                ws_b = np.empty(cap, dtype=key_proto.dtype)
                 ia = np.empty(cap, dtype=np.int32)
                 ib = np.empty(cap, dtype=np.int32)
                 ids = np.empty(cap, dtype=np.int32)

@@ -168,11 +168,13 @@ def _stripes(col_nnz: np.ndarray, n_parts: int) -> np.ndarray:
     return np.unique(bounds).astype(np.int64)
 
 
-def _csr_rank_sums(X, order, starts, ref, U, T, offset: int = 0, second=None) -> None:
+def _csr_rank_sums(X, order, starts, ref, U, T, offset: int = 0, second=None, factors=None, skipped_b=None) -> None:
     """Fill U, T[:, offset : offset + X.shape[1]] from a canonical CSR X (see :mod:`~vcclib.metrics._mwu_kernel`).
 
     ``second``: another canonical CSR matrix of the same genes and dtype whose rows are rows
-    ``X.shape[0] + i`` of ``order``.
+    ``X.shape[0] + i`` of ``order``. ``factors``: one float64 factor per row of X (and of ``second``, as a
+    pair); the values ranked are then ``log1p(x / factor)`` of X's stored counts, computed in the kernel.
+    ``skipped_b``: rows of ``second`` absent from ``order`` (not counted in the kernel's column sizes).
     """
     import numba
 
@@ -182,7 +184,6 @@ def _csr_rank_sums(X, order, starts, ref, U, T, offset: int = 0, second=None) ->
     width = X.dtype.itemsize * 8
     kind = np.uint32 if width == 32 else np.uint64
     signbit = np.uint64(1 << (width - 1))
-    n_pass = -(-width // RADIX_BITS)
     B = X if second is None else second
     if B.dtype != X.dtype:
         raise ValueError(f"rank sums of two matrices need one dtype, got {X.dtype} and {B.dtype}")
@@ -194,7 +195,14 @@ def _csr_rank_sums(X, order, starts, ref, U, T, offset: int = 0, second=None) ->
     col_nnz = column_nnz(indices, bits, signbit, n_genes)
     if second is not None:
         col_nnz = col_nnz + column_nnz(indices_b, bits_b, signbit, n_genes)
+    if skipped_b is not None and skipped_b.size:
+        at = _stored_positions(indptr_b, skipped_b)
+        col_nnz = col_nnz - column_nnz(indices_b[at], bits_b[at], signbit, n_genes)
     stripes = _stripes(col_nnz, 4 * numba.get_num_threads())
+    no_factor = np.empty(0)
+    scaled = (X.data, B.data, *factors) if factors is not None else (X.data, B.data, no_factor, no_factor)
+    key_kind = np.uint64 if factors is not None else kind
+    key_width = 64 if factors is not None else width
     u, t = mwu_rank_stats_csr(
         indptr,
         indices,
@@ -203,8 +211,8 @@ def _csr_rank_sums(X, order, starts, ref, U, T, offset: int = 0, second=None) ->
         indices_b,
         bits_b,
         X.shape[0],
-        signbit,
-        n_pass,
+        np.uint64(1 << (key_width - 1)),
+        -(-key_width // RADIX_BITS),
         order,
         starts,
         int(ref),
@@ -212,16 +220,21 @@ def _csr_rank_sums(X, order, starts, ref, U, T, offset: int = 0, second=None) ->
         GATHER_CHUNK,
         stripes,
         col_nnz,
+        *scaled,
+        np.empty(0, dtype=key_kind),
     )
     U[:, offset : offset + n_genes] = u
     T[:, offset : offset + n_genes] = t
 
 
-def rank_sums(X, codes: np.ndarray, n_groups: int, ref: int, order=None, starts=None) -> tuple[np.ndarray, np.ndarray]:
+def rank_sums(
+    X, codes: np.ndarray, n_groups: int, ref: int, order=None, starts=None, factor=None
+) -> tuple[np.ndarray, np.ndarray]:
     """U statistic (each group as x) and tie term of each group against ``ref``: (groups × genes).
 
     A sparse X is read in place (CSR, gathered gene chunk by gene chunk); a dense one is converted to CSR
-    :data:`GENE_CHUNK` genes at a time.
+    :data:`GENE_CHUNK` genes at a time. ``factor`` (sparse X only): one float64 factor per row; the values
+    ranked are then ``log1p(x / factor[row])``, as on ``X`` scaled and logged, without that copy.
     """
     from vcclib.metrics.pseudobulk import as_float_matrix, group_order
 
@@ -230,8 +243,12 @@ def rank_sums(X, codes: np.ndarray, n_groups: int, ref: int, order=None, starts=
     U = np.zeros((n_groups, X.shape[1]))
     T = np.zeros((n_groups, X.shape[1]))
     if sp.issparse(X):
-        _csr_rank_sums(as_float_matrix(X), order, starts, ref, U, T)
+        X = as_float_matrix(X)
+        factors = None if factor is None else (np.asarray(factor, dtype=np.float64),) * 2
+        _csr_rank_sums(X, order, starts, ref, U, T, factors=factors)
         return U, T
+    if factor is not None:
+        raise ValueError("rank_sums: a per-row factor needs a sparse X")
     X = as_float_matrix(X)
     for lo in range(0, X.shape[1], GENE_CHUNK):
         chunk = sp.csr_matrix(np.asarray(X[:, lo : lo + GENE_CHUNK]))
@@ -241,13 +258,23 @@ def rank_sums(X, codes: np.ndarray, n_groups: int, ref: int, order=None, starts=
 
 
 def rank_sums_against(
-    X, codes: np.ndarray, n_groups: int, ref: int, other, other_codes: np.ndarray, n_other: int
+    X,
+    codes: np.ndarray,
+    n_groups: int,
+    ref: int,
+    other,
+    other_codes: np.ndarray,
+    n_other: int,
+    factors=None,
+    skip_other: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`rank_sums` of the groups of X and of the groups of ``other`` (same genes), all against X's group
     ``ref``: (n_groups + n_other) × genes, X's groups first.
 
     Both matrices are sparse CSR of one float dtype, read in place (not stacked); the reference's values are
     ranked once per gene for both. The result equals :func:`rank_sums` of the two matrices stacked.
+    ``factors``: (X's, other's) per-row factors, as ``factor`` of :func:`rank_sums`. ``skip_other``: a group
+    of ``other`` that is not ranked (its rows of U and T stay 0; the other groups' statistics are unchanged).
     """
     from vcclib.metrics.pseudobulk import as_float_matrix, group_order
 
@@ -255,10 +282,30 @@ def rank_sums_against(
     if not (sp.issparse(X) and sp.issparse(other)):
         raise ValueError("rank_sums_against reads two sparse CSR matrices")
     order, starts = group_order(np.concatenate([codes, np.asarray(other_codes) + n_groups]), n_groups + n_other)
+    skipped = None
+    if skip_other is not None:  # its rows leave ``order``: the group is empty for the kernel
+        g = n_groups + skip_other
+        skipped = order[starts[g] : starts[g + 1]] - X.shape[0]
+        order = np.concatenate([order[: starts[g]], order[starts[g + 1] :]])
+        starts = starts.copy()
+        starts[g + 1 :] -= skipped.size
+    if factors is not None:
+        factors = tuple(np.asarray(f, dtype=np.float64) for f in factors)
     U = np.zeros((n_groups + n_other, X.shape[1]))
     T = np.zeros((n_groups + n_other, X.shape[1]))
-    _csr_rank_sums(X, order, starts, ref, U, T, second=other)
+    _csr_rank_sums(X, order, starts, ref, U, T, second=other, factors=factors, skipped_b=skipped)
+    if skip_other is not None:
+        U[n_groups + skip_other] = T[n_groups + skip_other] = 0.0
     return U, T
+
+
+def _stored_positions(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Positions in a CSR matrix's data of the stored values of ``rows``."""
+    lo, hi = indptr[rows].astype(np.int64), indptr[rows + 1].astype(np.int64)
+    n = hi - lo
+    if not n.sum():
+        return np.zeros(0, dtype=np.int64)
+    return np.repeat(lo - np.concatenate([[0], np.cumsum(n)[:-1]]), n) + np.arange(n.sum())
 
 
 def native_group_means(cells: GroupedCells) -> np.ndarray:

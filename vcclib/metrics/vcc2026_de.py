@@ -74,16 +74,23 @@ class CountsDE:
         return long_arrow(self.columns())
 
 
-def cpm(X) -> sp.csr_matrix:
-    """Counts normalised to 1e6 per cell, float64 CSR (zero-count cells stay zero); X is not modified (the
-    result shares its index arrays)."""
+def cpm_factor(X) -> tuple[sp.csr_matrix, np.ndarray]:
+    """(X as canonical float CSR, the float64 factor ``ℓ/1e6`` per cell): ``X / factor[row]`` is the matrix
+    normalised to 1e6 per cell (a cell without counts takes factor 1 and stays zero). X is not modified."""
     from vcclib.metrics import _counts_kernel as kernel
     from vcclib.metrics.pseudobulk import as_float_matrix
 
     X = as_float_matrix(sp.csr_matrix(X))  # canonical (sorted, no duplicates), copied only when it is not
-    lib = kernel.row_sums(X.indptr, X.data)
-    factor = lib / TARGET_SUM
-    factor = factor + (factor == 0)
+    factor = kernel.row_sums(X.indptr, X.data) / TARGET_SUM
+    return X, factor + (factor == 0)
+
+
+def cpm(X) -> sp.csr_matrix:
+    """Counts normalised to 1e6 per cell, float64 CSR (zero-count cells stay zero); X is not modified (the
+    result shares its index arrays)."""
+    from vcclib.metrics import _counts_kernel as kernel
+
+    X, factor = cpm_factor(X)
     # the index arrays are shared with X (read only: the result is canonical and only its values change)
     out = sp.csr_matrix((kernel.scaled_rows(X.indptr, X.data, factor), X.indices, X.indptr), shape=X.shape)
     out.has_canonical_format = True
@@ -123,25 +130,24 @@ def _table(names, groups, U, T, sizes, means, n_ref: float, ref_mean, kept, gene
 
 
 def _normalised(cells):
-    """(log1p of the CPM matrix, the CPM matrix's group means): one CPM copy, logged in place after the means."""
-    from vcclib.metrics._counts_kernel import log1p_inplace
-    from vcclib.metrics.pseudobulk import group_means
+    """(X as canonical CSR, its per-cell CPM factor, the CPM matrix's group means), the CPM matrix unbuilt:
+    the rank sums take ``log1p(x / factor)`` as they gather the values."""
+    from vcclib.metrics._counts_kernel import scaled_group_means
 
-    linear = cpm(cells.X)
-    means = group_means(linear, cells.codes, cells.names.size)
-    log1p_inplace(linear.data)  # linear is this function's own copy
-    return linear, means
+    X, factor = cpm_factor(cells.X)
+    order, starts = cells.order()
+    return X, factor, scaled_group_means(X.indptr, X.indices, X.data, factor, order, starts, X.shape[1])
 
 
 def counts_de(cells, genes, min_cpm: float = MIN_CPM) -> CountsDE:
     """DE of every non-control group of ``cells`` (:class:`~vcclib.metrics.pseudobulk.GroupedCells` of raw
     counts) against its control group; see the module docstring."""
     ref = cells.control_index
-    logged, means = _normalised(cells)
+    X, factor, means = _normalised(cells)
     kept = np.flatnonzero(means[ref] > min_cpm)
     # rank sums of every gene, then the kept columns: each gene's test reads that gene only, and a column
     # selection of the matrix costs more than ranking the (sparse, lowly expressed) genes left out
-    U, T = rank_sums(logged, cells.codes, cells.names.size, ref, *cells.order())
+    U, T = rank_sums(X, cells.codes, cells.names.size, ref, *cells.order(), factor=factor)
     groups = np.flatnonzero(np.arange(cells.names.size) != ref)
     sizes = cells.sizes
     return _table(cells.names, groups, U, T, sizes, means, float(sizes[ref]), means[ref, kept], kept, genes)
@@ -157,11 +163,21 @@ def counts_de_pair(pred, real, genes, min_cpm: float = MIN_CPM) -> tuple[CountsD
     from vcclib.metrics.de import rank_sums_against
 
     ref = real.control_index
-    real_logged, real_means = _normalised(real)
-    pred_logged, pred_means = _normalised(pred)
+    real_X, real_factor, real_means = _normalised(real)
+    pred_X, pred_factor, pred_means = _normalised(pred)
     kept = np.flatnonzero(real_means[ref] > min_cpm)
     n_real = real.names.size
-    U, T = rank_sums_against(real_logged, real.codes, n_real, ref, pred_logged, pred.codes, pred.names.size)
+    U, T = rank_sums_against(
+        real_X,
+        real.codes,
+        n_real,
+        ref,
+        pred_X,
+        pred.codes,
+        pred.names.size,
+        factors=(real_factor, pred_factor),
+        skip_other=pred.control_index,  # the prediction's own control cells are not compared
+    )
     n_ref, ref_mean = float(real.sizes[ref]), real_means[ref, kept]
     real_groups = np.flatnonzero(np.arange(n_real) != ref)
     pred_groups = np.flatnonzero(np.arange(pred.names.size) != pred.control_index)
