@@ -80,6 +80,13 @@ def test_group_sums_and_cpm_are_the_scipy_expressions_bit_for_bit():
     factor = lib / TARGET_SUM
     factor = factor + (factor == 0)
     assert np.array_equal(cpm(X).toarray(), D.astype(np.float64) / factor[:, None])
+    # the CPM group means from the counts and the factors, as group_means of the CPM matrix
+    from vcclib.metrics._counts_kernel import scaled_group_means
+    from vcclib.metrics.pseudobulk import group_means, group_order
+
+    order, starts = group_order(codes, 6)
+    got = scaled_group_means(X.indptr, X.indices, X.data, factor, order, starts, 300)
+    assert np.array_equal(got, group_means(cpm(X), codes, 6))
     assert np.array_equal(X.toarray(), D)  # the input is left as it was
 
 

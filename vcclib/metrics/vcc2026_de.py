@@ -12,7 +12,9 @@ For every perturbation against the **reference's** control cells (on both sides)
 
 The rank sums come from the engine's CSR kernel (:func:`vcclib.metrics.de.rank_sums`): control values are
 ranked once per gene and reused for every perturbation, of the reference and of the prediction alike
-(:func:`counts_de_pair`, which reads the two matrices in place).
+(:func:`counts_de_pair`, which reads the two matrices in place). The normalised matrix is never built: the
+kernel takes the raw counts and each cell's factor ``ℓ/1e6`` and ranks ``log1p(x / factor)`` (numpy's
+arithmetic, bit for bit) as it gathers the values; the means come from the counts in one pass.
 """
 
 from __future__ import annotations
