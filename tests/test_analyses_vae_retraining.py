@@ -11,6 +11,7 @@ import pytest
 from anndata import AnnData
 
 from vcclib.analyses import vae_retraining as chapter
+from vcclib.errors import VccError
 
 warnings.filterwarnings("ignore", category=UserWarning)
 
@@ -161,7 +162,7 @@ def test_added_data_stages_are_nested_and_score_the_same_unseen_perturbations():
     from vcclib.splits import make_split
 
     adata = load_task_data(chapter.ADDED_DATA_TASK, 10, 0)
-    splits = [chapter.added_data_split(adata, seed=1, added=added) for added in chapter.ADDED_STAGES]
+    splits = [make_split("added_data", adata, seed=1, base="K562", added=added) for added in chapter.ADDED_STAGES]
     tests = [set(map(tuple, s.test_groups()[["covariate", "perturbation"]].to_numpy())) for s in splits]
     assert tests[0] and all(t == tests[0] for t in tests) and {c for c, _ in tests[0]} == {"K562"}
     base = adata[(adata.obs["cell_line"] == "K562").to_numpy()]
@@ -172,8 +173,10 @@ def test_added_data_stages_are_nested_and_score_the_same_unseen_perturbations():
     assert {c for c, _ in trains[0]} == {"K562"} and {c for c, _ in trains[2]} == {"K562", "A172", "T98G", "U87MG"}
     assert not {p for c, p in trains[2] if c != "K562"} & expected
     assert splits[2].mask(adata, "train").sum() > splits[0].mask(adata, "train").sum()
-    with pytest.raises(chapter.experiments.VccError, match="not in the data"):
-        chapter.added_data_split(adata, seed=1, added=("HeLa",))
+    with pytest.raises(VccError, match="not in the data"):
+        make_split("added_data", adata, seed=1, base="K562", added=("HeLa",))
+    with pytest.raises(VccError, match="name the base cell line"):
+        make_split("added_data", adata, seed=1)
 
 
 def test_added_data_table_orders_stages_by_added_lines_and_keeps_training_cells():

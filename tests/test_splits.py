@@ -21,11 +21,12 @@ def _data(dataset: str, study: str = ""):
 
 
 CASES = [
-    ("unseen_perturbation", "papalexi2021_eccite_lowmoi", ""),
-    ("unseen_perturbation", "norman2019_mcfaline2024_devel", ""),
-    ("covariate_transfer", "kang2018_ifnb_pbmc", ""),
-    ("covariate_transfer", "norman2019_mcfaline2024_devel", "mcfaline23"),
-    ("combo_seen_singles", "norman2019_mcfaline2024_devel", "norman19"),
+    ("unseen_perturbation", "papalexi2021_eccite_lowmoi", "", {}),
+    ("unseen_perturbation", "norman2019_mcfaline2024_devel", "", {}),
+    ("covariate_transfer", "kang2018_ifnb_pbmc", "", {}),
+    ("covariate_transfer", "norman2019_mcfaline2024_devel", "mcfaline23", {}),
+    ("combo_seen_singles", "norman2019_mcfaline2024_devel", "norman19", {}),
+    ("added_data", "norman2019_mcfaline2024_devel", "", {"base": "K562", "added": ["A172", "T98G"]}),
 ]
 
 
@@ -34,11 +35,11 @@ def test_registry_lists_the_three_generators():
     assert {"unseen_perturbation", "covariate_transfer", "combo_seen_singles"} <= names
 
 
-@pytest.mark.parametrize("name,dataset,study", CASES)
-def test_parts_are_disjoint_reproducible_and_reload(name, dataset, study, tmp_path):
+@pytest.mark.parametrize("name,dataset,study,params", CASES)
+def test_parts_are_disjoint_reproducible_and_reload(name, dataset, study, params, tmp_path):
     adata = _data(dataset, study)
-    split = make_split(name, adata, seed=3)
-    again = make_split(name, adata, seed=3)
+    split = make_split(name, adata, seed=3, **params)
+    again = make_split(name, adata, seed=3, **params)
     assert split == again  # same seed, same split
     table = split.assignment
     assert not table.duplicated(["covariate", "perturbation"]).any()
@@ -48,7 +49,8 @@ def test_parts_are_disjoint_reproducible_and_reload(name, dataset, study, tmp_pa
     # cells: every cell in at most one part, controls all in train, test holds no control
     parts = split.part_of_cells(adata)
     control = adata.obs["is_control"].to_numpy()
-    assert set(parts[control]) == {"train"}
+    # (a split may leave a context out entirely: added_data's lines not added, controls included, are unused)
+    assert set(parts[control]) == {"train"} or (name == "added_data" and set(parts[control]) == {"train", "unused"})
     assert split.mask(adata, "test").sum() == split.test_groups()["n_cells"].sum()
     assert not (split.mask(adata, "train") & split.mask(adata, "test")).any()
     # save → load round trip

@@ -17,6 +17,7 @@ Every generator is registered in :data:`~vcclib.splits.core.SPLITS` with
 name                 data    hypothesis
 ==================== ======= ===============================================================================
 more_data            cells   more training perturbations help (nested training sets: a learning curve)
+added_data           cells   other cell lines' data help predict unseen perturbations of a base line
 variability          cells   effects transfer to an unseen cell line / cell type (biological variability)
 variability_labels   labels  signatures transfer across cell lines (K562 → RPE1)
 chemical             labels  drug responses transfer to unseen drugs, or to an unseen cell line
@@ -288,6 +289,43 @@ def learning_curve(
 ) -> list[Split]:
     """The ``more_data`` splits for each training fraction (one held-out set, nested training sets)."""
     return [more_data(adata, seed=seed, train_fraction=f, test_fraction=test_fraction) for f in sorted(fractions)]
+
+
+@hypothesis_split(
+    "added_data",
+    "cells",
+    "held-out perturbations of one base cell line; training adds other cell lines' data (never those perturbations)",
+    "data from other cell lines improve the prediction of unseen perturbations in the base line",
+)
+def added_data(
+    adata: AnnData, seed: int = 0, base: str = "", added=(), test_fraction: float = 0.3, column: str = "cell_line"
+) -> Split:
+    """Held-out perturbations of the ``base`` cell line; train: its other perturbations plus the ``added`` lines.
+
+    The held-out perturbations are those of the ``more_data`` split of the base line's cells (they depend on
+    ``seed`` only, so every stage of growing ``added`` is scored on the same groups, and the training sets are
+    nested). Added cell lines contribute every group whose perturbation is not held out (their controls
+    included): the held-out perturbations stay unseen in every cell line, so the test stays one of unseen
+    perturbations.
+    """
+    if column not in adata.obs:
+        raise SplitInputError(f"added-data split: no obs column {column!r}")
+    lines = adata.obs[column].astype(str)
+    if not base:
+        raise SplitInputError(f"added-data split: name the base cell line (base=...; have {sorted(set(lines))})")
+    unknown = sorted(set([base, *added]) - set(lines))
+    if unknown:
+        raise SplitInputError(f"added-data split: cell lines {unknown} are not in the data (have {sorted(set(lines))})")
+    base_cells = adata[(lines == base).to_numpy()]
+    held = set(
+        more_data(base_cells, seed=seed, train_fraction=1.0, test_fraction=test_fraction).test_groups()["perturbation"]
+    )
+    table = group_table(adata, column)
+    keep = (table["covariate"] == base) | (table["covariate"].isin(list(added)) & ~table["perturbation"].isin(held))
+    table = table[keep].reset_index(drop=True)
+    parts = np.where((table["covariate"] == base) & table["perturbation"].isin(held), "test", "train")
+    params = {"base": base, "added": list(added), "test_fraction": test_fraction}
+    return _new("added_data", adata, table, parts, seed, params, column)
 
 
 @hypothesis_split(

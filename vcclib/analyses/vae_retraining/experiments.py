@@ -20,7 +20,6 @@ from vcclib.models.runner import available, predict_scored, scored_parts
 from vcclib.models.spec import MODELS, get_model
 from vcclib.registry import ModelKind
 from vcclib.splits import Split, make_split
-from vcclib.splits.core import group_table
 
 #: metrics scored on every run (the trustworthy ones are chosen among them by :func:`trustworthy_metrics`)
 METRICS = (
@@ -290,50 +289,17 @@ def stage_label(added) -> str:
     return "added=" + ("+".join(added) if added else "none")
 
 
-def added_data_split(
-    adata: AnnData, seed: int, *, base: str = BASE_COVARIATE, added=(), test_fraction: float = 0.3
-) -> Split:
-    """Held-out perturbations of the ``base`` cell line; train: its other perturbations plus the ``added`` lines.
-
-    The held-out perturbations are those of the ``more_data`` hypothesis split of the base cell line's cells
-    (they depend on ``seed`` only, so every stage is scored on the same groups); the training sets of growing
-    ``added`` are nested. Added cell lines contribute every group whose perturbation is not held out (their
-    controls included): the held-out perturbations stay unseen in every cell line, so the test stays one of
-    unseen perturbations.
-    """
-    column = "cell_line"
-    lines = adata.obs[column].astype(str)
-    unknown = sorted(set([base, *added]) - set(lines))
-    if unknown:
-        raise VccError(f"added-data split: cell lines {unknown} are not in the data (have {sorted(set(lines))})")
-    base_cells = adata[(lines == base).to_numpy()]
-    held = set(
-        make_split("more_data", base_cells, seed=seed, train_fraction=1.0, test_fraction=test_fraction).test_groups()[
-            "perturbation"
-        ]
-    )
-    table = group_table(adata, column)
-    in_base = table["covariate"] == base
-    keep = in_base | (table["covariate"].isin(list(added)) & ~table["perturbation"].isin(held))
-    table = table[keep].reset_index(drop=True)
-    table["part"] = np.where((table["covariate"] == base) & table["perturbation"].isin(held), "test", "train")
-    return Split(
-        name="added_data",
-        assignment=table,
-        dataset=str(adata.uns.get("vcc", {}).get("dataset", "")),
-        control_label=str(adata.uns["vcc"]["control_label"]),
-        covariate_column=column,
-        seed=int(seed),
-        params={"base": base, "added": list(added), "test_fraction": test_fraction},
-    )
-
-
 def added_data_runs(runner: Runner, seed: int, stages=ADDED_STAGES, task: Task = ADDED_DATA_TASK) -> None:
     """The curve learners on the base dataset, then with each further set of cell lines added."""
     adata = runner.data(task)
     for added in stages:
-        split = added_data_split(
-            adata, seed, added=tuple(added), test_fraction=float(task.split_params.get("test_fraction", 0.3))
+        split = make_split(
+            "added_data",
+            adata,
+            seed=seed,
+            base=BASE_COVARIATE,
+            added=tuple(added),
+            test_fraction=float(task.split_params.get("test_fraction", 0.3)),
         )
         tagged_runs(runner, task, seed, split, stage_label(added))
 
