@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from sklearn.mixture import GaussianMixture
 
-from vcclib.analyses.mixscape_patch import patch_pertpy_mixture
+from vcclib.analyses.mixscape import patch_pertpy_mixture
 from vcclib.analyses.null_effects import escape
 
 pytest.importorskip("pertpy")

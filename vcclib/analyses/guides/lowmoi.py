@@ -22,20 +22,18 @@ Conventions
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from vcclib.analyses.mixscape_patch import patch_pertpy_mixture
+from vcclib.analyses.mixscape import fit_mixscape
 from vcclib.errors import VccError
 from vcclib.memo import memoised
 
 FC_CLIP = 20.0
 #: the code the stored tables of this module depend on (see vcclib.memo)
-MEMO_CODE = ("vcclib.analyses.guides.lowmoi", "vcclib.analyses.null_effects")
+MEMO_CODE = ("vcclib.analyses.guides.lowmoi", "vcclib.analyses.null_effects", "vcclib.analyses.mixscape")
 
 
 class GuideDataError(VccError):
@@ -188,10 +186,6 @@ def mixscape_classes(
     ``targets``: fit only these targets (with the control cells), e.g. those with a detectable effect, where a
     mixture can separate anything; the other targets' cells get class ``not fitted`` and ``separable`` False.
     """
-    import pertpy as pt
-    import scanpy as sc
-
-    patch_pertpy_mixture()
     full = adata
     if targets is not None:
         labels_all = adata.obs[perturbation_column].astype(str)
@@ -205,24 +199,16 @@ def mixscape_classes(
     if replicate_column and replicate_column in adata.obs:
         work.obs["split"] = adata.obs[replicate_column].astype(str).to_numpy()
         split_by = "split"
-    from threadpoolctl import threadpool_limits
-
-    with warnings.catch_warnings(), threadpool_limits(1):  # many tiny 1-D mixtures: threads only add overhead
-        warnings.simplefilter("ignore")
-        sc.pp.pca(work, n_comps=min(n_pcs, work.n_vars - 1), random_state=seed)
-        ms = pt.tl.Mixscape()
-        ms.perturbation_signature(
-            work,
-            perturbation_column,
-            control_label,
-            split_by=split_by,
-            n_neighbors=n_neighbors,
-            n_dims=n_pcs,
-            random_state=seed,
-        )
-        ms.mixscape(
-            work, perturbation_column, control_label, layer="X_pert", min_de_genes=min_de_genes, random_state=seed
-        )
+    fit_mixscape(
+        work,
+        perturbation_column,
+        control_label,
+        split_by=split_by,
+        n_neighbors=n_neighbors,
+        n_pcs=n_pcs,
+        min_de_genes=min_de_genes,
+        seed=seed,
+    )
     out = pd.DataFrame(index=adata.obs_names)
     out["mixscape_class"] = work.obs["mixscape_class"].astype(str).to_numpy()
     out["mixscape_global"] = work.obs["mixscape_class_global"].astype(str).to_numpy()

@@ -14,13 +14,10 @@ escape columns are NaN with a note.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
-from vcclib.analyses.mixscape_patch import patch_pertpy_mixture
-from vcclib.analyses.quiet import quietly
+from vcclib.analyses.mixscape import fit_mixscape
 
 
 def mixscape_classes(
@@ -41,10 +38,7 @@ def mixscape_classes(
     ``split_by`` (replicates) applies to the signature only, as in the paper's and pertpy's tutorial.
     """
     import anndata as ad
-    import pertpy as pt
-    import scanpy as sc
     import scipy.sparse as sp
-    from threadpoolctl import threadpool_limits
 
     # pertpy 1.0.3 indexes a sparse X with a pandas mask and fails: hand it a dense copy (the data are small)
     X = adata.X.toarray() if sp.issparse(adata.X) else np.asarray(adata.X)
@@ -52,31 +46,16 @@ def mixscape_classes(
     split = adata.obs[split_by].astype(str).to_numpy() if split_by else np.full(adata.n_obs, "all")
     obs = pd.DataFrame({perturbation_column: labels, "split": split}, index=adata.obs_names)
     work = ad.AnnData(X=X.astype(np.float32), obs=obs, var=pd.DataFrame(index=adata.var_names))
-    patch_pertpy_mixture()
-    ms = pt.tl.Mixscape()
-    with warnings.catch_warnings(), threadpool_limits(1):  # many tiny 1-D mixtures: threads only add overhead
-        warnings.simplefilter("ignore")
-        sc.pp.pca(work, n_comps=min(n_pcs, work.n_vars - 1), random_state=seed)
-        quietly(
-            ms.perturbation_signature,
-            work,
-            perturbation_column,
-            control_label,
-            split_by="split",
-            n_neighbors=n_neighbors,
-            n_dims=n_pcs,
-            random_state=seed,
-        )
-        # DE genes and mixture over all replicates together (Mixscape's split_by is for cell types/conditions)
-        quietly(
-            ms.mixscape,
-            work,
-            perturbation_column,
-            control_label,
-            layer="X_pert",
-            min_de_genes=min_de_genes,
-            random_state=seed,
-        )
+    fit_mixscape(
+        work,
+        perturbation_column,
+        control_label,
+        split_by="split",
+        n_neighbors=n_neighbors,
+        n_pcs=n_pcs,
+        min_de_genes=min_de_genes,
+        seed=seed,
+    )
     fitted = {str(t) for t in work.uns.get("mixscape", {})}  # pertpy keeps projections only of targets it split
     return pd.DataFrame(
         {
