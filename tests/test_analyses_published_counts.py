@@ -97,7 +97,7 @@ def test_suite_summary_counts_defined_scores_and_names_the_best_learned_model():
 def test_the_chapter_data_hold_whole_counts():
     from vcclib.models.benchmark import load_task_data
 
-    task = chapter.chapter_tasks("norman2019_mcfaline2024_devel")[0]
+    task = chapter.chapter_tasks("norman2019_mcfaline2024_devel")[0][0]
     adata = load_task_data(task, 8, 0)
     recovered = counts.recovered_counts(adata).X
     assert recovered.nnz > 0 and np.all(recovered.data == np.round(recovered.data)) and recovered.data.min() >= 1

@@ -192,3 +192,33 @@ def test_peak_memory_counts_child_processes():
     with PeakMemory() as with_child:
         subprocess.run([sys.executable, "-c", "import time; b = bytearray(300 * 2**20); time.sleep(0.5)"], check=True)
     assert with_child.peak_mb > alone.peak_mb + 200
+
+
+@pytest.mark.mirror
+def test_the_chapter_runs_on_a_users_h5ad(papalexi, tmp_path):
+    """A user's h5ad (Papalexi 2021's raw counts, obs 'gene') is one unseen-perturbation task: the references
+    are scored on it, and the VCC 2026 suite on its recovered counts. Cells that are not scaled counts are still
+    scored, and status says why the suite is not."""
+    import anndata as ad
+
+    from vcclib.data import load_perturbation_data
+
+    obs = pd.DataFrame({"gene": papalexi.obs["perturbation"].astype(str).to_numpy()}, index=papalexi.obs_names)
+    mine = ad.AnnData(X=papalexi.layers["counts"].copy(), obs=obs, var=pd.DataFrame(index=papalexi.var_names.copy()))
+    mine.write_h5ad(tmp_path / "mine.h5ad")
+    user = load_perturbation_data(
+        h5ad_path=str(tmp_path / "mine.h5ad"), perturbation_column="gene", control_label="non-targeting"
+    )
+    tasks, task_data = chapter.chapter_tasks("norman2019_mcfaline2024_devel", user_adata=user)
+    assert [t.label for t in tasks] == [chapter.USER_TASK] and set(task_data) == {chapter.USER_TASK}
+    settings = {"models": [], "seeds": [0], "max_cells_per_perturbation": 8, "model_params": {}, "vae": None}
+    out = chapter.run_chapter(tasks, task_data=task_data, **settings)
+    assert set(out["scores"]["task"]) == {chapter.USER_TASK}
+    assert set(out["status"]["model"]) == set(chapter.REFERENCES) and set(out["status"]["status"]) == {"ran"}
+    assert not out["vcc2026"].empty and set(out["vcc2026"]["task"]) == {chapter.USER_TASK}
+    rescaled = user.copy()
+    rescaled.X = rescaled.X * 1.37  # no longer log1p of scaled counts
+    _, rescaled_data = chapter.chapter_tasks("", user_adata=rescaled)
+    out = chapter.run_chapter(tasks, task_data=rescaled_data, **settings)
+    assert set(out["scores"]["task"]) == {chapter.USER_TASK} and out["vcc2026"].empty
+    assert out["status"]["detail"].str.startswith("VCC 2026 suite not scored").all()
