@@ -121,8 +121,10 @@ def test_conclusions_are_computed_from_the_records():
         max_cells_per_perturbation=16,
         seconds=61.0,
         device="cpu",
+        tasks_table=pd.DataFrame({"task": [UNSEEN], "seed": [0], "genes": [500]}),
     )
     assert records["trusted_metrics"] == ["pearson_delta"]
+    assert records["gene_spaces"] == {UNSEEN: "500"}
     assert records["versus_vae"] == [{"task": UNSEEN, "model": "gears", "placement": 0.5, "vae": 0.25}]
     assert records["not_installed"] == {"biolord": "run pip install 'vcclib[models]'"}
     text = chapter.conclusions(records).to_markdown()
@@ -132,9 +134,19 @@ def test_conclusions_are_computed_from_the_records():
     assert "gears on " + UNSEEN + ": holds" in text and "{cite:p}`roohani2024_gears`" in text
     assert "scgen on " + UNSEEN in text  # not applicable, reported, not scored
     assert "gears MIT" in text and "fit ≤ 12.3 s" in text
+    assert f"every measured gene (`{UNSEEN}` 500 genes)" in text
     # a different record changes the sentence: nothing is typed
     records["versus_vae"][0]["vae"] = 0.9
     assert "0 of 1 published runs" in chapter.conclusions(records).to_markdown()
+
+
+def test_the_conventions_sentence_reads_each_tasks_gene_space():
+    """Synthetic task table: one task of 500 genes, one whose seeds kept different genes."""
+    table = pd.DataFrame({"task": ["a", "a", "b", "b"], "seed": [0, 1, 0, 1], "genes": [500, 500, 1200, 1187]})
+    spaces = chapter.gene_spaces(table)
+    assert spaces == {"a": "500", "b": "1,187–1,200"}
+    text = chapter.placement_conventions({"max_cells_per_perturbation": 16, "gene_spaces": spaces})
+    assert "at most 16 cells per perturbation" in text and "(`a` 500; `b` 1,187–1,200 genes)" in text
 
 
 def test_claims_are_listed_only_for_registered_models_on_their_own_metric():
@@ -216,6 +228,9 @@ def test_the_chapter_runs_on_a_users_h5ad(papalexi, tmp_path):
     assert set(out["scores"]["task"]) == {chapter.USER_TASK}
     assert set(out["status"]["model"]) == set(chapter.REFERENCES) and set(out["status"]["status"]) == {"ran"}
     assert not out["vcc2026"].empty and set(out["vcc2026"]["task"]) == {chapter.USER_TASK}
+    described = out["tasks"].iloc[0]
+    assert described["genes"] == user.n_vars and described["perturbations"] == user.obs["perturbation"].nunique() - 1
+    assert chapter.gene_spaces(out["tasks"]) == {chapter.USER_TASK: f"{user.n_vars:,}"}
     rescaled = user.copy()
     rescaled.X = rescaled.X * 1.37  # no longer log1p of scaled counts
     _, rescaled_data = chapter.chapter_tasks("", user_adata=rescaled)

@@ -398,17 +398,29 @@ def run_chapter(
     load their dataset. Returns a dict of tables: ``scores`` (long: task, seed, model, side, covariate,
     perturbation, metric, value, fallback), ``cost``, ``diversity``, ``status`` (one row per task × model × seed:
     ran, not applicable, not installed, or failed with the message; a run whose cells are not scaled counts
-    says there why the VCC 2026 suite was not scored) and ``vcc2026``.
+    says there why the VCC 2026 suite was not scored), ``vcc2026`` and ``tasks`` (per task and seed: cells,
+    genes, perturbations and control cells after subsampling).
     """
     from vcclib.models.external import install_state
 
-    frames, cost, div, status, suite = [], [], [], [], []
+    frames, cost, div, status, suite, described = [], [], [], [], [], []
     for task in tasks:
         kind = TASK_KIND[task.split]
         for seed in seeds:
             adata = task_cells(task, task_data or {}, max_cells_per_perturbation, seed)
             split = make_split(task.split, adata, seed=seed, **task.split_params)
             control = str(adata.uns["vcc"]["control_label"])
+            labels = adata.obs["perturbation"].astype(str)
+            described.append(
+                {
+                    "task": task.label,
+                    "seed": seed,
+                    "cells": int(adata.n_obs),
+                    "genes": int(adata.n_vars),
+                    "perturbations": int(labels[labels != control].nunique()),
+                    "control_cells": int((labels == control).sum()),
+                }
+            )
             references: dict = {}  # the VCC 2026 suite's b and r per covariate, from the first scored model's cells
             for name in [*REFERENCES, *([vae] if vae else []), *models]:
                 spec = MODELS.get(name)
@@ -479,7 +491,33 @@ def run_chapter(
         "diversity": pd.DataFrame(div),
         "status": pd.DataFrame(status),
         "vcc2026": pd.concat(suite, ignore_index=True) if suite else pd.DataFrame(),
+        "tasks": pd.DataFrame(described),
     }
+
+
+def gene_spaces(tasks_table: pd.DataFrame) -> dict[str, str]:
+    """Each task's number of measured genes, from :func:`run_chapter`'s ``tasks``.
+
+    "500", or "1,187–1,200" where the seeds' cells kept different genes.
+    """
+    spaces = {}
+    for task, genes in tasks_table.groupby("task", sort=False)["genes"]:
+        low, high = int(genes.min()), int(genes.max())
+        spaces[str(task)] = f"{low:,}" if low == high else f"{low:,}–{high:,}"
+    return spaces
+
+
+def _gene_space_text(spaces: dict) -> str:
+    return "; ".join(f"`{task}` {n}" for task, n in spaces.items()) + " genes" if spaces else "genes not recorded"
+
+
+def placement_conventions(records: dict) -> str:
+    """The placements' conventions as one sentence, with each task's gene space (:func:`chapter_records`)."""
+    return (
+        f"Conventions: at most {records['max_cells_per_perturbation']} cells per perturbation; every measured gene "
+        f"of the task ({_gene_space_text(records['gene_spaces'])}); log1p pseudobulk, scored on half B against the "
+        "same real controls."
+    )
 
 
 def vcc2026_scores(out: dict, column: str | None, control: str, references: dict, *, seed: int) -> pd.DataFrame:
@@ -672,8 +710,13 @@ def chapter_records(
     device: str,
     vae: str | None = PROJECT_VAE,
     suite: pd.DataFrame | None = None,
+    tasks_table: pd.DataFrame | None = None,
 ) -> dict:
-    """The numbers the conclusions quote (``suite``: :func:`vcc2026_summary` of the VCC 2026 scores)."""
+    """The numbers the conclusions quote.
+
+    ``suite``: :func:`vcc2026_summary` of the VCC 2026 scores; ``tasks_table``: :func:`run_chapter`'s ``tasks``,
+    for each task's gene space.
+    """
     external = set(external_models())
     trusted_names = sorted(trusted.loc[trusted["trusted"], "metric"]) if len(trusted) else []
     on_trusted = summary[summary["metric"].isin(trusted_names)]
@@ -708,6 +751,7 @@ def chapter_records(
         "seeds": [int(s) for s in seeds],
         "max_cells_per_perturbation": int(max_cells_per_perturbation),
         "tasks": sorted(status["task"].unique()),
+        "gene_spaces": gene_spaces(tasks_table) if tasks_table is not None and len(tasks_table) else {},
         "models": sorted(external & set(status["model"])),
         "vae": vae,
         "ran": int((status["status"] == "ran").sum()),
@@ -834,9 +878,10 @@ def conventions(records: dict) -> list[str]:
         f"book settings: at most {r['max_cells_per_perturbation']} cells per perturbation, few epochs and small "
         "networks (table `model_settings`): far from each paper's training budget",
         f"seeds {', '.join(map(str, r['seeds']))}: each re-draws split, halves and fit",
-        "scored on half B of the held-out cells against shared real controls; all measured genes; log1p pseudobulk",
+        "scored on half B of the held-out cells against shared real controls; every measured gene "
+        f"({_gene_space_text(r.get('gene_spaces', {}))}); log1p pseudobulk",
         f"placement (u − b)/(r − b), b = `{MIN_ANCHOR}`, r = `{MAX_ANCHOR}`",
-        "VCC 2026 suite: counts of the 500 genes recovered exactly from the log1p data (one unit per cell); "
+        "VCC 2026 suite: counts of those genes recovered exactly from the log1p data (one unit per cell); "
         "predictions drawn as Poisson counts with same-covariate control library sizes (seeded); the suite's own "
         "b (generic response) and r (replicate halves, 5 splits) from the real held-out cells",
         f"the whole chapter took {number(r['seconds'], 0)} s",
