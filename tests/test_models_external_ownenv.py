@@ -165,6 +165,37 @@ def test_runner_environment_drops_a_notebook_plotting_backend(no_envs, tmp_path,
     assert seen["MPLBACKEND"] == "Agg"
 
 
+def test_jax_is_kept_on_the_cpu_only_when_the_wrapper_runs_there(monkeypatch):
+    """JAX_PLATFORMS=cpu on cpu; on cuda JAX chooses, or keeps the platform the user set."""
+    monkeypatch.delenv("JAX_PLATFORMS", raising=False)
+    assert ownenv.runner_env(device="cpu")["JAX_PLATFORMS"] == "cpu"
+    assert "JAX_PLATFORMS" not in ownenv.runner_env(device="cuda")
+    monkeypatch.setenv("JAX_PLATFORMS", "cuda")
+    assert ownenv.runner_env(device="cuda")["JAX_PLATFORMS"] == "cuda"
+    assert ownenv.runner_env(device="cpu")["JAX_PLATFORMS"] == "cpu"
+    assert ownenv.runner_env(threads=2)["OMP_NUM_THREADS"] == "2"
+
+
+def test_the_runner_gets_the_wrappers_device(no_envs, tmp_path, monkeypatch):
+    """A wrapper on cuda starts its runner without JAX_PLATFORMS=cpu (fit and predict alike)."""
+    env = no_envs / "cellflow"
+    (env / "bin").mkdir(parents=True)
+    (env / "bin" / "python").symlink_to(sys.executable)
+    (env / ".installed").touch()
+    monkeypatch.delenv("JAX_PLATFORMS", raising=False)
+    seen = []
+
+    def fake_run(args, **kwargs):
+        seen.append(kwargs["env"].get("JAX_PLATFORMS"))
+        (tmp_path / "run.json").write_text("{}")
+        return subprocess.CompletedProcess(args, 0)
+
+    monkeypatch.setattr(ownenv.subprocess, "run", fake_run)
+    ownenv.run_runner("cellflow", "fit", tmp_path, purpose="CellFlow", device="cuda")
+    ownenv.run_runner("cellflow", "fit", tmp_path, purpose="CellFlow")
+    assert seen == [None, "cpu"]
+
+
 # --- opt-in: the real environments ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def norman():

@@ -143,13 +143,13 @@ def read_prediction(path: Path, query: pd.DataFrame, n_genes: int) -> dict[tuple
     return {key: (X[i], bool(answered[i])) for i, key in enumerate(keys)}
 
 
-def run_runner(environment: str, command: str, work: Path, *, purpose: str, threads: int | None = None) -> dict:
-    """Run ``runners/<environment>.py <command> <work>`` in the model's own environment; its ``run.json``.
+def runner_env(*, device: str = "cpu", threads: int | None = None) -> dict[str, str]:
+    """The environment variables of a runner process: this process's, with the frameworks kept offline and quiet.
 
-    The runner's working directory is ``work`` (framework logs land there); its output is kept in
-    ``work/runner.log``. A failure raises :class:`RunnerFailed` naming the runner's last output line.
+    ``device``: the wrapper's resolved device. On ``cpu`` JAX is kept on the CPU (``JAX_PLATFORMS=cpu``, so it
+    does not probe for accelerators); on any other device JAX picks its own backend, or the one the user set in
+    ``JAX_PLATFORMS``. ``threads`` caps the BLAS and OpenMP thread pools.
     """
-    python = require_env(environment, purpose)
     env = {
         **os.environ,
         "TQDM_DISABLE": "1",
@@ -157,18 +157,33 @@ def run_runner(environment: str, command: str, work: Path, *, purpose: str, thre
         "HF_HUB_OFFLINE": "1",
         "PYTHONNOUSERSITE": "1",
         "PYTHONWARNINGS": "ignore",
-        "JAX_PLATFORMS": "cpu",
         # JAX's own persistent compilation cache: fit, predict and later tasks reuse what an earlier process compiled
         "JAX_COMPILATION_CACHE_DIR": str(config.cache_dir() / "tool-state" / "jax"),
         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
         # a Jupyter kernel sets MPLBACKEND to its inline backend, which the own environment lacks
         "MPLBACKEND": "Agg",
     }
+    if device == "cpu":
+        env["JAX_PLATFORMS"] = "cpu"
     env.pop("PYTHONPATH", None)
     env.pop("VIRTUAL_ENV", None)
     if threads:
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env[name] = str(threads)
+    return env
+
+
+def run_runner(
+    environment: str, command: str, work: Path, *, purpose: str, threads: int | None = None, device: str = "cpu"
+) -> dict:
+    """Run ``runners/<environment>.py <command> <work>`` in the model's own environment; its ``run.json``.
+
+    The runner's working directory is ``work`` (framework logs land there); its output is kept in
+    ``work/runner.log``; its environment is :func:`runner_env`'s. A failure raises :class:`RunnerFailed` naming
+    the runner's last output line.
+    """
+    python = require_env(environment, purpose)
+    env = runner_env(device=device, threads=threads)
     log = work / "runner.log"
     timeout = float(os.environ.get("VCC_OWNENV_TIMEOUT", DEFAULT_TIMEOUT_S))
     tick = time.perf_counter()
@@ -245,6 +260,7 @@ class OwnEnvModel(ExternalModel):
                 Path(folder),
                 purpose=self.purpose or self.name,
                 threads=self.params.get("threads"),
+                device=self.device,
             )
             self.weights = read_weights(Path(folder) / "weights.npz")
         self.runner_reports.append({"command": "fit", **report})
@@ -271,7 +287,12 @@ class OwnEnvModel(ExternalModel):
             work = Path(folder)
             write_weights(self.weights, work / "weights.npz")
             report = run_runner(
-                self.environment, "predict", work, purpose=self.purpose or self.name, threads=self.params.get("threads")
+                self.environment,
+                "predict",
+                work,
+                purpose=self.purpose or self.name,
+                threads=self.params.get("threads"),
+                device=self.device,
             )
             self._answers = read_prediction(work / "prediction.h5ad", query, len(self.var_names))
         self.runner_reports.append({"command": "predict", **report})
