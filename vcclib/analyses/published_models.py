@@ -507,17 +507,20 @@ def gene_spaces(tasks_table: pd.DataFrame) -> dict[str, str]:
     return spaces
 
 
-def _gene_space_text(spaces: dict) -> str:
-    return "; ".join(f"`{task}` {n}" for task, n in spaces.items()) + " genes" if spaces else "genes not recorded"
+def _scoring_convention(records: dict) -> str:
+    """How every placement is scored, with each task's gene space (records saved before it was kept: not named)."""
+    spaces = records.get("gene_spaces", {})
+    genes = "; ".join(f"`{task}` {n}" for task, n in spaces.items()) + " genes" if spaces else "genes not recorded"
+    return (
+        f"scored on half B of the held-out cells against shared real controls; every measured gene ({genes}); "
+        "log1p pseudobulk"
+    )
 
 
 def placement_conventions(records: dict) -> str:
-    """The placements' conventions as one sentence, with each task's gene space (:func:`chapter_records`)."""
-    return (
-        f"Conventions: at most {records['max_cells_per_perturbation']} cells per perturbation; every measured gene "
-        f"of the task ({_gene_space_text(records['gene_spaces'])}); log1p pseudobulk, scored on half B against the "
-        "same real controls."
-    )
+    """The placements' conventions as one sentence (:func:`chapter_records`); the takeaways' conventions share it."""
+    cells = f"at most {records['max_cells_per_perturbation']} cells per perturbation"
+    return f"Conventions: {cells}; {_scoring_convention(records)}."
 
 
 def vcc2026_scores(out: dict, column: str | None, control: str, references: dict, *, seed: int) -> pd.DataFrame:
@@ -878,8 +881,7 @@ def conventions(records: dict) -> list[str]:
         f"book settings: at most {r['max_cells_per_perturbation']} cells per perturbation, few epochs and small "
         "networks (table `model_settings`): far from each paper's training budget",
         f"seeds {', '.join(map(str, r['seeds']))}: each re-draws split, halves and fit",
-        "scored on half B of the held-out cells against shared real controls; every measured gene "
-        f"({_gene_space_text(r.get('gene_spaces', {}))}); log1p pseudobulk",
+        _scoring_convention(r),
         f"placement (u − b)/(r − b), b = `{MIN_ANCHOR}`, r = `{MAX_ANCHOR}`",
         "VCC 2026 suite: counts of those genes recovered exactly from the log1p data (one unit per cell); "
         "predictions drawn as Poisson counts with same-covariate control library sizes (seeded); the suite's own "
