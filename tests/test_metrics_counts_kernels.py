@@ -114,6 +114,25 @@ def test_rank_sums_of_scaled_counts_are_those_of_the_logged_cpm_matrix_bit_for_b
     assert not U[5].any() and not T[5].any()
 
 
+def test_rank_sums_do_not_depend_on_how_many_genes_are_gathered_at_a_time(monkeypatch):
+    """The gather width is bounded by bytes (:func:`vcclib.metrics.de.gather_chunk`); ranking 16 genes at a
+    time, the floor, gives the statistics of ranking all of them in one gather, raw and scaled alike."""
+    from vcclib.metrics import de
+
+    rng = np.random.default_rng(6)
+    D = rng.poisson(rng.gamma(0.5, 4.0, size=(1, 300)), size=(500, 300)).astype(np.float32)
+    codes = np.repeat(np.arange(5), 100)
+    X, factor = cpm_factor(sp.csr_matrix(D))
+    col_nnz = np.diff(sp.csc_matrix(X).indptr)
+    assert de.gather_chunk(col_nnz, 8) == de.GATHER_CHUNK  # these genes fit in one gather's bytes
+    assert de.gather_chunk(np.full(300, 1 << 22), 8) == 16  # a gene of 4M stored values: the floor
+    whole = de.rank_sums(X, codes, 5, 0), de.rank_sums(X, codes, 5, 0, factor=factor)
+    monkeypatch.setattr(de, "GATHER_BYTES", 1)
+    narrow = de.rank_sums(X, codes, 5, 0), de.rank_sums(X, codes, 5, 0, factor=factor)
+    for w, n in zip(whole, narrow):
+        assert np.array_equal(w[0], n[0]) and np.array_equal(w[1], n[1])
+
+
 def test_counts_de_ranks_only_what_the_kept_genes_need():
     """Ranking every gene and then keeping the > 5 CPM ones gives the table of ranking the kept columns alone."""
     from vcclib.metrics.de import mwu_pvalues, rank_sums

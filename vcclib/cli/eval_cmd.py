@@ -123,6 +123,7 @@ def run(args) -> int:
         return 2
     try:
         _small_pages()
+        _reuse_freed_memory()
         if args.num_threads:
             import numba
 
@@ -158,6 +159,39 @@ def _small_pages() -> None:
     switch = getattr(np._core.multiarray, "_set_madvise_hugepage", None)
     if switch is not None and os.environ.get("NUMPY_MADVISE_HUGEPAGE") is None:
         switch(False)
+
+
+#: glibc ``mallopt`` parameters (malloc.h) and the values this command sets
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD = 32 << 20  # glibc's ceiling for this setting (64-bit)
+TRIM_THRESHOLD = 1 << 30
+
+
+def _reuse_freed_memory() -> None:
+    """Let glibc's malloc serve this command's arrays again from memory they freed, instead of the kernel's.
+
+    By default glibc maps every block over a moving threshold (128 KiB at first, at most 32 MiB) afresh and
+    unmaps it when it is freed, and gives the top of its heap back above a trim threshold: an array of a few MiB
+    made per chunk or per metric is then faulted in page by page each time. Under :func:`_small_pages`' reported
+    memory each fault costs microseconds: 47,000 such faults, 0.6–0.9 s, in a ``vcc2026`` run of the medium
+    benchmark design. Blocks up to 32 MiB now come from the heap, and up to 1 GiB of freed heap is kept for
+    reuse (about what a run touches anyway; the peak is unchanged). glibc only; a ``MALLOC_MMAP_THRESHOLD_``,
+    ``MALLOC_TRIM_THRESHOLD_`` or ``GLIBC_TUNABLES`` the user set is kept, and the setting lasts for this
+    process only.
+    """
+    import ctypes
+    import os
+
+    if any(os.environ.get(v) for v in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")):
+        return
+    try:
+        libc = ctypes.CDLL(None)
+        if not hasattr(libc, "gnu_get_libc_version"):  # not glibc (musl, macOS): its allocator differs
+            return
+        libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+    except (OSError, AttributeError):
+        pass
 
 
 def _start_numba() -> None:

@@ -31,8 +31,19 @@ from vcclib.metrics.pseudobulk import GroupedCells, group_mean_var
 CONVENTIONS = ("cell-eval", "vcc2025")
 FC_CLIP = 20.0
 GENE_CHUNK = 1024
-#: genes gathered at a time by the rank-sum kernel (per thread: O(cells × GATHER_CHUNK) memory)
+#: at most this many genes are gathered at a time by the rank-sum kernel (per thread: O(cells × chunk) memory)
 GATHER_CHUNK = 512
+#: and at most about this many bytes of gathered values per thread: a buffer this size is served again from
+#: the allocator's free memory chunk after chunk, where a larger one (over glibc's 32 MiB ceiling for reuse) is
+#: mapped afresh and faulted in page by page each time
+GATHER_BYTES = 16 << 20
+
+
+def gather_chunk(col_nnz: np.ndarray, key_bytes: int) -> int:
+    """Genes per gather of the rank-sum kernel: :data:`GATHER_CHUNK`, fewer where the genes' stored values
+    would exceed :data:`GATHER_BYTES` (16 at least)."""
+    per_gene = key_bytes * max(float(np.mean(col_nnz)) if col_nnz.size else 0.0, 1.0)
+    return int(min(GATHER_CHUNK, max(16, GATHER_BYTES // per_gene)))
 
 
 @dataclass(frozen=True)
@@ -217,7 +228,7 @@ def _csr_rank_sums(X, order, starts, ref, U, T, offset: int = 0, second=None, fa
         starts,
         int(ref),
         n_genes,
-        GATHER_CHUNK,
+        gather_chunk(col_nnz, key_width // 8),
         stripes,
         col_nnz,
         *scaled,
