@@ -237,3 +237,19 @@ def test_the_chapter_runs_on_a_users_h5ad(papalexi, tmp_path):
     out = chapter.run_chapter(tasks, task_data=rescaled_data, **settings)
     assert set(out["scores"]["task"]) == {chapter.USER_TASK} and out["vcc2026"].empty
     assert out["status"]["detail"].str.startswith("VCC 2026 suite not scored").all()
+
+
+def test_cost_records_the_device_a_runner_reported_over_the_one_asked_for():
+    """An own-environment runner whose torch lacks the wrapper's device runs on the CPU and says so in its
+    reports: the cost table records where the model ran, not where it was asked to."""
+    from types import SimpleNamespace
+
+    from vcclib.analyses.published_models import ran_on
+
+    fell_back = SimpleNamespace(
+        runner_reports=[{"command": "fit", "device": "cpu"}, {"command": "predict", "device": "cpu"}]
+    )
+    assert ran_on(fell_back, "cuda") == "cpu"
+    silent = SimpleNamespace(runner_reports=[{"command": "fit"}])  # a runner that reports no device
+    assert ran_on(silent, "cpu") == "cpu"
+    assert ran_on(SimpleNamespace(), "cpu") == "cpu"  # an in-process model has no runner

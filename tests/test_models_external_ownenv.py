@@ -238,6 +238,7 @@ def _fit_predict_reload(name, adata, split, tmp_path):
     again = Model.load(directory).predict(query)
     np.testing.assert_allclose(np.asarray(first.X), np.asarray(again.X), rtol=1e-5, atol=1e-5)
     assert np.array_equal(first.obs["vcc_fallback"].to_numpy(), again.obs["vcc_fallback"].to_numpy())
+    first.uns["runner_reports"] = model.runner_reports  # for the tests below
     return first
 
 
@@ -276,3 +277,7 @@ def test_scpram_transfers_perturbations_to_a_held_out_cell_line(cell_lines, tmp_
     adata, split = cell_lines
     prediction = _fit_predict_reload("scpram", adata, split, tmp_path)
     assert not prediction.obs["vcc_fallback"].any()
+    # the runner says where it ran: the wrapper's device where its own torch can use it (CPU wheel: cpu)
+    wanted = MODELS.get("scpram").create(test=True).device
+    used = [report["device"] for report in prediction.uns["runner_reports"]]
+    assert len(used) == 2 and set(used) <= {wanted, "cpu"}, used

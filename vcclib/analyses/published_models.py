@@ -341,7 +341,20 @@ def run_one(name: str, task: Task, adata, split, *, seed: int, params: dict, dev
         "peak_rss_mb": memory.peak_mb,
         "side": model.side.value,
         "model": name,
+        "device": ran_on(model, device),
     }
+
+
+def ran_on(model, device: str) -> str:
+    """Where ``model`` ran, for the cost table.
+
+    The device its own-environment runner reported (a runner whose torch lacks the wrapper's device falls back
+    to the CPU and says so), else ``device`` as resolved on this machine.
+    """
+    from vcclib.device import resolve_device
+
+    reported = sorted({str(r["device"]) for r in getattr(model, "runner_reports", None) or [] if "device" in r})
+    return "/".join(reported) or resolve_device(device).name
 
 
 def diversity(prediction, real, column: str | None, control: str) -> dict[str, float]:
@@ -460,8 +473,6 @@ def run_chapter(
                 long["fallback"] = long["perturbation"].map(fallback)
                 frames.append(long.assign(task=task.label, seed=seed, model=name, side=out["side"]))
                 if learned:
-                    from vcclib.device import resolve_device
-
                     cost.append(
                         {
                             "model": name,
@@ -470,7 +481,7 @@ def run_chapter(
                             "train_s": round(out["train_s"], 2),
                             "predict_s": round(out["predict_s"], 2),
                             "peak_rss_mb": round(out["peak_rss_mb"], 1),
-                            "device": resolve_device(device).name,
+                            "device": out["device"],
                             "cells": int(adata.n_obs),
                             "genes": int(adata.n_vars),
                         }

@@ -27,6 +27,8 @@ class Work:
         self.params = self.config["params"]
         self.control = str(self.config["control_label"])
         self.seed = int(self.config["seed"])
+        #: what the runner adds to ``run.json`` (e.g. ``device``: where it actually ran)
+        self.report: dict = {}
 
     def cells(self):
         """The training cells (AnnData: dense float32 log1p X; obs covariate, perturbation, is_control)."""
@@ -115,5 +117,6 @@ def main(check, fit, predict, versions) -> None:
         "cpu_s": time.process_time() - cpu,
         "peak_rss_mb": peak_rss_mb(),
         "versions": versions(),
+        **work.report,
     }
     (work.folder / "run.json").write_text(json.dumps(report, indent=1))

@@ -28,19 +28,37 @@ def check() -> None:
     import scpram.models  # noqa: F401 - the import is the check
 
 
+def _device(work: _exchange.Work):
+    """The torch device scPRAM runs on, recorded in ``run.json`` as ``device``.
+
+    The wrapper's device where this environment's torch can use it, else the CPU (``make env-scpram`` installs
+    the CPU wheel).
+    """
+    import torch
+
+    wanted = str(work.config.get("device", "cpu"))
+    device = torch.device("cuda" if wanted == "cuda" and torch.cuda.is_available() else "cpu")
+    if device.type != wanted:
+        print(f"scPRAM runs on {device.type}: the wrapper asked for {wanted}, which this torch cannot use")
+    work.report["device"] = device.type
+    return device
+
+
 def _model(work: _exchange.Work, n_genes: int):
     import torch
     from scpram.models import SCPRAM
 
     torch.manual_seed(work.seed)
-    return SCPRAM(
+    device = _device(work)
+    model = SCPRAM(
         input_dim=n_genes,
         latent_dim=int(work.params["latent_dim"]),
         hidden_dim=int(work.params["hidden_dim"]),
         noise_rate=float(work.params["noise_rate"]),
         kl_weight=float(work.params["kl_weight"]),
-        device=torch.device("cpu"),
+        device=device,
     )
+    return model.to(device)  # SCPRAM moves its batches to ``device`` but leaves its layers where they were made
 
 
 def fit(work: _exchange.Work) -> None:
