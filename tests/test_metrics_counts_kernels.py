@@ -133,6 +133,33 @@ def test_rank_sums_do_not_depend_on_how_many_genes_are_gathered_at_a_time(monkey
         assert np.array_equal(w[0], n[0]) and np.array_equal(w[1], n[1])
 
 
+@pytest.mark.parametrize("spacing", ["spread", "some share the top bits", "all share the top bits"])
+def test_rank_sums_of_float64_values_are_scipys(spacing):
+    """The radix sort of 64-bit keys over all six digits: values apart only in their last mantissa bits are
+    told apart, exact ties are ties, and U and the tie term equal scipy's."""
+    from scipy.stats import mannwhitneyu, rankdata
+
+    from vcclib.metrics.de import rank_sums
+
+    rng = np.random.default_rng(7)
+    n_cells, n_genes = 240, 12
+    if spacing == "spread":
+        D = rng.lognormal(0.0, 1.0, size=(n_cells, n_genes))
+    elif spacing == "some share the top bits":  # pairs 2^-40 apart, besides exact ties
+        D = rng.integers(1, 30, size=(n_cells, n_genes)) * (1.0 + 2.0**-40 * rng.integers(0, 2, (n_cells, n_genes)))
+    else:  # every value within 2^-28 of 1: distinct in the low digits only
+        D = 1.0 + 2.0**-40 * rng.permutation(n_cells * n_genes).reshape(n_cells, n_genes)
+    D[rng.random(D.shape) < 0.3] = 0.0
+    codes = np.repeat(np.arange(4), 60)
+    U, T = rank_sums(sp.csr_matrix(D), codes, 4, 0)
+    for g in (1, 2, 3):
+        for j in range(n_genes):
+            x, y = D[codes == g, j], D[codes == 0, j]
+            assert U[g, j] == mannwhitneyu(x, y).statistic
+            _, t = np.unique(rankdata(np.concatenate([x, y])), return_counts=True)
+            assert T[g, j] == float((t**3 - t).sum())
+
+
 def test_counts_de_ranks_only_what_the_kept_genes_need():
     """Ranking every gene and then keeping the > 5 CPM ones gives the table of ranking the kept columns alone."""
     from vcclib.metrics.de import mwu_pvalues, rank_sums
