@@ -173,9 +173,11 @@ def _reuse_freed_memory() -> None:
     By default glibc maps every block over a moving threshold (128 KiB at first, at most 32 MiB) afresh and
     unmaps it when it is freed, and gives the top of its heap back above a trim threshold: an array of a few MiB
     made per chunk or per metric is then faulted in page by page each time. Under :func:`_small_pages`' reported
-    memory each fault costs microseconds: 47,000 such faults, 0.6–0.9 s, in a ``vcc2026`` run of the medium
-    benchmark design. Blocks up to 32 MiB now come from the heap, and up to 1 GiB of freed heap is kept for
-    reuse (about what a run touches anyway; the peak is unchanged). glibc only; a ``MALLOC_MMAP_THRESHOLD_``,
+    memory each fault costs microseconds. On the medium benchmark design this setting saves about 13,000 faults
+    in a ``vcc2026`` run (253k → 240k; 47,000 before the rank-sum kernel's gather buffer was bounded, see
+    :data:`vcclib.metrics.de.GATHER_BYTES`) and 20,000 in a ``vcc`` run. Blocks up to 32 MiB now come from the
+    heap, and up to 1 GiB of freed heap is kept for reuse (the peak resident memory did not grow in those runs).
+    glibc only; a ``MALLOC_MMAP_THRESHOLD_``,
     ``MALLOC_TRIM_THRESHOLD_`` or ``GLIBC_TUNABLES`` the user set is kept, and the setting lasts for this
     process only.
     """
