@@ -179,18 +179,46 @@ def _stripes(col_nnz: np.ndarray, n_parts: int) -> np.ndarray:
     return np.unique(bounds).astype(np.int64)
 
 
+def logged_scaled(X, factor) -> sp.csr_matrix:
+    """``log1p(x / factor[row])`` of a canonical CSR X's stored values, as float64 CSR of X's structure.
+
+    numpy's ``log1p`` on purpose: it is what cell-eval2 (scanpy) applies to the CPM matrix, and its float64
+    ``log1p`` differs by an ulp from libm's (and numba's) on some values where numpy dispatches to its AVX-512
+    code, which changes ties. The two halves of the values are computed on two threads (numpy releases the
+    GIL), written into one array.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    per_value = np.repeat(np.asarray(factor, dtype=np.float64), np.diff(X.indptr))
+    out = np.empty(X.data.size)
+    half = X.data.size // 2
+
+    def part(lo, hi):
+        np.divide(X.data[lo:hi], per_value[lo:hi], out=out[lo:hi], dtype=np.float64)
+        np.log1p(out[lo:hi], out=out[lo:hi])
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(part, (0, half), (half, X.data.size)))
+    return sp.csr_matrix((out, X.indices, X.indptr), shape=X.shape)
+
+
 def _csr_rank_sums(X, order, starts, ref, U, T, offset: int = 0, second=None, factors=None, skipped_b=None) -> None:
     """Fill U, T[:, offset : offset + X.shape[1]] from a canonical CSR X (see :mod:`~vcclib.metrics._mwu_kernel`).
 
     ``second``: another canonical CSR matrix of the same genes and dtype whose rows are rows
     ``X.shape[0] + i`` of ``order``. ``factors``: one float64 factor per row of X (and of ``second``, as a
-    pair); the values ranked are then ``log1p(x / factor)`` of X's stored counts, computed in the kernel.
-    ``skipped_b``: rows of ``second`` absent from ``order`` (not counted in the kernel's column sizes).
+    pair); the values ranked are then ``log1p(x / factor)`` of X's stored counts, computed by numpy
+    (:func:`logged_scaled`). ``skipped_b``: rows of ``second`` absent from ``order`` (not counted in the kernel's
+    column sizes).
     """
     import numba
 
     from vcclib.metrics._mwu_kernel import RADIX_BITS, column_nnz, mwu_rank_stats_csr
 
+    if factors is not None:
+        X = logged_scaled(X, factors[0])
+        second = None if second is None else logged_scaled(second, factors[1])
+        factors = None
     n_genes = X.shape[1]
     width = X.dtype.itemsize * 8
     kind = np.uint32 if width == 32 else np.uint64
