@@ -12,10 +12,10 @@ For every perturbation against the **reference's** control cells (on both sides)
 
 The rank sums come from the engine's CSR kernel (:func:`vcclib.metrics.de.rank_sums`): control values are
 ranked once per gene and reused for every perturbation, of the reference and of the prediction alike
-(:func:`counts_de_pair`, which reads the two matrices in place). The normalised matrix is never built: the
-values ranked are numpy's ``log1p(x / factor)`` of the stored counts (:func:`vcclib.metrics.de.logged_scaled`,
-the factor ``ℓ/1e6`` per cell), since numpy's float64 ``log1p`` is not libm's where it dispatches to AVX-512
-code and an ulp changes ties; the means come from the counts in one pass.
+(:func:`counts_de_pair`). The values ranked are numpy's ``log1p(x / factor)`` of the stored counts, built as
+one float64 copy of each matrix's stored values (:func:`vcclib.metrics.de.logged_scaled`, the factor ``ℓ/1e6``
+per cell), since numpy's float64 ``log1p`` is not libm's where it dispatches to AVX-512 code and an ulp
+changes ties; the means come from the counts in one pass.
 """
 
 from __future__ import annotations
@@ -133,8 +133,8 @@ def _table(names, groups, U, T, sizes, means, n_ref: float, ref_mean, kept, gene
 
 
 def _normalised(cells):
-    """(X as canonical CSR, its per-cell CPM factor, the CPM matrix's group means), the CPM matrix unbuilt:
-    the rank sums take ``log1p(x / factor)`` of the stored counts."""
+    """(X as canonical CSR, its per-cell CPM factor, the CPM matrix's group means); the rank sums log the
+    scaled counts themselves (:func:`vcclib.metrics.de.logged_scaled`)."""
     from vcclib.metrics._counts_kernel import scaled_group_means
 
     X, factor = cpm_factor(cells.X)
