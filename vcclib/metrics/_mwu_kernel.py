@@ -378,3 +378,22 @@ def group_sums_csr_into(
                 x = data[p]
                 mean64[g, j] += w * np.float64(x)
                 native[g, j] += x * s
+
+
+@nb.njit(cache=True)
+def log1p_values(x):  # pragma: no cover - compiled
+    """``log1p`` of each value as the gather of :func:`mwu_rank_stats_csr` computes it (libm's, through numba)."""
+    out = np.empty(x.size)
+    for i in range(x.size):
+        out[i] = np.log1p(x[i])
+    return out
+
+
+@nb.njit(parallel=True, cache=True)
+def scaled_values_into(indptr, data, factor, out):  # pragma: no cover - compiled
+    """``out[p] = float64(data[p]) / factor[row of p]`` for a CSR matrix's stored values (an IEEE division:
+    the bits numpy's ``divide`` gives)."""
+    for r in nb.prange(indptr.size - 1):
+        f = factor[r]
+        for p in range(indptr[r], indptr[r + 1]):
+            out[p] = np.float64(data[p]) / f

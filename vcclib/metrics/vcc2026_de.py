@@ -12,10 +12,11 @@ For every perturbation against the **reference's** control cells (on both sides)
 
 The rank sums come from the engine's CSR kernel (:func:`vcclib.metrics.de.rank_sums`): control values are
 ranked once per gene and reused for every perturbation, of the reference and of the prediction alike
-(:func:`counts_de_pair`). The values ranked are numpy's ``log1p(x / factor)`` of the stored counts, built as
-one float64 copy of each matrix's stored values (:func:`vcclib.metrics.de.logged_scaled`, the factor ``ℓ/1e6``
-per cell), since numpy's float64 ``log1p`` is not libm's where it dispatches to AVX-512 code and an ulp
-changes ties; the means come from the counts in one pass.
+(:func:`counts_de_pair`). The values ranked are numpy's ``log1p(x / factor)`` of the stored counts (the factor
+``ℓ/1e6`` per cell): the kernel logs the counts as it gathers them where its ``log1p`` (libm's) gives numpy's
+bits, and otherwise, where numpy dispatches ``log1p`` to its AVX-512 code and an ulp would change ties, ranks
+one float64 copy of each matrix's logged values (:func:`vcclib.metrics.de.kernel_log1p_is_numpys` decides,
+:func:`vcclib.metrics.de.logged_scaled` builds the copy); the means come from the counts in one pass.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def _table(names, groups, U, T, sizes, means, n_ref: float, ref_mean, kept, gene
 
 def _normalised(cells):
     """(X as canonical CSR, its per-cell CPM factor, the CPM matrix's group means); the rank sums log the
-    scaled counts themselves (:func:`vcclib.metrics.de.logged_scaled`)."""
+    scaled counts themselves (see the module's docstring)."""
     from vcclib.metrics._counts_kernel import scaled_group_means
 
     X, factor = cpm_factor(cells.X)
