@@ -248,6 +248,10 @@ def test_cpa_predicts_combinations_of_trained_singles(norman, tmp_path):
     adata, splits = norman
     prediction = _fit_predict_reload("cpa", adata, splits["combination"], tmp_path)
     assert not prediction.obs["vcc_fallback"].any()  # every single of a held-out pair was trained
+    # the fit says where it trained: the wrapper's device where its own torch can use it, else cpu
+    wanted = MODELS.get("cpa").create(test=True).device
+    used = [report["device"] for report in prediction.uns["runner_reports"] if "device" in report]
+    assert len(used) == 1 and set(used) <= {wanted, "cpu"}, used
 
 
 @pytest.mark.ownenv

@@ -3,7 +3,8 @@
 Fit: ``CPA.setup_anndata`` on the training cells (perturbations as ``A`` / ``A+B`` with doses ``1.0+1.0``,
 ``is_count_data=False`` for log1p data, ``max_comb_len=2``, the covariate as CPA's categorical covariate), then
 ``CPA.train`` with CPA's own random train/validation split of the training cells, early stopping on its
-``cpa_metric``; ``save_path=False`` (nothing is pickled); the module's ``state_dict`` is written as arrays.
+``cpa_metric``; ``save_path=False`` (nothing is pickled); the module's ``state_dict`` is written as arrays, and
+the device it trained on as ``device`` in ``run.json`` (the wrapper's where this torch can use it, else cpu).
 
 Predict: the same ``setup_anndata`` on the stored training cells (CPA's encoders are sorted, so they are the
 same), the module rebuilt and its weights loaded; each query moves the training control cells of its covariate
@@ -94,9 +95,13 @@ def fit(work: _exchange.Work) -> None:
     torch.set_num_threads(max(1, int(work.params.get("threads") or torch.get_num_threads())))
     model, _ = _model(work)
     plan = {k: work.params[k] for k in PLAN_KEYS if k in work.params}
+    wanted = str(work.config.get("device", "cpu"))
+    use_gpu = wanted == "cuda" and torch.cuda.is_available()
+    if wanted == "cuda" and not use_gpu:
+        print("CPA runs on cpu: the wrapper asked for cuda, which this torch cannot use")
     model.train(
         max_epochs=int(work.params["max_epochs"]),
-        use_gpu=work.config["device"] == "cuda",
+        use_gpu=use_gpu,
         batch_size=int(work.params["batch_size"]),
         plan_kwargs=plan,
         save_path=False,
@@ -106,6 +111,7 @@ def fit(work: _exchange.Work) -> None:
         logger=False,
         enable_checkpointing=False,
     )
+    work.report["device"] = next(model.module.parameters()).device.type  # where it trained, in ``run.json``
     work.write_weights({k: v.detach().cpu().numpy() for k, v in model.module.state_dict().items()})
 
 
