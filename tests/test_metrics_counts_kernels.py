@@ -7,6 +7,8 @@ Synthetic counts (said so: a method test against a known truth).
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -48,7 +50,7 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES)
 def test_sparse_jackknife_equals_the_dense_definition(case):
-    rng = np.random.default_rng(abs(hash(case)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(case.encode()))  # str hash() differs between processes
     for _ in range(40):
         D = _adversarial(rng, case)
         rows = np.arange(D.shape[0])
@@ -66,6 +68,24 @@ def test_sparse_jackknife_on_a_realistic_group_and_the_series_cut():
     assert counts.jackknife(X, rows) == pytest.approx(dense, rel=1e-12)
     # every cell through the gene-by-gene path gives the same number
     assert counts.jackknife_sparse(X, rows, max_argument=0.0) == pytest.approx(dense, rel=1e-12)
+
+
+@pytest.mark.parametrize("n_cells", [11, 12, 40])
+def test_sparse_jackknife_where_every_cell_sits_at_the_series_cut(n_cells):
+    """Equal cells: δ = 1/(n − 1), so with 11 cells every zero-count argument c_g·δ is just under the 0.1 cut
+    and the series of each stored count's zero term needs its most terms; 12 and 40 cells need fewer."""
+    rng = np.random.default_rng(n_cells)
+    row = rng.poisson(rng.gamma(0.5, 4.0, size=200)).astype(np.float64)
+    row[0] = 5000.0  # one dominant gene: c_max close to 1
+    D = np.tile(row, (n_cells, 1))
+    for i in range(1, n_cells, 2):  # the same library, its counts on other genes
+        D[i, 1:] = rng.permutation(row[1:])
+    lib = D.sum(axis=1)
+    delta = lib / (lib.sum() - lib)
+    x = counts.BULK_TARGET_SUM * D.sum(axis=0) / lib.sum()
+    assert (delta * (x / (1 + x)).max()).max() <= counts.SERIES_MAX_ARGUMENT  # the series path, for every cell
+    rows = np.arange(n_cells)
+    assert counts.jackknife(sp.csr_matrix(D), rows) == pytest.approx(counts.jackknife(D, rows), rel=1e-12)
 
 
 def test_group_sums_and_cpm_are_the_scipy_expressions_bit_for_bit():

@@ -112,8 +112,11 @@ def jackknife_sparse(
     ``log1p(TS·P_g/(S − ℓ_i)) − b_g = log1p(c_g δ_i)`` exactly. For the cells with ``max_g c_g δ_i ≤
     max_argument`` (every cell of a group unless one holds a large share of its counts) the sums over cells of
     that deviation and of its square are power series in ``c_g`` with the moments ``Σ_i δ_i^k`` as
-    coefficients: O(genes × terms) work instead of O(cells × genes) logarithms. Each stored count then replaces
-    its zero-count term by its own deviation, and the remaining cells are evaluated gene by gene. The result
+    coefficients: O(genes × terms) work instead of O(cells × genes) logarithms. Each stored count y then replaces
+    its zero-count term d = log1p(c_g δ_i) by its own deviation v = w + d, where ``w = v − d = log1p(−TS·y /
+    (S − ℓ_i + TS·P_g))`` exactly: one logarithm per stored count (w), with d from the same series (as many
+    terms as the cell's largest argument needs for 2^-54 relative truncation), and the remaining cells are
+    evaluated gene by gene. The result
     equals the dense computation to float rounding (≈1e-12 relative; the deviations are formed without the
     cancellation of ``log1p(a) − log1p(b)``, so this is the more accurate of the two).
 
