@@ -81,6 +81,21 @@ class Work:
         out.write_h5ad(self.folder / "prediction.h5ad")
 
 
+def torch_device(work: Work, model: str) -> str:
+    """The torch device type a runner trains on, recorded in ``run.json`` as ``device``.
+
+    The wrapper's device where this environment's torch can use it, else ``"cpu"`` (printed when it differs).
+    """
+    import torch
+
+    wanted = str(work.config.get("device", "cpu"))
+    device = "cuda" if wanted == "cuda" and torch.cuda.is_available() else "cpu"
+    if device != wanted:
+        print(f"{model} runs on {device}: the wrapper asked for {wanted}, which this torch cannot use")
+    work.report["device"] = device
+    return device
+
+
 def split_targets(label: str) -> list[str]:
     """The targets of a perturbation label (``A+B`` → ``[A, B]``; the project's convention)."""
     return [t for t in str(label).split("+") if t]

@@ -95,13 +95,9 @@ def fit(work: _exchange.Work) -> None:
     torch.set_num_threads(max(1, int(work.params.get("threads") or torch.get_num_threads())))
     model, _ = _model(work)
     plan = {k: work.params[k] for k in PLAN_KEYS if k in work.params}
-    wanted = str(work.config.get("device", "cpu"))
-    use_gpu = wanted == "cuda" and torch.cuda.is_available()
-    if wanted == "cuda" and not use_gpu:
-        print("CPA runs on cpu: the wrapper asked for cuda, which this torch cannot use")
     model.train(
         max_epochs=int(work.params["max_epochs"]),
-        use_gpu=use_gpu,
+        use_gpu=_exchange.torch_device(work, "CPA") == "cuda",
         batch_size=int(work.params["batch_size"]),
         plan_kwargs=plan,
         save_path=False,
@@ -111,7 +107,6 @@ def fit(work: _exchange.Work) -> None:
         logger=False,
         enable_checkpointing=False,
     )
-    work.report["device"] = next(model.module.parameters()).device.type  # where it trained, in ``run.json``
     work.write_weights({k: v.detach().cpu().numpy() for k, v in model.module.state_dict().items()})
 
 

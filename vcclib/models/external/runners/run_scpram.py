@@ -36,12 +36,7 @@ def _device(work: _exchange.Work):
     """
     import torch
 
-    wanted = str(work.config.get("device", "cpu"))
-    device = torch.device("cuda" if wanted == "cuda" and torch.cuda.is_available() else "cpu")
-    if device.type != wanted:
-        print(f"scPRAM runs on {device.type}: the wrapper asked for {wanted}, which this torch cannot use")
-    work.report["device"] = device.type
-    return device
+    return torch.device(_exchange.torch_device(work, "scPRAM"))
 
 
 def _model(work: _exchange.Work, n_genes: int):
