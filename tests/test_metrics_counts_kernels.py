@@ -134,14 +134,17 @@ def test_rank_sums_of_scaled_counts_are_those_of_the_logged_cpm_matrix_bit_for_b
     assert not U[5].any() and not T[5].any()
 
 
-@pytest.mark.parametrize("kernel_logs", [True, False], ids=["kernel logs as it gathers", "numpy logs a copy"])
-def test_each_log1p_path_ranks_the_values_its_log1p_gives(monkeypatch, kernel_logs):
-    """Both ways of ranking log1p(x / factor), forced on this CPU: the kernel's own log (libm's) ranks as the
-    matrix logged by that log, and the numpy copy as the matrix logged by numpy's, bit for bit. Which one runs
-    is :func:`~vcclib.metrics.de.kernel_log1p_is_numpys`'s verdict. On an AVX-512 CPU the two logs differ here
-    on 47 of 6,679 values and the two paths' U statistics by up to 0.5."""
+def test_scaled_rank_sums_rank_numpys_log1p_not_libms():
+    """The quotients are logged by numpy (cell-eval2 ranks numpy's log1p of the CPM matrix), not by libm as
+    numba would: the statistics are those of the numpy-logged matrix bit for bit, on one thread or two. On a CPU
+    where numpy's log1p is its AVX-512 code the two logs differ on some of these values, and the libm-logged
+    matrix's statistics then differ from ours (on this machine's AVX-512 CPU: 47 of 6,679 values, U by up to
+    0.5); where numpy calls libm they coincide and that half of the check is skipped."""
+    import math
+
+    import numba
+
     from vcclib.metrics import de
-    from vcclib.metrics._mwu_kernel import log1p_values
 
     rng = np.random.default_rng(5)
     D = rng.poisson(rng.gamma(0.5, 4.0, size=(1, 40)), size=(300, 40)).astype(np.float32)
@@ -149,38 +152,25 @@ def test_each_log1p_path_ranks_the_values_its_log1p_gives(monkeypatch, kernel_lo
     X, factor = cpm_factor(sp.csr_matrix(D))
     factor[1::2] = factor[::2] * (1 + 4e-16 * rng.integers(0, 8, 150))  # ties only in log space, as above
     quotients = X.data / np.repeat(factor, np.diff(X.indptr))
-    log1p = log1p_values if kernel_logs else np.log1p
-    want = de.rank_sums(sp.csr_matrix((log1p(quotients), X.indices, X.indptr), shape=X.shape), codes, 3, 0)
-    monkeypatch.setattr(de, "kernel_log1p_is_numpys", lambda: kernel_logs)
-    got = de.rank_sums(X, codes, 3, 0, factor=factor)
-    assert all(np.array_equal(w, g) for w, g in zip(want, got))
+
+    def ranked(logged):
+        return de.rank_sums(sp.csr_matrix((logged, X.indices, X.indptr), shape=X.shape), codes, 3, 0)
+
+    want = ranked(np.log1p(quotients))
+    threads = numba.get_num_threads()
+    for n in {1, threads}:
+        numba.set_num_threads(n)
+        try:
+            got = de.rank_sums(X, codes, 3, 0, factor=factor)
+        finally:
+            numba.set_num_threads(threads)
+        assert all(np.array_equal(w, g) for w, g in zip(want, got))
     U, T = de.rank_sums_against(X, codes, 3, 0, X[:100], codes[:100], 1, factors=(factor, factor[:100]))
     assert np.array_equal(U[:3], want[0]) and np.array_equal(T[:3], want[1])
-
-
-def test_the_log1p_probe_agrees_with_a_check_on_other_values():
-    """The probe's verdict (one fixed set of values) is what comparing numpy's and the kernel's log1p on
-    realistic CPM values says; and with numpy's AVX-512 code switched off (``NPY_DISABLE_CPU_FEATURES``, where
-    this CPU has it) numpy calls libm and the probe lets the kernel log."""
-    import subprocess
-    import sys
-
-    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
-
-    from vcclib.metrics._mwu_kernel import log1p_values
-    from vcclib.metrics.de import kernel_log1p_is_numpys
-
-    rng = np.random.default_rng(8)
-    x = rng.poisson(3.0, 200_000) * (1e6 / rng.gamma(4.0, 2000.0, 200_000))
-    agree = np.array_equal(np.log1p(x).view(np.uint64), log1p_values(x).view(np.uint64))
-    assert kernel_log1p_is_numpys() == agree
-    wide = [f for f in __cpu_dispatch__ if __cpu_features__.get(f) and ("512" in f or f == "X86_V4")]
-    if not wide:
-        pytest.skip("numpy dispatches no AVX-512 code on this CPU")
-    probe = "from vcclib.metrics.de import kernel_log1p_is_numpys as k; print(k())"
-    env = {**__import__("os").environ, "NPY_DISABLE_CPU_FEATURES": " ".join(wide)}
-    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "True"
+    libm = np.array([math.log1p(q) for q in quotients])
+    if np.array_equal(libm, np.log1p(quotients)):
+        pytest.skip("numpy's log1p is libm's on this CPU: the two logs cannot be told apart here")
+    assert not all(np.array_equal(w, g) for w, g in zip(ranked(libm), got))
 
 
 def test_rank_sums_do_not_depend_on_how_many_genes_are_gathered_at_a_time(monkeypatch):

@@ -134,18 +134,126 @@ def _gather(indices, bits, e, end, ghi, glo, value_mask, fill, keys):  # pragma:
 
 
 @nb.njit(cache=True)
-def _gather_log_scaled(indices, values, e, end, ghi, glo, f, fill, keys_f):  # pragma: no cover - compiled
-    """:func:`_gather` of ``log1p(x / f)`` for one row's stored non-zero counts ``x`` (``f``: the row's factor),
-    written as float64 into ``keys_f`` (a float64 view of the keys)."""
+def _gather_quotients(indices, values, e, end, ghi, glo, f, fill, keys_f):  # pragma: no cover - compiled
+    """:func:`_gather` of ``float64(x) / f`` for one row's stored non-zero counts ``x`` (``f``: the row's
+    factor; an IEEE division, numpy's bits), written into the float64 ``keys_f``."""
     while e < end and indices[e] < ghi:
         x = values[e]
         if x != 0:
             jj = indices[e] - glo
             d = fill[jj]
             fill[jj] = d + 1
-            keys_f[d] = np.log1p(np.float64(x) / f)
+            keys_f[d] = np.float64(x) / f
         e += 1
     return e
+
+
+@nb.njit(nogil=True, cache=True)
+def stripe_cursors(indptr, indices, indptr_b, indices_b, n_rows_a, order, s_lo):  # pragma: no cover - compiled
+    """Each row of ``order``'s first stored position at a column ≥ ``s_lo``, and its end (two int64 arrays)."""
+    n_rows = order.size
+    cursor = np.empty(n_rows, dtype=np.int64)
+    row_end = np.empty(n_rows, dtype=np.int64)
+    for q in range(n_rows):
+        r = order[q]
+        if r >= n_rows_a:
+            a = indptr_b[r - n_rows_a]
+            b = indptr_b[r - n_rows_a + 1]
+            cursor[q] = a + np.searchsorted(indices_b[a:b], s_lo)
+        else:
+            a = indptr[r]
+            b = indptr[r + 1]
+            cursor[q] = a + np.searchsorted(indices[a:b], s_lo)
+        row_end[q] = b
+    return cursor, row_end
+
+
+@nb.njit(cache=True)
+def _chunk_layout(col_nnz, glo, ghi, n_groups):  # pragma: no cover - compiled
+    """Offsets of columns ``glo:ghi`` in one gather (length width + 1), and the per-column group bounds."""
+    width = ghi - glo
+    cptr = np.zeros(width + 1, dtype=np.int64)
+    for jj in range(width):
+        cptr[jj + 1] = cptr[jj] + col_nnz[glo + jj]
+    return cptr, np.empty((width, n_groups + 1), dtype=np.int64)
+
+
+@nb.njit(cache=True)
+def _gather_bits(
+    indices, bits, indices_b, bits_b, n_rows_a, order, starts, cursor, row_end, glo, ghi, value_mask, cptr, bnd, keys
+):  # pragma: no cover - compiled
+    """Gather the stored values of columns ``glo:ghi`` as they are (their bits), visiting cells in group order;
+    advances the cursors and fills ``bnd`` (where each group starts among each column's values)."""
+    width = ghi - glo
+    n_groups = starts.size - 1
+    fill = cptr[:width].copy()
+    for g in range(n_groups):
+        for jj in range(width):
+            bnd[jj, g] = fill[jj] - cptr[jj]
+        for q in range(starts[g], starts[g + 1]):
+            r = order[q]
+            if r >= n_rows_a:
+                cursor[q] = _gather(indices_b, bits_b, cursor[q], row_end[q], ghi, glo, value_mask, fill, keys)
+            else:
+                cursor[q] = _gather(indices, bits, cursor[q], row_end[q], ghi, glo, value_mask, fill, keys)
+    for jj in range(width):
+        bnd[jj, n_groups] = fill[jj] - cptr[jj]
+
+
+@nb.njit(nogil=True, cache=True)
+def gather_quotients(
+    indices, values, indices_b, values_b, n_rows_a, factor, factor_b, order, starts, cursor, row_end, glo, ghi, col_nnz
+):  # pragma: no cover - compiled
+    """Gather ``float64(x) / factor[row]`` of the stored non-zero counts of columns ``glo:ghi`` (as
+    :func:`_gather_bits`): returns ``(keys, cptr, bnd)``, the float64 quotients column by column and their
+    layout, for the caller to log in place and pass to :func:`chunk_rank_stats`."""
+    n_groups = starts.size - 1
+    cptr, bnd = _chunk_layout(col_nnz, glo, ghi, n_groups)
+    width = ghi - glo
+    keys = np.empty(cptr[width])
+    fill = cptr[:width].copy()
+    for g in range(n_groups):
+        for jj in range(width):
+            bnd[jj, g] = fill[jj] - cptr[jj]
+        for q in range(starts[g], starts[g + 1]):
+            r = order[q]
+            if r >= n_rows_a:
+                f = factor_b[r - n_rows_a]
+                cursor[q] = _gather_quotients(indices_b, values_b, cursor[q], row_end[q], ghi, glo, f, fill, keys)
+            else:
+                f = factor[r]
+                cursor[q] = _gather_quotients(indices, values, cursor[q], row_end[q], ghi, glo, f, fill, keys)
+    for jj in range(width):
+        bnd[jj, n_groups] = fill[jj] - cptr[jj]
+    return keys, cptr, bnd
+
+
+@nb.njit(nogil=True, cache=True)
+def chunk_rank_stats(keys, cptr, bnd, glo, starts, ref, signbit, n_pass, U, T):  # pragma: no cover - compiled
+    """:func:`_gene_stats` of every column of one gather (``keys``: its values' bits as unsigned integers),
+    written into columns ``glo + jj`` of U and T."""
+    width = cptr.size - 1
+    cap = 0
+    for jj in range(width):
+        cap = max(cap, cptr[jj + 1] - cptr[jj])
+    ws_a = np.empty(cap, dtype=keys.dtype)
+    ws_b = np.empty(cap, dtype=keys.dtype)
+    ia = np.empty(cap, dtype=np.int32)
+    ib = np.empty(cap, dtype=np.int32)
+    ids = np.empty(cap, dtype=np.int32)
+    is_pos = np.empty(cap + 1, dtype=np.bool_)
+    cnt_c = np.empty(cap + 1, dtype=np.int64)
+    less = np.empty(cap + 1)
+    cnt_g = np.empty(cap + 1, dtype=np.int64)
+    seen = np.empty(cap + 1, dtype=np.int64)
+    cnt = np.empty(n_pass * RADIX_SIZE, dtype=np.int64)
+    for jj in range(width):
+        lo = cptr[jj]
+        hi = cptr[jj + 1]
+        _gene_stats(
+            keys[lo:hi], bnd[jj], starts, ref, signbit, n_pass, glo + jj, U, T,
+            ws_a, ws_b, ia, ib, ids, is_pos, cnt_c, less, cnt_g, seen, cnt,
+        )  # fmt: skip
 
 
 @nb.njit(parallel=True, cache=True)
@@ -166,11 +274,6 @@ def mwu_rank_stats_csr(
     chunk,
     stripes,
     col_nnz,
-    values,
-    values_b,
-    factor,
-    factor_b,
-    key_proto,
 ):  # pragma: no cover - compiled
     """U statistic of each group (as sample x) and the tie term Σ(t³ − t) of the combined sample.
 
@@ -199,121 +302,32 @@ def mwu_rank_stats_csr(
         cursor per row), e.g. balanced by stored values.
     col_nnz
         Number of stored non-zero values of each column over the rows of ``order`` (:func:`column_nnz`).
-    values, values_b, factor, factor_b
-        Empty arrays to rank the stored values as they are. Otherwise the two matrices' data (counts) and a
-        factor per row of each: the values ranked are then ``log1p(float64(x) / factor[row])`` (the DE of the
-        VCC 2026 suite: log1p of counts per million), computed as they are gathered; ``signbit`` and
-        ``n_pass`` are then those of float64.
-    key_proto
-        An empty array of the keys' dtype: ``bits.dtype``, or ``uint64`` for the scaled values.
 
     Returns
     -------
     U, tie : (n_groups, n_genes) float64 arrays; the reference row is 0.
+
+    The values of counts to be scaled and logged first (the DE of the VCC 2026 suite) are ranked by
+    :func:`vcclib.metrics.de.rank_sums` from :func:`gather_quotients` and :func:`chunk_rank_stats` instead, with
+    numpy's ``log1p`` between the two.
     """
-    n_rows = order.size
     n_groups = starts.size - 1
     U = np.zeros((n_groups, n_genes))
     T = np.zeros((n_groups, n_genes))
     value_mask = np.uint64(signbit - np.uint64(1))  # every bit but the sign bit (of the data's width)
-    scaled = factor.size > 0
     for st in nb.prange(stripes.size - 1):
         s_lo = stripes[st]
         s_hi = stripes[st + 1]
-        cursor = np.empty(n_rows, dtype=np.int64)
-        row_end = np.empty(n_rows, dtype=np.int64)
-        for q in range(n_rows):
-            r = order[q]
-            if r >= n_rows_a:
-                a = indptr_b[r - n_rows_a]
-                b = indptr_b[r - n_rows_a + 1]
-                cursor[q] = a + np.searchsorted(indices_b[a:b], s_lo)
-            else:
-                a = indptr[r]
-                b = indptr[r + 1]
-                cursor[q] = a + np.searchsorted(indices[a:b], s_lo)
-            row_end[q] = b
-        bnd = np.empty((chunk, n_groups + 1), dtype=np.int64)
-        cnt = np.empty(n_pass * RADIX_SIZE, dtype=np.int64)
-        cap = 0
-        ws_a = np.empty(0, dtype=key_proto.dtype)
-        ws_b = np.empty(0, dtype=key_proto.dtype)
-        ia = np.empty(0, dtype=np.int32)
-        ib = np.empty(0, dtype=np.int32)
-        ids = np.empty(0, dtype=np.int32)
-        is_pos = np.empty(1, dtype=np.bool_)
-        cnt_c = np.empty(1, dtype=np.int64)
-        less = np.empty(1)
-        cnt_g = np.empty(1, dtype=np.int64)
-        seen = np.empty(1, dtype=np.int64)
+        cursor, row_end = stripe_cursors(indptr, indices, indptr_b, indices_b, n_rows_a, order, s_lo)
         for glo in range(s_lo, s_hi, chunk):
             ghi = min(glo + chunk, s_hi)
-            width = ghi - glo
-            cptr = np.zeros(width + 1, dtype=np.int64)
-            for jj in range(width):
-                cptr[jj + 1] = cptr[jj] + col_nnz[glo + jj]
-            nnz = cptr[width]
-            keys = np.empty(nnz, dtype=key_proto.dtype)
-            keys_f = keys.view(np.float64) if scaled else np.empty(0)
-            fill = cptr[:width].copy()
-            for g in range(n_groups):
-                for jj in range(width):  # where group g starts among each column's stored values
-                    bnd[jj, g] = fill[jj] - cptr[jj]
-                for q in range(starts[g], starts[g + 1]):
-                    r = order[q]
-                    if scaled and r >= n_rows_a:
-                        f = factor_b[r - n_rows_a]
-                        e = _gather_log_scaled(indices_b, values_b, cursor[q], row_end[q], ghi, glo, f, fill, keys_f)
-                    elif scaled:
-                        f = factor[r]
-                        e = _gather_log_scaled(indices, values, cursor[q], row_end[q], ghi, glo, f, fill, keys_f)
-                    elif r >= n_rows_a:
-                        e = _gather(indices_b, bits_b, cursor[q], row_end[q], ghi, glo, value_mask, fill, keys)
-                    else:
-                        e = _gather(indices, bits, cursor[q], row_end[q], ghi, glo, value_mask, fill, keys)
-                    cursor[q] = e
-            for jj in range(width):
-                bnd[jj, n_groups] = fill[jj] - cptr[jj]
-            max_nnz = 0
-            for jj in range(width):
-                max_nnz = max(max_nnz, cptr[jj + 1] - cptr[jj])
-            if max_nnz > cap:
-                cap = max_nnz
-                ws_a = np.empty(cap, dtype=key_proto.dtype)
-                ws_b = np.empty(cap, dtype=key_proto.dtype)
-                ia = np.empty(cap, dtype=np.int32)
-                ib = np.empty(cap, dtype=np.int32)
-                ids = np.empty(cap, dtype=np.int32)
-                is_pos = np.empty(cap + 1, dtype=np.bool_)
-                cnt_c = np.empty(cap + 1, dtype=np.int64)
-                less = np.empty(cap + 1)
-                cnt_g = np.empty(cap + 1, dtype=np.int64)
-                seen = np.empty(cap + 1, dtype=np.int64)
-            for jj in range(width):
-                lo = cptr[jj]
-                hi = cptr[jj + 1]
-                _gene_stats(
-                    keys[lo:hi],
-                    bnd[jj],
-                    starts,
-                    ref,
-                    signbit,
-                    n_pass,
-                    glo + jj,
-                    U,
-                    T,
-                    ws_a,
-                    ws_b,
-                    ia,
-                    ib,
-                    ids,
-                    is_pos,
-                    cnt_c,
-                    less,
-                    cnt_g,
-                    seen,
-                    cnt,
-                )
+            cptr, bnd = _chunk_layout(col_nnz, glo, ghi, n_groups)
+            keys = np.empty(cptr[ghi - glo], dtype=bits.dtype)
+            _gather_bits(
+                indices, bits, indices_b, bits_b, n_rows_a, order, starts, cursor, row_end, glo, ghi, value_mask,
+                cptr, bnd, keys,
+            )  # fmt: skip
+            chunk_rank_stats(keys, cptr, bnd, glo, starts, ref, signbit, n_pass, U, T)
     return U, T
 
 
@@ -378,22 +392,3 @@ def group_sums_csr_into(
                 x = data[p]
                 mean64[g, j] += w * np.float64(x)
                 native[g, j] += x * s
-
-
-@nb.njit(cache=True)
-def log1p_values(x):  # pragma: no cover - compiled
-    """``log1p`` of each value as the gather of :func:`mwu_rank_stats_csr` computes it (libm's, through numba)."""
-    out = np.empty(x.size)
-    for i in range(x.size):
-        out[i] = np.log1p(x[i])
-    return out
-
-
-@nb.njit(parallel=True, cache=True)
-def scaled_values_into(indptr, data, factor, out):  # pragma: no cover - compiled
-    """``out[p] = float64(data[p]) / factor[row of p]`` for a CSR matrix's stored values (an IEEE division:
-    the bits numpy's ``divide`` gives)."""
-    for r in nb.prange(indptr.size - 1):
-        f = factor[r]
-        for p in range(indptr[r], indptr[r + 1]):
-            out[p] = np.float64(data[p]) / f

@@ -19,7 +19,6 @@ used to pick GEARS's top-20 DE genes and Diversity by Design's weights.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -180,58 +179,18 @@ def _stripes(col_nnz: np.ndarray, n_parts: int) -> np.ndarray:
     return np.unique(bounds).astype(np.int64)
 
 
-@functools.cache
-def kernel_log1p_is_numpys() -> bool:
-    """Whether the rank-sum kernel's float64 ``log1p`` (libm's, through numba) gives numpy's bits on this CPU.
-
-    cell-eval2 (scanpy) ranks numpy's ``log1p`` of the CPM matrix. Where numpy dispatches ``log1p`` to its
-    AVX-512 code, about 1% of values differ from libm's by an ulp, which changes ties; elsewhere numpy calls
-    libm and the two agree. The probe compares both on 98,302 fixed values spanning the CPM range, once per
-    process (about 1 ms): where they agree, the kernel logs the counts as it gathers them (no copy).
-    """
-    from vcclib.metrics._mwu_kernel import log1p_values
-
-    x = np.concatenate([np.geomspace(1e-4, 1e7, 1 << 16), np.arange(1, 1 << 15) * (1e6 / 8191.7)])
-    return bool(np.array_equal(np.log1p(x).view(np.uint64), log1p_values(x).view(np.uint64)))
-
-
-def logged_scaled(X, factor) -> sp.csr_matrix:
-    """``log1p(x / factor[row])`` of a canonical CSR X's stored values with numpy's ``log1p``, as float64 CSR of
-    X's structure (see :func:`kernel_log1p_is_numpys` for why numpy's).
-
-    The quotients are computed by a parallel numba loop (IEEE division: numpy's bits) into the output, which
-    numpy then logs in place, its two halves on two threads (numpy releases the GIL).
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from vcclib.metrics._mwu_kernel import scaled_values_into
-
-    out = np.empty(X.data.size)
-    scaled_values_into(X.indptr, X.data, np.asarray(factor, dtype=np.float64), out)
-    half = X.data.size // 2
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(lambda lo, hi: np.log1p(out[lo:hi], out=out[lo:hi]), (0, half), (half, X.data.size)))
-    return sp.csr_matrix((out, X.indices, X.indptr), shape=X.shape)
-
-
 def _csr_rank_sums(X, order, starts, ref, U, T, offset: int = 0, second=None, factors=None, skipped_b=None) -> None:
     """Fill U, T[:, offset : offset + X.shape[1]] from a canonical CSR X (see :mod:`~vcclib.metrics._mwu_kernel`).
 
     ``second``: another canonical CSR matrix of the same genes and dtype whose rows are rows
     ``X.shape[0] + i`` of ``order``. ``factors``: one float64 factor per row of X (and of ``second``, as a
-    pair); the values ranked are then ``log1p(x / factor)`` of X's stored counts with numpy's ``log1p``:
-    computed by the kernel as it gathers the counts where its ``log1p`` is numpy's
-    (:func:`kernel_log1p_is_numpys`), else by :func:`logged_scaled` into a float64 copy. ``skipped_b``: rows
-    of ``second`` absent from ``order`` (not counted in the kernel's column sizes).
+    pair); the values ranked are then ``log1p(x / factor)`` of X's stored counts (:func:`_scaled_rank_sums`).
+    ``skipped_b``: rows of ``second`` absent from ``order`` (not counted in the kernel's column sizes).
     """
     import numba
 
     from vcclib.metrics._mwu_kernel import RADIX_BITS, column_nnz, mwu_rank_stats_csr
 
-    if factors is not None and not kernel_log1p_is_numpys():
-        X = logged_scaled(X, factors[0])
-        second = None if second is None else logged_scaled(second, factors[1])
-        factors = None
     n_genes = X.shape[1]
     width = X.dtype.itemsize * 8
     kind = np.uint32 if width == 32 else np.uint64
@@ -251,32 +210,71 @@ def _csr_rank_sums(X, order, starts, ref, U, T, offset: int = 0, second=None, fa
         at = _stored_positions(indptr_b, skipped_b)
         col_nnz = col_nnz - column_nnz(indices_b[at], bits_b[at], signbit, n_genes)
     stripes = _stripes(col_nnz, 4 * numba.get_num_threads())
-    no_factor = np.empty(0)
-    scaled = (X.data, B.data, *factors) if factors is not None else (X.data, B.data, no_factor, no_factor)
-    key_kind = np.uint64 if factors is not None else kind
-    key_width = 64 if factors is not None else width
-    u, t = mwu_rank_stats_csr(
-        indptr,
-        indices,
-        bits,
-        indptr_b,
-        indices_b,
-        bits_b,
-        X.shape[0],
-        np.uint64(1 << (key_width - 1)),
-        -(-key_width // RADIX_BITS),
-        order,
-        starts,
-        int(ref),
-        n_genes,
-        gather_chunk(col_nnz, key_width // 8),
-        stripes,
-        col_nnz,
-        *scaled,
-        np.empty(0, dtype=key_kind),
-    )
+    csr = (indptr, indices, X.data, indptr_b, indices_b, B.data, X.shape[0])
+    if factors is not None:
+        u, t = _scaled_rank_sums(csr, factors, order, starts, int(ref), col_nnz, stripes)
+    else:
+        u, t = mwu_rank_stats_csr(
+            indptr,
+            indices,
+            bits,
+            indptr_b,
+            indices_b,
+            bits_b,
+            X.shape[0],
+            signbit,
+            -(-width // RADIX_BITS),
+            order,
+            starts,
+            int(ref),
+            n_genes,
+            gather_chunk(col_nnz, width // 8),
+            stripes,
+            col_nnz,
+        )
     U[:, offset : offset + n_genes] = u
     T[:, offset : offset + n_genes] = t
+
+
+def _scaled_rank_sums(csr, factors, order, starts, ref: int, col_nnz, stripes) -> tuple[np.ndarray, np.ndarray]:
+    """U and tie terms of ``log1p(x / factor[row])`` of the stored counts of ``csr`` (the kernel's two
+    matrices' arrays, data as stored), logged by numpy.
+
+    cell-eval2 (scanpy) ranks numpy's ``log1p`` of the CPM matrix, so the values ranked must be numpy's bits:
+    where numpy dispatches ``log1p`` to its AVX-512 code, about 1% of values differ from libm's (numba's) by an
+    ulp, which changes ties. Each stripe of genes runs on its own thread, gather by gather: numba gathers the
+    quotients (:func:`~vcclib.metrics._mwu_kernel.gather_quotients`, IEEE division), numpy logs them in place,
+    and numba ranks their bits (:func:`~vcclib.metrics._mwu_kernel.chunk_rank_stats`); all three release the
+    GIL. Only one gather's values per thread are held, never a logged copy of the matrices.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numba
+
+    from vcclib.metrics._mwu_kernel import RADIX_BITS, chunk_rank_stats, gather_quotients, stripe_cursors
+
+    indptr, indices, values, indptr_b, indices_b, values_b, n_rows_a = csr
+    factor, factor_b = factors
+    n_groups, n_genes = starts.size - 1, col_nnz.size
+    U, T = np.zeros((n_groups, n_genes)), np.zeros((n_groups, n_genes))
+    signbit, n_pass = np.uint64(1 << 63), -(-64 // RADIX_BITS)
+    chunk = gather_chunk(col_nnz, 8)
+
+    def stripe(bounds: tuple[int, int]) -> None:
+        s_lo, s_hi = bounds
+        cursor, row_end = stripe_cursors(indptr, indices, indptr_b, indices_b, n_rows_a, order, s_lo)
+        for glo in range(s_lo, s_hi, chunk):
+            ghi = min(glo + chunk, s_hi)
+            keys, cptr, bnd = gather_quotients(
+                indices, values, indices_b, values_b, n_rows_a, factor, factor_b, order, starts, cursor, row_end,
+                glo, ghi, col_nnz,
+            )  # fmt: skip
+            np.log1p(keys, out=keys)
+            chunk_rank_stats(keys.view(np.uint64), cptr, bnd, glo, starts, ref, signbit, n_pass, U, T)
+
+    with ThreadPoolExecutor(max_workers=numba.get_num_threads()) as pool:
+        list(pool.map(stripe, zip(stripes[:-1].tolist(), stripes[1:].tolist())))
+    return U, T
 
 
 def rank_sums(

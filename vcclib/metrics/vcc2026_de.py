@@ -13,10 +13,9 @@ For every perturbation against the **reference's** control cells (on both sides)
 The rank sums come from the engine's CSR kernel (:func:`vcclib.metrics.de.rank_sums`): control values are
 ranked once per gene and reused for every perturbation, of the reference and of the prediction alike
 (:func:`counts_de_pair`). The values ranked are numpy's ``log1p(x / factor)`` of the stored counts (the factor
-``ℓ/1e6`` per cell): the kernel logs the counts as it gathers them where its ``log1p`` (libm's) gives numpy's
-bits, and otherwise, where numpy dispatches ``log1p`` to its AVX-512 code and an ulp would change ties, ranks
-one float64 copy of each matrix's logged values (:func:`vcclib.metrics.de.kernel_log1p_is_numpys` decides,
-:func:`vcclib.metrics.de.logged_scaled` builds the copy); the means come from the counts in one pass.
+``ℓ/1e6`` per cell), gene chunk by gene chunk: numba gathers the quotients, numpy logs them in place (an ulp of
+libm's ``log1p`` against numpy's AVX-512 code would change ties) and numba ranks them, so no logged copy of a
+matrix is built (:func:`vcclib.metrics.de._scaled_rank_sums`); the means come from the counts in one pass.
 """
 
 from __future__ import annotations
