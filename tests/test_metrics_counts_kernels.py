@@ -219,6 +219,28 @@ def test_rank_sums_of_float64_values_are_scipys(spacing):
             assert T[g, j] == float((t**3 - t).sum())
 
 
+def test_mwu_pvalues_are_numba_mwus_bit_for_bit():
+    """The p-values are those of numba-mwu (pdex's engine, behind both peers' DE) for the same U and tie terms,
+    bit for bit, down to p ≈ 1e-226; a tie term that leaves no variance, or one cell against one, gives 1."""
+    numba_mwu = pytest.importorskip("numba_mwu._core")
+    from vcclib.metrics.de import mwu_pvalues
+
+    rng = np.random.default_rng(1)
+    n1, n2 = rng.integers(2, 400, 40).astype(float), 3000.0
+    U = np.round(rng.uniform(0, 1, (40, 300)) * (n1[:, None] * n2) * 2) / 2  # halves: R1 = U + n1(n1+1)/2 exact
+    T = np.round(rng.uniform(0, 1e6, (40, 300)))
+    got = mwu_pvalues(U, T, n1, n2)
+    stats = numba_mwu._mwu_stats_from_rank_sum
+    want = [
+        [stats(U[i, j] + n1[i] * (n1[i] + 1) / 2, n1[i], n2, T[i, j], True, 0)[1] for j in range(300)]
+        for i in range(40)
+    ]
+    assert np.array_equal(got, np.array(want)) and got.min() < 1e-200
+    n = n1[0] + n2
+    flat = mwu_pvalues(np.full((1, 1), n1[0] * n2 / 2), np.full((1, 1), n**3 - n), n1[:1], n2)  # one tie group
+    assert flat[0, 0] == 1.0 and mwu_pvalues(np.zeros((1, 1)), np.zeros((1, 1)), [1], 0.0)[0, 0] == 1.0
+
+
 def test_counts_de_ranks_only_what_the_kept_genes_need():
     """Ranking every gene and then keeping the > 5 CPM ones gives the table of ranking the kept columns alone."""
     from vcclib.metrics.de import mwu_pvalues, rank_sums

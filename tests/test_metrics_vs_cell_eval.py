@@ -79,6 +79,8 @@ def test_full_profile_matches_cell_eval(sparse, tmp_path):
             a = m[col].to_numpy(np.float32).astype(float)  # cell-eval stores Float32
             b = m[f"{col}_ce"].to_numpy(float)
             assert np.allclose(a, b, atol=1e-6, rtol=0, equal_nan=True), col
+        # p-values to cell-eval's Float32 bits (atol alone would accept any two p-values below 1e-6)
+        assert np.array_equal(m["p_value"].to_numpy(np.float32), m["p_value_ce"].to_numpy(np.float32)), mode
 
 
 def test_no_significant_genes_anywhere(tmp_path):
