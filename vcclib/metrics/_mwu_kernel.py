@@ -375,6 +375,22 @@ def column_nnz(indices, bits, signbit, n_genes):  # pragma: no cover - compiled
 
 
 @nb.njit(parallel=True, cache=True)
+def column_nnz_of_rows(indptr, indices, bits, rows, signbit, n_genes):  # pragma: no cover - compiled
+    """:func:`column_nnz` over the CSR rows ``rows`` only (read in place, no gather of their positions)."""
+    value_mask = np.uint64(signbit - np.uint64(1))
+    n_blocks = 8
+    step = (rows.size + n_blocks - 1) // n_blocks
+    partial = np.zeros((n_blocks, n_genes), dtype=np.int64)
+    for blk in nb.prange(n_blocks):
+        for i in range(blk * step, min((blk + 1) * step, rows.size)):
+            r = rows[i]
+            for p in range(indptr[r], indptr[r + 1]):
+                if np.uint64(bits[p]) & value_mask:
+                    partial[blk, indices[p]] += 1
+    return partial.sum(axis=0)
+
+
+@nb.njit(parallel=True, cache=True)
 def group_sums_csr_into(
     indptr, indices, data, order, starts, weight, scale_native, mean64, native
 ):  # pragma: no cover - compiled

@@ -190,7 +190,7 @@ def _csr_rank_sums(X, order, starts, ref, U, T, offset: int = 0, second=None, fa
     """
     import numba
 
-    from vcclib.metrics._mwu_kernel import RADIX_BITS, column_nnz, mwu_rank_stats_csr
+    from vcclib.metrics._mwu_kernel import RADIX_BITS, column_nnz, column_nnz_of_rows, mwu_rank_stats_csr
 
     n_genes = X.shape[1]
     width = X.dtype.itemsize * 8
@@ -208,8 +208,7 @@ def _csr_rank_sums(X, order, starts, ref, U, T, offset: int = 0, second=None, fa
     if second is not None:
         col_nnz = col_nnz + column_nnz(indices_b, bits_b, signbit, n_genes)
     if skipped_b is not None and skipped_b.size:
-        at = _stored_positions(indptr_b, skipped_b)
-        col_nnz = col_nnz - column_nnz(indices_b[at], bits_b[at], signbit, n_genes)
+        col_nnz = col_nnz - column_nnz_of_rows(indptr_b, indices_b, bits_b, skipped_b, signbit, n_genes)
     stripes = _stripes(col_nnz, 4 * numba.get_num_threads())
     csr = (indptr, indices, X.data, indptr_b, indices_b, B.data, X.shape[0])
     if factors is not None:
@@ -348,15 +347,6 @@ def rank_sums_against(
     if skip_other is not None:
         U[n_groups + skip_other] = T[n_groups + skip_other] = 0.0
     return U, T
-
-
-def _stored_positions(indptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Positions in a CSR matrix's data of the stored values of ``rows``."""
-    lo, hi = indptr[rows].astype(np.int64), indptr[rows + 1].astype(np.int64)
-    n = hi - lo
-    if not n.sum():
-        return np.zeros(0, dtype=np.int64)
-    return np.repeat(lo - np.concatenate([[0], np.cumsum(n)[:-1]]), n) + np.arange(n.sum())
 
 
 def native_group_means(cells: GroupedCells) -> np.ndarray:
